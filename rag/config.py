@@ -35,9 +35,12 @@ class Settings(BaseSettings):
 
     chunk_max_chars: int = Field(400, ge=50, le=8000)
     chunk_overlap_chars: int = Field(60, ge=0, le=2000)
+    embed_title: bool = Field(False, description="Prefix each embedded chunk with its document title")
+    hnsw_threshold: int = Field(50_000, ge=1, description="Use an approximate (HNSW) index from this many chunks")
 
     # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
-    lexical_weight: float = Field(0.3, ge=0.0, le=1.0)
+    lexical_weight: float = Field(0.3, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
+    lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
     min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
 
     max_question_chars: int = Field(2000, ge=10, le=100000)

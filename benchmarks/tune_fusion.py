@@ -1,0 +1,108 @@
+"""Choose the fusion method and lexical weights on the external dev sets; print a table.
+
+    python benchmarks/tune_fusion.py [--sets drcd/dev,cmrc2018/dev,xquad/zh-dev,xquad/en-zh-dev]
+                                     [--json reports/tune_fusion.json]
+
+Each set's corpus is indexed on its own (cached by content hash). For every query the dense
+and BM25 candidate scores are computed once, then each fusion rule is replayed over them.
+Dev sets only: the weights chosen here are the product defaults (see README "Retrieval").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rag.config import get_settings  # noqa: E402
+from rag.fusion import convex_fuse, rank, rrf  # noqa: E402
+from rag.service import RagService  # noqa: E402
+
+EXTERNAL = ROOT.parent / "shared" / "data" / "external"
+DEFAULT_SETS = "drcd/dev,cmrc2018/dev,xquad/zh-dev,xquad/en-zh-dev"
+
+
+def external_index(name: str, settings) -> Path:
+    """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""
+    from rag.index import read_manifest, sha256_file
+    from rag.indexer import build_index
+
+    corpus = EXTERNAL / name / "corpus.jsonl"
+    index_dir = settings.cache_dir / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
+    manifest = read_manifest(index_dir) if index_dir.exists() else None
+    if manifest is None or manifest["model"]["name"] != settings.embed_model:
+        summary = build_index([corpus], index_dir, settings, progress=True)
+        print("\n".join(summary.lines()), flush=True)
+    return index_dir
+
+
+def load_queries(folder: Path) -> list[dict]:
+    with open(folder / "queries.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def para_rank(chunk_scores: dict[str, float], chunk_para: dict[str, str]) -> list[str]:
+    best: dict[str, float] = {}
+    for cid, s in chunk_scores.items():
+        pid = chunk_para[cid]
+        if s > best.get(pid, -1e9):
+            best[pid] = s
+    return [pid for pid, _ in rank(best)]
+
+
+def recall_at(ranked: list[str], gold: set[str], k: int) -> float:
+    return 1.0 if gold & set(ranked[:k]) else 0.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sets", default=DEFAULT_SETS)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    settings = get_settings()
+    weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]
+    table: dict[str, dict[str, tuple[float, float]]] = {}
+    for name in args.sets.split(","):
+        folder = EXTERNAL / name
+        if not folder.exists():
+            print(f"skip {name}: {folder} not found")
+            continue
+        t0 = time.perf_counter()
+        svc = RagService.open(external_index(name, settings), settings)
+        queries = load_queries(folder)
+        vecs = svc.retriever.encode_queries([q["question"] for q in queries])
+        chunk_para = {cid: c.para_id for cid, c in svc.index.chunks.items()}
+        rows: dict[str, list[tuple[float, float]]] = {}
+        for q, v in zip(queries, vecs, strict=True):
+            dense, lexical = svc.retriever.component_scores(q["question"], v)
+            gold = set(q["gold"])
+            rules = {f"convex-max w={w}": convex_fuse(dense, lexical, w) for w in weights}
+            rules.update({f"convex-minmax w={w}": convex_fuse(dense, lexical, w, lexical_norm="minmax") for w in (0.2, 0.3, 0.4, 0.5)})
+            d_rank = [c for c, _ in rank(dense)]
+            l_rank = [c for c, _ in rank({c: s for c, s in lexical.items() if s > 0})]
+            rules["rrf k=60"] = rrf([d_rank, l_rank])
+            for rule, scores in rules.items():
+                ranked = para_rank(scores, chunk_para)
+                rows.setdefault(rule, []).append((recall_at(ranked, gold, 1), recall_at(ranked, gold, 5)))
+        table[name] = {rule: tuple(float(x) for x in np.mean(v, axis=0)) for rule, v in rows.items()}
+        print(f"{name}: {len(queries)} queries, {time.perf_counter() - t0:.0f}s", flush=True)
+    rules = list(next(iter(table.values())).keys()) if table else []
+    print("\n| rule | " + " | ".join(f"{n} R@1 / R@5" for n in table) + " |")
+    print("|---|" + "---|" * len(table))
+    for rule in rules:
+        cells = " | ".join(f"{table[n][rule][0]:.3f} / {table[n][rule][1]:.3f}" for n in table)
+        print(f"| {rule} | {cells} |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(table, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The one object every edge (CLI, HTTP, UI, evals) talks to: a loaded index plus the encoder."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag.config import Settings, get_settings
+from rag.errors import IndexStateError, InputError, NotFoundError
+from rag.index import DocumentInfo, LoadedIndex, read_manifest
+from rag.indexer import index_config
+from rag.normalise import Normaliser
+from rag.retrieve import HybridRetriever, contextualise
+from rag.types import Answer, Hit, Paragraph
+
+MAX_K = 100
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def clean_question(text: Any, settings: Settings, *, field: str = "question") -> str:
+    """Validate a question at the boundary: a non-empty string within the length limit."""
+    if not isinstance(text, str):
+        raise InputError(f"{field} must be a string, got {type(text).__name__}")
+    text = _CONTROL.sub(" ", text).strip()
+    if not text:
+        raise InputError(f"{field} is empty: ask a question in Chinese or English")
+    if len(text) > settings.max_question_chars:
+        raise InputError(
+            f"{field} has {len(text)} characters; the limit is {settings.max_question_chars} (RAG_MAX_QUESTION_CHARS)"
+        )
+    return text
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise InputError(f"k must be an integer 1..{MAX_K}, got {k!r}")
+    if not 1 <= k <= MAX_K:
+        raise InputError(f"k must be 1..{MAX_K}, got {k}")
+    return k
+
+
+def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Path) -> None:
+    """Refuse an index built for another model, normaliser or chunking, naming the fix."""
+    want = index_config(settings, Normaliser(settings.opencc_config))
+    fix = f"re-index with `rag index --index {index_dir}` (or set the RAG_ settings the index was built with)"
+    if manifest.get("model", {}).get("name") != want["model"]:
+        raise IndexStateError(
+            f"the index in {index_dir} was built with model {manifest.get('model', {}).get('name')!r} "
+            f"but RAG_EMBED_MODEL is {want['model']!r}: {fix}"
+        )
+    for key in ("normaliser", "chunking"):
+        if manifest.get(key) != want[key]:
+            raise IndexStateError(
+                f"the index in {index_dir} was built with {key} {manifest.get(key)} but the current "
+                f"settings give {want[key]}: {fix}"
+            )
+
+
+class RagService:
+    """Loaded once per process; safe to call from several threads."""
+
+    def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings) -> None:
+        self.settings = settings
+        self.index = index
+        self.encoder = encoder
+        if index.manifest.get("model", {}).get("id") not in (None, encoder.model_id):
+            raise IndexStateError(
+                f"the index in {index.index_dir} was built with model id {index.manifest['model']['id']!r}, "
+                f"the loaded encoder is {encoder.model_id!r}: re-index with `rag index --index {index.index_dir}`"
+            )
+        self.normaliser = Normaliser(settings.opencc_config)
+        self.retriever = HybridRetriever(
+            index,
+            encoder,
+            self.normaliser,
+            lexical_weight=settings.lexical_weight,
+            lexical_weight_latin=settings.lexical_weight_latin,
+        )
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:
+        settings = settings or get_settings()
+        index_dir = Path(index_dir or settings.index_dir)
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
+        check_compatible(manifest, settings, index_dir)
+        index = LoadedIndex(index_dir, manifest)
+        if encoder is None:
+            from rag.embedding import get_encoder
+
+            encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device)
+        return cls(index, encoder, settings)
+
+    # -- retrieval ------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]:
+        query = clean_question(query, self.settings, field="query")
+        k = check_k(k)
+        return self.retriever.search(contextualise(query, history), k)
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
+        k = check_k(k)
+        return self.retriever.search_many([clean_question(q, self.settings, field="query") for q in queries], k)
+
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        script: str | None = None,
+    ) -> Answer:
+        from rag.answer import answer_from_hits
+
+        question = clean_question(question, self.settings)
+        k = check_k(k)
+        t0 = time.perf_counter()
+        hits = self.retriever.search(contextualise(question, history), k)
+        t1 = time.perf_counter()
+        answer = answer_from_hits(question, hits, self.settings, script=script)
+        t2 = time.perf_counter()
+        timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
+        return Answer(answer.answer, answer.abstained, answer.citations, {**answer.timings_ms, **timings}, answer.warnings)
+
+    # -- browsing -------------------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        return sorted(self.index.documents.values(), key=lambda d: d.doc_id)
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        try:
+            return self.index.documents[doc_id]
+        except KeyError:
+            raise NotFoundError(f"no document with doc_id {doc_id!r}: list them with GET /api/documents") from None
+
+    def paragraph(self, para_id: str) -> Paragraph:
+        try:
+            return self.index.paragraphs[para_id]
+        except KeyError:
+            raise NotFoundError(f"no paragraph with para_id {para_id!r} (ids look like <doc_id>#p<n>)") from None

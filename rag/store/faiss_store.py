@@ -1,0 +1,192 @@
+"""FAISS implementation of the store: exact inner product while small, HNSW above a threshold."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from rag.errors import IndexStateError, InputError
+from rag.store.base import VectorHits
+
+VECTORS_FILE = "vectors.npy"
+IDS_FILE = "vector_ids.json"
+FAISS_FILE = "vectors.faiss"
+
+
+class FaissStore:
+    """Vectors live in a numpy array (memory-mapped after load); the FAISS index is derived.
+
+    Below ``hnsw_threshold`` vectors the index is an exact ``IndexFlatIP``; at or above it an
+    ``IndexHNSWFlat`` (inner product) whose recall against the exact index is measured by
+    ``benchmarks/bench_store.py``. Deletion compacts the arrays and rebuilds the index lazily.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        hnsw_threshold: int = 50_000,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 80,
+        hnsw_ef_search: int = 128,
+    ) -> None:
+        if dim <= 0:
+            raise InputError(f"dim must be positive, got {dim}")
+        self.dim = dim
+        self.hnsw_threshold = hnsw_threshold
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.hnsw_ef_search = hnsw_ef_search
+        self._vecs = np.zeros((0, dim), dtype=np.float32)
+        self._ids: list[str] = []
+        self._docs: list[str] = []
+        self._row: dict[str, int] = {}
+        self._index: faiss.Index | None = None
+        self._lock = threading.Lock()
+
+    # -- contents -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def doc_ids(self) -> list[str]:
+        return list(self._docs)
+
+    def add(self, ids: Sequence[str], doc_ids: Sequence[str], vectors: np.ndarray) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise InputError(f"vectors must have shape (n, {self.dim}), got {vectors.shape}")
+        if not (len(ids) == len(doc_ids) == len(vectors)):
+            raise InputError("ids, doc_ids and vectors must have the same length")
+        if len(set(ids)) != len(ids):
+            raise InputError("duplicate ids in one add() call")
+        replaced = [i for i in ids if i in self._row]
+        if replaced:
+            self._remove_rows({self._row[i] for i in replaced})
+        start = len(self._ids)
+        self._vecs = np.vstack([np.asarray(self._vecs), vectors]) if start else vectors.copy()
+        self._ids.extend(ids)
+        self._docs.extend(doc_ids)
+        self._row.update({cid: start + j for j, cid in enumerate(ids)})
+        self._index = None
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        gone = set(doc_ids)
+        rows = {r for r, d in enumerate(self._docs) if d in gone}
+        self._remove_rows(rows)
+        return len(rows)
+
+    def _remove_rows(self, rows: set[int]) -> None:
+        if not rows:
+            return
+        keep = [r for r in range(len(self._ids)) if r not in rows]
+        self._vecs = np.asarray(self._vecs)[keep]
+        self._ids = [self._ids[r] for r in keep]
+        self._docs = [self._docs[r] for r in keep]
+        self._row = {cid: j for j, cid in enumerate(self._ids)}
+        self._index = None
+
+    def vectors_for(self, ids: Sequence[str]) -> np.ndarray:
+        rows = [self._row[i] for i in ids]
+        return np.asarray(self._vecs[rows], dtype=np.float32)
+
+    # -- search ---------------------------------------------------------------------------
+    @property
+    def approximate(self) -> bool:
+        return len(self._ids) >= self.hnsw_threshold
+
+    def _build(self) -> faiss.Index:
+        vecs = np.ascontiguousarray(self._vecs, dtype=np.float32)
+        if self.approximate:
+            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.hnsw_ef_construction
+            index.add(vecs)
+        else:
+            index = faiss.IndexFlatIP(self.dim)
+            index.add(vecs)
+        return index
+
+    def _ready_index(self) -> faiss.Index:
+        with self._lock:
+            if self._index is None:
+                self._index = self._build()
+            if isinstance(self._index, faiss.IndexHNSWFlat):
+                self._index.hnsw.efSearch = self.hnsw_ef_search
+            return self._index
+
+    def search(self, queries: np.ndarray, k: int) -> VectorHits:
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if queries.shape[1] != self.dim:
+            raise InputError(f"query vectors must have {self.dim} columns, got {queries.shape[1]}")
+        if k < 1:
+            raise InputError(f"k must be at least 1, got {k}")
+        if not self._ids:
+            return VectorHits([[] for _ in queries], [[] for _ in queries])
+        k = min(k, len(self._ids))
+        scores, rows = self._ready_index().search(queries, k)
+        out_ids, out_scores = [], []
+        for srow, rrow in zip(scores, rows, strict=True):
+            keep = rrow >= 0
+            out_ids.append([self._ids[r] for r in rrow[keep]])
+            out_scores.append([float(s) for s in srow[keep]])
+        return VectorHits(out_ids, out_scores)
+
+    def exact_scores(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Inner products of one query with all (or the given) stored vectors."""
+        vecs = self._vecs if rows is None else self._vecs[rows]
+        return np.asarray(vecs @ np.asarray(query, dtype=np.float32).ravel(), dtype=np.float32)
+
+    # -- persistence ----------------------------------------------------------------------
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": "faiss",
+            "index": "hnsw" if self.approximate else "flat_ip",
+            "dim": self.dim,
+            "count": len(self._ids),
+            "hnsw_threshold": self.hnsw_threshold,
+            "hnsw_m": self.hnsw_m,
+            "hnsw_ef_search": self.hnsw_ef_search,
+        }
+
+    def save(self, folder: Path) -> list[str]:
+        folder = Path(folder)
+        np.save(folder / VECTORS_FILE, np.ascontiguousarray(self._vecs, dtype=np.float32))
+        (folder / IDS_FILE).write_text(
+            json.dumps({"ids": self._ids, "doc_ids": self._docs}, ensure_ascii=False), encoding="utf-8"
+        )
+        files = [VECTORS_FILE, IDS_FILE]
+        if self.approximate:  # an HNSW graph is slow to rebuild: keep it
+            faiss.write_index(self._ready_index(), str(folder / FAISS_FILE))
+            files.append(FAISS_FILE)
+        return files
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True, **params: int) -> FaissStore:
+        folder = Path(folder)
+        current = folder / VECTORS_FILE
+        try:
+            vecs = np.load(current, mmap_mode="r" if mmap else None)
+            current = folder / IDS_FILE
+            meta = json.loads(current.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexStateError(f"cannot read {current} ({exc}); rebuild the index with `rag index`") from exc
+        if vecs.ndim != 2 or len(vecs) != len(meta["ids"]):
+            raise IndexStateError(f"{folder / VECTORS_FILE} does not match {IDS_FILE}; rebuild with `rag index`")
+        store = cls(int(vecs.shape[1]), **params)
+        store._vecs = vecs
+        store._ids = list(meta["ids"])
+        store._docs = list(meta["doc_ids"])
+        store._row = {cid: j for j, cid in enumerate(store._ids)}
+        if store.approximate and (folder / FAISS_FILE).exists():
+            try:
+                store._index = faiss.read_index(str(folder / FAISS_FILE))
+            except RuntimeError as exc:
+                raise IndexStateError(f"{folder / FAISS_FILE} is unreadable ({exc}); rebuild with `rag index`") from exc
+        return store

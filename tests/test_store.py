@@ -1,0 +1,57 @@
+import numpy as np
+
+from rag.store import FaissStore, Store
+from tests.store_contract import StoreContract, unit_rows
+
+
+class TestFaissFlat(StoreContract):
+    def make_store(self, dim):
+        return FaissStore(dim)
+
+    def reload(self, store, folder):
+        store.save(folder)
+        return FaissStore.load(folder)
+
+
+class TestFaissHnsw(StoreContract):
+    """The same contract with the approximate index forced on (threshold 1)."""
+
+    def make_store(self, dim):
+        return FaissStore(dim, hnsw_threshold=1)
+
+    def reload(self, store, folder):
+        store.save(folder)
+        return FaissStore.load(folder, hnsw_threshold=1)
+
+
+def test_faiss_store_satisfies_protocol():
+    assert isinstance(FaissStore(8), Store)
+
+
+def test_hnsw_recall_against_flat():
+    dim, n = 32, 3000
+    vecs = unit_rows(n, dim, seed=1)
+    ids = [f"c{i}" for i in range(n)]
+    flat, hnsw = FaissStore(dim), FaissStore(dim, hnsw_threshold=1)
+    for s in (flat, hnsw):
+        s.add(ids, ["d"] * n, vecs)
+    queries = unit_rows(100, dim, seed=2)
+    exact = flat.search(queries, 10).ids
+    approx = hnsw.search(queries, 10).ids
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)])
+    assert hnsw.describe()["index"] == "hnsw" and flat.describe()["index"] == "flat_ip"
+    assert recall >= 0.95, recall
+
+
+def test_truncated_vector_file_names_the_file(tmp_path):
+    import pytest
+
+    from rag.errors import IndexStateError
+
+    store = FaissStore(8)
+    store.add(["a", "b"], ["d", "d"], unit_rows(2, 8))
+    store.save(tmp_path)
+    path = tmp_path / "vectors.npy"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(IndexStateError, match="vectors"):
+        FaissStore.load(tmp_path)
