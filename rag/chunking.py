@@ -1,0 +1,85 @@
+"""Paragraphs -> chunks (what gets embedded); a chunk never crosses a paragraph boundary.
+
+A paragraph up to ``max_chars`` is one chunk. A longer one is cut at sentence ends
+(``。！？!?；;``, ``. `` and line breaks), falling back to clause ends and spaces, and only then
+to a hard cut; consecutive chunks overlap by about ``overlap`` characters, whole sentences where
+possible. Invariant: ``paragraph.text[c.start:c.end] == c.text`` and the chunks cover the text.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
+
+from rag.errors import InputError
+from rag.types import Chunk, Document, Paragraph
+
+_CLOSERS = "」』”’）)】》〉\"'"
+# Boundaries are positions *after* the separator (and any closing quotes/spaces after it).
+_SENTENCE = re.compile(rf"(?:[。！？!?；;…]+[{_CLOSERS}]*\s*|\.[{_CLOSERS}]*\s+|\n+)")
+_CLAUSE = re.compile(r"(?:[，、,：:]\s*|\s+)")
+
+
+def _check(max_chars: int, overlap: int) -> None:
+    if max_chars < 1:
+        raise InputError(f"max_chars must be >= 1, got {max_chars}")
+    if not 0 <= overlap < max_chars:
+        raise InputError(f"overlap must be 0..max_chars-1 ({max_chars - 1}), got {overlap}")
+
+
+def _boundaries(rx: re.Pattern[str], text: str) -> list[int]:
+    return sorted({m.end() for m in rx.finditer(text) if 0 < m.end() < len(text)})
+
+
+def _last_in(bounds: list[int], lo: int, hi: int) -> int | None:
+    """The largest boundary b with lo < b <= hi."""
+    i = bisect_right(bounds, hi) - 1
+    return bounds[i] if i >= 0 and bounds[i] > lo else None
+
+
+def _first_in(bounds: list[int], lo: int, hi: int) -> int | None:
+    """The smallest boundary b with lo <= b < hi."""
+    i = bisect_left(bounds, lo)
+    return bounds[i] if i < len(bounds) and bounds[i] < hi else None
+
+
+def split_spans(text: str, max_chars: int = 400, overlap: int = 60) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of the chunks of ``text`` (see the module docstring)."""
+    _check(max_chars, overlap)
+    n = len(text)
+    if n <= max_chars:
+        return [(0, n)]
+    sentences = _boundaries(_SENTENCE, text)
+    clauses = _boundaries(_CLAUSE, text)
+    spans: list[tuple[int, int]] = []
+    start, prev_end = 0, 0
+    while True:
+        limit = start + max_chars
+        if limit >= n:
+            spans.append((start, n))
+            return spans
+        end = (_last_in(sentences, prev_end, limit) or _last_in(clauses, prev_end, limit)
+               or limit)
+        spans.append((start, end))
+        # Start the next chunk at a sentence start inside the overlap window, else a clause
+        # start, else mid-text; never at or before the current start.
+        lo = max(end - overlap, start + 1)
+        nxt = _first_in(sentences, lo, end) or _first_in(clauses, lo, end)
+        if nxt is None:
+            nxt = lo if overlap and lo < end else end
+        start, prev_end = nxt, end
+
+
+def chunk_paragraph(p: Paragraph, max_chars: int = 400, overlap: int = 60) -> list[Chunk]:
+    """The chunks of one paragraph; ``chunk_id = f"{para_id}@{start}"``."""
+    return [
+        Chunk(f"{p.para_id}@{s}", p.para_id, p.doc_id, p.text[s:e], s, e)
+        for s, e in split_spans(p.text, max_chars, overlap)
+    ]
+
+
+def chunk_documents(docs: Iterable[Document], max_chars: int = 400, overlap: int = 60) -> list[Chunk]:
+    """All chunks of all paragraphs of ``docs``, in document and paragraph order."""
+    _check(max_chars, overlap)
+    return [c for d in docs for p in d.paragraphs for c in chunk_paragraph(p, max_chars, overlap)]
