@@ -1,0 +1,108 @@
+"""A tiny OpenAI-compatible chat server for tests, scripted per test.
+
+    with LLMStub() as stub:
+        stub.reply = "香港成立了新型工業化委員會。[1]"     # or a callable(request_json) -> str
+        stub.delay_s = 2.0                                 # a slow reply, for timeouts
+        stub.status = 500                                  # an HTTP error
+        ... settings.llm_base_url = stub.base_url ...
+        stub.requests[-1]["messages"]                      # what the client sent
+
+Runs ``http.server`` in a background thread on a free port of 127.0.0.1: no network, no
+dependency beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Reply = str | Callable[[dict[str, Any]], str]
+
+
+class LLMStub:
+    def __init__(self) -> None:
+        self.reply: Reply = "OK"
+        self.delay_s = 0.0
+        self.status = 200
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start the stub first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> LLMStub:
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                stub.requests.append(body)
+                stub.headers.append(dict(self.headers))
+                if self.path.rstrip("/") != "/v1/chat/completions":
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                if stub.delay_s:
+                    time.sleep(stub.delay_s)
+                if stub.status != 200:
+                    self._send(stub.status, {"error": {"message": "scripted failure"}})
+                    return
+                text = stub.reply(body) if callable(stub.reply) else stub.reply
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-stub",
+                        "object": "chat.completion",
+                        "model": body.get("model", "stub"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                    },
+                )
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload, ensure_ascii=False).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LLMStub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

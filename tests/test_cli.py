@@ -1,0 +1,56 @@
+"""The `rag` command driven in process (CliRunner) and, once, as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import main
+
+
+def test_help_lists_commands():
+    out = CliRunner().invoke(main, ["--help"]).output
+    for cmd in ("index", "search", "ask", "serve", "eval"):
+        assert cmd in out
+
+
+def test_missing_index_is_one_clean_line(tmp_path):
+    result = CliRunner().invoke(main, ["search", "工業化", "--index", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "rag index" in result.output and "Traceback" not in result.output
+
+
+def test_index_of_missing_path_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["index", str(tmp_path / "nope"), "--index", str(tmp_path / "ix")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+@pytest.mark.model
+def test_ask_json_cites_the_chairman(corpus_service, corpus_settings):
+    """`rag ask --json` prints the /api/ask body; the answer cites the paragraph naming 陳祖恒."""
+    env = {**os.environ, "RAG_INDEX_DIR": str(corpus_settings.index_dir), "RAG_CACHE_DIR": str(corpus_settings.cache_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", "--json", "生產力局主席是誰？"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    assert set(body) >= {"answer", "abstained", "citations", "timings_ms"}
+    assert not body["abstained"]
+    assert any("陳祖恒" in c["text"] for c in body["citations"])
+    assert all(f"[{c['n']}]" in body["answer"] for c in body["citations"])
+
+
+@pytest.mark.model
+def test_search_json_shape(corpus_service, corpus_settings):
+    result = CliRunner().invoke(main, ["search", "--json", "-k", "3", "新型工业化发展中心", "--index", str(corpus_settings.index_dir)])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert len(body["hits"]) == 3
+    assert {"n", "doc_id", "para_id", "title", "source", "text", "score", "highlights"} <= set(body["hits"][0])
