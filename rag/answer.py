@@ -21,6 +21,7 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import InputError
+from rag.relevance import DEFAULT_FLOOR
 from rag.generate import (
     Generator,
     build_messages,
@@ -37,7 +38,7 @@ from rag.types import Answer, Citation, Hit
 
 # Fused score below which the top hit is not trusted (RAG_MIN_SCORE overrides it). The dense
 # part is an e5 cosine: ~0.80-0.90 for related text, ~0.70-0.78 for unrelated text.
-DEFAULT_MIN_SCORE = 0.80
+DEFAULT_MIN_SCORE = DEFAULT_FLOOR  # on Hit.relevance, a calibrated probability (rag.relevance)
 
 MAX_PARAGRAPHS = 3  # paragraphs an extractive answer draws sentences from
 MAX_SENTENCES = 3
@@ -71,6 +72,11 @@ _CHUNK_START = re.compile(r"@(\d+)$")
 
 
 # -- small public helpers -------------------------------------------------------------------
+
+
+def _relevance(hit: Hit) -> float:
+    """The calibrated answer probability when retrieval set it, else the ranking score."""
+    return hit.relevance if hit.relevance is not None else hit.score
 
 
 def relevance_floor(settings: Settings | None) -> float:
@@ -478,7 +484,7 @@ def answer_from_hits(
     config = script_config(script)
     lang = detect_lang(question)
     floor = relevance_floor(settings)
-    above = [h for h in hits if h.score >= floor]
+    above = [h for h in hits if _relevance(h) >= floor]
     if not above:
         return _abstain(lang, config, timings={"answer": _ms(t0)})
     warnings: list[str] = []

@@ -11,6 +11,7 @@ import numpy as np
 from rag.fusion import convex_fuse
 from rag.index import LoadedIndex
 from rag.normalise import Normaliser, cjk_ratio
+from rag.relevance import relevance
 from rag.types import Hit
 
 # Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
@@ -123,6 +124,7 @@ class HybridRetriever:
                     source=doc.source if doc else "",
                     date=doc.date if doc else None,
                     chunk_id=cid,
+                    relevance=round(relevance(query, para.text, dense.get(cid)), 6),
                 )
             )
         return hits

@@ -75,6 +75,7 @@ class Hit:
     source: str = ""
     date: str | None = None
     chunk_id: str | None = None
+    relevance: float | None = None  # calibrated probability that this paragraph answers (rag.relevance)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -196,7 +196,7 @@ def test_english_question_prefers_a_sentence_sharing_its_number():
     ],
 )
 def test_abstains_on_no_hits_and_on_low_scores_in_the_question_language(question, lang):
-    for hits in ([], [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72)]):
+    for hits in ([], [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72, relevance=0.2)]):
         ans = answer_from_hits(question, hits, settings())
         assert ans.abstained
         assert ans.citations == ()
@@ -205,7 +205,7 @@ def test_abstains_on_no_hits_and_on_low_scores_in_the_question_language(question
 
 
 def test_min_score_setting_overrides_the_default_floor():
-    hits = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72)]
+    hits = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.9, relevance=0.72)]
     ans = answer_from_hits("生產力局今年投入多少資金？", hits, settings(min_score=0.7))
     assert not ans.abstained and ans.citations[0].para_id == "x#p1"
     assert answer_from_hits("生產力局今年投入多少資金？", [HKPC], settings(min_score=0.9)).abstained

@@ -1,0 +1,204 @@
+"""Evaluation metrics as pure functions over ranked ids, gold ids and answer records.
+
+Conventions (the same as sentence-transformers' ``InformationRetrievalEvaluator``):
+
+- ``recall_at_k``: the share of a question's gold paragraphs found in its top k, averaged over
+  questions. With one gold paragraph it is 1 or 0.
+- ``hit_at_k``: 1 when at least one gold paragraph is in the top k ("accuracy@k", success@k).
+- ``mrr_at_k``: 1 / rank of the first gold paragraph within the top k, else 0.
+- ``ndcg_at_k``: binary relevance, ideal ranking puts every gold paragraph first.
+
+Questions without gold (unanswerable) have no retrieval metrics; callers leave them out.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+K_VALUES = (1, 5, 10)
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+
+
+def recall_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """Share of gold ids among the first k ranked ids."""
+    _check_k(k)
+    gold_set = set(gold)
+    if not gold_set:
+        raise ValueError("recall is undefined without gold ids; leave unanswerable questions out")
+    return len(gold_set.intersection(ranked[:k])) / len(gold_set)
+
+
+def hit_at_k(ranked: Sequence[str], gold: Iterable[str], k: int) -> float:
+    """1.0 when any gold id is among the first k ranked ids, else 0.0."""
+    _check_k(k)
+    gold_set = set(gold)
+    return 1.0 if any(pid in gold_set for pid in ranked[:k]) else 0.0
+
+
+def reciprocal_rank(ranked: Sequence[str], gold: Iterable[str], k: int = 10) -> float:
+    """1 / (1-based rank of the first gold id in the top k), 0.0 when none is there."""
+    _check_k(k)
+    gold_set = set(gold)
+    for rank, pid in enumerate(ranked[:k], start=1):
+        if pid in gold_set:
+            return 1.0 / rank
+    return 0.0
+
+
+def ndcg_at_k(ranked: Sequence[str], gold: Iterable[str], k: int = 10) -> float:
+    """Binary-relevance nDCG: DCG of the ranking over DCG of the ideal ranking, both cut at k."""
+    _check_k(k)
+    gold_set = set(gold)
+    if not gold_set:
+        raise ValueError("nDCG is undefined without gold ids")
+    seen: set[str] = set()
+    dcg = 0.0
+    for rank, pid in enumerate(ranked[:k], start=1):
+        if pid in gold_set and pid not in seen:  # a repeated id earns nothing the second time
+            dcg += 1.0 / math.log2(rank + 1)
+            seen.add(pid)
+    ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(gold_set), k) + 1))
+    return dcg / ideal
+
+
+def retrieval_scores(ranked: Sequence[str], gold: Iterable[str]) -> dict[str, float]:
+    """All per-question retrieval metrics, keyed as in the reports (``recall@5``, ``mrr@10``...)."""
+    gold = list(gold)
+    out: dict[str, float] = {}
+    for k in K_VALUES:
+        out[f"recall@{k}"] = recall_at_k(ranked, gold, k)
+    for k in K_VALUES:
+        out[f"hit@{k}"] = hit_at_k(ranked, gold, k)
+    out["mrr@10"] = reciprocal_rank(ranked, gold, 10)
+    out["ndcg@10"] = ndcg_at_k(ranked, gold, 10)
+    return out
+
+
+# ---------------------------------------------------------------------------- answers
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    try:
+        import opencc
+    except ImportError:  # matching still works within one script
+        return None
+    return opencc.OpenCC("t2s")
+
+
+def match_key(text: str) -> str:
+    """NFKC, case-folded, Simplified: the key under which answer strings are matched."""
+    key = unicodedata.normalize("NFKC", text).casefold()
+    conv = _t2s()
+    return conv.convert(key) if conv is not None else key
+
+
+def answer_in_texts(answers: Iterable[str], texts: Iterable[str]) -> bool:
+    """True when any answer string occurs in any text (script- and width-insensitive)."""
+    keys = [match_key(t) for t in texts if t]
+    return any(match_key(a) in key for a in answers if a for key in keys)
+
+
+def citation_precision(cited: Sequence[str], gold: Iterable[str]) -> float | None:
+    """Share of cited paragraph ids that are gold; None when nothing was cited."""
+    if not cited:
+        return None
+    gold_set = set(gold)
+    return sum(1 for pid in cited if pid in gold_set) / len(cited)
+
+
+@dataclass(frozen=True)
+class AbstentionCounts:
+    """Positive = the system abstained. A true positive is an abstention on an unanswerable."""
+
+    tp: int  # abstained, unanswerable
+    fp: int  # abstained, answerable (false abstention)
+    fn: int  # answered, unanswerable
+    tn: int  # answered, answerable
+
+
+def abstention_counts(records: Iterable[tuple[bool, bool]]) -> AbstentionCounts:
+    """Count over ``(answerable, abstained)`` pairs."""
+    tp = fp = fn = tn = 0
+    for answerable, abstained in records:
+        if abstained and not answerable:
+            tp += 1
+        elif abstained:
+            fp += 1
+        elif not answerable:
+            fn += 1
+        else:
+            tn += 1
+    return AbstentionCounts(tp, fp, fn, tn)
+
+
+def abstention_scores(c: AbstentionCounts) -> dict[str, float | None]:
+    """Precision and recall of abstaining, and the false-abstention rate on answerables.
+
+    A value is None when its denominator is empty (e.g. no unanswerable in a group).
+    """
+
+    def ratio(num: int, den: int) -> float | None:
+        return num / den if den else None
+
+    return {
+        "abstention_precision": ratio(c.tp, c.tp + c.fp),
+        "abstention_recall": ratio(c.tp, c.tp + c.fn),
+        "false_abstention_rate": ratio(c.fp, c.fp + c.tn),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100) with linear interpolation between order statistics."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be 0..100, got {q}")
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the values that are not None; None when there are none."""
+    xs = [v for v in values if v is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | None]:
+    """Metrics of one group of per-question rows (see ``runner.QueryRecord.to_row``).
+
+    A row has ``answerable``, optional ``retrieval`` (per-question scores), optional ``abstained``,
+    ``answer_in_citations``, ``citation_precision`` and ``latency_ms``.
+    """
+    out: dict[str, float | int | None] = {"n": len(rows)}
+    answerable = [r for r in rows if r.get("answerable")]
+    out["n_answerable"] = len(answerable)
+    out["n_unanswerable"] = len(rows) - len(answerable)
+    scored = [r["retrieval"] for r in answerable if isinstance(r.get("retrieval"), Mapping)]
+    if scored:
+        for key in scored[0]:
+            out[key] = mean(float(s[key]) for s in scored)  # type: ignore[index]
+    asked = [r for r in rows if r.get("abstained") is not None]
+    if asked:
+        asked_answerable = [r for r in asked if r.get("answerable")]
+        out["answer_in_citations"] = mean(
+            1.0 if r.get("answer_in_citations") else 0.0 for r in asked_answerable
+        )
+        out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)  # type: ignore[misc]
+        counts = abstention_counts((bool(r.get("answerable")), bool(r["abstained"])) for r in asked)
+        out.update(abstention_scores(counts))
+    latencies = [float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None]  # type: ignore[arg-type]
+    out["latency_p50_ms"] = percentile(latencies, 50)
+    out["latency_p95_ms"] = percentile(latencies, 95)
+    return out

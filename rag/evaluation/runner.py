@@ -1,0 +1,403 @@
+"""``rag eval``: run the gold set and the external sets through the service, score, gate, report.
+
+The gold set goes through the path users use: ``search`` (ranking, k=10) and ``ask`` (answer,
+citations, abstention) with each question's history. External sets (``corpus.jsonl`` +
+``queries.jsonl`` under ``../shared/data/external/``) are retrieval-only: each set's corpus is
+indexed on its own into ``<cache_dir>/eval-index/<set>-<sha256[:16]>/`` and reused while the
+corpus file is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from rag.config import Settings, get_settings
+from rag.errors import IndexStateError, InputError, RagError
+from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
+from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
+
+GOLD_SET = "gold"
+DEFAULT_SETS = (GOLD_SET, "xquad/zh-dev", "xquad/en-zh-dev")
+DEFAULT_GOLD = Path("evals/gold.jsonl")
+DEFAULT_THRESHOLDS = Path("evals/thresholds.toml")
+DEFAULT_BASELINE = Path("evals/baseline/results.json")
+SEARCH_K = 10  # ranking depth for the gold set (metrics are cut at 10)
+EXTERNAL_K = 20  # external sets: deep enough for the README's R@20
+ASK_K = 5
+SAMPLE_SEED = 20240311
+
+
+class EvalService(Protocol):
+    """What the runner needs from ``rag.service.RagService``."""
+
+    def search(self, query: str, k: int = 10, *, history: Any = None) -> list[Any]: ...
+
+    def ask(self, question: str, k: int = 5, *, history: Any = None) -> Any: ...
+
+
+@dataclass
+class Backend:
+    """How to open and build indexes; the default uses the real service, tests inject fakes."""
+
+    open: Callable[[Path, Settings, Any], EvalService]
+    build: Callable[[list[Path], Path, Settings, Any], Any]
+    encoder: Any = None  # shared across the sets once the first service has loaded it
+
+    def open_service(self, index_dir: Path, settings: Settings) -> EvalService:
+        svc = self.open(index_dir, settings, self.encoder)
+        self.encoder = self.encoder or getattr(svc, "encoder", None)
+        return svc
+
+
+def default_backend() -> Backend:
+    def _open(index_dir: Path, settings: Settings, encoder: Any) -> EvalService:
+        from rag.service import RagService
+
+        return RagService.open(index_dir, settings, encoder=encoder)
+
+    def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any) -> Any:
+        from rag.indexer import build_index
+
+        return build_index(paths, index_dir, settings, encoder=encoder)
+
+    return Backend(open=_open, build=_build)
+
+
+# ------------------------------------------------------------------------------- records
+
+
+def _hit_ids(hits: Iterable[Any]) -> list[str]:
+    return [h.para_id for h in hits]
+
+
+def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
+    """One gold question through ``search`` and ``ask``; a row for ``metrics.aggregate``."""
+    history = list(item.history) or None
+    row: dict[str, Any] = {
+        "id": item.id,
+        "lang": item.lang,
+        "question": item.question,
+        "answerable": item.answerable,
+        "followup": item.is_followup,
+        "gold": list(item.gold),
+        "answers": list(item.answers),
+    }
+    try:
+        ranked = _hit_ids(svc.search(item.question, SEARCH_K, history=history))
+        t0 = time.perf_counter()
+        ans = svc.ask(item.question, ASK_K, history=history)
+        row["latency_ms"] = (time.perf_counter() - t0) * 1000
+    except RagError as e:  # a question the service refuses is a failure, not a crash
+        row.update(ranked=[], error=str(e), abstained=False, answer="", cited=[],
+                   answer_in_citations=False, citation_precision=None)
+        if item.answerable:
+            row["retrieval"] = retrieval_scores([], item.gold)
+        return row
+    cited = [c.para_id for c in ans.citations]
+    texts = [t for c in ans.citations for t in (c.text, getattr(c, "original_text", None)) if t]
+    row.update(
+        ranked=ranked,
+        abstained=bool(ans.abstained),
+        answer=ans.answer,
+        cited=cited,
+        answer_in_citations=bool(item.answers) and answer_in_texts(item.answers, texts),
+        citation_precision=citation_precision(cited, item.gold) if item.answerable else None,
+    )
+    if item.answerable:
+        row["retrieval"] = retrieval_scores(ranked, item.gold)
+    return row
+
+
+def score_retrieval_set(svc: EvalService, queries: Sequence[dict[str, Any]], k: int = EXTERNAL_K) -> list[dict[str, Any]]:
+    """Retrieval-only rows for an external set; batched through ``search_many`` when offered."""
+    questions = [q["question"] for q in queries]
+    t0 = time.perf_counter()
+    many = getattr(svc, "search_many", None)
+    if callable(many):
+        ranked_lists = [_hit_ids(h) for h in many(questions, k)]
+        per_query_ms = [(time.perf_counter() - t0) * 1000 / max(len(questions), 1)] * len(questions)
+    else:
+        ranked_lists, per_query_ms = [], []
+        for q in questions:
+            t = time.perf_counter()
+            ranked_lists.append(_hit_ids(svc.search(q, k)))
+            per_query_ms.append((time.perf_counter() - t) * 1000)
+    rows = []
+    for q, ranked, ms in zip(queries, ranked_lists, per_query_ms, strict=True):
+        scores = retrieval_scores(ranked, q["gold"])
+        scores["recall@20"] = len(set(q["gold"]).intersection(ranked[:20])) / len(set(q["gold"]))
+        rows.append({
+            "id": q["id"], "lang": q.get("lang", ""), "question": q["question"], "answerable": True,
+            "gold": list(q["gold"]), "answers": list(q.get("answers", [])), "ranked": ranked[:10],
+            "retrieval": scores, "latency_ms": ms,
+        })
+    return rows
+
+
+def group_metrics(rows: Sequence[dict[str, Any]], *, gold: bool) -> dict[str, dict[str, Any]]:
+    """Metrics overall, per language, and (gold set) for the follow-up subset."""
+    groups: dict[str, dict[str, Any]] = {"overall": aggregate(rows)}
+    langs = LANGS if gold else sorted({r["lang"] for r in rows if r.get("lang")})
+    for lang in langs:
+        sub = [r for r in rows if r.get("lang") == lang]
+        if sub:
+            groups[lang] = aggregate(sub)
+    if gold:
+        sub = [r for r in rows if r.get("followup")]
+        if sub:
+            groups["followup"] = aggregate(sub)
+    return groups
+
+
+# ------------------------------------------------------------------------------- sets
+
+
+def external_root() -> Path | None:
+    """``RAG_EXTERNAL_DIR``, else ``../shared/data/external`` beside the checkout (or the cwd)."""
+    env = os.environ.get("RAG_EXTERNAL_DIR")
+    candidates = [Path(env)] if env else []
+    candidates += [Path.cwd().parent / "shared/data/external",
+                   Path(__file__).resolve().parents[2].parent / "shared/data/external"]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def list_external_sets(root: Path | None) -> list[str]:
+    if root is None:
+        return []
+    return sorted(str(p.parent.relative_to(root)) for p in root.glob("**/queries.jsonl")
+                  if (p.parent / "corpus.jsonl").is_file())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def sample_queries(queries: list[dict[str, Any]], max_queries: int | None, seed: int = SAMPLE_SEED) -> list[dict[str, Any]]:
+    """A fixed-seed sample of at most ``max_queries``, kept in file order."""
+    if max_queries is None or len(queries) <= max_queries:
+        return queries
+    keep = sorted(random.Random(seed).sample(range(len(queries)), max_queries))
+    return [queries[i] for i in keep]
+
+
+def _open_or_build(backend: Backend, index_dir: Path, sources: list[Path], settings: Settings) -> EvalService:
+    """Reuse a cached index when it opens (same model and settings), else (re)build it."""
+    if (index_dir / "manifest.json").is_file():
+        try:
+            return backend.open_service(index_dir, settings)
+        except IndexStateError as e:
+            print(f"eval: rebuilding {index_dir}: {e}", file=sys.stderr)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    backend.build(sources, index_dir, settings, backend.encoder)
+    return backend.open_service(index_dir, settings)
+
+
+def corpus_fingerprint(corpus_dir: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(q for q in corpus_dir.rglob("*") if q.is_file()):
+        h.update(str(p.relative_to(corpus_dir)).encode() + b"\0" + sha256_file(p).encode())
+    return h.hexdigest()[:16]
+
+
+def open_gold_service(backend: Backend, index_dir: Path, settings: Settings) -> tuple[EvalService, str]:
+    """The default-corpus index at ``index_dir``; when absent, one built from corpus/ in the cache."""
+    if (index_dir / "manifest.json").is_file():
+        return backend.open_service(index_dir, settings), str(index_dir)
+    corpus = Path(settings.corpus_dir)
+    if not corpus.is_dir() or not any(corpus.iterdir()):
+        raise IndexStateError(f"no index in {index_dir} and no corpus in {corpus}: run `rag index` first")
+    cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}"
+    print(f"eval: no index in {index_dir}; using {cached} built from {corpus}", file=sys.stderr)
+    return _open_or_build(backend, cached, [corpus], settings), str(cached)
+
+
+def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
+    problems: list[str] = []
+    lookup = getattr(svc, "paragraph", None)
+    if callable(lookup):  # check the gold set against the very index being evaluated
+        paragraphs: dict[str, str] = {}
+        for pid in {p for i in items for p in i.gold}:
+            try:
+                paragraphs[pid] = lookup(pid).text
+            except RagError:
+                pass
+        problems = validate_gold(items, paragraphs)
+    rows = [score_gold_item(svc, item) for item in items]
+    return {"kind": "gold", "counts": gold_counts(items), "groups": group_metrics(rows, gold=True),
+            "validation_problems": problems, "rows": rows}
+
+
+def run_external(backend: Backend, root: Path, name: str, settings: Settings, max_queries: int | None) -> dict[str, Any]:
+    folder = root / name
+    corpus = folder / "corpus.jsonl"
+    digest = sha256_file(corpus)[:16]
+    index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{digest}"
+    svc = _open_or_build(backend, index_dir, [corpus], settings)
+    queries = _read_jsonl(folder / "queries.jsonl")
+    chosen = sample_queries(queries, max_queries)
+    rows = score_retrieval_set(svc, chosen)
+    return {"kind": "retrieval", "corpus_sha256": digest, "index_dir": str(index_dir),
+            "n_queries_total": len(queries), "sampled": len(chosen) < len(queries),
+            "groups": group_metrics(rows, gold=False), "rows": rows}
+
+
+# ------------------------------------------------------------------------------- entry point
+
+
+@dataclass
+class EvalResult:
+    results: dict[str, Any]
+    gate_failures: list[str]
+    changes: list[Any] = field(default_factory=list)  # report.Change
+    report_dir: Path | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.gate_failures
+
+    def summary_lines(self) -> list[str]:
+        from rag.evaluation.report import summary_lines
+
+        return summary_lines(self)
+
+
+def _resolve_sets(sets: Sequence[str] | None, available: list[str]) -> list[str]:
+    if not sets:
+        return list(DEFAULT_SETS)
+    out: list[str] = []
+    for s in (part.strip().strip("/") for entry in sets for part in entry.split(",")):
+        for name in [GOLD_SET, *available] if s == "all" else [s]:
+            if name and name not in out:
+                out.append(name)
+    return out
+
+
+def run_eval(
+    gold_paths: Sequence[Path] | None = None,
+    *,
+    index_dir: Path | None = None,
+    report_dir: Path = Path("reports/eval"),
+    sets: Sequence[str] | None = None,
+    max_queries: int | None = None,
+    baseline: Path | None = None,
+    thresholds: Path | None = None,
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    external_dir: Path | None = None,
+) -> EvalResult:
+    """Run the chosen sets, write ``results.json``, ``report.md`` and ``comparison.png``, gate.
+
+    ``sets``: names among ``gold`` and the external sets (``xquad/zh-dev``...), or ``all``;
+    None runs ``DEFAULT_SETS``. ``max_queries`` samples each external set (fixed seed).
+    ``baseline``: a previous ``results.json`` to compare with (None: no comparison; the CLI
+    passes ``DEFAULT_BASELINE``). ``thresholds``: None uses ``evals/thresholds.toml`` when it
+    exists, else the run is not gated.
+    """
+    from rag.evaluation.report import compare, load_thresholds, write_report
+
+    settings = settings or get_settings()
+    backend = backend or default_backend()
+    if max_queries is not None and max_queries < 1:
+        raise InputError(f"max_queries must be >= 1, got {max_queries}")
+    root = external_dir if external_dir is not None else external_root()
+    if root is not None and not root.is_dir():
+        root = None
+    available = list_external_sets(root)
+    chosen = _resolve_sets(sets, available)
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "settings": {"embed_model": settings.embed_model, "opencc_config": settings.opencc_config,
+                     "lexical_weight": settings.lexical_weight, "min_score": settings.min_score},
+        "max_queries": max_queries,
+        "sets": {},
+        "skipped": {},
+    }
+    for name in chosen:
+        if name == GOLD_SET:
+            paths = list(gold_paths or [DEFAULT_GOLD])
+            items = load_gold_files(paths)
+            svc, used_index = open_gold_service(backend, Path(index_dir or settings.index_dir), settings)
+            print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
+            results["sets"][GOLD_SET] = {**run_gold(svc, items), "index_dir": used_index,
+                                         "files": [str(p) for p in paths]}
+        elif root is None:
+            results["skipped"][name] = "external data folder ../shared/data/external not found (set RAG_EXTERNAL_DIR)"
+        elif name not in available:
+            results["skipped"][name] = f"no such set in {root} (have: {', '.join(available) or 'none'})"
+        else:
+            print(f"eval: external set {name}", file=sys.stderr)
+            results["sets"][name] = run_external(backend, root, name, settings, max_queries)
+    for name, why in results["skipped"].items():
+        print(f"eval: skipped {name}: {why}", file=sys.stderr)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+
+    rules_path = thresholds or (DEFAULT_THRESHOLDS if DEFAULT_THRESHOLDS.is_file() else None)
+    rules = load_thresholds(rules_path) if rules_path else []
+    failures, notes = check_gate(results, rules, with_notes=True)
+    results["gate"] = {"thresholds": str(rules_path) if rules_path else None, "passed": not failures,
+                       "failures": failures, "not_checked": notes}
+    base = json.loads(Path(baseline).read_text(encoding="utf-8")) if baseline and Path(baseline).is_file() else None
+    results["baseline"] = str(baseline) if base is not None else None
+    changes = compare(results, base) if base is not None else []
+    result = EvalResult(results, failures, changes, Path(report_dir))
+    write_report(result, base)
+    return result
+
+
+def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = False) -> Any:
+    """Failures (one line each) of ``results`` against threshold rules; [] when it passes.
+
+    ``thresholds`` is a path to the TOML file or its list of rules. Rules for a set that was not
+    run are not failures (``with_notes=True`` also returns them as notes). An invalid gold set
+    (missing ids, answers absent from their paragraphs) always fails.
+    """
+    from rag.evaluation.report import load_thresholds
+
+    rules = load_thresholds(thresholds) if isinstance(thresholds, str | Path) else list(thresholds or [])
+    failures: list[str] = []
+    notes: list[str] = []
+    sets = results.get("sets", {})
+    for problem in sets.get(GOLD_SET, {}).get("validation_problems", []):
+        failures.append(f"gold set invalid: {problem}")
+    for rule in rules:
+        data = sets.get(rule["set"])
+        if data is None:
+            note = f"{rule['set']}: not run, its rules not checked"
+            if note not in notes:
+                notes.append(note)
+            continue
+        groups = list(LANGS) if rule["group"] == "each_lang" else [rule["group"]]
+        for g in groups:
+            metrics = data["groups"].get(g)
+            if metrics is None:
+                notes.append(f"{rule['set']}/{g}: no questions, {rule['metric']} not checked")
+                continue
+            value = metrics.get(rule["metric"])
+            label = f"{rule['set']} [{g}] {rule['metric']}"
+            if value is None:
+                failures.append(f"{label} is undefined (no questions it applies to)")
+            elif "min" in rule and value < rule["min"]:
+                failures.append(f"{label} = {value:.3f} < {rule['min']}")
+            elif "max" in rule and value > rule["max"]:
+                failures.append(f"{label} = {value:.3f} > {rule['max']}")
+    return (failures, notes) if with_notes else failures

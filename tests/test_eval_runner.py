@@ -1,0 +1,225 @@
+"""The eval runner against a fake service: gold-first ranks pass the gate, shuffled ranks fail it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import NotFoundError
+from rag.evaluation.report import load_thresholds
+from rag.evaluation.runner import Backend, check_gate, run_eval, sample_queries
+from rag.types import Answer, Citation, Hit, Paragraph
+
+ROOT = Path(__file__).resolve().parents[1]
+N_PARAS = 60
+
+
+class FakeService:
+    """Knows the right paragraphs for every question; ``broken`` shuffles the ranking instead."""
+
+    def __init__(self, paragraphs: dict[str, str], truth: dict[str, list[str]], broken: bool) -> None:
+        self.paragraphs = paragraphs
+        self.truth = truth
+        self.broken = broken
+
+    def _ranked(self, query: str) -> list[str]:
+        ids = list(self.paragraphs)
+        if self.broken:
+            random.Random(query).shuffle(ids)
+            return ids
+        gold = self.truth.get(query, [])
+        return gold + [i for i in ids if i not in gold]
+
+    def _hit(self, pid: str, rank: int) -> Hit:
+        return Hit(para_id=pid, doc_id=pid.split("#")[0], text=self.paragraphs[pid], score=1 / rank)
+
+    def search(self, query, k=10, *, history=None):
+        return [self._hit(p, r) for r, p in enumerate(self._ranked(query)[:k], start=1)]
+
+    def search_many(self, queries, k=10):
+        return [self.search(q, k) for q in queries]
+
+    def ask(self, question, k=5, *, history=None):
+        if not self.broken and not self.truth.get(question):
+            return Answer("The documents do not answer this.", True, ())
+        cites = tuple(
+            Citation(n=i, doc_id=p.split("#")[0], para_id=p, title="", source="",
+                     text=self.paragraphs[p], score=1.0)
+            for i, p in enumerate(self._ranked(question)[:k], start=1)
+        )
+        return Answer(cites[0].text, False, cites, {"total": 1.0})
+
+    def paragraph(self, para_id):
+        if para_id not in self.paragraphs:
+            raise NotFoundError(para_id)
+        return Paragraph(para_id, para_id.split("#")[0], 1, self.paragraphs[para_id])
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    """A default corpus index, a small gold set and one external set, all fake."""
+    paragraphs = {f"doc#p{n}": f"第{n}段：答案是甲{n}乙。" for n in range(1, N_PARAS + 1)}
+    gold_rows = []
+    for lang, q in (("zh-Hant", "第{}段的答案是甚麼？"), ("zh-Hans", "第{}段的答案是什么？"),
+                    ("en", "What is the answer in paragraph {}?")):
+        base = {"zh-Hant": 0, "zh-Hans": 10, "en": 20}[lang]
+        for n in range(base + 1, base + 4):
+            gold_rows.append({"id": f"{lang}-{n}", "question": q.format(n), "lang": lang,
+                              "answers": [f"甲{n}乙"], "gold": [f"doc#p{n}"]})
+        gold_rows.append({"id": f"{lang}-un", "question": f"{lang}: 不存在的問題", "lang": lang,
+                          "answers": [], "gold": []})
+        gold_rows.append({"id": f"{lang}-fu", "question": f"{lang}: 那它呢？", "lang": lang,
+                          "answers": [f"甲{base + 5}乙"], "gold": [f"doc#p{base + 5}"],
+                          "history": [{"role": "user", "content": q.format(base + 5)},
+                                      {"role": "assistant", "content": "..."}]})
+    gold = tmp_path / "gold.jsonl"
+    _write_jsonl(gold, gold_rows)
+
+    ext = tmp_path / "external"
+    corpus = [{"id": f"x:{n}", "title": "t", "text": f"external paragraph {n}"} for n in range(40)]
+    queries = [{"id": f"q{n}", "question": f"external question {n}?", "answers": [f"paragraph {n}"],
+                "gold": [f"x:{n}"], "lang": "zh-Hans"} for n in range(40)]
+    _write_jsonl(ext / "xquad/zh-dev/corpus.jsonl", corpus)
+    _write_jsonl(ext / "xquad/zh-dev/queries.jsonl", queries)
+
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    (index_dir / "manifest.json").write_text(json.dumps({"paragraphs": paragraphs}), encoding="utf-8")
+
+    truth = {r["question"]: r["gold"] for r in gold_rows} | {q["question"]: q["gold"] for q in queries}
+    built: list[Path] = []
+
+    def backend(broken: bool) -> Backend:
+        def _open(index: Path, settings, encoder):
+            data = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
+            return FakeService(data["paragraphs"], truth, broken)
+
+        def _build(paths, index: Path, settings, encoder):
+            built.append(index)
+            rows = [json.loads(line) for line in paths[0].read_text(encoding="utf-8").splitlines()]
+            (index / "manifest.json").write_text(
+                json.dumps({"paragraphs": {r["id"]: r["text"] for r in rows}}), encoding="utf-8")
+
+        return Backend(open=_open, build=_build)
+
+    settings = Settings(cache_dir=tmp_path / "cache", index_dir=index_dir, corpus_dir=tmp_path / "corpus")
+    return {"gold": gold, "external": ext, "index": index_dir, "backend": backend,
+            "settings": settings, "tmp": tmp_path, "built": built, "rows": gold_rows}
+
+
+def _run(world, broken: bool, report: str, **kw):
+    return run_eval(
+        [world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / report,
+        sets=kw.pop("sets", ["gold", "xquad/zh-dev", "drcd/dev"]), max_queries=kw.pop("max_queries", None),
+        baseline=kw.pop("baseline", None), thresholds=ROOT / "evals/thresholds.toml",
+        settings=world["settings"], backend=world["backend"](broken), external_dir=world["external"], **kw,
+    )
+
+
+def test_gold_first_ranks_pass_the_gate_and_write_the_report(world):
+    result = _run(world, broken=False, report="good")
+    assert result.passed, result.gate_failures
+    gold = result.results["sets"]["gold"]
+    assert set(gold["groups"]) == {"overall", "zh-Hant", "zh-Hans", "en", "followup"}
+    assert gold["groups"]["en"]["recall@1"] == 1.0
+    assert gold["groups"]["overall"]["abstention_recall"] == 1.0
+    assert gold["groups"]["overall"]["false_abstention_rate"] == 0.0
+    assert gold["groups"]["followup"]["n"] == 3
+    assert result.results["sets"]["xquad/zh-dev"]["groups"]["overall"]["recall@1"] == 1.0
+    assert "drcd/dev" in result.results["skipped"]  # named but absent: said, not crashed
+    for name in ("results.json", "report.md", "comparison.png"):
+        assert (world["tmp"] / "good" / name).stat().st_size > 0
+    report = (world["tmp"] / "good" / "report.md").read_text(encoding="utf-8")
+    assert "Gate: PASSED" in report and "## xquad/zh-dev" in report and "skipped set `drcd/dev`" in report
+    assert any(line.startswith("gate passed") for line in result.summary_lines())
+
+
+def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
+    good = _run(world, broken=False, report="good")
+    assert good.passed
+    bad = _run(world, broken=True, report="bad", baseline=world["tmp"] / "good/results.json")
+    assert not bad.passed
+    joined = "\n".join(bad.gate_failures)
+    for lang in ("zh-Hant", "zh-Hans", "en"):
+        assert f"gold [{lang}] recall@5" in joined
+    assert "abstention_recall" in joined and "xquad/zh-dev [overall] recall@1" in joined
+    worse = [c for c in bad.changes if c.verdict == "worse"]
+    assert any(c.set == "gold" and c.metric == "recall@5" for c in worse)
+    report = (world["tmp"] / "bad/report.md").read_text(encoding="utf-8")
+    assert "Gate: FAILED" in report and "expected: gold doc#p1" in report
+    assert (world["tmp"] / "bad/comparison.png").is_file()
+    assert any("worse" in line for line in bad.summary_lines())
+
+
+def test_external_index_is_cached_by_content_hash(world):
+    _run(world, broken=False, report="r1", sets=["xquad/zh-dev"])
+    _run(world, broken=False, report="r2", sets=["xquad/zh-dev"])
+    assert len(world["built"]) == 1
+    assert world["built"][0].parent == world["tmp"] / "cache/eval-index"
+    assert world["built"][0].name.startswith("xquad-zh-dev-")
+
+
+def test_missing_external_folder_is_skipped_with_a_message(world):
+    result = run_eval([world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / "r",
+                      sets=None, max_queries=None, baseline=None, thresholds=None,
+                      settings=world["settings"], backend=world["backend"](False),
+                      external_dir=world["tmp"] / "nowhere")
+    assert "not found" in result.results["skipped"]["xquad/en-zh-dev"]
+    assert "gold" in result.results["sets"]
+
+
+def test_invalid_gold_id_fails_the_gate(world):
+    rows = world["rows"] + [{"id": "bad", "question": "第1段？", "lang": "en",
+                             "answers": ["甲1乙"], "gold": ["doc#p999"]}]
+    _write_jsonl(world["gold"], rows)
+    result = _run(world, broken=False, report="inv", sets=["gold"])
+    assert not result.passed
+    assert any("doc#p999" in f and "does not exist" in f for f in result.gate_failures)
+
+
+def test_max_queries_samples_with_a_fixed_seed(world):
+    result = _run(world, broken=False, report="s", sets=["xquad/zh-dev"], max_queries=7)
+    data = result.results["sets"]["xquad/zh-dev"]
+    assert data["sampled"] and data["groups"]["overall"]["n"] == 7
+    qs = [{"id": i} for i in range(100)]
+    assert sample_queries(qs, 10) == sample_queries(qs, 10)
+    assert sample_queries(qs, 200) == qs
+
+
+def test_check_gate_rules():
+    results = {"sets": {"gold": {"groups": {
+        "overall": {"answer_in_citations": 0.95, "false_abstention_rate": 0.1, "abstention_recall": None},
+        "zh-Hant": {"recall@5": 0.96}, "zh-Hans": {"recall@5": 0.90},
+    }}}}
+    rules = [
+        {"set": "gold", "group": "each_lang", "metric": "recall@5", "min": 0.95},
+        {"set": "gold", "group": "overall", "metric": "answer_in_citations", "min": 0.9},
+        {"set": "gold", "group": "overall", "metric": "false_abstention_rate", "max": 0.05},
+        {"set": "gold", "group": "overall", "metric": "abstention_recall", "min": 0.8},
+        {"set": "drcd/dev", "group": "overall", "metric": "recall@1", "min": 0.9},
+    ]
+    failures, notes = check_gate(results, rules, with_notes=True)
+    assert failures == [
+        "gold [zh-Hans] recall@5 = 0.900 < 0.95",
+        "gold [overall] false_abstention_rate = 0.100 > 0.05",
+        "gold [overall] abstention_recall is undefined (no questions it applies to)",
+    ]
+    assert any("en" in n for n in notes) and any("drcd/dev" in n for n in notes)
+
+
+def test_checked_in_thresholds_load():
+    rules = load_thresholds(ROOT / "evals/thresholds.toml")
+    by = {(r["set"], r["metric"]): r for r in rules}
+    assert by[("gold", "recall@5")]["min"] == 0.95 and by[("gold", "recall@5")]["group"] == "each_lang"
+    assert by[("xquad/en-zh-dev", "recall@1")]["min"] == 0.75
+    assert by[("xquad/en-zh-dev", "recall@5")]["min"] == 0.94
+    assert by[("gold", "false_abstention_rate")]["max"] == 0.05
