@@ -48,15 +48,6 @@ def load_queries(folder: Path) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
-def para_rank(chunk_scores: dict[str, float], chunk_para: dict[str, str]) -> list[str]:
-    best: dict[str, float] = {}
-    for cid, s in chunk_scores.items():
-        pid = chunk_para[cid]
-        if s > best.get(pid, -1e9):
-            best[pid] = s
-    return [pid for pid, _ in rank(best)]
-
-
 def recall_at(ranked: list[str], gold: set[str], k: int) -> float:
     return 1.0 if gold & set(ranked[:k]) else 0.0
 
@@ -78,10 +69,9 @@ def main() -> None:
         svc = RagService.open(external_index(name, settings), settings)
         queries = load_queries(folder)
         vecs = svc.retriever.encode_queries([q["question"] for q in queries])
-        chunk_para = {cid: c.para_id for cid, c in svc.index.chunks.items()}
         rows: dict[str, list[tuple[float, float]]] = {}
         for q, v in zip(queries, vecs, strict=True):
-            dense, lexical = svc.retriever.component_scores(q["question"], v)
+            dense, lexical, _ = svc.retriever.component_scores(q["question"], v)
             gold = set(q["gold"])
             rules = {f"convex-max w={w}": convex_fuse(dense, lexical, w) for w in weights}
             rules.update({f"convex-minmax w={w}": convex_fuse(dense, lexical, w, lexical_norm="minmax") for w in (0.2, 0.3, 0.4, 0.5)})
@@ -89,7 +79,7 @@ def main() -> None:
             l_rank = [c for c, _ in rank({c: s for c, s in lexical.items() if s > 0})]
             rules["rrf k=60"] = rrf([d_rank, l_rank])
             for rule, scores in rules.items():
-                ranked = para_rank(scores, chunk_para)
+                ranked = [p for p, _ in rank(scores)]
                 rows.setdefault(rule, []).append((recall_at(ranked, gold, 1), recall_at(ranked, gold, 5)))
         table[name] = {rule: tuple(float(x) for x in np.mean(v, axis=0)) for rule, v in rows.items()}
         print(f"{name}: {len(queries)} queries, {time.perf_counter() - t0:.0f}s", flush=True)

@@ -83,3 +83,29 @@ def chunk_documents(docs: Iterable[Document], max_chars: int = 400, overlap: int
     """All chunks of all paragraphs of ``docs``, in document and paragraph order."""
     _check(max_chars, overlap)
     return [c for d in docs for p in d.paragraphs for c in chunk_paragraph(p, max_chars, overlap)]
+
+
+def sentence_chunks(p: Paragraph, min_chars: int = 8) -> list[Chunk]:
+    """One extra vector per sentence of a multi-sentence paragraph (ids ``<para_id>@s<start>``).
+
+    A question usually matches one sentence; a whole-paragraph vector dilutes it, most of all
+    for English questions over Chinese text. Sentences shorter than ``min_chars`` (headings,
+    bylines) are skipped; a paragraph of one sentence gets none (its chunk already is that).
+    """
+    spans = []
+    for m_start, m_end in _sentence_spans(p.text):
+        start, end = m_start, m_end
+        while start < end and p.text[start].isspace():
+            start += 1
+        while end > start and p.text[end - 1].isspace():
+            end -= 1
+        if end - start >= min_chars:
+            spans.append((start, end))
+    if len(spans) < 2:
+        return []
+    return [Chunk(f"{p.para_id}@s{a}", p.para_id, p.doc_id, p.text[a:b], a, b) for a, b in spans]
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    bounds = [0, *_boundaries(_SENTENCE, text), len(text)]
+    return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

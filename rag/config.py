@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(400, ge=50, le=8000)
     chunk_overlap_chars: int = Field(60, ge=0, le=2000)
     embed_title: bool = Field(False, description="Prefix each embedded chunk with its document title")
+    sentence_vectors: bool = Field(True, description="Also embed each sentence of multi-sentence paragraphs")
     hnsw_threshold: int = Field(50_000, ge=1, description="Use an approximate (HNSW) index from this many chunks")
 
     # Fusion and abstention, chosen on the dev sets (see README "Retrieval").

@@ -221,8 +221,9 @@ class LoadedIndex:
         }
         self.store = FaissStore.load(self.data_dir, **store_params)
         self.bm25 = BM25Index.load(self.data_dir)
-        if self.store.ids() != self.bm25.ids:
-            raise IndexStateError(f"vector and BM25 rows disagree in {self.data_dir}; rebuild with `rag index`")
+        store_ids = self.store.ids()
+        if store_ids[: len(self.bm25.ids)] != self.bm25.ids or any(c not in self.chunks for c in store_ids):
+            raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
 
     @classmethod

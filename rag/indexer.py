@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.chunking import chunk_documents
+from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
 from rag.embedcache import EmbeddingCache, encode_cached, text_key
 from rag.errors import IndexStateError, InputError
@@ -40,6 +40,7 @@ class IndexSummary:
     documents: int = 0
     paragraphs: int = 0
     chunks: int = 0
+    sentence_vectors: int = 0
     encoded: int = 0  # chunks that had to go through the model
     reused: int = 0  # chunks whose vectors came from the cache or the previous index
     new_docs: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ class IndexSummary:
     def lines(self) -> list[str]:
         out = [
             f"indexed {self.documents} documents, {self.paragraphs} paragraphs, {self.chunks} chunks "
-            f"into {self.index_dir} in {self.seconds:.1f}s",
+            f"(+{self.sentence_vectors} sentence vectors) into {self.index_dir} in {self.seconds:.1f}s",
             f"  embeddings: {self.encoded} encoded, {self.reused} reused from cache",
             f"  documents: {len(self.new_docs)} new, {len(self.changed_docs)} changed, "
             f"{len(self.deleted_docs)} deleted",
@@ -84,6 +85,7 @@ def index_config(settings: Settings, normaliser: Normaliser) -> dict[str, Any]:
             "max_chars": settings.chunk_max_chars,
             "overlap_chars": settings.chunk_overlap_chars,
             "embed_title": settings.embed_title,
+            "sentence_vectors": settings.sentence_vectors,
         },
     }
 
@@ -132,8 +134,13 @@ def build_index(
         docs = _dedupe(docs, summary)
         normaliser = Normaliser(settings.opencc_config)
         chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
+        sentences = (
+            [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
+        )
         doc_by_id = {d.doc_id: d for d in docs}
         texts = [embed_text(c, doc_by_id[c.doc_id], settings) for c in chunks]
+        rows = chunks + sentences  # vector rows; BM25 indexes the paragraph chunks only
+        row_texts = texts + [c.text for c in sentences]
 
         if encoder is None:
             from rag.embedding import get_encoder
@@ -143,7 +150,7 @@ def build_index(
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
         try:
             vectors, n_encoded = encode_cached(
-                texts,
+                row_texts,
                 model_id=encoder.model_id,
                 kind="passage",
                 encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
@@ -155,7 +162,7 @@ def build_index(
             cache.close()
 
         store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold)
-        store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
+        store.add([c.chunk_id for c in rows], [c.doc_id for c in rows], vectors)
         bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -163,7 +170,7 @@ def build_index(
         data_dir = index_dir / data_name
         data_dir.mkdir(parents=True)
         try:
-            names = write_data(data_dir, docs, chunks) + store.save(data_dir) + bm25.save(data_dir)
+            names = write_data(data_dir, docs, rows) + store.save(data_dir) + bm25.save(data_dir)
             for name in names:
                 _fsync_file(data_dir / name)
             manifest = {
@@ -176,8 +183,15 @@ def build_index(
                 "bm25": bm25.describe(),
                 "files": {d.path or d.doc_id: {"sha256": d.sha256, "doc_id": d.doc_id} for d in docs},
                 "documents": {d.doc_id: d.sha256 for d in docs},
-                "counts": {"documents": len(docs), "paragraphs": sum(len(d.paragraphs) for d in docs), "chunks": len(chunks)},
-                "chunk_keys": {c.chunk_id: text_key(encoder.model_id, "passage", t).hex() for c, t in zip(chunks, texts, strict=True)},
+                "counts": {
+                    "documents": len(docs),
+                    "paragraphs": sum(len(d.paragraphs) for d in docs),
+                    "chunks": len(chunks),
+                    "sentence_vectors": len(sentences),
+                },
+                "chunk_keys": {
+                    c.chunk_id: text_key(encoder.model_id, "passage", t).hex() for c, t in zip(rows, row_texts, strict=True)
+                },
                 "checksums": checksum_files(data_dir, names),
             }
             write_json_atomic(index_dir / MANIFEST, manifest)
@@ -193,8 +207,9 @@ def build_index(
     summary.documents = len(docs)
     summary.paragraphs = sum(len(d.paragraphs) for d in docs)
     summary.chunks = len(chunks)
+    summary.sentence_vectors = len(sentences)
     summary.encoded = n_encoded
-    summary.reused = len(chunks) - n_encoded
+    summary.reused = len(rows) - n_encoded
     for d in docs:
         for r in d.removed:
             summary.removed_by_kind[r.kind] = summary.removed_by_kind.get(r.kind, 0) + 1

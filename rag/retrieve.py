@@ -37,11 +37,13 @@ def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> st
 
 
 class HybridRetriever:
-    """Ranks paragraphs by ``(1 - w) * cosine + w * BM25 / max BM25`` over the best chunk.
+    """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25`` over the candidates.
 
-    ``w`` is ``lexical_weight`` for questions written in Chinese and ``lexical_weight_latin``
-    for questions without CJK characters (BM25 cannot match English words to Chinese text,
-    so any overlap it finds there is mostly noise); both are chosen on the dev sets.
+    ``dense`` is the mean of the paragraph's best chunk cosine and its best sentence cosine
+    (a question usually matches one sentence; the whole chunk adds context), ``BM25`` the best
+    score of its chunks. ``w`` is ``lexical_weight`` for questions written in Chinese and
+    ``lexical_weight_latin`` for questions without CJK characters (BM25 cannot match English
+    words to Chinese text, so what it finds there is mostly noise); both chosen on dev sets.
     """
 
     def __init__(
@@ -60,8 +62,20 @@ class HybridRetriever:
         self.lexical_weight = lexical_weight
         self.lexical_weight_latin = lexical_weight_latin
         self.candidates = candidates
-        self._chunk_ids = index.bm25.ids
-        self._row = {cid: i for i, cid in enumerate(self._chunk_ids)}
+        self._row_ids = index.store.ids()
+        self._n_lexical = len(index.bm25.ids)  # BM25 rows are the first rows of the store
+        self._row_para: list[str] = [index.chunks[c].para_id for c in self._row_ids]
+        chunk_rows: dict[str, list[int]] = {}
+        sent_rows: dict[str, list[int]] = {}
+        for r, pid in enumerate(self._row_para):
+            (chunk_rows if r < self._n_lexical else sent_rows).setdefault(pid, []).append(r)
+        self._chunk_rows = {p: np.array(v) for p, v in chunk_rows.items()}
+        self._sent_rows = {p: np.array(v) for p, v in sent_rows.items()}
+
+    def _rows_of(self, pid: str) -> list[int]:
+        rows = list(self._chunk_rows.get(pid, ()))
+        rows.extend(self._sent_rows.get(pid, ()))
+        return rows
 
     def weight_for(self, query: str) -> float:
         return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
@@ -80,36 +94,46 @@ class HybridRetriever:
         vectors = self.encode_queries(queries)
         return [self._search_one(q, v, k) for q, v in zip(queries, vectors, strict=True)]
 
-    def component_scores(self, query: str, query_vector: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
-        """Dense and BM25 scores of the candidate chunks (union of both top lists)."""
-        n = len(self._chunk_ids)
+    def component_scores(
+        self, query: str, query_vector: np.ndarray
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
+        """Per candidate paragraph: dense score, best BM25 score, and its best chunk id."""
+        n = len(self._row_ids)
         if n == 0:
-            return {}, {}
-        depth = min(self.candidates, n)
+            return {}, {}, {}
+        depth = min(self.candidates * 2, n)
         dense_hits = self.index.store.search(query_vector[None, :], depth)
+        cand = {self.index.chunks[c].para_id for c in dense_hits.ids[0]}
         lex_all = self.index.bm25.scores(self.normaliser.tokenise(query))
-        cand = set(dense_hits.ids[0])
         if lex_all.any():
-            top = np.argpartition(-lex_all, depth - 1)[:depth] if depth < n else np.arange(n)
-            cand.update(self._chunk_ids[i] for i in top if lex_all[i] > 0)
-        ids = sorted(cand)
-        rows = np.array([self._row[c] for c in ids])
-        dense_vals = self.index.store.vectors_for(ids) @ query_vector
-        dense = {c: float(s) for c, s in zip(ids, dense_vals, strict=True)}
-        lexical = {c: float(lex_all[r]) for c, r in zip(ids, rows, strict=True)}
-        return dense, lexical
+            m = len(lex_all)
+            top = np.argpartition(-lex_all, min(depth, m) - 1)[: min(depth, m)] if depth < m else np.arange(m)
+            cand.update(self._row_para[i] for i in top if lex_all[i] > 0)
+        dense: dict[str, float] = {}
+        lexical: dict[str, float] = {}
+        best_chunk: dict[str, str] = {}
+        # Exact cosines of every vector of every candidate paragraph, in one gather.
+        order = sorted(cand)
+        want = [self._row_ids[r] for pid in order for r in self._rows_of(pid)]
+        cos = dict(zip(want, (self.index.store.vectors_for(want) @ query_vector).tolist(), strict=True)) if want else {}
+        for pid in order:
+            crows = self._chunk_rows.get(pid, np.array([], dtype=int))
+            ccos = np.array([cos[self._row_ids[r]] for r in crows]) if len(crows) else np.array([0.0])
+            best = int(np.argmax(ccos))
+            chunk_cos = float(ccos[best])
+            srows = self._sent_rows.get(pid)
+            sent_cos = max(cos[self._row_ids[r]] for r in srows) if srows is not None else chunk_cos
+            dense[pid] = (chunk_cos + sent_cos) / 2
+            lexical[pid] = float(lex_all[crows].max()) if len(crows) else 0.0
+            best_chunk[pid] = self._row_ids[int(crows[best])] if len(crows) else pid
+        return dense, lexical, best_chunk
 
     def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
-        dense, lexical = self.component_scores(query, query_vector)
+        dense, lexical, best_chunk = self.component_scores(query, query_vector)
         fused = convex_fuse(dense, lexical, self.weight_for(query))
-        best: dict[str, tuple[float, str]] = {}
-        for cid, score in fused.items():
-            pid = self.index.chunks[cid].para_id
-            if pid not in best or score > best[pid][0]:
-                best[pid] = (score, cid)
-        ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:k]
+        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         hits = []
-        for pid, (score, cid) in ranked:
+        for pid, score in ranked:
             para = self.index.paragraphs[pid]
             doc = self.index.documents.get(para.doc_id)
             hits.append(
@@ -118,13 +142,13 @@ class HybridRetriever:
                     doc_id=para.doc_id,
                     text=para.text,
                     score=round(score, 6),
-                    dense_score=round(dense.get(cid, 0.0), 6),
-                    lexical_score=round(lexical.get(cid, 0.0), 6),
+                    dense_score=round(dense.get(pid, 0.0), 6),
+                    lexical_score=round(lexical.get(pid, 0.0), 6),
                     title=doc.title if doc else "",
                     source=doc.source if doc else "",
                     date=doc.date if doc else None,
-                    chunk_id=cid,
-                    relevance=round(relevance(query, para.text, dense.get(cid)), 6),
+                    chunk_id=best_chunk.get(pid),
+                    relevance=round(relevance(query, para.text, dense.get(pid)), 6),
                 )
             )
         return hits

@@ -93,6 +93,9 @@ class FaissStore:
         self._row = {cid: j for j, cid in enumerate(self._ids)}
         self._index = None
 
+    def row_of(self, cid: str) -> int:
+        return self._row[cid]
+
     def vectors_for(self, ids: Sequence[str]) -> np.ndarray:
         rows = [self._row[i] for i in ids]
         return np.asarray(self._vecs[rows], dtype=np.float32)

