@@ -97,6 +97,15 @@ def _read_text(text: str) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
+def _checked(text: str, k: int, index: str | None, *, field: str) -> str:
+    """The question read and validated (with ``k``) before the index and model are loaded."""
+    from rag.service import check_k, clean_question
+
+    clean_question(text, _settings(index), field=field)
+    check_k(k)
+    return text
+
+
 @main.command("search")
 @click.argument("query")
 @click.option("-k", "k", default=10, show_default=True, help="Number of paragraphs.")
@@ -107,9 +116,10 @@ def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None
     """Rank paragraphs for QUERY (`-` reads standard input)."""
     from rag.answer import search_body
 
+    query = _checked(_read_text(query), k, index, field="query")
     svc = _service(index)
-    hits = svc.search(_read_text(query), k)
-    body = search_body(_read_text(query) if query != "-" else query, hits, script=script)
+    hits = svc.search(query, k)
+    body = search_body(query, hits, script=script)
     if as_json:
         click.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
@@ -129,8 +139,9 @@ def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None
 @index_option
 def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None) -> None:
     """Answer QUESTION with cited source paragraphs (`-` reads standard input)."""
+    question = _checked(_read_text(question), k, index, field="question")
     svc = _service(index)
-    answer = svc.ask(_read_text(question), k, script=script)
+    answer = svc.ask(question, k, script=script)
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +43,7 @@ class Settings(BaseSettings):
     # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
     lexical_weight: float = Field(0.3, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
     lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
+    translate_queries: bool = Field(True, description="Dictionary-translate English questions for BM25 (CC-CEDICT)")
     min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
 
     max_question_chars: int = Field(2000, ge=10, le=100000)
@@ -53,6 +55,13 @@ class Settings(BaseSettings):
 
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")
+
+    # Vector store (README "Past one machine: Milvus"). milvus_uri: a file path (Milvus Lite) or
+    # http://host:19530 (standalone/cluster); unset = <index_dir>/milvus.db.
+    store: Literal["faiss", "milvus"] = Field("faiss", description="Vector + BM25 backend")
+    milvus_uri: str | None = Field(None, description="Milvus Lite file or server address")
+    milvus_token: str | None = Field(None, description="Milvus token (user:password or API key)")
+    milvus_collection: str = Field("rag_chunks", description="Milvus collection name")
 
     host: str = "127.0.0.1"
     port: int = 7860

@@ -18,10 +18,11 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rag.errors import IndexStateError
@@ -32,6 +33,8 @@ from rag.types import Chunk, Document, Paragraph, Removal
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LOCK = ".lock"
+MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
+_DATA_NAME = re.compile(r"^data-[A-Za-z0-9._-]+$")
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
@@ -99,7 +102,39 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
             f"{path} has index format {data.get('format_version') if isinstance(data, dict) else '?'}, "
             f"this version reads {FORMAT_VERSION}; rebuild with `rag index --index {index_dir}`"
         )
+    _check_manifest(path, data)
     return data
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without its own digest (canonical JSON), so an edit is detected."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {**manifest, MANIFEST_DIGEST: manifest_digest(manifest)}
+
+
+def _check_manifest(path: Path, data: dict[str, Any]) -> None:
+    """A tampered manifest must fail as cleanly as a tampered data file, never as a KeyError
+    or by pointing the loader outside the index folder."""
+    fix = f"rebuild with `rag index --index {path.parent}`"
+    digest = data.get(MANIFEST_DIGEST)
+    if digest is not None and digest != manifest_digest(data):  # absent in indexes built before it
+        raise IndexStateError(f"{path} does not match its own checksum (edited or corrupt); {fix}")
+    name = data.get("data")
+    if not isinstance(name, str) or not _DATA_NAME.match(name):
+        raise IndexStateError(f"{path} names no valid data folder (data: {name!r}); {fix}")
+    checksums = data.get("checksums")
+    if not isinstance(checksums, dict) or not checksums:
+        raise IndexStateError(f"{path} has no file checksums; {fix}")
+    for file, expect in checksums.items():
+        rel = PurePosixPath(str(file))
+        if rel.is_absolute() or ".." in rel.parts or not isinstance(expect, dict) or not {"size", "sha256"} <= set(expect):
+            raise IndexStateError(f"{path} has an invalid checksum entry for {file!r}; {fix}")
+    if not isinstance(data.get("store"), dict):
+        raise IndexStateError(f"{path} has no vector store settings; {fix}")
 
 
 def verify_files(data_dir: Path, checksums: dict[str, dict[str, Any]], *, deep: bool = True) -> None:
@@ -183,7 +218,9 @@ def write_data(data_dir: Path, docs: list[Document], chunks: list[Chunk]) -> lis
 class LoadedIndex:
     """Everything a search needs, read from one data folder."""
 
-    def __init__(self, index_dir: Path, manifest: dict[str, Any], *, verify: bool = True) -> None:
+    def __init__(
+        self, index_dir: Path, manifest: dict[str, Any], *, verify: bool = True, settings: Any = None
+    ) -> None:
         self.index_dir = Path(index_dir)
         self.manifest = manifest
         self.data_dir = self.index_dir / manifest["data"]
@@ -216,15 +253,51 @@ class LoadedIndex:
                 [Removal(r["kind"], r["text"], r.get("line")) for r in d.get("removed", [])],
                 list(d.get("flags", [])),
             )
+        kind = manifest["store"].get("kind", "faiss")
+        if settings is not None and settings.store != kind:
+            raise IndexStateError(
+                f"the index in {self.index_dir} was built with store {kind!r} but RAG_STORE is {settings.store!r}: "
+                f"re-index with `rag index --index {self.index_dir}` (or set RAG_STORE={kind})"
+            )
+        if kind == "milvus":
+            self._open_milvus(manifest, settings)
+            self.load_seconds = time.perf_counter() - t0
+            return
+        if kind != "faiss":
+            raise IndexStateError(f"the index in {self.index_dir} uses an unknown store {kind!r}; re-index with `rag index`")
         store_params = {
             k: manifest["store"][k] for k in ("hnsw_threshold", "hnsw_m", "hnsw_ef_search") if k in manifest["store"]
         }
-        self.store = FaissStore.load(self.data_dir, **store_params)
-        self.bm25 = BM25Index.load(self.data_dir)
+        self.store: Any = FaissStore.load(self.data_dir, **store_params)
+        self.bm25: Any = BM25Index.load(self.data_dir)
         store_ids = self.store.ids()
         if store_ids[: len(self.bm25.ids)] != self.bm25.ids or any(c not in self.chunks for c in store_ids):
             raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
+
+    def _open_milvus(self, manifest: dict[str, Any], settings: Any) -> None:
+        """Vectors and BM25 in Milvus; this data folder's chunk table is the snapshot served.
+
+        Other processes may ingest into the same collection meanwhile: rows this snapshot does
+        not know are ignored until the process reloads a newer manifest.
+        """
+        from rag.store.milvus_store import MilvusBM25, MilvusStore
+
+        self.store = MilvusStore.load(
+            self.data_dir,
+            uri=settings.milvus_uri if settings is not None else None,
+            token=settings.milvus_token if settings is not None else None,
+            collection=settings.milvus_collection if settings is not None else None,
+        )
+        ids = list(self.chunks)  # written as chunk rows, then sentence rows
+        n_lexical = int(manifest.get("counts", {}).get("chunks", len(ids)))
+        self.store.pin(ids)
+        self.bm25 = MilvusBM25(self.store, ids=ids[:n_lexical])
+        if ids and not len(self.store):
+            raise IndexStateError(
+                f"Milvus collection {self.store.collection!r} at {self.store.describe()['uri']} is empty but "
+                f"{self.data_dir} lists {len(ids)} rows; re-index with `rag index --index {self.index_dir}`"
+            )
 
     @classmethod
     def open(cls, index_dir: Path, *, verify: bool = True) -> LoadedIndex:

@@ -24,6 +24,7 @@ from rag.index import (
     build_lock,
     checksum_files,
     read_manifest,
+    seal_manifest,
     write_data,
     write_json_atomic,
 )
@@ -94,6 +95,8 @@ def _previous_vectors(index_dir: Path, manifest: dict[str, Any] | None, model_id
     """Vectors of the previous index keyed like the cache, so a cleared cache costs nothing."""
     if not manifest or manifest.get("model", {}).get("id") != model_id:
         return {}
+    if manifest.get("store", {}).get("kind", "faiss") != "faiss":
+        return {}  # vectors that live in a server stay there; the cache covers the rest
     try:
         old = LoadedIndex(index_dir, manifest, verify=False)
     except IndexStateError:
@@ -146,24 +149,31 @@ def build_index(
             from rag.embedding import get_encoder
 
             encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device)
-        known = _previous_vectors(index_dir, old_manifest, encoder.model_id)
-        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
-        try:
-            vectors, n_encoded = encode_cached(
-                row_texts,
-                model_id=encoder.model_id,
-                kind="passage",
-                encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
-                cache=cache,
-                dim=encoder.dim,
-                known=known,
+        store: Any
+        bm25: Any
+        if settings.store == "milvus":
+            store, bm25, n_encoded = _ingest_milvus(
+                settings, index_dir, encoder, docs, rows, row_texts, len(chunks), normaliser, progress
             )
-        finally:
-            cache.close()
+        else:
+            known = _previous_vectors(index_dir, old_manifest, encoder.model_id)
+            cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
+            try:
+                vectors, n_encoded = encode_cached(
+                    row_texts,
+                    model_id=encoder.model_id,
+                    kind="passage",
+                    encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
+                    cache=cache,
+                    dim=encoder.dim,
+                    known=known,
+                )
+            finally:
+                cache.close()
 
-        store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold)
-        store.add([c.chunk_id for c in rows], [c.doc_id for c in rows], vectors)
-        bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
+            store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold)
+            store.add([c.chunk_id for c in rows], [c.doc_id for c in rows], vectors)
+            bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         data_name = f"data-{stamp}-{os.getpid()}"
@@ -194,7 +204,7 @@ def build_index(
                 },
                 "checksums": checksum_files(data_dir, names),
             }
-            write_json_atomic(index_dir / MANIFEST, manifest)
+            write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
         except BaseException:
             shutil.rmtree(data_dir, ignore_errors=True)
             raise
@@ -217,6 +227,59 @@ def build_index(
             summary.flags[d.doc_id] = list(d.flags)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _ingest_milvus(
+    settings: Settings,
+    index_dir: Path,
+    encoder: Any,
+    docs: list[Document],
+    rows: list[Chunk],
+    row_texts: list[str],
+    n_chunks: int,
+    normaliser: Normaliser,
+    progress: bool,
+) -> tuple[Any, Any, int]:
+    """Ingestion by document into Milvus: rows of new or changed documents are written (upserts),
+    rows of changed or vanished documents removed; unchanged documents are not touched."""
+    import hashlib
+    import json
+
+    from rag.store.milvus_store import MilvusBM25, lexical_text, open_for
+
+    store = open_for(settings, index_dir, encoder.dim)
+    config = json.dumps([index_config(settings, normaliser), encoder.model_id], sort_keys=True)
+    key = {d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs}
+    held = store.document_keys()
+    stale = [d for d, k in held.items() if key.get(d) != k]
+    if stale:
+        store.delete_documents(stale)
+    todo = {d for d in key if held.get(d) != key[d]}
+    pick = [i for i, c in enumerate(rows) if c.doc_id in todo]
+    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
+    try:
+        vectors, n_encoded = encode_cached(
+            [row_texts[i] for i in pick],
+            model_id=encoder.model_id,
+            kind="passage",
+            encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
+            cache=cache,
+            dim=encoder.dim,
+        )
+    finally:
+        cache.close()
+    if pick:
+        lexical = [i for i in pick if i < n_chunks]
+        tokens = dict(zip(lexical, normaliser.tokenise_many([row_texts[i] for i in lexical]), strict=True))
+        store.add(
+            [rows[i].chunk_id for i in pick],
+            [rows[i].doc_id for i in pick],
+            vectors,
+            texts=[lexical_text(tokens[i]) if i in tokens else None for i in pick],
+            para_ids=[rows[i].para_id for i in pick],
+            doc_keys=[key[rows[i].doc_id] for i in pick],
+        )
+    return store, MilvusBM25(store, ids=[c.chunk_id for c in rows[:n_chunks]]), n_encoded
 
 
 def _dedupe(docs: list[Document], summary: IndexSummary) -> list[Document]:

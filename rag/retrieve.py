@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from rag.crosslingual import translate_query
 from rag.fusion import convex_fuse
 from rag.index import LoadedIndex
 from rag.normalise import Normaliser, cjk_ratio
@@ -55,8 +56,10 @@ class HybridRetriever:
         lexical_weight: float = 0.3,
         lexical_weight_latin: float = 0.0,
         candidates: int = 100,
+        translate: bool = True,
     ) -> None:
         self.index = index
+        self.translate = translate
         self.encoder = encoder
         self.normaliser = normaliser
         self.lexical_weight = lexical_weight
@@ -76,6 +79,16 @@ class HybridRetriever:
         rows = list(self._chunk_rows.get(pid, ()))
         rows.extend(self._sent_rows.get(pid, ()))
         return rows
+
+    def lexical_scores(self, query: str) -> np.ndarray:
+        """BM25 of every chunk row; an English question also scores its dictionary translation."""
+        scores = self.index.bm25.scores(self.normaliser.tokenise(query))
+        if self.translate and cjk_ratio(query) < 0.2:
+            for term, weight in translate_query(query):
+                tokens = self.normaliser.tokenise(term)
+                if tokens:
+                    scores = scores + weight * self.index.bm25.scores(tokens)
+        return scores
 
     def weight_for(self, query: str) -> float:
         return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
@@ -103,8 +116,9 @@ class HybridRetriever:
             return {}, {}, {}
         depth = min(self.candidates * 2, n)
         dense_hits = self.index.store.search(query_vector[None, :], depth)
-        cand = {self.index.chunks[c].para_id for c in dense_hits.ids[0]}
-        lex_all = self.index.bm25.scores(self.normaliser.tokenise(query))
+        # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
+        cand = {self.index.chunks[c].para_id for c in dense_hits.ids[0] if c in self.index.chunks}
+        lex_all = self.lexical_scores(query)
         if lex_all.any():
             m = len(lex_all)
             top = np.argpartition(-lex_all, min(depth, m) - 1)[: min(depth, m)] if depth < m else np.arange(m)
@@ -115,7 +129,7 @@ class HybridRetriever:
         # Exact cosines of every vector of every candidate paragraph, in one gather.
         order = sorted(cand)
         want = [self._row_ids[r] for pid in order for r in self._rows_of(pid)]
-        cos = dict(zip(want, (self.index.store.vectors_for(want) @ query_vector).tolist(), strict=True)) if want else {}
+        cos = self._cosines(want, query_vector)
         for pid in order:
             crows = self._chunk_rows.get(pid, np.array([], dtype=int))
             ccos = np.array([cos[self._row_ids[r]] for r in crows]) if len(crows) else np.array([0.0])
@@ -127,6 +141,18 @@ class HybridRetriever:
             lexical[pid] = float(lex_all[crows].max()) if len(crows) else 0.0
             best_chunk[pid] = self._row_ids[int(crows[best])] if len(crows) else pid
         return dense, lexical, best_chunk
+
+    def _cosines(self, ids: list[str], query_vector: np.ndarray) -> dict[str, float]:
+        if not ids:
+            return {}
+        try:
+            vecs = self.index.store.vectors_for(ids)
+        except KeyError:
+            # Another process re-indexed a document of a shared store (Milvus) since this index
+            # was loaded: score what is still there; the vanished rows score nothing.
+            found = self.index.store.vectors_found(ids)
+            return {c: float(v @ query_vector) for c, v in found.items()} | {c: -1.0 for c in ids if c not in found}
+        return dict(zip(ids, (vecs @ query_vector).tolist(), strict=True))
 
     def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
         dense, lexical, best_chunk = self.component_scores(query, query_vector)

@@ -79,6 +79,7 @@ class RagService:
             self.normaliser,
             lexical_weight=settings.lexical_weight,
             lexical_weight_latin=settings.lexical_weight_latin,
+            translate=settings.translate_queries,
         )
         self._lock = threading.RLock()
 
@@ -90,7 +91,7 @@ class RagService:
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
         check_compatible(manifest, settings, index_dir)
-        index = LoadedIndex(index_dir, manifest)
+        index = LoadedIndex(index_dir, manifest, settings=settings)
         if encoder is None:
             from rag.embedding import get_encoder
 

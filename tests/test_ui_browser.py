@@ -1,0 +1,315 @@
+"""The chat UI: HTML rendering (fast) and a headless-Chromium run against a real server (slow).
+
+Screenshots go to tests/artifacts/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rag.ui.render import (
+    answer_sentence,
+    citation_text,
+    escape_md,
+    highlight,
+    render_answer,
+    render_card,
+    render_sources,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+CITATION = {
+    "n": 1, "doc_id": "d", "para_id": "d#p3", "title": "標題 <b>x</b>", "source": "https://example.hk/a?b=1&c=2",
+    "text": "第一句。<script>alert(1)</script>第二句！", "score": 0.8, "highlights": [[0, 2], [1, 4], [30, 99]],
+    "date": "2024-05-01",
+}
+
+
+# -- rendering (fast) ------------------------------------------------------------------------------
+
+
+def test_highlight_escapes_and_merges_spans():
+    html_ = highlight("a<b>c&d", [(1, 4), (3, 5), (9, 12)])
+    assert html_ == "a<mark>&lt;b&gt;c</mark>&amp;d"
+    assert highlight("abc", []) == "abc"
+
+
+def test_document_text_never_becomes_markup():
+    card = render_card("第一句[1]。", CITATION, turn=2)
+    assert "<script>" not in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+    assert "<b>x</b>" not in card and "標題 &lt;b&gt;x&lt;/b&gt;" in card
+    assert 'id="src-2-1"' in card and "<mark>第一句。</mark>" in card
+    assert 'href="https://example.hk/a?b=1&amp;c=2"' in card
+    bad = render_card("", {**CITATION, "source": "javascript:alert(3)"}, turn=1)
+    assert "href=\"javascript" not in bad and "javascript:alert(3)" in bad  # shown, never a link
+
+
+def test_answer_markers_become_card_links_and_text_is_escaped():
+    md = render_answer("甲<img src=x onerror=alert(2)>。[1] 乙*強調*。[2][9]", 2, turn=3)
+    assert '<a class="cite" href="#src-3-1"' in md and 'href="#src-3-2"' in md
+    assert "src-3-9" not in md and "\\[9\\]" in md  # a marker without a card stays text
+    assert "<img" not in md and "&lt;img src=x onerror=alert(2)&gt;" in md
+    assert "\\*強調\\*" in md
+    assert escape_md("a_b [c]") == "a\\_b \\[c\\]"
+    assert "no-source-msg" in render_answer("找不到。", 0, turn=1, abstained=True)
+
+
+def test_citation_text_is_briefing_ready():
+    answer = "香港推動新型工業化。 [1] 政府設立辦公室。 [2] 兩者都重要[1][2]。"
+    assert answer_sentence(answer, 2) == "政府設立辦公室。 兩者都重要。"
+    assert answer_sentence("No markers at all.", 1) == "No markers at all."
+    text = citation_text(answer, CITATION)
+    lines = text.split("\n")
+    assert lines[0] == "香港推動新型工業化。 兩者都重要。"
+    assert lines[1] == f"「{CITATION['text']}」"
+    assert lines[2] == "——《標題 <b>x</b>》，2024-05-01，https://example.hk/a?b=1&c=2（para_id: d#p3）"
+    card = render_card(answer, CITATION, turn=1)
+    assert 'class="copy-cite"' in card
+    import html
+
+    data = re.search(r'data-cite="([^"]*)"', card).group(1)
+    assert html.unescape(data) == text
+
+
+def test_sources_panel_states():
+    assert "No source found" in render_sources({"answer": "找不到", "abstained": True, "citations": []}, 1)
+    panel = render_sources({"answer": "x[1]", "abstained": False, "citations": [CITATION, {**CITATION, "n": 2}]}, 4)
+    assert panel.count('class="src-card"') == 2
+    assert 'id="src-4-1" data-n="1" open' in panel and 'id="src-4-2" data-n="2">' in panel  # first one open
+
+
+# -- the browser (slow) -------------------------------------------------------------------------------
+
+
+def _strip(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory, encoder):
+    from rag.api.app import create_app
+    from rag.service import RagService
+    from tests.server_utils import serve_app, tiny_index
+
+    settings, index_dir = tiny_index(tmp_path_factory.mktemp("ui"), encoder)
+    # A low, fixed abstention floor: this test is about the UI, not about where the calibrated
+    # floor sits for English questions over a four-document Chinese corpus.
+    settings = settings.model_copy(update={"min_score": 0.05})
+    service = RagService.open(index_dir, settings, encoder=encoder)
+    with serve_app(create_app(settings, service=service)) as srv:
+        yield srv, service
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class ChatPage:
+    """A thin driver over the page: ask, wait for the streamed answer, look at the cards."""
+
+    def __init__(self, page: Any, base_url: str) -> None:
+        self.page = page
+        self.turn = 0
+        self.dialogs: list[str] = []
+        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        page.goto(base_url + "/", wait_until="load")
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Index')")
+
+    def ask(self, question: str, expected_answer: str) -> list[str]:
+        """Ask and wait for ``expected_answer``; returns the distinct texts the answer passed through."""
+        page = self.page
+        page.evaluate("""() => {
+            window.__snaps = []; clearInterval(window.__snapTimer);
+            window.__snapTimer = setInterval(() => {
+              const bots = document.querySelectorAll('#chat [data-testid="bot"]');
+              const t = bots.length ? bots[bots.length - 1].innerText : '';
+              if (t && window.__snaps[window.__snaps.length - 1] !== t) window.__snaps.push(t);
+            }, 4);
+        }""")
+        page.fill("#question textarea", question)
+        page.keyboard.press("Enter")
+        self.turn += 1
+        self.wait_answer(expected_answer)
+        return page.evaluate("() => { clearInterval(window.__snapTimer); return window.__snaps; }")
+
+    def wait_answer(self, expected_answer: str) -> None:
+        self.page.wait_for_function(
+            """(want) => { const bots = document.querySelectorAll('#chat [data-testid="bot"]');
+                 return bots.length && bots[bots.length - 1].innerText.replace(/\\s+/g, '') === want; }""",
+            arg=_strip(expected_answer), timeout=60_000)
+
+    def clear(self) -> None:
+        self.page.click("#chat button[aria-label='Clear']")
+        self.page.wait_for_selector("#sources .src-empty")
+        self.turn = 0  # a new conversation numbers its turns afresh
+
+    def card(self, n: int) -> Any:
+        return self.page.locator(f"#src-{self.turn}-{n}")
+
+    def shot(self, name: str) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def _assert_streamed(snaps: list[str], final: str) -> None:
+    partial = {_strip(s) for s in snaps} - {_strip(final)}
+    partial = {s for s in partial if s and _strip(final).startswith(s)}
+    assert len(partial) >= 2, f"the answer did not stream: {snaps}"
+
+
+def _assert_cards(chat: ChatPage, answer: dict[str, Any]) -> None:
+    page = chat.page
+    cards = page.locator(f"#sources .src-list[data-turn='{chat.turn}'] .src-card")
+    assert cards.count() == len(answer["citations"]) > 0
+    first = chat.card(1)
+    assert first.get_attribute("open") is not None
+    assert first.locator(".src-title").inner_text() == answer["citations"][0]["title"]
+    marks = first.locator(".src-text mark")
+    assert marks.count() >= 1 and marks.first.inner_text().strip()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_chat_in_three_languages(ui_server, browser):
+    from rag.ui.render import citation_text
+
+    server, service = ui_server
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-HK",
+                                  permissions=["clipboard-read", "clipboard-write"])
+    chat = ChatPage(context.new_page(), server.base_url)
+    page = chat.page
+
+    # Traditional: a streamed answer, numbered cards with highlighted support.
+    q = "香港如何推動新型工業化？"
+    answer = service.ask(q, 5).to_dict()
+    snaps = chat.ask(q, answer["answer"])
+    _assert_streamed(snaps, answer["answer"])
+    _assert_cards(chat, answer)
+    chat.shot("chat-zh-hant-1280")
+
+    # Open a citation from its [n] marker: the card opens and scrolls into view.
+    n = max(c["n"] for c in answer["citations"])
+    if n == 1:
+        chat.card(1).evaluate("el => el.open = false")
+    assert chat.card(n).get_attribute("open") is None or n == 1
+    page.locator(f"#chat a.cite[href='#src-{chat.turn}-{n}']").last.click()
+    page.wait_for_function(f"() => document.getElementById('src-{chat.turn}-{n}').open")
+    page.wait_for_timeout(600)  # smooth scroll
+    box = chat.card(n).bounding_box()
+    assert box and 0 <= box["y"] < 900, box
+
+    # Copy citation: the button puts the briefing-ready citation on the clipboard.
+    want = citation_text(answer["answer"], answer["citations"][0])
+    button = chat.card(1).locator("button.copy-cite")
+    assert button.get_attribute("data-cite") == want
+    for fragment in (answer["citations"][0]["para_id"], answer["citations"][0]["title"], answer["citations"][0]["text"]):
+        assert fragment in want
+    button.click()
+    page.wait_for_function("() => window.__ragLastCopied !== undefined")
+    assert page.evaluate("() => window.__ragLastCopied") == want
+    assert "Copied" in button.inner_text()
+    assert page.evaluate("() => navigator.clipboard.readText()") == want
+
+    # Script toggle: the last answer and its cards are shown again in Simplified.
+    hans = service.ask(q, 5, script="hans").to_dict()
+    page.locator("#script label", has_text="简体").click()
+    chat.wait_answer(hans["answer"])
+    page.wait_for_function("(t) => document.querySelector('#sources .src-card .src-text').innerText.includes(t)",
+                           arg=hans["citations"][0]["text"][:12])
+    assert "工业化" in chat.card(1).inner_text()
+    chat.shot("chat-script-hans-1280")
+    page.locator("#script label", has_text="原文").click()
+    chat.wait_answer(answer["answer"])
+
+    # Simplified and English questions (fresh conversations, so no follow-up context).
+    for name, question in (("zh-hans", "什么是新质生产力？"), ("en", "How is Hong Kong promoting new industrialisation?")):
+        chat.clear()
+        expected = service.ask(question, 5).to_dict()
+        assert not expected["abstained"], expected
+        snaps = chat.ask(question, expected["answer"])
+        _assert_streamed(snaps, expected["answer"])
+        _assert_cards(chat, expected)
+        chat.shot(f"chat-{name}-1280")
+
+    # A question the corpus cannot answer shows the "no source found" state.
+    chat.clear()
+    q = "What will the weather be like on Mars next Tuesday?"
+    expected = service.ask(q, 5).to_dict()
+    assert expected["abstained"], expected
+    chat.ask(q, "找不到可引用的來源 · No source found" + expected["answer"])
+    assert page.locator("#sources .no-source").is_visible()
+    assert "No source found" in page.locator("#sources .no-source").inner_text()
+    chat.shot("chat-no-source-1280")
+    assert not chat.dialogs
+    context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_document_markup_renders_as_text(ui_server, browser):
+    from tests.server_utils import XSS_PARA_ID, XSS_TEXT
+
+    server, service = ui_server
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    chat = ChatPage(context.new_page(), server.base_url)
+    page = chat.page
+    page.add_init_script("window.alert = (m) => { window.__alerted = (window.__alerted || []).concat([m]); };")
+    q = "網頁安全測試段落寫了什麼？"
+    expected = service.ask(q, 5).to_dict()
+    cited = [c for c in expected["citations"] if c["para_id"] == XSS_PARA_ID]
+    assert cited, expected
+    chat.ask(q, expected["answer"])
+    card = chat.card(cited[0]["n"])
+    card.evaluate("el => el.open = true")
+    assert card.locator(".src-text").inner_text() == XSS_TEXT
+    assert card.locator(".src-title").inner_text() == "網頁安全測試 <b>標題</b>"
+    assert page.evaluate("() => document.querySelectorAll('#chat img, #sources img, #sources b, #sources script, #chat script').length") == 0
+    assert page.locator("#sources a[href^='javascript']").count() == 0
+    if "<script>" in expected["answer"]:
+        assert "<script>alert(1)</script>" in page.locator("#chat [data-testid='bot']").last.inner_text()
+    page.wait_for_timeout(300)
+    assert not chat.dialogs and page.evaluate("() => window.__alerted") is None
+    chat.shot("chat-markup-as-text-1280")
+    context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_phone_width(ui_server, browser):
+    server, service = ui_server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                  is_mobile=True, has_touch=True)
+    chat = ChatPage(context.new_page(), server.base_url)
+    page = chat.page
+    q = "香港如何推動新型工業化？"
+    answer = service.ask(q, 5).to_dict()
+    chat.ask(q, answer["answer"])
+    _assert_cards(chat, answer)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390, "horizontal scrolling on a phone"
+    chat.shot("chat-phone-390")
+    # On a phone the cards sit below the chat; a [n] marker scrolls down to its card.
+    page.locator(f"#chat a.cite[href='#src-{chat.turn}-1']").last.tap()
+    page.wait_for_timeout(600)
+    box = chat.card(1).bounding_box()
+    assert box and 0 <= box["y"] < 844, box
+    page.screenshot(path=str(ARTIFACTS / "chat-phone-390-card.png"))
+    context.close()
+

@@ -1,0 +1,66 @@
+// Chat behaviour that Gradio components do not offer: [n] markers open their source card,
+// and "copy citation" buttons put a briefing-ready citation on the clipboard.
+(() => {
+  if (window.__ragChat) return;
+  window.__ragChat = true;
+
+  function openCard(id) {
+    const card = document.getElementById(id);
+    if (!card) return false;
+    card.open = true;
+    card.scrollIntoView({ behavior: "smooth", block: "center" });
+    card.classList.remove("flash");
+    void card.offsetWidth; // restart the animation
+    card.classList.add("flash");
+    return true;
+  }
+
+  async function copyText(text) {
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        await navigator.clipboard.writeText(text);
+        return true;
+      }
+    } catch (e) { /* fall back below */ }
+    // Plain-http deployments have no async clipboard: use a hidden textarea.
+    const area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+    area.remove();
+    return ok;
+  }
+
+  document.addEventListener("click", (ev) => {
+    const target = ev.target instanceof Element ? ev.target : null;
+    if (!target) return;
+    const cite = target.closest('a.cite, a[href^="#src-"]');
+    if (cite) {
+      const id = (cite.getAttribute("href") || "").replace(/^#/, "");
+      ev.preventDefault();
+      ev.stopPropagation();
+      if (!openCard(id)) {
+        const note = document.querySelector("#sources .src-heading");
+        if (note) note.classList.add("flash");
+      }
+      return;
+    }
+    const button = target.closest("button.copy-cite");
+    if (button) {
+      ev.preventDefault();
+      const label = button.dataset.label || button.textContent;
+      button.dataset.label = label;
+      copyText(button.dataset.cite || "").then((ok) => {
+        button.textContent = ok ? "已複製 ✓ Copied" : "無法複製 Copy failed";
+        button.classList.toggle("copied", ok);
+        window.__ragLastCopied = ok ? button.dataset.cite : null;
+        setTimeout(() => { button.textContent = label; button.classList.remove("copied"); }, 1800);
+      });
+    }
+  }, true);
+})();

@@ -1,0 +1,136 @@
+"""HTML for the chat: answers with clickable ``[n]`` markers, source cards, copyable citations.
+
+Every piece of document or user text goes through ``html.escape`` here; the only markup is
+our own. Pure functions, so the escaping and the citation text are unit-tested.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+MARKER = re.compile(r"\[(\d{1,3})\]")
+# A sentence: text up to its end punctuation, plus any [n] markers that follow it.
+_SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+|$)(?:\s*\[\d{1,3}\])*", re.MULTILINE)
+# Markdown punctuation that could restyle corpus text in the chat bubble (not & or ;: entities).
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}~|])")
+
+SCRIPT_CHOICES = [("原文 Original", "original"), ("繁體", "hant"), ("简体", "hans"), ("香港", "hk"), ("台灣", "tw")]
+
+NO_SOURCE_TITLE = "找不到可引用的來源 · No source found"
+
+
+def escape_md(text: str) -> str:
+    """Text shown literally inside the Markdown chat bubble: HTML-escaped, Markdown-escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = False) -> str:
+    """The answer as chat Markdown; each ``[n]`` (1..n_citations) becomes a link to card n."""
+    out: list[str] = []
+    pos = 0
+    for m in MARKER.finditer(text):
+        n = int(m.group(1))
+        if not 1 <= n <= n_citations:
+            continue
+        out.append(escape_md(text[pos : m.start()]))
+        out.append(f'<a class="cite" href="#src-{turn}-{n}" data-turn="{turn}" data-n="{n}" '
+                   f'title="來源 source {n}">[{n}]</a>')
+        pos = m.end()
+    out.append(escape_md(text[pos:]))
+    body = "".join(out)
+    if abstained:
+        return f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>{body}</div>'
+    return body
+
+
+def highlight(text: str, spans: Iterable[Sequence[int]]) -> str:
+    """``text`` escaped, with the [start, end) ``spans`` wrapped in ``<mark>`` (overlaps merged)."""
+    merged: list[list[int]] = []
+    for s in sorted((max(0, int(a)), min(len(text), int(b))) for a, b in spans):
+        if s[0] >= s[1]:
+            continue
+        if merged and s[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], s[1])
+        else:
+            merged.append([s[0], s[1]])
+    out, pos = [], 0
+    for a, b in merged:
+        out.append(html.escape(text[pos:a]))
+        out.append(f"<mark>{html.escape(text[a:b])}</mark>")
+        pos = b
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def answer_sentence(answer: str, n: int) -> str:
+    """The answer sentence(s) that cite ``[n]``, without markers (the whole answer if none do)."""
+    tag = f"[{n}]"
+    picked = [s for s in _SENTENCE.findall(answer) if tag in s]
+    text = " ".join(MARKER.sub("", s).strip() for s in picked) if picked else MARKER.sub("", answer)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def citation_text(answer: str, c: Mapping[str, Any]) -> str:
+    """A briefing-ready citation: answer sentence, the paragraph, title, date, source, para_id."""
+    meta = "，".join(x for x in (f"《{c.get('title') or c['doc_id']}》", c.get("date") or "", c.get("source") or "") if x)
+    lines = [answer_sentence(answer, int(c["n"])), f"「{c['text']}」", f"——{meta}（para_id: {c['para_id']}）"]
+    return "\n".join(line for line in lines if line)
+
+
+def _source_link(source: str) -> str:
+    """A link only for http(s) URLs (never javascript: or file paths); the host as its text."""
+    parsed = urlparse(source)
+    if parsed.scheme in ("http", "https") and parsed.netloc:
+        return (f'<a class="src-link" href="{html.escape(source, quote=True)}" target="_blank" '
+                f'rel="noopener noreferrer">{html.escape(parsed.netloc)} ↗</a>')
+    return f'<span class="src-path">{html.escape(source)}</span>' if source else ""
+
+
+def render_card(answer: str, c: Mapping[str, Any], turn: int, *, open_: bool = False) -> str:
+    n = int(c["n"])
+    date = f'<span class="src-date">{html.escape(c["date"])}</span>' if c.get("date") else ""
+    original = ""
+    if c.get("original_text") and c["original_text"] != c["text"]:
+        original = (f'<details class="src-orig"><summary>原文 Original</summary>'
+                    f'<p>{html.escape(c["original_text"])}</p></details>')
+    cite = html.escape(citation_text(answer, c), quote=True)
+    return (
+        f'<details class="src-card" id="src-{turn}-{n}" data-n="{n}"{" open" if open_ else ""}>'
+        f'<summary><span class="src-n">{n}</span><span class="src-head">'
+        f'<span class="src-title">{html.escape(c.get("title") or c["doc_id"])}</span>'
+        f'<span class="src-meta">{date}{_source_link(c.get("source") or "")}</span></span></summary>'
+        f'<div class="src-body"><p class="src-text">{highlight(c["text"], c.get("highlights") or ())}</p>'
+        f"{original}"
+        f'<div class="src-foot"><code class="src-id">{html.escape(c["para_id"])}</code>'
+        f'<span class="src-score" title="relevance">{float(c.get("score") or 0):.2f}</span>'
+        f'<button type="button" class="copy-cite" data-cite="{cite}">複製引用 Copy citation</button>'
+        f"</div></div></details>"
+    )
+
+
+def render_sources(answer: Mapping[str, Any], turn: int) -> str:
+    """The source panel for one answer: numbered cards, or the visible "no source" state."""
+    citations = answer.get("citations") or []
+    if answer.get("abstained") or not citations:
+        return (
+            '<div class="no-source" role="status">'
+            '<div class="ns-icon" aria-hidden="true">∅</div>'
+            f'<div class="ns-title">{html.escape(NO_SOURCE_TITLE)}</div>'
+            "<p>語料中沒有足夠相關的段落可以回答這個問題。試試換個說法，或改用其他語言提問。</p>"
+            "<p>No paragraph in the corpus is relevant enough to answer this. Try rephrasing.</p>"
+            "</div>"
+        )
+    cards = "".join(render_card(answer.get("answer", ""), c, turn, open_=(i == 0)) for i, c in enumerate(citations))
+    return (f'<div class="src-list" data-turn="{turn}"><div class="src-heading">來源 Sources '
+            f'<span class="src-count">{len(citations)}</span></div>{cards}</div>')
+
+
+EMPTY_SOURCES = (
+    '<div class="src-empty"><div class="ns-icon" aria-hidden="true">¶</div>'
+    "<p>答案引用的原文段落會顯示在這裏。點擊答案中的 [1]、[2] 可打開對應來源。</p>"
+    "<p>The paragraphs an answer cites appear here; click a [n] marker to open one.</p></div>"
+)
