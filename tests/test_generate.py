@@ -218,7 +218,7 @@ def test_answer_without_valid_citations_falls_back(stub, gen_settings):
 
 
 def test_generator_is_not_called_when_abstaining(stub, gen_settings):
-    low = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.5)]
+    low = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.5, relevance=0.1)]
     ans = answer_from_hits(QUESTION, low, gen_settings)
     assert ans.abstained and stub.requests == []
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
-from rag.lexical import B, K1
+from rag.lexical import K1, B
 from rag.store.base import VectorHits
 
 SCHEMA_VERSION = 1
@@ -134,7 +134,7 @@ class MilvusStore:
             version = (info.get("properties") or {}).get(SCHEMA_PROPERTY)
             dims = [int(f["params"]["dim"]) for f in info.get("fields", []) if f.get("name") == "vector"]
             fix = (
-                f"drop it, or choose another RAG_MILVUS_COLLECTION, then re-index with `rag index`"
+                "drop it, or choose another RAG_MILVUS_COLLECTION, then re-index with `rag index`"
             )
             if str(version) != str(SCHEMA_VERSION):
                 raise IndexStateError(
