@@ -29,7 +29,7 @@ from rag.relevance import COEF, features, probability  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 SETS = ("drcd/dev", "cmrc2018/dev", "xquad/en-zh-dev")
-NAMES = ["dense", "coverage", "latin", "dense_latin", "coverage_latin"]
+NAMES = ["dense", "coverage", "latin", "dense_latin", "coverage_latin", "missing_words"]
 
 
 def collect(svc: RagService, queries: list[dict]) -> tuple[list[dict], list[int]]:

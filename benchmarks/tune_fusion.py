@@ -54,9 +54,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default=DEFAULT_SETS)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,1.0")
+    ap.add_argument("--translate", action="store_true", help="dictionary-translate English questions (RAG_TRANSLATE_QUERIES)")
     args = ap.parse_args()
     settings = get_settings()
-    weights = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0]
+    weights = [float(w) for w in args.weights.split(",")]
+    settings = settings.model_copy(update={"translate_queries": args.translate})
     table: dict[str, dict[str, tuple[float, float]]] = {}
     for name in args.sets.split(","):
         folder = EXTERNAL / name

@@ -21,7 +21,6 @@ from typing import Any
 
 from rag.config import Settings
 from rag.errors import InputError
-from rag.relevance import DEFAULT_FLOOR
 from rag.generate import (
     Generator,
     build_messages,
@@ -33,12 +32,13 @@ from rag.generate import (
     strip_markers,
 )
 from rag.normalise import cjk_ratio, convert_script
+from rag.relevance import DEFAULT_FLOOR
 from rag.sentences import content_chars, overlap, question_units, split_sentences, units
 from rag.types import Answer, Citation, Hit
 
-# Fused score below which the top hit is not trusted (RAG_MIN_SCORE overrides it). The dense
-# part is an e5 cosine: ~0.80-0.90 for related text, ~0.70-0.78 for unrelated text.
-DEFAULT_MIN_SCORE = DEFAULT_FLOOR  # on Hit.relevance, a calibrated probability (rag.relevance)
+# A hit is cited only when its calibrated answer probability (Hit.relevance, see
+# rag/relevance.py) reaches this floor; RAG_MIN_SCORE overrides it.
+DEFAULT_MIN_SCORE = DEFAULT_FLOOR
 
 MAX_PARAGRAPHS = 3  # paragraphs an extractive answer draws sentences from
 MAX_SENTENCES = 3
@@ -219,6 +219,8 @@ def _select_positional(hits: Sequence[Hit], cands: list[_Sentence]) -> list[_Sen
     top = [c for c in cands if c.rank == 0]
     if not top:
         return []
+    if any(h.best_sentence for h in hits):
+        return _select_by_sentence_vectors(hits, cands)
     matched = [c for c in top if c.recall > 0]
     if matched:
         first = max(matched, key=lambda c: (c.recall, -c.position))
@@ -231,6 +233,28 @@ def _select_positional(hits: Sequence[Hit], cands: list[_Sentence]) -> list[_Sen
         if _length(first) + _length(nxt) <= MAX_ANSWER_CHARS:
             chosen.append(nxt)
     return chosen
+
+
+def _select_by_sentence_vectors(hits: Sequence[Hit], cands: list[_Sentence]) -> list[_Sentence]:
+    """Each top paragraph's sentence closest to the question, as retrieval measured it.
+
+    With no lexical overlap to check (an English question over Chinese text) the top paragraph
+    is right only about 60% of the time, so every paragraph above the floor (up to
+    MAX_PARAGRAPHS) contributes its best sentence and is cited.
+    """
+    chosen: list[_Sentence] = []
+    for rank, hit in enumerate(hits):
+        if hit.best_sentence is None:
+            continue
+        start, end = hit.best_sentence
+        mine = [c for c in cands if c.rank == rank]
+        best = max(mine, key=lambda c: min(c.end, end) - max(c.start, start), default=None)
+        if best is None or min(best.end, end) <= max(best.start, start):
+            continue
+        if sum(_length(o) for o in chosen) + _length(best) > MAX_ANSWER_CHARS and chosen:
+            break
+        chosen.append(best)
+    return chosen or [next(c for c in cands if c.rank == 0)]
 
 
 def _select_encoded(

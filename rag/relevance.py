@@ -19,13 +19,33 @@ same-topic near miss) and checked on the gold set's unanswerable questions.
 from __future__ import annotations
 
 import math
+import re
+from functools import lru_cache
 
-from rag.normalise import cjk_ratio
-from rag.sentences import question_units, units
+from rag.normalise import _jieba, cjk_ratio
+from rag.sentences import EN_STOPWORDS, matching_form, question_units, units
+
+_QWORDS = frozenset(
+    "什么 甚么 哪里 哪裡 哪些 哪个 哪一 多少 几多 如何 怎样 怎么 为何 为什么 是否 是不是 谁 何时 何地 "
+    "什麼 甚麼 哪個 幾多 怎樣 怎麼 為何 為什麼 誰 何時".split()
+)
+_WORDY = re.compile(r"^([\u3400-\u9fff]{2,}|[a-z][a-z0-9-]+|\d[\d.,]*)$")
 
 # Fitted by benchmarks/calibrate_abstention.py (see its output in the README "Abstention").
-COEF = {"bias": -33.0, "dense": 38.0, "coverage": 6.0, "latin": 0.0, "dense_latin": 0.0, "coverage_latin": -6.0}
+COEF = {
+    "bias": -31.432, "dense": 31.017, "coverage": 7.356, "latin": 2.796,
+    "dense_latin": 5.947, "coverage_latin": -4.155, "missing_words": 0.052,
+}
 DEFAULT_FLOOR = 0.5
+
+
+@lru_cache(maxsize=4096)
+def content_words(question: str) -> tuple[str, ...]:
+    """The question's content words (jieba, one script), without question and function words."""
+    words = _jieba().lcut(matching_form(question))
+    return tuple(
+        w for w in dict.fromkeys(words) if _WORDY.match(w) and w not in _QWORDS and w not in EN_STOPWORDS
+    )
 
 
 def features(question: str, paragraph: str, dense: float) -> dict[str, float]:
@@ -33,12 +53,16 @@ def features(question: str, paragraph: str, dense: float) -> dict[str, float]:
     have = units(paragraph)
     coverage = sum(1 for u in wanted if u in have) / len(wanted) if wanted else 0.0
     latin = 1.0 if cjk_ratio(question) < 0.2 else 0.0
+    words = content_words(question)
+    form = matching_form(paragraph)
+    missing = sum(1 for w in words if w not in form) if words else 0
     return {
         "dense": dense,
         "coverage": coverage,
         "latin": latin,
         "dense_latin": dense * latin,
         "coverage_latin": coverage * latin,
+        "missing_words": float(min(missing, 3)) * (1.0 - latin),
     }
 
 

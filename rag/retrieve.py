@@ -111,9 +111,15 @@ class HybridRetriever:
         self, query: str, query_vector: np.ndarray
     ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
         """Per candidate paragraph: dense score, best BM25 score, and its best chunk id."""
+        dense, lexical, best_chunk, _ = self._components(query, query_vector)
+        return dense, lexical, best_chunk
+
+    def _components(
+        self, query: str, query_vector: np.ndarray
+    ) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, tuple[int, int]]]:
         n = len(self._row_ids)
         if n == 0:
-            return {}, {}, {}
+            return {}, {}, {}, {}
         depth = min(self.candidates * 2, n)
         dense_hits = self.index.store.search(query_vector[None, :], depth)
         # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
@@ -126,6 +132,7 @@ class HybridRetriever:
         dense: dict[str, float] = {}
         lexical: dict[str, float] = {}
         best_chunk: dict[str, str] = {}
+        best_sentence: dict[str, tuple[int, int]] = {}
         # Exact cosines of every vector of every candidate paragraph, in one gather.
         order = sorted(cand)
         want = [self._row_ids[r] for pid in order for r in self._rows_of(pid)]
@@ -136,11 +143,17 @@ class HybridRetriever:
             best = int(np.argmax(ccos))
             chunk_cos = float(ccos[best])
             srows = self._sent_rows.get(pid)
-            sent_cos = max(cos[self._row_ids[r]] for r in srows) if srows is not None else chunk_cos
+            if srows is not None:
+                best_row = max(srows, key=lambda r: cos[self._row_ids[r]])
+                sent_cos = cos[self._row_ids[best_row]]
+                sentence = self.index.chunks[self._row_ids[best_row]]
+                best_sentence[pid] = (sentence.start, sentence.end)
+            else:
+                sent_cos = chunk_cos
             dense[pid] = (chunk_cos + sent_cos) / 2
             lexical[pid] = float(lex_all[crows].max()) if len(crows) else 0.0
             best_chunk[pid] = self._row_ids[int(crows[best])] if len(crows) else pid
-        return dense, lexical, best_chunk
+        return dense, lexical, best_chunk, best_sentence
 
     def _cosines(self, ids: list[str], query_vector: np.ndarray) -> dict[str, float]:
         if not ids:
@@ -155,7 +168,7 @@ class HybridRetriever:
         return dict(zip(ids, (vecs @ query_vector).tolist(), strict=True))
 
     def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
-        dense, lexical, best_chunk = self.component_scores(query, query_vector)
+        dense, lexical, best_chunk, best_sentence = self._components(query, query_vector)
         fused = convex_fuse(dense, lexical, self.weight_for(query))
         ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         hits = []
@@ -175,6 +188,7 @@ class HybridRetriever:
                     date=doc.date if doc else None,
                     chunk_id=best_chunk.get(pid),
                     relevance=round(relevance(query, para.text, dense.get(pid)), 6),
+                    best_sentence=best_sentence.get(pid),
                 )
             )
         return hits

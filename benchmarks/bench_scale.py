@@ -1,0 +1,479 @@
+"""Search / ask latency, start-up, peak RSS and disk size at ~1k, 10k and 100k paragraphs.
+
+    .venv/bin/python benchmarks/bench_scale.py [--sizes 1000,10000,100000] [--queries 300]
+                                               [--work /tmp/rag-bench] [--json reports/bench/scale.json]
+
+How the corpora are made (seed 0, see README in this folder):
+
+* the real pool is the external dev paragraphs of drcd/dev (Traditional), cmrc2018/dev
+  (Simplified) and xquad/zh-dev (Simplified; English questions): 1,998 paragraphs whose chunk
+  and sentence vectors are already in the real embedding cache (real model output);
+* ~1k = 1,000 real paragraphs of that pool (all 150 xquad, 425 drcd, 425 cmrc);
+* 10k / 100k = the whole real pool plus synthetic paragraphs: each takes 6-14 sentences (real
+  paragraphs have ~10) from two
+  random real paragraphs, shuffled, half of them spliced at a comma with another sentence of the
+  two (head of one + tail of the other), so paragraphs and most sentences are new text;
+* synthetic rows get vectors WITHOUT the model: a spliced sentence gets the length-weighted mean
+  of its two source sentences' real vectors, a chunk (or any row not recognised) the
+  length-weighted mean of its paragraph's sentence vectors, each plus seeded Gaussian noise of
+  norm ~0.15, re-normalised. They are written into a private embedding cache (by content hash,
+  exactly as the indexer keys it), so ``build_index`` runs end to end and encodes nothing.
+
+This measures the system's search, memory and start-up at size, not retrieval quality: the
+R@5 shown is only a sanity check that the real gold paragraphs are still found among synthetic
+distractors. Queries are real: 100 (seeded) each of drcd (zh-Hant), cmrc (zh-Hans) and xquad
+en-zh (English -> Chinese), all with gold in the 1k subset, the same at every size, encoded
+by the real query encoder (encoding is part of search latency and reported apart).
+
+Each size is measured in a fresh subprocess (``measure``) so start-up and peak RSS are its own;
+then ``rag serve`` is started on it and the same queries are sent over HTTP one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+EXTERNAL = Path(os.environ.get("RAG_EXTERNAL_DIR", ROOT.parent / "shared" / "data" / "external"))
+REAL_SETS = ("drcd/dev", "cmrc2018/dev", "xquad/zh-dev")
+QUERY_SETS = ("drcd/dev", "cmrc2018/dev", "xquad/en-zh-dev")
+SEED = 0
+NOISE_NORM = 0.15
+SHARD = 5000  # paragraphs per .jsonl file (the loader refuses files over 50 MB)
+
+
+# --- small helpers shared by the other benchmark scripts -----------------------------------------
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def rss_mb(pid: int | None = None) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2) if values else float("nan")
+
+
+def jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def private_cache(folder: Path) -> Path:
+    """A fresh cache folder whose ``models`` is the real converted model (no re-conversion)."""
+    from rag.config import get_settings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "models"
+    if not link.exists():
+        link.symlink_to((get_settings().cache_dir / "models").resolve())
+    return folder
+
+
+def du_mb(path: Path) -> float:
+    total = sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+    return round(total / 2**20, 1)
+
+
+# --- corpus and vectors ------------------------------------------------------------------------
+
+
+def real_pool() -> tuple[list[dict], list[dict]]:
+    """(real paragraphs, fixed query sample whose gold lies in the 1k subset)."""
+    rows = {name: jsonl(EXTERNAL / name / "corpus.jsonl") for name in REAL_SETS}
+    rng = random.Random(SEED)
+    one_k: set[str] = {r["id"] for r in rows["xquad/zh-dev"]}
+    for name in ("drcd/dev", "cmrc2018/dev"):
+        one_k.update(r["id"] for r in rng.sample(rows[name], 425))
+    queries = []
+    for name in QUERY_SETS:
+        ok = [q for q in jsonl(EXTERNAL / name / "queries.jsonl") if set(q["gold"]) & one_k]
+        for q in rng.sample(ok, 100):
+            queries.append({"id": q["id"], "question": q["question"], "gold": q["gold"], "set": name})
+    paras = [{**r, "in_1k": r["id"] in one_k} for name in REAL_SETS for r in rows[name]]
+    return paras, queries
+
+
+def _rows_of(docs, settings):
+    """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
+    from rag.chunking import chunk_documents, sentence_chunks
+    from rag.indexer import embed_text
+
+    chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
+    sentences = [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
+    by_id = {d.doc_id: d for d in docs}
+    texts = [embed_text(c, by_id[c.doc_id], settings) for c in chunks] + [s.text for s in sentences]
+    return texts, [c.para_id for c in chunks] + [s.para_id for s in sentences]
+
+
+def _noise(text: str, dim: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
+    return v * (NOISE_NORM / np.linalg.norm(v))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def make_corpus(size: int, work: Path, settings) -> dict:
+    """Write ``work/corpus-<size>/*.jsonl`` and a private cache holding a vector for every row."""
+    from rag.embedcache import EmbeddingCache, text_key
+    from rag.embedding import DEFAULT_MODEL_ID
+    from rag.ingest import load_corpus
+
+    folder = work / f"corpus-{size}"
+    cache_dir = private_cache(work / f"cache-{size}")
+    done = folder / "DONE"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    t0 = time.perf_counter()
+    paras, _ = real_pool()
+    real = [p for p in paras if p["in_1k"]] if size <= 1000 else paras
+    n_synth = max(0, size - len(real))
+
+    # Real rows: their vectors come from the real cache (all were embedded by the model).
+    key = lambda t: text_key(DEFAULT_MODEL_ID, "passage", t)  # noqa: E731
+    real_file = folder / "real.jsonl"
+    real_file.write_text("".join(json.dumps({k: p[k] for k in ("id", "title", "text")}, ensure_ascii=False) + "\n" for p in real))
+    real_docs, _ = load_corpus([real_file])
+    texts, pids = _rows_of(real_docs, settings)
+    real_cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
+    keys = [key(t) for t in texts]
+    vecs = real_cache.get_many(keys)
+    real_cache.close()
+    missing = sum(1 for k in keys if k not in vecs)
+    sent_vec: dict[str, np.ndarray] = {}  # real sentence text -> vector
+    para_sents: dict[str, list[str]] = {}
+    from rag.chunking import sentence_chunks
+
+    for d in real_docs:
+        for p in d.paragraphs:
+            ss = [s.text for s in sentence_chunks(p)] or [p.text]
+            ss = [s for s in ss if key(s) in vecs]
+            para_sents[p.para_id] = ss
+            for s in ss:
+                sent_vec[s] = vecs[key(s)]
+    out = EmbeddingCache(cache_dir / "embeddings.sqlite3")
+    out.put_many(list(vecs.items()))
+
+    # Synthetic paragraphs: recombined sentences of two real paragraphs, vectors from theirs.
+    rng = random.Random(SEED + size)
+    sources = [p for p in para_sents if len(para_sents[p]) >= 2]
+    title = {p["id"]: p["title"] for p in paras}
+    dim = len(next(iter(sent_vec.values())))
+    made = 0
+    for shard in range(0, n_synth, SHARD):
+        lines, row_vec = [], {}
+        syn_sents: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for i in range(shard, min(n_synth, shard + SHARD)):
+            a, b = rng.sample(sources, 2)
+            pool = para_sents[a] + para_sents[b]
+            picked = rng.sample(pool, min(len(pool), rng.randint(6, 14)))
+            out_s: list[tuple[str, np.ndarray]] = []
+            for s in picked:
+                other = rng.choice(pool)
+                ca, cb = [j for j, c in enumerate(s) if c in "，,"], [j for j, c in enumerate(other) if c in "，,"]
+                if other != s and ca and cb and rng.random() < 0.5:
+                    h, t = s[: rng.choice(ca) + 1], other[rng.choice(cb) + 1 :]
+                    if len(t) >= 4:
+                        v = _unit(len(h) * sent_vec[s] + len(t) * sent_vec[other])
+                        out_s.append((h + t, v))
+                        continue
+                out_s.append((s, sent_vec[s]))
+            pid = f"synth:{size}:{i}"
+            syn_sents[pid] = out_s
+            lines.append(json.dumps({"id": pid, "title": title[a], "text": "".join(s for s, _ in out_s)}, ensure_ascii=False))
+        path = folder / f"synth-{shard // SHARD:04d}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        docs, _ = load_corpus([path])
+        texts, pids = _rows_of(docs, settings)
+        for t, pid in zip(texts, pids, strict=True):
+            k = key(t)
+            if k in row_vec:
+                continue
+            sents = syn_sents[pid]
+            exact = next((v for s, v in sents if s == t), None)
+            if exact is None:  # a chunk, or a sentence split differently: the paragraph's mean
+                exact = _unit(sum(len(s) * v for s, v in sents))
+            row_vec[k] = _unit(exact + _noise(t, dim))
+        out.put_many(list(row_vec.items()))
+        made += len(lines)
+        print(f"  corpus-{size}: {made}/{n_synth} synthetic paragraphs", file=sys.stderr, flush=True)
+    out.close()
+    info = {
+        "size": size, "real_paragraphs": len(real), "synthetic_paragraphs": n_synth,
+        "real_rows_without_cached_vector": missing, "make_s": round(time.perf_counter() - t0, 1),
+        "cache_dir": str(cache_dir), "corpus_dir": str(folder),
+    }
+    done.write_text(json.dumps(info))
+    return info
+
+
+def build(size: int, work: Path) -> dict:
+    """Corpus + private cache + ``build_index`` (timed; nothing should need encoding)."""
+    from rag.config import get_settings
+    from rag.indexer import build_index
+
+    settings = get_settings()
+    info = make_corpus(size, work, settings)
+    index_dir = work / f"index-{size}"
+    if (index_dir / "manifest.json").exists() and json.loads((work / f"corpus-{size}" / "DONE").read_text()).get("built"):
+        return json.loads((work / f"corpus-{size}" / "DONE").read_text())
+    shutil.rmtree(index_dir, ignore_errors=True)
+    local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"])})
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = build_index([Path(info["corpus_dir"])], index_dir, local)
+    info.update({
+        "built": True, "build_s": round(time.perf_counter() - t0, 1), "build_cpu_s": round(time.process_time() - c0, 1),
+        "build_load": load(), "paragraphs": summary.paragraphs, "chunks": summary.chunks,
+        "sentence_vectors": summary.sentence_vectors, "encoded_during_build": summary.encoded,
+        "build_peak_rss_mb": peak_rss_mb(), "index_dir": str(index_dir),
+    })
+    (work / f"corpus-{size}" / "DONE").write_text(json.dumps(info))
+    return info
+
+
+# --- measurement (one fresh process per index) -------------------------------------------------
+
+
+def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: int) -> dict:
+    from rag.config import get_settings
+    from rag.embedding import get_encoder
+    from rag.service import RagService
+
+    settings = get_settings().model_copy(update={"cache_dir": cache_dir})
+    _, queries = real_pool()
+    queries = queries[:n_queries]
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    enc = get_encoder(settings.embed_model, cache_dir=cache_dir)
+    t1, c1 = time.perf_counter(), time.process_time()
+    svc = RagService.open(index_dir, settings, encoder=enc)
+    t2, c2 = time.perf_counter(), time.process_time()
+    res: dict = {
+        "rss_before_mb": rss0, "encoder_load_s": round(t1 - t0, 2), "index_open_s": round(t2 - t1, 2),
+        "index_open_cpu_s": round(c2 - c1, 2), "index_load_s (LoadedIndex)": round(svc.index.load_seconds, 2),
+        "startup_load": load(), "rss_after_open_mb": rss_mb(), "store": svc.index.manifest["store"],
+        "counts": svc.index.manifest["counts"], "disk_mb": du_mb(index_dir),
+    }
+    r = svc.retriever
+    for q in queries[:5]:  # warm-up
+        svc.search(q["question"], 10)
+        svc.ask(q["question"], 5)
+    enc_ms, ret_ms, search_ms, ask_ms, search_cpu, ask_cpu, recall = [], [], [], [], [], [], []
+    for q in queries:
+        t, c = time.perf_counter(), time.process_time()
+        v = r.encode_queries([q["question"]])[0]
+        t_e = time.perf_counter()
+        r.search(q["question"], 10, query_vector=v)
+        enc_ms.append((t_e - t) * 1000)
+        ret_ms.append((time.perf_counter() - t_e) * 1000)
+        t, c = time.perf_counter(), time.process_time()
+        hits = svc.search(q["question"], 10)
+        search_ms.append((time.perf_counter() - t) * 1000)
+        search_cpu.append((time.process_time() - c) * 1000)
+        t, c = time.perf_counter(), time.process_time()
+        svc.ask(q["question"], 5)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+        ask_cpu.append((time.process_time() - c) * 1000)
+        recall.append(1.0 if set(q["gold"]) & {h.para_id for h in hits[:5]} else 0.0)
+    res.update({
+        "queries": len(queries), "query_load": load(),
+        "encode_ms_p50": pct(enc_ms, 50), "encode_ms_p95": pct(enc_ms, 95),
+        "retrieve_ms_p50": pct(ret_ms, 50), "retrieve_ms_p95": pct(ret_ms, 95),
+        "search_ms_p50": pct(search_ms, 50), "search_ms_p95": pct(search_ms, 95),
+        "search_cpu_ms_p50": pct(search_cpu, 50),
+        "ask_ms_p50": pct(ask_ms, 50), "ask_ms_p95": pct(ask_ms, 95), "ask_cpu_ms_p50": pct(ask_cpu, 50),
+        "r_at_5_sanity": round(float(np.mean(recall)), 3), "peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb(),
+    })
+    # Retrieval stages at this size (where the time goes), on the first 50 queries.
+    stage: dict[str, list[float]] = {"dense_ann": [], "bm25_all_rows": [], "rest": []}
+    for q in queries[:50]:
+        v = r.encode_queries([q["question"]])[0]
+        t = time.perf_counter()
+        r.index.store.search(v[None, :], min(r.candidates * 2, len(r._row_ids)))
+        t_a = time.perf_counter()
+        r.lexical_scores(q["question"])
+        t_b = time.perf_counter()
+        r.search(q["question"], 10, query_vector=v)
+        t_c = time.perf_counter()
+        stage["dense_ann"].append((t_a - t) * 1000)
+        stage["bm25_all_rows"].append((t_b - t_a) * 1000)
+        stage["rest"].append(((t_c - t_b) - (t_b - t)) * 1000)
+    res["stage_ms_p50"] = {k: pct(v, 50) for k, v in stage.items()}
+    store = r.index.store
+    if store.approximate and recall_queries:
+        # HNSW vs exact: the same query vectors against a flat index of the same rows.
+        import faiss
+
+        qs = r.encode_queries([q["question"] for q in queries[:recall_queries]])
+        hnsw = store._ready_index()
+        flat = faiss.IndexFlatIP(store.dim)
+        flat.add(np.ascontiguousarray(store._vecs, dtype=np.float32))
+        out = {}
+        for k in (10, 200):
+            _, a = hnsw.search(qs, k)
+            _, b = flat.search(qs, k)
+            out[f"row_recall@{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)])), 4)
+        # Paragraph level: the full hybrid search with HNSW vs with the flat index swapped in.
+        top_h = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        store._index = flat
+        top_f = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        store._index = hnsw
+        out["paragraph_top10_overlap"] = round(float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(top_h, top_f, strict=True)])), 4)
+        out["queries"] = len(qs)
+        res["hnsw_vs_flat"] = out
+    return res
+
+
+def measure_http(index_dir: Path, cache_dir: Path, n_queries: int) -> dict:
+    import httpx
+    from load_test import free_port, start_server, wait_ready
+
+    _, queries = real_pool()
+    queries = queries[:n_queries]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    os.environ["RAG_CACHE_DIR"] = str(cache_dir)
+    t0 = time.perf_counter()
+    proc = start_server(index_dir, port, Path(f"/tmp/rag-bench-serve-{port}.log"))
+    try:
+        wait_ready(base, proc, 900)
+        ready = time.perf_counter() - t0
+        lat: dict[str, list[float]] = {"search": [], "ask": []}
+        with httpx.Client(base_url=base, timeout=120) as c:
+            for q in queries[:5]:
+                c.post("/api/search", json={"query": q["question"], "k": 10})
+                c.post("/api/ask", json={"question": q["question"], "k": 5})
+            for q in queries:
+                for kind, path, body in (("search", "/api/search", {"query": q["question"], "k": 10}),
+                                         ("ask", "/api/ask", {"question": q["question"], "k": 5})):
+                    t = time.perf_counter()
+                    resp = c.post(path, json=body)
+                    resp.raise_for_status()
+                    lat[kind].append((time.perf_counter() - t) * 1000)
+        return {
+            "serve_ready_s": round(ready, 1), "http_load": load(), "server_rss_mb": rss_mb(proc.pid),
+            **{f"http_{k}_ms_p{p}": pct(v, p) for k, v in lat.items() for p in (50, 95)},
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def table(results: list[dict]) -> str:
+    cols = [f"{r['size']:,}" for r in results]
+    rows = [
+        ("paragraphs (real + synthetic)", lambda r: f"{r['paragraphs']:,} ({r['real_paragraphs']:,} + {r['synthetic_paragraphs']:,})"),
+        ("vector rows (chunks + sentences)", lambda r: f"{r['m']['store']['count']:,}"),
+        ("FAISS index", lambda r: r["m"]["store"]["index"]),
+        ("index on disk (MB)", lambda r: r["m"]["disk_mb"]),
+        ("build_index s (no encoding; CPU s)", lambda r: f"{r.get('build_s')} ({r.get('build_cpu_s')})"),
+        ("start-up: index open s (CPU s)", lambda r: f"{r['m']['index_open_s']} ({r['m']['index_open_cpu_s']})"),
+        ("start-up: encoder load s", lambda r: r["m"]["encoder_load_s"]),
+        ("start-up: `rag serve` to /readyz s", lambda r: r.get("h", {}).get("serve_ready_s")),
+        ("search p50 / p95 ms (in process)", lambda r: f"{r['m']['search_ms_p50']} / {r['m']['search_ms_p95']}"),
+        ("  of which query encoding p50 / p95", lambda r: f"{r['m']['encode_ms_p50']} / {r['m']['encode_ms_p95']}"),
+        ("  of which retrieval p50 / p95", lambda r: f"{r['m']['retrieve_ms_p50']} / {r['m']['retrieve_ms_p95']}"),
+        ("  retrieval stages p50: ANN / BM25 / rest", lambda r: " / ".join(str(v) for v in r["m"]["stage_ms_p50"].values())),
+        ("search CPU ms p50", lambda r: r["m"]["search_cpu_ms_p50"]),
+        ("ask p50 / p95 ms (in process)", lambda r: f"{r['m']['ask_ms_p50']} / {r['m']['ask_ms_p95']}"),
+        ("ask CPU ms p50", lambda r: r["m"]["ask_cpu_ms_p50"]),
+        ("search p50 / p95 ms (HTTP)", lambda r: f"{r.get('h', {}).get('http_search_ms_p50')} / {r.get('h', {}).get('http_search_ms_p95')}"),
+        ("ask p50 / p95 ms (HTTP)", lambda r: f"{r.get('h', {}).get('http_ask_ms_p50')} / {r.get('h', {}).get('http_ask_ms_p95')}"),
+        ("peak RSS MB (in process, after queries)", lambda r: r["m"]["peak_rss_mb"]),
+        ("`rag serve` RSS MB after queries", lambda r: r.get("h", {}).get("server_rss_mb")),
+        ("R@5 sanity (real gold among distractors)", lambda r: r["m"]["r_at_5_sanity"]),
+        ("HNSW vs flat: row recall@10 / @200", lambda r: (f"{r['m']['hnsw_vs_flat']['row_recall@10']} / {r['m']['hnsw_vs_flat']['row_recall@200']}" if "hnsw_vs_flat" in r["m"] else "flat (exact)")),
+        ("HNSW vs flat: top-10 paragraphs shared", lambda r: r["m"].get("hnsw_vs_flat", {}).get("paragraph_top10_overlap", "-")),
+        ("load average (1/5/15 min) at queries", lambda r: " ".join(map(str, r["m"]["query_load"]))),
+    ]
+    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, f in rows:
+        cells = []
+        for r in results:
+            try:
+                cells.append(str(f(r)))
+            except (KeyError, TypeError):
+                cells.append("-")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--recall-queries", type=int, default=100)
+    ap.add_argument("--work", type=Path, default=Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench")))
+    ap.add_argument("--no-http", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--cache", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--build-only", action="store_true", help="make corpora and indexes, measure nothing")
+    args = ap.parse_args()
+    if args.measure:  # child process: one index, fresh interpreter
+        print(json.dumps(measure(args.measure, args.cache, args.queries, args.recall_queries)))
+        return
+    results = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        print(f"size {size}: building (load {load()})", file=sys.stderr, flush=True)
+        info = build(size, args.work)
+        if args.build_only:
+            print(json.dumps(info), file=sys.stderr)
+            continue
+        print(f"size {size}: measuring in process", file=sys.stderr, flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--measure", info["index_dir"], "--cache", info["cache_dir"],
+             "--queries", str(args.queries), "--recall-queries", str(args.recall_queries)],
+            check=True, capture_output=True, text=True,
+        )
+        info["m"] = json.loads(child.stdout.strip().splitlines()[-1])
+        if not args.no_http:
+            print(f"size {size}: measuring over HTTP", file=sys.stderr, flush=True)
+            info["h"] = measure_http(Path(info["index_dir"]), Path(info["cache_dir"]), min(args.queries, 100))
+        results.append(info)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    if results:
+        print(f"\nScale benchmark ({os.cpu_count()} CPUs, load average per column; seed {SEED})\n")
+        print(table(results))
+
+
+if __name__ == "__main__":
+    main()
