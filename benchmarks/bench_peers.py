@@ -59,11 +59,13 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _score(name: str, ranked: list[list[str]], queries: list[dict], lat_ms: list[float], index_s: float) -> dict:
+def _score(name: str, ranked: list[list[str]], queries: list[dict], lat_ms: list[float], index_s: float,
+           cpu_ms: list[float] | None = None) -> dict:
     r1 = np.mean([1.0 if set(q["gold"]) & set(r[:1]) else 0.0 for q, r in zip(queries, ranked, strict=True)])
     r5 = np.mean([1.0 if set(q["gold"]) & set(r[:5]) else 0.0 for q, r in zip(queries, ranked, strict=True)])
     return {"system": name, "r_at_1": round(float(r1), 3), "r_at_5": round(float(r5), 3),
-            "p50_ms": _pct(lat_ms, 50), "p95_ms": _pct(lat_ms, 95), "index_s": round(index_s, 2), "load": _load()}
+            "p50_ms": _pct(lat_ms, 50), "p95_ms": _pct(lat_ms, 95),
+            "cpu_ms_p50": _pct(cpu_ms or [], 50), "index_s": round(index_s, 2), "load": _load()}
 
 
 # --- peers in the project's environment -------------------------------------------------------
@@ -87,14 +89,15 @@ def run_bm25s(corpus: list[dict], queries: list[dict]) -> dict:
     bm.index([tok(r["text"]) for r in corpus], show_progress=False)
     index_s = time.perf_counter() - t
     ids = [r["id"] for r in corpus]
-    ranked, lat = [], []
+    ranked, lat, cpu = [], [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         s = bm.get_scores(tok(q["question"]))
         top = np.argsort(-s)[:10]
         ranked.append([ids[i] for i in top if s[i] > 0])
         lat.append((time.perf_counter() - t) * 1000)
-    return _score("bm25s alone", ranked, queries, lat, index_s)
+        cpu.append((time.process_time() - c) * 1000)
+    return _score("bm25s alone", ranked, queries, lat, index_s, cpu)
 
 
 def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.ndarray:
@@ -131,35 +134,38 @@ def run_st_faiss(corpus: list[dict], queries: list[dict], vecs: np.ndarray, mode
     index.add(vecs)
     index_s = time.perf_counter() - t
     ids = [r["id"] for r in corpus]
-    ranked, lat = [], []
+    ranked, lat, cpu = [], [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         qv = model.encode([q["question"]], prompt="query: ", normalize_embeddings=True, convert_to_numpy=True)
         _, rows = index.search(np.asarray(qv, dtype=np.float32), 10)
         ranked.append([ids[i] for i in rows[0] if i >= 0])
         lat.append((time.perf_counter() - t) * 1000)
-    return _score("sentence-transformers + FAISS (plain)", ranked, queries, lat, index_s)
+        cpu.append((time.process_time() - c) * 1000)
+    return _score("sentence-transformers + FAISS (plain)", ranked, queries, lat, index_s, cpu)
 
 
-def run_rag(name: str, queries: list[dict]) -> dict:
-    from tune_fusion import external_index
-
+def run_rag(name: str, queries: list[dict], work: Path) -> dict:
     from rag.config import get_settings
+    from rag.indexer import build_index
     from rag.service import RagService
 
     settings = get_settings()
+    index_dir = work / f"rag-{name.replace('/', '-')}"  # own folder: the lead's eval-index may be busy
     t = time.perf_counter()
-    svc = RagService.open(external_index(name, settings), settings)
-    index_s = time.perf_counter() - t  # incremental re-index (nothing changed) + load
+    build_index([EXTERNAL / name / "corpus.jsonl"], index_dir, settings)  # vectors from the cache
+    svc = RagService.open(index_dir, settings)
+    index_s = time.perf_counter() - t
     svc.search(queries[0]["question"], 10)
-    ranked, lat = [], []
+    ranked, lat, cpu = [], [], []
     for q in queries:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         hits = svc.search(q["question"], 10)
         lat.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
         ranked.append([h.para_id for h in hits])
-    out = _score("rag (this project)", ranked, queries, lat, index_s)
-    out["index_note"] = "incremental re-index check + load (vectors cached)"
+    out = _score("rag (this project)", ranked, queries, lat, index_s, cpu)
+    out["index_note"] = "build_index (vectors from the cache) + load"
     return out
 
 
@@ -169,11 +175,16 @@ def run_rag(name: str, queries: list[dict]) -> dict:
 def run_haystack(spec_path: Path) -> list[dict]:
     from haystack import Document, Pipeline
     try:  # Haystack 3 moved it to the sentence-transformers-haystack integration
-        from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersTextEmbedder,
+        )
     except ImportError:  # Haystack 2
         from haystack.components.embedders import SentenceTransformersTextEmbedder
     from haystack.components.joiners import DocumentJoiner
-    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever, InMemoryEmbeddingRetriever
+    from haystack.components.retrievers.in_memory import (
+        InMemoryBM25Retriever,
+        InMemoryEmbeddingRetriever,
+    )
     from haystack.document_stores.in_memory import InMemoryDocumentStore
 
     spec = json.loads(spec_path.read_text())
@@ -183,12 +194,13 @@ def run_haystack(spec_path: Path) -> list[dict]:
         queries = _jsonl(Path(s["queries"]))
         vecs = np.load(s["vectors"])
         t = time.perf_counter()
-        store = InMemoryDocumentStore(bm25_algorithm="BM25Okapi")
+        store = InMemoryDocumentStore(index=s["name"])  # defaults: BM25L, per-CJK-character tokens
         store.write_documents([Document(id=r["id"], content=r["text"], embedding=v.tolist()) for r, v in zip(corpus, vecs, strict=True)])
         index_s = time.perf_counter() - t
         for hybrid in (False, True):
             p = Pipeline()
-            p.add_component("embed", SentenceTransformersTextEmbedder(model=spec["model"], prefix="query: ", normalize_embeddings=True))
+            p.add_component("embed", SentenceTransformersTextEmbedder(model=spec["model"], prefix="query: ", normalize_embeddings=True,
+                                                                           progress_bar=False))
             p.add_component("dense", InMemoryEmbeddingRetriever(document_store=store, top_k=10))
             p.connect("embed.embedding", "dense.query_embedding")
             if hybrid:
@@ -198,7 +210,7 @@ def run_haystack(spec_path: Path) -> list[dict]:
                 p.connect("bm25", "join")
             p.warm_up()
 
-            def ask(q: str):
+            def ask(q: str, p=p, hybrid=hybrid):
                 data = {"embed": {"text": q}}
                 if hybrid:
                     data["bm25"] = {"query": q}
@@ -206,14 +218,15 @@ def run_haystack(spec_path: Path) -> list[dict]:
                 return (res["join"] if hybrid else res["dense"])["documents"]
 
             ask(queries[0]["question"])
-            ranked, lat = [], []
+            ranked, lat, cpu = [], [], []
             for q in queries:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 docs = ask(q["question"])
                 lat.append((time.perf_counter() - t) * 1000)
+                cpu.append((time.process_time() - c) * 1000)
                 ranked.append([d.id for d in docs])
             name = "Haystack hybrid (embedding + BM25, RRF)" if hybrid else "Haystack embedding retriever"
-            out.append({"set": s["name"], **_score(name, ranked, queries, lat, index_s)})
+            out.append({"set": s["name"], **_score(name, ranked, queries, lat, index_s, cpu)})
     return out
 
 
@@ -251,9 +264,14 @@ def main() -> None:
         spec["sets"].append({"name": name, "corpus": str(folder / "corpus.jsonl"), "queries": str(args.work / f"{slug}.queries.jsonl"),
                              "vectors": str(args.work / f"{slug}.npy")})
         model.encode(["warm up"], prompt="query: ")
-        for fn in (lambda: run_rag(name, queries), lambda: run_bm25s(corpus, queries),
-                   lambda: run_st_faiss(corpus, queries, vecs, model)):
-            r = {"set": name, "paragraphs": len(corpus), "queries": len(queries), **fn()}
+        for system in ("rag", "bm25s", "st+faiss"):
+            if system == "rag":
+                r = run_rag(name, queries, args.work)
+            elif system == "bm25s":
+                r = run_bm25s(corpus, queries)
+            else:
+                r = run_st_faiss(corpus, queries, vecs, model)
+            r = {"set": name, "paragraphs": len(corpus), "queries": len(queries), **r}
             print(f"  {name}: {r['system']}: R@5 {r['r_at_5']}, p50 {r['p50_ms']} ms (load {r['load'][0]})", file=sys.stderr, flush=True)
             results.append(r)
     if Path(args.peer_python).exists():
@@ -275,12 +293,12 @@ def main() -> None:
     systems = list(dict.fromkeys(r["system"] for r in results))
     print(f"\nPeers: same model (multilingual-e5-small), same corpus and queries per set, one run; "
           f"{results[0]['queries'] if results else 0} queries per set (seed {SEED}); latency per single query, in process\n")
-    print("| system | " + " | ".join(f"{s} R@1 / R@5" for s in sets) + " | " + " | ".join(f"{s} p50 / p95 ms" for s in sets) + " | load avg |")
+    print("| system | " + " | ".join(f"{s} R@1 / R@5" for s in sets) + " | " + " | ".join(f"{s} p50 / p95 ms (CPU p50)" for s in sets) + " | load avg |")
     print("|---|" + "---:|" * (2 * len(sets)) + "---|")
     for sysname in systems:
         rs = {r["set"]: r for r in results if r["system"] == sysname}
         q = " | ".join(f"{rs[s]['r_at_1']} / {rs[s]['r_at_5']}" if s in rs else "-" for s in sets)
-        t = " | ".join(f"{rs[s]['p50_ms']} / {rs[s]['p95_ms']}" if s in rs else "-" for s in sets)
+        t = " | ".join(f"{rs[s]['p50_ms']} / {rs[s]['p95_ms']} ({rs[s]['cpu_ms_p50']})" if s in rs else "-" for s in sets)
         ld = " ".join(str(rs[s]["load"][0]) for s in sets if s in rs)
         print(f"| {sysname} | {q} | {t} | {ld} |")
     if args.json:

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
     lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
-    translate_queries: bool = Field(False, description="Dictionary-translate English questions for BM25 (CC-CEDICT)")
+    translate_queries: bool = Field(True, description="Add CC-CEDICT translations to English questions before embedding")
     min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
 
     max_question_chars: int = Field(2000, ge=10, le=100000)

@@ -15,6 +15,8 @@ from rag.normalise import Normaliser, cjk_ratio
 from rag.relevance import relevance
 from rag.types import Hit
 
+TRANSLATION_MIN_WEIGHT = 0.3
+
 # Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
 _ANAPHORA = re.compile(
     r"(^|[^\w])(那|這|这|該|该|其|它|他|她|它們|他們|她们|他们|此|上述|前者|後者|后者)"
@@ -81,20 +83,27 @@ class HybridRetriever:
         return rows
 
     def lexical_scores(self, query: str) -> np.ndarray:
-        """BM25 of every chunk row; an English question also scores its dictionary translation."""
-        scores = self.index.bm25.scores(self.normaliser.tokenise(query))
-        if self.translate and cjk_ratio(query) < 0.2:
-            for term, weight in translate_query(query):
-                tokens = self.normaliser.tokenise(term)
-                if tokens:
-                    scores = scores + weight * self.index.bm25.scores(tokens)
-        return scores
+        """BM25 of every chunk row for the query's own tokens."""
+        return self.index.bm25.scores(self.normaliser.tokenise(query))
+
+    def dense_text(self, query: str) -> str:
+        """The text embedded for a query: an English question gets its likely Chinese words.
+
+        Appending the CC-CEDICT translations (weight >= 0.3, i.e. at most 3 senses) of an
+        English question's content words gives the multilingual encoder Chinese anchors;
+        measured on xquad/en-zh-dev R@1 0.827 -> 0.841, R@5 0.962 -> 0.966. (Scoring the same
+        translations with BM25 was worse at every weight, see README "Retrieval".)
+        """
+        if not self.translate or cjk_ratio(query) >= 0.2:
+            return query
+        terms = dict.fromkeys(t for t, w in translate_query(query) if w >= TRANSLATION_MIN_WEIGHT)
+        return f"{query} {' '.join(terms)}" if terms else query
 
     def weight_for(self, query: str) -> float:
         return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode(list(queries), kind="query")
+        return self.encoder.encode([self.dense_text(q) for q in queries], kind="query")
 
     def search(self, query: str, k: int = 10, *, query_vector: np.ndarray | None = None) -> list[Hit]:
         if query_vector is None:

@@ -82,6 +82,10 @@ class RagService:
             translate=settings.translate_queries,
         )
         self._lock = threading.RLock()
+        if settings.translate_queries:  # parse the dictionary now, not on the first English question
+            from rag.crosslingual import load_dictionary
+
+            threading.Thread(target=load_dictionary, name="cedict-load", daemon=True).start()
 
     @classmethod
     def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:

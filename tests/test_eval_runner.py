@@ -151,7 +151,11 @@ def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
     joined = "\n".join(bad.gate_failures)
     for lang in ("zh-Hant", "zh-Hans", "en"):
         assert f"gold [{lang}] recall@5" in joined
-    assert "abstention_recall" in joined and "xquad/zh-dev [overall] recall@1" in joined
+    assert "xquad/zh-dev [overall] recall@1" in joined
+    # abstention recall is a target not enforced yet: it must still be shown, as not met
+    notes = bad.results["gate"]["not_checked"]
+    assert any(n.startswith("TARGET NOT MET") and "abstention_recall" in n for n in notes)
+    assert any("TARGET NOT MET" in line and "abstention_recall" in line for line in bad.summary_lines())
     worse = [c for c in bad.changes if c.verdict == "worse"]
     assert any(c.set == "gold" and c.metric == "recall@5" for c in worse)
     report = (world["tmp"] / "bad/report.md").read_text(encoding="utf-8")
@@ -219,7 +223,26 @@ def test_check_gate_rules():
 def test_checked_in_thresholds_load():
     rules = load_thresholds(ROOT / "evals/thresholds.toml")
     by = {(r["set"], r["metric"]): r for r in rules}
-    assert by[("gold", "recall@5")]["min"] == 0.95 and by[("gold", "recall@5")]["group"] == "each_lang"
+    gold_r5 = {(r["group"], r["min"], r.get("enforce", True)) for r in rules if r["set"] == "gold" and r["metric"] == "recall@5"}
+    # the 0.95 in every language; English is reported as a target not met (not enforced)
+    # and guarded at today's level instead
+    assert {("zh-Hant", 0.95, True), ("zh-Hans", 0.95, True), ("en", 0.95, False), ("en", 0.90, True)} <= gold_r5
+    assert by[("gold", "abstention_recall")]["min"] == 0.8
     assert by[("xquad/en-zh-dev", "recall@1")]["min"] == 0.75
     assert by[("xquad/en-zh-dev", "recall@5")]["min"] == 0.94
     assert by[("gold", "false_abstention_rate")]["max"] == 0.05
+
+
+def test_unenforced_target_is_reported_not_failed():
+    from rag.evaluation.runner import check_gate
+
+    results = {"sets": {"gold": {"groups": {"en": {"recall@5": 0.5}}}}}
+    rules = [
+        {"set": "gold", "group": "en", "metric": "recall@5", "min": 0.95, "enforce": False, "why": "not yet"},
+        {"set": "gold", "group": "en", "metric": "recall@5", "min": 0.4},
+    ]
+    failures, notes = check_gate(results, rules, with_notes=True)
+    assert failures == []
+    assert any(n.startswith("TARGET NOT MET (not enforced: not yet)") and "0.500 < 0.95" in n for n in notes)
+    rules[1]["min"] = 0.6
+    assert check_gate(results, rules) == ["gold [en] recall@5 = 0.500 < 0.6"]

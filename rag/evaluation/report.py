@@ -154,7 +154,7 @@ def render_markdown(result: EvalResult) -> str:
              f"**Gate: {'PASSED' if result.passed else 'FAILED'}** "
              f"(thresholds: `{gate.get('thresholds')}`)", ""]
     lines += [f"- FAIL {f}" for f in result.gate_failures]
-    lines += [f"- not checked: {n}" for n in gate.get("not_checked", [])]
+    lines += [f"- {n}" if n.startswith("TARGET") else f"- not checked: {n}" for n in gate.get("not_checked", [])]
     for name, why in res.get("skipped", {}).items():
         lines.append(f"- skipped set `{name}`: {why}")
     lines.append("")
@@ -269,6 +269,7 @@ def summary_lines(result: EvalResult) -> list[str]:
                      f"{sum(c.verdict == 'better' for c in moved)} better, "
                      f"{sum(c.verdict == 'worse' for c in moved)} worse")
         lines += [c.line() for c in moved]
+    lines += [n for n in res.get("gate", {}).get("not_checked", []) if n.startswith("TARGET")]
     lines += [f"FAIL {f}" for f in result.gate_failures]
     lines.append(f"gate {'passed' if result.passed else 'FAILED'}; report in {result.report_dir}")
     return lines

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Reproduce every table in benchmarks/README.md, in one command:
+#
+#     bash benchmarks/run_all.sh            # results: reports/bench/*.json and *.md
+#
+# Needs the project's .venv (scripts/run.sh or scripts/test.sh makes it), the external dev
+# data in ../shared/data/external, and the embedding cache of drcd/dev, cmrc2018/dev and
+# xquad (filled by `rag eval` / benchmarks/tune_fusion.py) so nothing but the 300 paragraphs
+# of the indexing benchmark is encoded. Large artefacts (synthetic corpora, their private
+# caches and indexes: ~15 GB at 100k) go to $RAG_BENCH_DIR (default /tmp/rag-bench).
+# Haystack runs from its own virtualenv ($RAG_PEER_PYTHON, default /tmp/rag-peers-venv);
+# it is created here when missing, never inside the project's environment.
+#
+# Knobs: SIZES (default 1000,10000,100000), QUERIES (scale, default 300), PEER_QUERIES
+# (per set, default 300), LOAD_SECONDS / LOAD_CLIENTS (load test, default 30 / 8).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+OUT=reports/bench
+WORK=${RAG_BENCH_DIR:-/tmp/rag-bench}
+PEER_VENV=$(dirname "$(dirname "${RAG_PEER_PYTHON:-/tmp/rag-peers-venv/bin/python}")")
+export RAG_BENCH_DIR=$WORK RAG_PEER_PYTHON=$PEER_VENV/bin/python
+mkdir -p "$OUT" "$WORK"
+
+echo "== machine"
+{ echo "date: $(date -u +%FT%TZ)"; echo "cpu: $(nproc) x $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)";
+  echo "memory: $(free -g | awk '/Mem:/{print $2}') GiB"; echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)";
+  $PY -c "import torch,faiss,bm25s,sentence_transformers as s;print('torch',torch.__version__,'threads',torch.get_num_threads(),'faiss',faiss.__version__,'bm25s',bm25s.__version__,'sentence-transformers',s.__version__)"
+} | tee "$OUT/machine.txt"
+
+if [ ! -x "$PEER_VENV/bin/python" ]; then
+  echo "== peer virtualenv (Haystack) in $PEER_VENV"
+  python3.11 -m venv "$PEER_VENV"
+  "$PEER_VENV/bin/pip" install -q torch==2.13.0            # the local CPU wheel first
+  "$PEER_VENV/bin/pip" install -q haystack-ai sentence-transformers-haystack sentence-transformers==6.2.0 \
+    || echo "Haystack could not be installed: the peers table will lack it"
+fi
+
+echo "== encoder"
+$PY benchmarks/bench_encoder.py --json "$OUT/encoder.json" | tee "$OUT/encoder.md"
+echo "== indexing overhead"
+$PY benchmarks/bench_pipeline.py --json "$OUT/pipeline.json" | tee "$OUT/pipeline.md"
+echo "== scale"
+$PY benchmarks/bench_scale.py --sizes "${SIZES:-1000,10000,100000}" --queries "${QUERIES:-300}" \
+  --json "$OUT/scale.json" | tee "$OUT/scale.md"
+echo "== peers"
+$PY benchmarks/bench_peers.py --queries "${PEER_QUERIES:-300}" --json "$OUT/peers.json" | tee "$OUT/peers.md"
+echo "== HTTP under load (10k index)"
+RAG_CACHE_DIR=$WORK/cache-10000 $PY benchmarks/load_test.py --index "$WORK/index-10000" \
+  --seconds "${LOAD_SECONDS:-30}" --clients "${LOAD_CLIENTS:-8}" --json "$OUT/load.json" | tee "$OUT/load.md"
+echo "results in $OUT/"
