@@ -88,6 +88,20 @@ def main() -> None:
         X += xs
         y += ys
         print(f"{name}: {sum(ys)} positives, {len(ys) - sum(ys)} negatives", flush=True)
+    # Off-topic negatives: questions of one set asked against another set's corpus (their
+    # best hit is about something else entirely), in both languages.
+    for qset, cset in (("xquad/en-zh-dev", "drcd/dev"), ("cmrc2018/dev", "xquad/zh-dev"), ("drcd/dev", "cmrc2018/dev")):
+        if not (EXTERNAL / qset).exists() or not (EXTERNAL / cset).exists():
+            continue
+        svc = RagService.open(external_index(cset, settings), settings)
+        queries = rng.sample(load_queries(EXTERNAL / qset), min(args.per_set // 2, 300))
+        n = 0
+        for q, hits in zip(queries, svc.search_many([q["question"] for q in queries], k=1), strict=True):
+            if hits:
+                X.append(features(q["question"], hits[0].text, hits[0].dense_score or 0.0))
+                y.append(0)
+                n += 1
+        print(f"{qset} questions on the {cset} corpus: {n} off-topic negatives", flush=True)
     coef = fit(X, y)
     print("\nfitted COEF =", json.dumps({k: round(v, 3) for k, v in coef.items()}))
     print("current COEF =", json.dumps(COEF))

@@ -99,9 +99,6 @@ def ui_server(tmp_path_factory, encoder):
     from tests.server_utils import serve_app, tiny_index
 
     settings, index_dir = tiny_index(tmp_path_factory.mktemp("ui"), encoder)
-    # A low, fixed abstention floor: this test is about the UI, not about where the calibrated
-    # floor sits for English questions over a four-document Chinese corpus.
-    settings = settings.model_copy(update={"min_score": 0.05})
     service = RagService.open(index_dir, settings, encoder=encoder)
     with serve_app(create_app(settings, service=service)) as srv:
         yield srv, service
