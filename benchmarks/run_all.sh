@@ -7,7 +7,7 @@
 # data in ../shared/data/external, and the embedding cache of drcd/dev, cmrc2018/dev and
 # xquad (filled by `rag eval` / benchmarks/tune_fusion.py) so nothing but the 300 paragraphs
 # of the indexing benchmark is encoded. Large artefacts (synthetic corpora, their private
-# caches and indexes: ~15 GB at 100k) go to $RAG_BENCH_DIR (default /tmp/rag-bench).
+# caches and indexes: ~6 GB with 100k; the 100k build alone takes ~20 min on 2 shared cores) go to $RAG_BENCH_DIR (default /tmp/rag-bench).
 # Haystack runs from its own virtualenv ($RAG_PEER_PYTHON, default /tmp/rag-peers-venv);
 # it is created here when missing, never inside the project's environment.
 #

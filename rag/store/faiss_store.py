@@ -189,7 +189,10 @@ class FaissStore:
         store._row = {cid: j for j, cid in enumerate(store._ids)}
         if store.approximate and (folder / FAISS_FILE).exists():
             try:
-                store._index = faiss.read_index(str(folder / FAISS_FILE))
+                # Memory-mapped: the graph's copy of the vectors stays in the page cache, not
+                # in the process heap (-1.8 GB anonymous RSS at 1.1M rows); it is never written.
+                flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
+                store._index = faiss.read_index(str(folder / FAISS_FILE), flags)
             except RuntimeError as exc:
                 raise IndexStateError(f"{folder / FAISS_FILE} is unreadable ({exc}); rebuild with `rag index`") from exc
         return store
