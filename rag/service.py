@@ -81,7 +81,6 @@ class RagService:
             lexical_weight_latin=settings.lexical_weight_latin,
             translate=settings.translate_queries,
         )
-        self._lock = threading.RLock()
         if settings.translate_queries:  # parse the dictionary now, not on the first English question
             from rag.crosslingual import load_dictionary
 

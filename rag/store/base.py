@@ -8,12 +8,24 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from rag.errors import InputError
+
 
 class VectorHits(NamedTuple):
     """Search results for a batch of queries: ``ids[i]`` and ``scores[i]`` ranked best first."""
 
     ids: list[list[str]]
     scores: list[list[float]]
+
+
+def check_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
+    """Query rows as contiguous float32 ``(n, dim)``; refuses a wrong width or ``k < 1``."""
+    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+    if queries.shape[1] != dim:
+        raise InputError(f"query vectors must have {dim} columns, got {queries.shape[1]}")
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    return queries
 
 
 @runtime_checkable

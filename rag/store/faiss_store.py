@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
-from rag.store.base import VectorHits
+from rag.store.base import VectorHits, check_queries
 
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "vector_ids.json"
@@ -56,9 +56,6 @@ class FaissStore:
     def ids(self) -> list[str]:
         return list(self._ids)
 
-    def doc_ids(self) -> list[str]:
-        return list(self._docs)
-
     def add(self, ids: Sequence[str], doc_ids: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
@@ -93,9 +90,6 @@ class FaissStore:
         self._row = {cid: j for j, cid in enumerate(self._ids)}
         self._index = None
 
-    def row_of(self, cid: str) -> int:
-        return self._row[cid]
-
     def vectors_for(self, ids: Sequence[str]) -> np.ndarray:
         rows = [self._row[i] for i in ids]
         return np.asarray(self._vecs[rows], dtype=np.float32)
@@ -125,11 +119,7 @@ class FaissStore:
             return self._index
 
     def search(self, queries: np.ndarray, k: int) -> VectorHits:
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dim:
-            raise InputError(f"query vectors must have {self.dim} columns, got {queries.shape[1]}")
-        if k < 1:
-            raise InputError(f"k must be at least 1, got {k}")
+        queries = check_queries(queries, self.dim, k)
         if not self._ids:
             return VectorHits([[] for _ in queries], [[] for _ in queries])
         k = min(k, len(self._ids))
@@ -140,11 +130,6 @@ class FaissStore:
             out_ids.append([self._ids[r] for r in rrow[keep]])
             out_scores.append([float(s) for s in srow[keep]])
         return VectorHits(out_ids, out_scores)
-
-    def exact_scores(self, query: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Inner products of one query with all (or the given) stored vectors."""
-        vecs = self._vecs if rows is None else self._vecs[rows]
-        return np.asarray(vecs @ np.asarray(query, dtype=np.float32).ravel(), dtype=np.float32)
 
     # -- persistence ----------------------------------------------------------------------
     def describe(self) -> dict[str, object]:

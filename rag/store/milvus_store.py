@@ -28,7 +28,7 @@ import numpy as np
 
 from rag.errors import IndexStateError, InputError
 from rag.lexical import K1, B
-from rag.store.base import VectorHits
+from rag.store.base import VectorHits, check_queries
 
 SCHEMA_VERSION = 1
 SCHEMA_PROPERTY = "rag.schema_version"
@@ -301,11 +301,7 @@ class MilvusStore:
 
     # -- search ---------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> VectorHits:
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        if queries.shape[1] != self.dim:
-            raise InputError(f"query vectors must have {self.dim} columns, got {queries.shape[1]}")
-        if k < 1:
-            raise InputError(f"k must be at least 1, got {k}")
+        queries = check_queries(queries, self.dim, k)
         k = min(k, MAX_TOPK)
         merged: list[list[tuple[float, str]]] = [[] for _ in queries]
         for name in (self.collection, self.dense_collection):
