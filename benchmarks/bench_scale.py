@@ -248,8 +248,12 @@ def build(size: int, work: Path) -> dict:
     settings = get_settings()
     info = make_corpus(size, work, settings)
     index_dir = work / f"index-{size}"
-    if (index_dir / "manifest.json").exists() and json.loads((work / f"corpus-{size}" / "DONE").read_text()).get("built"):
-        return json.loads((work / f"corpus-{size}" / "DONE").read_text())
+    from rag.index import FORMAT_VERSION
+
+    manifest = index_dir / "manifest.json"
+    done = json.loads((work / f"corpus-{size}" / "DONE").read_text())
+    if manifest.exists() and done.get("built") and json.loads(manifest.read_text()).get("format_version") == FORMAT_VERSION:
+        return done
     shutil.rmtree(index_dir, ignore_errors=True)
     local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"])})
     t0, c0 = time.perf_counter(), time.process_time()
@@ -276,14 +280,13 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     _, queries = real_pool()
     queries = queries[:n_queries]
     rss0 = rss_mb()
-    t0 = time.perf_counter()
-    enc = get_encoder(settings.embed_model, cache_dir=cache_dir)
+    # Start-up as `rag serve` does it: the index opens while the encoder loads in a thread.
+    t0, c0 = time.perf_counter(), time.process_time()
+    svc = RagService.open(index_dir, settings)
     t1, c1 = time.perf_counter(), time.process_time()
-    svc = RagService.open(index_dir, settings, encoder=enc)
-    t2, c2 = time.perf_counter(), time.process_time()
     res: dict = {
-        "rss_before_mb": rss0, "encoder_load_s": round(t1 - t0, 2), "index_open_s": round(t2 - t1, 2),
-        "index_open_cpu_s": round(c2 - c1, 2), "index_load_s (LoadedIndex)": round(svc.index.load_seconds, 2),
+        "rss_before_mb": rss0, "startup_s": round(t1 - t0, 2), "startup_cpu_s": round(c1 - c0, 2),
+        "encoder_load_s": round(svc.encoder_load_seconds, 2), "index_open_s": round(svc.index.load_seconds, 2),
         "startup_load": load(), "rss_after_open_mb": rss_mb(), "store": svc.index.manifest["store"],
         "counts": svc.index.manifest["counts"], "disk_mb": du_mb(index_dir),
     }
@@ -322,7 +325,7 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     for q in queries[:50]:
         v = r.encode_queries([q["question"]])[0]
         t = time.perf_counter()
-        r.index.store.search(v[None, :], min(r.candidates * 2, len(r._row_ids)))
+        r.index.store.search(v[None, :], min(r.candidates * 2, len(r.index.chunk_ids)))
         t_a = time.perf_counter()
         r.lexical_scores(q["question"])
         t_b = time.perf_counter()
@@ -399,12 +402,12 @@ def table(results: list[dict]) -> str:
     cols = [f"{r['size']:,}" for r in results]
     rows = [
         ("paragraphs (real + synthetic)", lambda r: f"{r['paragraphs']:,} ({r['real_paragraphs']:,} + {r['synthetic_paragraphs']:,})"),
-        ("vector rows (chunks + sentences)", lambda r: f"{r['m']['store']['count']:,}"),
+        ("ANN rows (chunks) + sentence rows", lambda r: f"{r['m']['store']['count']:,} + {r['m']['counts']['sentence_vectors']:,}"),
         ("FAISS index", lambda r: r["m"]["store"]["index"]),
         ("index on disk (MB)", lambda r: r["m"]["disk_mb"]),
         ("build_index s (no encoding; CPU s)", lambda r: f"{r.get('build_s')} ({r.get('build_cpu_s')})"),
-        ("start-up: index open s (CPU s)", lambda r: f"{r['m']['index_open_s']} ({r['m']['index_open_cpu_s']})"),
-        ("start-up: encoder load s", lambda r: r["m"]["encoder_load_s"]),
+        ("start-up in process s (CPU s): index + encoder in parallel", lambda r: f"{r['m']['startup_s']} ({r['m']['startup_cpu_s']})"),
+        ("  index open s / encoder load s", lambda r: f"{r['m']['index_open_s']} / {r['m']['encoder_load_s']}"),
         ("start-up: `rag serve` to /readyz s", lambda r: r.get("h", {}).get("serve_ready_s")),
         ("search p50 / p95 ms (in process)", lambda r: f"{r['m']['search_ms_p50']} / {r['m']['search_ms_p95']}"),
         ("  of which query encoding p50 / p95", lambda r: f"{r['m']['encode_ms_p50']} / {r['m']['encode_ms_p95']}"),

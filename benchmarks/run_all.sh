@@ -12,7 +12,7 @@
 # it is created here when missing, never inside the project's environment.
 #
 # Knobs: SIZES (default 1000,10000,100000), QUERIES (scale, default 300), PEER_QUERIES
-# (per set, default 300), LOAD_SECONDS / LOAD_CLIENTS (load test, default 30 / 8).
+# (per set, default 300), LOAD_SECONDS / LOAD_CLIENTS (load test, default 30 / "1 4 16").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -45,7 +45,10 @@ $PY benchmarks/bench_scale.py --sizes "${SIZES:-1000,10000,100000}" --queries "$
   --json "$OUT/scale.json" | tee "$OUT/scale.md"
 echo "== peers"
 $PY benchmarks/bench_peers.py --queries "${PEER_QUERIES:-300}" --json "$OUT/peers.json" | tee "$OUT/peers.md"
-echo "== HTTP under load (10k index)"
-RAG_CACHE_DIR=$WORK/cache-10000 $PY benchmarks/load_test.py --index "$WORK/index-10000" \
-  --seconds "${LOAD_SECONDS:-30}" --clients "${LOAD_CLIENTS:-8}" --json "$OUT/load.json" | tee "$OUT/load.md"
+echo "== HTTP under load (10k index): 1, 4 and 16 concurrent clients"
+: > "$OUT/load.md"
+for clients in ${LOAD_CLIENTS:-1 4 16}; do
+  RAG_CACHE_DIR=$WORK/cache-10000 $PY benchmarks/load_test.py --index "$WORK/index-10000" \
+    --seconds "${LOAD_SECONDS:-30}" --clients "$clients" --json "$OUT/load-$clients.json" | tee -a "$OUT/load.md"
+done
 echo "results in $OUT/"

@@ -65,14 +65,25 @@ def encode_cached(
     cache: EmbeddingCache | None,
     dim: int,
     known: dict[bytes, np.ndarray] | None = None,
+    fallback: dict[bytes, np.ndarray] | None = None,
+    keys: Sequence[bytes] | None = None,
     flush_every: int = 512,
 ) -> tuple[np.ndarray, int]:
-    """Vectors for ``texts`` from ``known``, then the cache, then ``encode``; returns (vectors, n_encoded)."""
-    keys = [text_key(model_id, kind, t) for t in texts]
+    """Vectors for ``texts``; returns (vectors, n_encoded).
+
+    Looked up in ``known``, then the cache, then ``fallback`` (approximate vectors, e.g. float16
+    copies, used only when the cache has lost the exact ones), else encoded. ``keys`` are the
+    texts' :func:`text_key` values when the caller has them already.
+    """
+    keys = list(keys) if keys is not None else [text_key(model_id, kind, t) for t in texts]
+    if len(keys) != len(texts):
+        raise ValueError("keys and texts must have the same length")
     found: dict[bytes, np.ndarray] = dict(known or {})
     missing_keys = [k for k in dict.fromkeys(keys) if k not in found]
     if cache is not None and missing_keys:
         found.update(cache.get_many(missing_keys))
+    if fallback:
+        found.update((k, fallback[k]) for k in missing_keys if k not in found and k in fallback)
     todo: dict[bytes, str] = {}
     for k, t in zip(keys, texts, strict=True):
         if k not in found and k not in todo:

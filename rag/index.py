@@ -4,7 +4,8 @@ Layout::
 
     index/
       manifest.json        # written last, atomically: it names the live data folder
-      data-<stamp>/        # documents.json, paragraphs.jsonl, chunks.jsonl, vectors, bm25/
+      data-<stamp>/        # documents.json, paragraphs.json + text blob, chunk/sentence tables,
+                           # sentence vectors, row keys, the store's files, bm25/
       .lock                # held by `rag index` while it builds
 
 A build writes a new data folder, then replaces ``manifest.json`` with one atomic rename, so
@@ -20,17 +21,29 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import numpy as np
 
 from rag.errors import IndexStateError
 from rag.lexical import BM25Index
 from rag.store.faiss_store import FaissStore
 from rag.types import Chunk, Document, Paragraph, Removal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+DOCUMENTS_FILE = "documents.json"
+PARAGRAPHS_FILE = "paragraphs.json"  # para_id, document row, n, heading (lists)
+TEXT_FILE = "paragraph_text.bin"  # the paragraph texts, UTF-8, back to back
+TEXT_OFFSETS = "paragraph_offsets.npy"  # int64 byte offsets into TEXT_FILE, one more than paragraphs
+CHUNK_TABLE = "chunks.npy"  # int32 (chunks, 3): paragraph row, start, end; = store rows = BM25 rows
+SENTENCE_TABLE = "sentences.npy"  # int32 (sentences, 3): paragraph row, start, end
+SENTENCE_VECTORS = "sentence_vectors.npy"  # float16 (sentences, dim), exact re-scoring only
+ROW_KEYS = "row_keys.npy"  # uint8 (chunks + sentences, 32): embedding-cache key of each row
+SENTENCE_DTYPE = np.float16
+KEY_BYTES = 32
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
@@ -199,24 +212,93 @@ class DocumentInfo:
         return d
 
 
-def write_data(data_dir: Path, docs: list[Document], chunks: list[Chunk]) -> list[str]:
-    """Write the document, paragraph and chunk tables; returns the file names."""
-    with open(data_dir / "documents.json", "w", encoding="utf-8") as fh:
+def write_data(
+    data_dir: Path,
+    docs: list[Document],
+    chunks: list[Chunk],
+    sentences: list[Chunk],
+    sentence_vectors: np.ndarray,
+    row_keys: list[bytes],
+) -> list[str]:
+    """Write the tables a search needs as flat arrays; returns the file names.
+
+    Paragraph texts go into one UTF-8 blob with byte offsets, chunk and sentence rows into
+    int32 ``(paragraph row, start, end)`` tables, sentence vectors into a float16 matrix: an
+    index of 100k paragraphs opens by memory-mapping these, without parsing a row at a time.
+    Chunks and sentences must come in paragraph order (as the chunkers emit them).
+    """
+    paragraphs = [p for d in docs for p in d.paragraphs]
+    para_row = {p.para_id: i for i, p in enumerate(paragraphs)}
+    doc_row = {d.doc_id: i for i, d in enumerate(docs)}
+    with open(data_dir / DOCUMENTS_FILE, "w", encoding="utf-8") as fh:
         json.dump([_document_to_json(d) for d in docs], fh, ensure_ascii=False)
-    with open(data_dir / "paragraphs.jsonl", "w", encoding="utf-8") as fh:
-        for d in docs:
-            for p in d.paragraphs:
-                row = {"para_id": p.para_id, "doc_id": p.doc_id, "n": p.n, "text": p.text, "heading": p.heading}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    with open(data_dir / "chunks.jsonl", "w", encoding="utf-8") as fh:
-        for c in chunks:
-            row = {"chunk_id": c.chunk_id, "para_id": c.para_id, "doc_id": c.doc_id, "start": c.start, "end": c.end}
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return ["documents.json", "paragraphs.jsonl", "chunks.jsonl"]
+    meta = {
+        "para_id": [p.para_id for p in paragraphs],
+        "doc": [doc_row[p.doc_id] for p in paragraphs],
+        "n": [p.n for p in paragraphs],
+        "heading": [p.heading for p in paragraphs],
+    }
+    (data_dir / PARAGRAPHS_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    blobs = [p.text.encode("utf-8") for p in paragraphs]
+    offsets = np.zeros(len(blobs) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in blobs], out=offsets[1:])
+    (data_dir / TEXT_FILE).write_bytes(b"".join(blobs))
+    np.save(data_dir / TEXT_OFFSETS, offsets)
+    for name, rows in ((CHUNK_TABLE, chunks), (SENTENCE_TABLE, sentences)):
+        table = np.array([(para_row[c.para_id], c.start, c.end) for c in rows], dtype=np.int32).reshape(-1, 3)
+        if len(table) and np.any(np.diff(table[:, 0]) < 0):
+            raise ValueError(f"{name}: rows are not in paragraph order")
+        np.save(data_dir / name, table)
+    np.save(data_dir / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=SENTENCE_DTYPE))
+    keys = np.frombuffer(b"".join(row_keys), dtype=np.uint8).reshape(len(row_keys), KEY_BYTES)
+    np.save(data_dir / ROW_KEYS, keys)
+    return [DOCUMENTS_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
+            SENTENCE_VECTORS, ROW_KEYS]
+
+
+class ParagraphTable(Mapping[str, Paragraph]):
+    """para_id -> Paragraph, decoded from the memory-mapped text blob on access."""
+
+    def __init__(self, ids: list[str], doc_ids: list[str], n: list[int], headings: list[str | None],
+                 text: np.ndarray, offsets: np.ndarray) -> None:
+        self.ids = ids
+        self.row = {pid: i for i, pid in enumerate(ids)}
+        self._doc_ids = doc_ids
+        self._n = n
+        self._headings = headings
+        self._text = text
+        self._offsets = offsets
+
+    def at(self, i: int) -> Paragraph:
+        a, b = int(self._offsets[i]), int(self._offsets[i + 1])
+        text = self._text[a:b].tobytes().decode("utf-8")
+        return Paragraph(self.ids[i], self._doc_ids[i], self._n[i], text, self._headings[i])
+
+    def __getitem__(self, pid: str) -> Paragraph:
+        return self.at(self.row[pid])
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self.row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _segments(table: np.ndarray, n_paragraphs: int) -> np.ndarray:
+    """CSR offsets: the rows of paragraph ``i`` are ``offsets[i]:offsets[i + 1]``."""
+    return np.searchsorted(table[:, 0], np.arange(n_paragraphs + 1), side="left").astype(np.int64)
 
 
 class LoadedIndex:
-    """Everything a search needs, read from one data folder."""
+    """Everything a search needs, read from one data folder.
+
+    Rows are integers: paragraph ``i`` owns chunk rows ``chunk_offsets[i]:chunk_offsets[i+1]``
+    (the store's rows, in the same order, and the BM25 rows) and sentence rows
+    ``sentence_offsets[i]:sentence_offsets[i+1]`` (``sentence_vectors``, memory-mapped).
+    """
 
     def __init__(
         self, index_dir: Path, manifest: dict[str, Any], *, verify: bool = True, settings: Any = None
@@ -227,24 +309,41 @@ class LoadedIndex:
         t0 = time.perf_counter()
         if verify:
             verify_files(self.data_dir, manifest["checksums"])
+        current = self.data_dir / DOCUMENTS_FILE
         try:
-            docs = json.loads((self.data_dir / "documents.json").read_text(encoding="utf-8"))
-            self.paragraphs: dict[str, Paragraph] = {}
-            with open(self.data_dir / "paragraphs.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    r = json.loads(line)
-                    self.paragraphs[r["para_id"]] = Paragraph(r["para_id"], r["doc_id"], r["n"], r["text"], r.get("heading"))
-            self.chunks: dict[str, Chunk] = {}
-            with open(self.data_dir / "chunks.jsonl", encoding="utf-8") as fh:
-                for line in fh:
-                    r = json.loads(line)
-                    text = self.paragraphs[r["para_id"]].text[r["start"] : r["end"]]
-                    self.chunks[r["chunk_id"]] = Chunk(r["chunk_id"], r["para_id"], r["doc_id"], text, r["start"], r["end"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexStateError(f"the index in {self.data_dir} is unreadable ({exc}); rebuild with `rag index`") from exc
+            docs = json.loads(current.read_text(encoding="utf-8"))
+            current = self.data_dir / PARAGRAPHS_FILE
+            meta = json.loads(current.read_text(encoding="utf-8"))
+            doc_ids = [d["doc_id"] for d in docs]
+            current = self.data_dir / TEXT_FILE
+            text = np.memmap(current, dtype=np.uint8, mode="r") if current.stat().st_size else np.zeros(0, np.uint8)
+            current = self.data_dir / TEXT_OFFSETS
+            offsets = np.load(current)
+            para_docs = [doc_ids[i] for i in meta["doc"]]
+            self.paragraphs = ParagraphTable(meta["para_id"], para_docs, meta["n"], meta["heading"], text, offsets)
+            current = self.data_dir / CHUNK_TABLE
+            self.chunk_table = np.load(current)
+            current = self.data_dir / SENTENCE_TABLE
+            self.sentence_table = np.load(current)
+            current = self.data_dir / SENTENCE_VECTORS
+            self.sentence_vectors = np.load(current, mmap_mode="r")
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise IndexStateError(f"cannot read {current} ({exc}); rebuild the index with `rag index`") from exc
+        n_para = len(self.paragraphs)
+        if (
+            len(offsets) != n_para + 1
+            or len(self.sentence_vectors) != len(self.sentence_table)
+            or any(t.ndim != 2 or t.shape[1] != 3 or (len(t) and t[:, 0].max() >= n_para) for t in (self.chunk_table, self.sentence_table))
+        ):
+            raise IndexStateError(f"the tables in {self.data_dir} disagree; rebuild the index with `rag index`")
+        self.chunk_offsets = _segments(self.chunk_table, n_para)
+        self.sentence_offsets = _segments(self.sentence_table, n_para)
+        pids = self.paragraphs.ids
+        self.chunk_ids = [f"{pids[p]}@{s}" for p, s, _ in self.chunk_table.tolist()]
+        self.chunk_row = {c: i for i, c in enumerate(self.chunk_ids)}
         by_doc: dict[str, list[str]] = {}
-        for p in self.paragraphs.values():
-            by_doc.setdefault(p.doc_id, []).append(p.para_id)
+        for pid, did in zip(pids, para_docs, strict=True):
+            by_doc.setdefault(did, []).append(pid)
         self.documents: dict[str, DocumentInfo] = {}
         for d in docs:
             self.documents[d["doc_id"]] = DocumentInfo(
@@ -270,10 +369,18 @@ class LoadedIndex:
         }
         self.store: Any = FaissStore.load(self.data_dir, **store_params)
         self.bm25: Any = BM25Index.load(self.data_dir)
-        store_ids = self.store.ids()
-        if store_ids[: len(self.bm25.ids)] != self.bm25.ids or any(c not in self.chunks for c in store_ids):
+        if self.store.ids() != self.chunk_ids or self.bm25.ids != self.chunk_ids:
             raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
+
+    def sentence_span(self, row: int) -> tuple[int, int]:
+        _, start, end = self.sentence_table[row]
+        return int(start), int(end)
+
+    def row_keys(self) -> list[bytes]:
+        """The embedding-cache key of every vector row: chunk rows, then sentence rows."""
+        keys = np.load(self.data_dir / ROW_KEYS)
+        return [k.tobytes() for k in keys]
 
     def _open_milvus(self, manifest: dict[str, Any], settings: Any) -> None:
         """Vectors and BM25 in Milvus; this data folder's chunk table is the snapshot served.
@@ -289,10 +396,9 @@ class LoadedIndex:
             token=settings.milvus_token if settings is not None else None,
             collection=settings.milvus_collection if settings is not None else None,
         )
-        ids = list(self.chunks)  # written as chunk rows, then sentence rows
-        n_lexical = int(manifest.get("counts", {}).get("chunks", len(ids)))
+        ids = self.chunk_ids
         self.store.pin(ids)
-        self.bm25 = MilvusBM25(self.store, ids=ids[:n_lexical])
+        self.bm25 = MilvusBM25(self.store, ids=ids)
         if ids and not len(self.store):
             raise IndexStateError(
                 f"Milvus collection {self.store.collection!r} at {self.store.describe()['uri']} is empty but "

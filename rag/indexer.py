@@ -91,23 +91,30 @@ def index_config(settings: Settings, normaliser: Normaliser) -> dict[str, Any]:
     }
 
 
-def _previous_vectors(index_dir: Path, manifest: dict[str, Any] | None, model_id: str) -> dict[bytes, np.ndarray]:
-    """Vectors of the previous index keyed like the cache, so a cleared cache costs nothing."""
+def _previous_vectors(
+    index_dir: Path, manifest: dict[str, Any] | None, model_id: str
+) -> tuple[dict[bytes, np.ndarray], dict[bytes, np.ndarray]]:
+    """Vectors of the previous index keyed like the cache, so a cleared cache costs nothing.
+
+    Returns (exact, approximate): chunk vectors as stored (float32, and only when the previous
+    store is a local FAISS one), and sentence vectors, stored as float16, which the cache's
+    exact float32 vectors take precedence over.
+    """
     if not manifest or manifest.get("model", {}).get("id") != model_id:
-        return {}
-    if manifest.get("store", {}).get("kind", "faiss") != "faiss":
-        return {}  # vectors that live in a server stay there; the cache covers the rest
+        return {}, {}
     try:
         old = LoadedIndex(index_dir, manifest, verify=False)
-    except IndexStateError:
-        return {}
-    known: dict[bytes, np.ndarray] = {}
-    keys = manifest.get("chunk_keys") or {}
-    ids = old.store.ids()
-    for cid, vec in zip(ids, old.store.vectors_for(ids), strict=True):
-        if cid in keys:
-            known[bytes.fromhex(keys[cid])] = vec
-    return known
+        keys = old.row_keys()
+    except (IndexStateError, OSError, ValueError):
+        return {}, {}
+    n_chunks = len(old.chunk_ids)
+    if len(keys) != n_chunks + len(old.sentence_vectors):
+        return {}, {}
+    exact: dict[bytes, np.ndarray] = {}
+    if manifest.get("store", {}).get("kind", "faiss") == "faiss":
+        exact = dict(zip(keys[:n_chunks], np.asarray(old.store.vectors_at(np.arange(n_chunks))), strict=True))
+    approximate = dict(zip(keys[n_chunks:], np.asarray(old.sentence_vectors, dtype=np.float32), strict=True))
+    return exact, approximate
 
 
 def build_index(
@@ -142,37 +149,38 @@ def build_index(
         )
         doc_by_id = {d.doc_id: d for d in docs}
         texts = [embed_text(c, doc_by_id[c.doc_id], settings) for c in chunks]
-        rows = chunks + sentences  # vector rows; BM25 indexes the paragraph chunks only
-        row_texts = texts + [c.text for c in sentences]
+        sentence_texts = [c.text for c in sentences]
 
         if encoder is None:
             from rag.embedding import get_encoder
 
             encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device)
+        exact, approximate = _previous_vectors(index_dir, old_manifest, encoder.model_id)
+        row_keys = [text_key(encoder.model_id, "passage", t) for t in texts + sentence_texts]
+        cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
+        try:
+            # Vectors of every row (chunks then sentences): previous index, cache, else the model.
+            row_vectors, n_encoded = encode_cached(
+                texts + sentence_texts,
+                model_id=encoder.model_id,
+                kind="passage",
+                encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
+                cache=cache,
+                dim=encoder.dim,
+                known=exact,
+                fallback=approximate,
+                keys=row_keys,
+            )
+        finally:
+            cache.close()
+        vectors, sentence_vectors = row_vectors[: len(chunks)], row_vectors[len(chunks) :]
         store: Any
         bm25: Any
         if settings.store == "milvus":
-            store, bm25, n_encoded = _ingest_milvus(
-                settings, index_dir, encoder, docs, rows, row_texts, len(chunks), normaliser, progress
-            )
+            store, bm25 = _ingest_milvus(settings, index_dir, encoder, docs, chunks, texts, vectors, normaliser)
         else:
-            known = _previous_vectors(index_dir, old_manifest, encoder.model_id)
-            cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
-            try:
-                vectors, n_encoded = encode_cached(
-                    row_texts,
-                    model_id=encoder.model_id,
-                    kind="passage",
-                    encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
-                    cache=cache,
-                    dim=encoder.dim,
-                    known=known,
-                )
-            finally:
-                cache.close()
-
             store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold)
-            store.add([c.chunk_id for c in rows], [c.doc_id for c in rows], vectors)
+            store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
             bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
@@ -180,7 +188,11 @@ def build_index(
         data_dir = index_dir / data_name
         data_dir.mkdir(parents=True)
         try:
-            names = write_data(data_dir, docs, rows) + store.save(data_dir) + bm25.save(data_dir)
+            names = (
+                write_data(data_dir, docs, chunks, sentences, sentence_vectors, row_keys)
+                + store.save(data_dir)
+                + bm25.save(data_dir)
+            )
             for name in names:
                 _fsync_file(data_dir / name)
             manifest = {
@@ -199,9 +211,6 @@ def build_index(
                     "chunks": len(chunks),
                     "sentence_vectors": len(sentences),
                 },
-                "chunk_keys": {
-                    c.chunk_id: text_key(encoder.model_id, "passage", t).hex() for c, t in zip(rows, row_texts, strict=True)
-                },
                 "checksums": checksum_files(data_dir, names),
             }
             write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
@@ -219,7 +228,7 @@ def build_index(
     summary.chunks = len(chunks)
     summary.sentence_vectors = len(sentences)
     summary.encoded = n_encoded
-    summary.reused = len(rows) - n_encoded
+    summary.reused = len(chunks) + len(sentences) - n_encoded
     for d in docs:
         for r in d.removed:
             summary.removed_by_kind[r.kind] = summary.removed_by_kind.get(r.kind, 0) + 1
@@ -234,12 +243,11 @@ def _ingest_milvus(
     index_dir: Path,
     encoder: Any,
     docs: list[Document],
-    rows: list[Chunk],
-    row_texts: list[str],
-    n_chunks: int,
+    chunks: list[Chunk],
+    texts: list[str],
+    vectors: np.ndarray,
     normaliser: Normaliser,
-    progress: bool,
-) -> tuple[Any, Any, int]:
+) -> tuple[Any, Any]:
     """Ingestion by document into Milvus: rows of new or changed documents are written (upserts),
     rows of changed or vanished documents removed; unchanged documents are not touched."""
     import hashlib
@@ -248,38 +256,25 @@ def _ingest_milvus(
     from rag.store.milvus_store import MilvusBM25, lexical_text, open_for
 
     store = open_for(settings, index_dir, encoder.dim)
-    config = json.dumps([index_config(settings, normaliser), encoder.model_id], sort_keys=True)
+    config = json.dumps([index_config(settings, normaliser), encoder.model_id, FORMAT_VERSION], sort_keys=True)
     key = {d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs}
     held = store.document_keys()
     stale = [d for d, k in held.items() if key.get(d) != k]
     if stale:
         store.delete_documents(stale)
     todo = {d for d in key if held.get(d) != key[d]}
-    pick = [i for i, c in enumerate(rows) if c.doc_id in todo]
-    cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
-    try:
-        vectors, n_encoded = encode_cached(
-            [row_texts[i] for i in pick],
-            model_id=encoder.model_id,
-            kind="passage",
-            encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
-            cache=cache,
-            dim=encoder.dim,
-        )
-    finally:
-        cache.close()
+    pick = [i for i, c in enumerate(chunks) if c.doc_id in todo]
     if pick:
-        lexical = [i for i in pick if i < n_chunks]
-        tokens = dict(zip(lexical, normaliser.tokenise_many([row_texts[i] for i in lexical]), strict=True))
+        tokens = normaliser.tokenise_many([texts[i] for i in pick])
         store.add(
-            [rows[i].chunk_id for i in pick],
-            [rows[i].doc_id for i in pick],
-            vectors,
-            texts=[lexical_text(tokens[i]) if i in tokens else None for i in pick],
-            para_ids=[rows[i].para_id for i in pick],
-            doc_keys=[key[rows[i].doc_id] for i in pick],
+            [chunks[i].chunk_id for i in pick],
+            [chunks[i].doc_id for i in pick],
+            vectors[pick],
+            texts=[lexical_text(t) for t in tokens],
+            para_ids=[chunks[i].para_id for i in pick],
+            doc_keys=[key[chunks[i].doc_id] for i in pick],
         )
-    return store, MilvusBM25(store, ids=[c.chunk_id for c in rows[:n_chunks]]), n_encoded
+    return store, MilvusBM25(store, ids=[c.chunk_id for c in chunks])
 
 
 def _dedupe(docs: list[Document], summary: IndexSummary) -> list[Document]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from rag.crosslingual import translate_query
-from rag.fusion import convex_fuse
 from rag.index import LoadedIndex
 from rag.normalise import Normaliser, cjk_ratio
 from rag.relevance import relevance
@@ -67,20 +66,6 @@ class HybridRetriever:
         self.lexical_weight = lexical_weight
         self.lexical_weight_latin = lexical_weight_latin
         self.candidates = candidates
-        self._row_ids = index.store.ids()
-        self._n_lexical = len(index.bm25.ids)  # BM25 rows are the first rows of the store
-        self._row_para: list[str] = [index.chunks[c].para_id for c in self._row_ids]
-        chunk_rows: dict[str, list[int]] = {}
-        sent_rows: dict[str, list[int]] = {}
-        for r, pid in enumerate(self._row_para):
-            (chunk_rows if r < self._n_lexical else sent_rows).setdefault(pid, []).append(r)
-        self._chunk_rows = {p: np.array(v) for p, v in chunk_rows.items()}
-        self._sent_rows = {p: np.array(v) for p, v in sent_rows.items()}
-
-    def _rows_of(self, pid: str) -> list[int]:
-        rows = list(self._chunk_rows.get(pid, ()))
-        rows.extend(self._sent_rows.get(pid, ()))
-        return rows
 
     def lexical_scores(self, query: str) -> np.ndarray:
         """BM25 of every chunk row for the query's own tokens."""
@@ -120,84 +105,146 @@ class HybridRetriever:
         self, query: str, query_vector: np.ndarray
     ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
         """Per candidate paragraph: dense score, best BM25 score, and its best chunk id."""
-        dense, lexical, best_chunk, _ = self._components(query, query_vector)
-        return dense, lexical, best_chunk
+        c = self._components(query, query_vector)
+        ids, chunk_ids = self.index.paragraphs.ids, self.index.chunk_ids
+        paras = c.paragraphs.tolist()
+        return (
+            dict(zip((ids[p] for p in paras), c.dense.tolist(), strict=True)),
+            dict(zip((ids[p] for p in paras), c.lexical.tolist(), strict=True)),
+            {ids[p]: chunk_ids[r] for p, r in zip(paras, c.best_chunk.tolist(), strict=True)},
+        )
 
-    def _components(
-        self, query: str, query_vector: np.ndarray
-    ) -> tuple[dict[str, float], dict[str, float], dict[str, str], dict[str, tuple[int, int]]]:
-        n = len(self._row_ids)
-        if n == 0:
-            return {}, {}, {}, {}
-        depth = min(self.candidates * 2, n)
-        dense_hits = self.index.store.search(query_vector[None, :], depth)
-        # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
-        cand = {self.index.chunks[c].para_id for c in dense_hits.ids[0] if c in self.index.chunks}
-        lex_all = self.lexical_scores(query)
-        if lex_all.any():
-            m = len(lex_all)
-            top = np.argpartition(-lex_all, min(depth, m) - 1)[: min(depth, m)] if depth < m else np.arange(m)
-            cand.update(self._row_para[i] for i in top if lex_all[i] > 0)
-        dense: dict[str, float] = {}
-        lexical: dict[str, float] = {}
-        best_chunk: dict[str, str] = {}
-        best_sentence: dict[str, tuple[int, int]] = {}
-        # Exact cosines of every vector of every candidate paragraph, in one gather.
-        order = sorted(cand)
-        want = [self._row_ids[r] for pid in order for r in self._rows_of(pid)]
-        cos = self._cosines(want, query_vector)
-        for pid in order:
-            crows = self._chunk_rows.get(pid, np.array([], dtype=int))
-            ccos = np.array([cos[self._row_ids[r]] for r in crows]) if len(crows) else np.array([0.0])
-            best = int(np.argmax(ccos))
-            chunk_cos = float(ccos[best])
-            srows = self._sent_rows.get(pid)
-            if srows is not None:
-                best_row = max(srows, key=lambda r: cos[self._row_ids[r]])
-                sent_cos = cos[self._row_ids[best_row]]
-                sentence = self.index.chunks[self._row_ids[best_row]]
-                best_sentence[pid] = (sentence.start, sentence.end)
-            else:
-                sent_cos = chunk_cos
-            dense[pid] = (chunk_cos + sent_cos) / 2
-            lexical[pid] = float(lex_all[crows].max()) if len(crows) else 0.0
-            best_chunk[pid] = self._row_ids[int(crows[best])] if len(crows) else pid
-        return dense, lexical, best_chunk, best_sentence
+    def _candidates(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate paragraph rows (dense top hits + BM25 top hits) and BM25 of every chunk row."""
+        index = self.index
+        depth = min(self.candidates * 2, len(index.chunk_ids))
+        search_rows = getattr(index.store, "search_rows", None)
+        if search_rows is not None:  # FAISS: storage rows are chunk rows
+            rows = search_rows(query_vector[None, :], depth)[1][0]
+            rows = rows[rows >= 0]
+        else:
+            # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
+            found = (index.chunk_row.get(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
+            rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
+        lex = self.lexical_scores(query)
+        m = len(lex)
+        if m and lex.any():
+            top = np.argpartition(-lex, depth - 1)[:depth] if depth < m else np.arange(m)
+            rows = np.concatenate([rows, top[lex[top] > 0]])
+        return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lex
 
-    def _cosines(self, ids: list[str], query_vector: np.ndarray) -> dict[str, float]:
-        if not ids:
-            return {}
-        try:
-            vecs = self.index.store.vectors_for(ids)
-        except KeyError:
-            # Another process re-indexed a document of a shared store (Milvus) since this index
-            # was loaded: score what is still there; the vanished rows score nothing.
-            found = self.index.store.vectors_found(ids)
-            return {c: float(v @ query_vector) for c, v in found.items()} | {c: -1.0 for c in ids if c not in found}
-        return dict(zip(ids, (vecs @ query_vector).tolist(), strict=True))
+    def _components(self, query: str, query_vector: np.ndarray) -> _Components:
+        """Exact dense scores of every candidate paragraph, from all its chunk and sentence rows."""
+        index = self.index
+        if not index.chunk_ids:
+            return _Components.empty()
+        paras, lex = self._candidates(query, query_vector)
+        # Chunk rows of the candidates: one gather, one matrix product, a max per paragraph.
+        c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
+        crows = _ranges(c_start, c_end)
+        ccos = self._chunk_cosines(crows, query_vector)
+        c_seg = np.repeat(np.arange(len(paras)), c_end - c_start)
+        best_c = _segment_argmax(ccos, c_seg, len(paras))
+        has_c = c_end > c_start  # every paragraph has a chunk; guard a damaged table anyway
+        chunk_cos = np.where(has_c, ccos[best_c] if len(ccos) else 0.0, 0.0)
+        if len(lex) and len(crows):
+            clex = lex[crows]
+            lexical = np.where(has_c, clex[_segment_argmax(clex, c_seg, len(paras))], 0.0)
+        else:
+            lexical = np.zeros(len(paras))
+        # Sentence rows (float16, memory-mapped); a paragraph without any keeps its chunk cosine.
+        s_start, s_end = index.sentence_offsets[paras], index.sentence_offsets[paras + 1]
+        srows = _ranges(s_start, s_end)
+        sent_cos = chunk_cos.copy()
+        best_s = np.full(len(paras), -1, dtype=np.int64)
+        if len(srows):
+            scos = np.asarray(index.sentence_vectors[srows], dtype=np.float32) @ query_vector
+            s_seg = np.repeat(np.arange(len(paras)), s_end - s_start)
+            has = s_end > s_start
+            arg = _segment_argmax(scos, s_seg, len(paras))
+            sent_cos[has] = scos[arg[has]]
+            best_s[has] = srows[arg[has]]
+        best_chunk = np.where(has_c, crows[best_c] if len(crows) else -1, -1)
+        return _Components(paras, (chunk_cos + sent_cos) / 2, lexical, best_chunk, best_s)
+
+    def _chunk_cosines(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+        store = self.index.store
+        vectors_at = getattr(store, "vectors_at", None)
+        if vectors_at is not None:
+            return vectors_at(rows) @ query_vector
+        ids = [self.index.chunk_ids[r] for r in rows.tolist()]
+        # Another process may have re-indexed a document of a shared store (Milvus) since this
+        # index was loaded: score what is still there; the vanished rows score nothing.
+        found = store.vectors_found(ids)
+        return np.array([float(found[c] @ query_vector) if c in found else -1.0 for c in ids], dtype=np.float32)
 
     def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
-        dense, lexical, best_chunk, best_sentence = self._components(query, query_vector)
-        fused = convex_fuse(dense, lexical, self.weight_for(query))
-        ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        c = self._components(query, query_vector)
+        if not len(c.paragraphs):
+            return []
+        w = self.weight_for(query)
+        top = float(c.lexical.max()) if len(c.lexical) else 0.0
+        fused = (1.0 - w) * c.dense + (w * np.maximum(c.lexical, 0.0) / top if top > 0 else 0.0)
+        ids = self.index.paragraphs.ids
+        order = sorted(range(len(c.paragraphs)), key=lambda i: (-fused[i], ids[c.paragraphs[i]]))[:k]
         hits = []
-        for pid, score in ranked:
-            para = self.index.paragraphs[pid]
+        for i in order:
+            para = self.index.paragraphs.at(int(c.paragraphs[i]))
             doc = self.index.documents.get(para.doc_id)
+            dense = float(c.dense[i])
             hits.append(
                 Hit(
-                    para_id=pid,
+                    para_id=para.para_id,
                     doc_id=para.doc_id,
                     text=para.text,
-                    score=round(score, 6),
-                    dense_score=round(dense.get(pid, 0.0), 6),
-                    lexical_score=round(lexical.get(pid, 0.0), 6),
+                    score=round(float(fused[i]), 6),
+                    dense_score=round(dense, 6),
+                    lexical_score=round(float(c.lexical[i]), 6),
                     title=doc.title if doc else "",
                     source=doc.source if doc else "",
                     date=doc.date if doc else None,
-                    chunk_id=best_chunk.get(pid),
-                    relevance=round(relevance(query, para.text, dense.get(pid)), 6),
-                    best_sentence=best_sentence.get(pid),
+                    chunk_id=self.index.chunk_ids[int(c.best_chunk[i])] if c.best_chunk[i] >= 0 else None,
+                    relevance=round(relevance(query, para.text, dense), 6),
+                    best_sentence=self.index.sentence_span(int(c.best_sentence[i])) if c.best_sentence[i] >= 0 else None,
                 )
             )
         return hits
+
+
+class _Components(NamedTuple):
+    """Per candidate paragraph row: dense score, best BM25, best chunk row, best sentence row (-1: none)."""
+
+    paragraphs: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+    best_chunk: np.ndarray
+    best_sentence: np.ndarray
+
+    @classmethod
+    def empty(cls) -> _Components:
+        z = np.zeros(0)
+        return cls(z.astype(np.int64), z, z, z.astype(np.int64), z.astype(np.int64))
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The concatenation of ``arange(s, e)`` for each pair, without a Python loop."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    firsts = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return (firsts + np.arange(total)).astype(np.int64)
+
+
+def _segment_argmax(values: np.ndarray, segment: np.ndarray, n: int) -> np.ndarray:
+    """Index (into ``values``) of the largest value of each segment ``0..n-1`` (the first on ties);
+    0 for an empty segment (callers mask those)."""
+    out = np.zeros(n, dtype=np.int64)
+    if not len(values):
+        return out
+    order = np.lexsort((np.arange(len(values)), -values, segment))
+    seg_sorted = segment[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = seg_sorted[1:] != seg_sorted[:-1]
+    out[seg_sorted[first]] = order[first]
+    return out

@@ -63,6 +63,8 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
 class RagService:
     """Loaded once per process; safe to call from several threads."""
 
+    encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
+
     def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings) -> None:
         self.settings = settings
         self.index = index
@@ -94,12 +96,35 @@ class RagService:
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
         check_compatible(manifest, settings, index_dir)
-        index = LoadedIndex(index_dir, manifest, settings=settings)
-        if encoder is None:
-            from rag.embedding import get_encoder
+        if encoder is not None:
+            svc = cls(LoadedIndex(index_dir, manifest, settings=settings), encoder, settings)
+            svc.encoder_load_seconds = 0.0
+            return svc
+        # The model loads in a thread while the index opens: start-up is the longer, not the sum.
+        from rag.embedding import get_encoder
 
-            encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device)
-        return cls(index, encoder, settings)
+        loaded: dict[str, Any] = {}
+
+        def load_encoder() -> None:
+            t0 = time.perf_counter()
+            try:
+                loaded["encoder"] = get_encoder(
+                    settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device
+                )
+            except BaseException as exc:  # re-raised in the caller's thread below
+                loaded["error"] = exc
+            loaded["seconds"] = time.perf_counter() - t0
+
+        thread = threading.Thread(target=load_encoder, name="encoder-load", daemon=True)
+        thread.start()
+        index = LoadedIndex(index_dir, manifest, settings=settings)  # an error here is reported at once
+        thread.join()
+        if "error" in loaded:
+            raise loaded["error"]
+        encoder, seconds = loaded["encoder"], loaded["seconds"]
+        svc = cls(index, encoder, settings)
+        svc.encoder_load_seconds = seconds
+        return svc
 
     # -- retrieval ------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]:

@@ -45,7 +45,11 @@ def test_build_writes_manifest_and_searches(corpus, settings):
     manifest = read_manifest(settings.index_dir)
     assert manifest["model"] == {"name": "test-hashing", "id": enc.model_id, "dim": enc.dim}
     assert manifest["normaliser"]["opencc"] == "t2s"
-    assert set(manifest["checksums"]) >= {"vectors.npy", "paragraphs.jsonl", "chunks.jsonl"}
+    assert set(manifest["checksums"]) >= {
+        "vectors.npy", "paragraphs.json", "paragraph_text.bin", "chunks.npy", "sentences.npy",
+        "sentence_vectors.npy", "row_keys.npy",
+    }
+    assert "chunk_keys" not in manifest  # row keys live in the data folder, not the manifest
     svc = RagService.open(settings.index_dir, settings, encoder=enc)
     hits = svc.search("陳祖恒", k=3)
     assert hits[0].para_id.startswith("alpha#p")
@@ -108,9 +112,9 @@ def test_manifest_mismatch_is_refused_with_the_fix(corpus, settings):
 def test_tampered_index_file_is_named(corpus, settings):
     _, enc = build(corpus, settings)
     manifest = json.loads((settings.index_dir / MANIFEST).read_text())
-    target = settings.index_dir / manifest["data"] / "paragraphs.jsonl"
-    target.write_text(target.read_text().replace("陳祖恒", "某某某"))
-    with pytest.raises(IndexStateError, match="paragraphs.jsonl"):
+    target = settings.index_dir / manifest["data"] / "paragraph_text.bin"
+    target.write_bytes(target.read_bytes().replace("陳祖恒".encode(), "某某某".encode()))
+    with pytest.raises(IndexStateError, match="paragraph_text.bin"):
         RagService.open(settings.index_dir, settings, encoder=enc)
 
 

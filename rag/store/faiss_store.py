@@ -94,6 +94,17 @@ class FaissStore:
         rows = [self._row[i] for i in ids]
         return np.asarray(self._vecs[rows], dtype=np.float32)
 
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these storage rows (positions in :meth:`ids`), in order."""
+        return np.asarray(self._vecs[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
+
+    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search`, as (scores, storage rows) arrays; rows of -1 pad a short result."""
+        queries = check_queries(queries, self.dim, k)
+        if not self._ids:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        return self._ready_index().search(queries, min(k, len(self._ids)))
+
     # -- search ---------------------------------------------------------------------------
     @property
     def approximate(self) -> bool:
@@ -122,8 +133,7 @@ class FaissStore:
         queries = check_queries(queries, self.dim, k)
         if not self._ids:
             return VectorHits([[] for _ in queries], [[] for _ in queries])
-        k = min(k, len(self._ids))
-        scores, rows = self._ready_index().search(queries, k)
+        scores, rows = self.search_rows(queries, k)
         out_ids, out_scores = [], []
         for srow, rrow in zip(scores, rows, strict=True):
             keep = rrow >= 0

@@ -6,12 +6,12 @@ Two collections hold the vectors of one index, both keyed by chunk id and carryi
   (OpenCC + jieba, see :mod:`rag.normalise`), space-joined — and a Milvus BM25 function over it
   (k1 = 1.2, b = 0.75, like :mod:`rag.lexical`). Milvus scores the same tokens the FAISS path
   scores, so a Simplified query finds Traditional text; the fusion stays ours.
-* ``<collection>_dense``: the per-sentence vectors, which BM25 must not see: Milvus counts a row
-  with an empty text in its document count and average length, which would shift every IDF away
-  from what :class:`rag.lexical.BM25Index` computes.
+* ``<collection>_dense``: rows added without a lexical text, which BM25 must not see: Milvus
+  counts a row with an empty text in its document count and average length, which would shift
+  every IDF away from what :class:`rag.lexical.BM25Index` computes. (The product writes only
+  chunk rows; its per-sentence vectors live in the index's data folder, see :mod:`rag.index`.)
 
-:meth:`MilvusStore.ids` lists the chunk rows first, then the sentence rows — the order the
-retriever assumes. Writes are upserts keyed by chunk id, so a re-indexed document replaces its
+:meth:`MilvusStore.ids` lists the lexical rows first, then the others. Writes are upserts keyed by chunk id, so a re-indexed document replaces its
 rows and several processes can write (different documents) while others search.
 """
 
