@@ -21,7 +21,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,7 +34,8 @@ from rag.store.faiss_store import FaissStore
 from rag.types import Chunk, Document, Paragraph, Removal
 
 FORMAT_VERSION = 2
-DOCUMENTS_FILE = "documents.json"
+DOCUMENTS_FILE = "documents.json"  # doc_id, title, source, date, sha256, path (lists)
+AUDIT_FILE = "audit.json"  # doc_id -> what cleaning removed or flagged (documents that have any)
 PARAGRAPHS_FILE = "paragraphs.json"  # para_id, document row, n, heading (lists)
 TEXT_FILE = "paragraph_text.bin"  # the paragraph texts, UTF-8, back to back
 TEXT_OFFSETS = "paragraph_offsets.npy"  # int64 byte offsets into TEXT_FILE, one more than paragraphs
@@ -171,20 +172,6 @@ def checksum_files(data_dir: Path, names: list[str]) -> dict[str, dict[str, Any]
     return {n: {"size": (data_dir / n).stat().st_size, "sha256": sha256_file(data_dir / n)} for n in names}
 
 
-def _document_to_json(doc: Document) -> dict[str, Any]:
-    return {
-        "doc_id": doc.doc_id,
-        "title": doc.title,
-        "source": doc.source,
-        "date": doc.date,
-        "sha256": doc.sha256,
-        "path": doc.path,
-        "paragraphs": len(doc.paragraphs),
-        "removed": [{"kind": r.kind, "text": r.text, "line": r.line} for r in doc.removed],
-        "flags": list(doc.flags),
-    }
-
-
 @dataclass
 class DocumentInfo:
     doc_id: str
@@ -230,8 +217,16 @@ def write_data(
     paragraphs = [p for d in docs for p in d.paragraphs]
     para_row = {p.para_id: i for i, p in enumerate(paragraphs)}
     doc_row = {d.doc_id: i for i, d in enumerate(docs)}
-    with open(data_dir / DOCUMENTS_FILE, "w", encoding="utf-8") as fh:
-        json.dump([_document_to_json(d) for d in docs], fh, ensure_ascii=False)
+    columns = {
+        "doc_id": [d.doc_id for d in docs], "title": [d.title for d in docs], "source": [d.source for d in docs],
+        "date": [d.date for d in docs], "sha256": [d.sha256 for d in docs], "path": [d.path for d in docs],
+    }
+    (data_dir / DOCUMENTS_FILE).write_text(json.dumps(columns, ensure_ascii=False), encoding="utf-8")
+    audit = {
+        d.doc_id: {"removed": [{"kind": r.kind, "text": r.text, "line": r.line} for r in d.removed], "flags": list(d.flags)}
+        for d in docs if d.removed or d.flags
+    }
+    (data_dir / AUDIT_FILE).write_text(json.dumps(audit, ensure_ascii=False), encoding="utf-8")
     meta = {
         "para_id": [p.para_id for p in paragraphs],
         "doc": [doc_row[p.doc_id] for p in paragraphs],
@@ -252,7 +247,7 @@ def write_data(
     np.save(data_dir / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=SENTENCE_DTYPE))
     keys = np.frombuffer(b"".join(row_keys), dtype=np.uint8).reshape(len(row_keys), KEY_BYTES)
     np.save(data_dir / ROW_KEYS, keys)
-    return [DOCUMENTS_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
+    return [DOCUMENTS_FILE, AUDIT_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
             SENTENCE_VECTORS, ROW_KEYS]
 
 
@@ -287,6 +282,78 @@ class ParagraphTable(Mapping[str, Paragraph]):
         return len(self.ids)
 
 
+class ChunkIds(Sequence[str]):
+    """Chunk ids (``<para_id>@<start>``) of the chunk rows, formatted on access."""
+
+    def __init__(self, para_ids: list[str], table: np.ndarray) -> None:
+        self._para_ids = para_ids
+        self._table = table
+        self._row: dict[str, int] | None = None
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        p, start, _ = self._table[i]
+        return f"{self._para_ids[p]}@{start}"
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def row(self, chunk_id: str) -> int | None:
+        """The row of a chunk id, or None (built on first use: only a shared store needs it)."""
+        if self._row is None:
+            self._row = {c: i for i, c in enumerate(self)}
+        return self._row.get(chunk_id)
+
+
+class DocumentTable(Mapping[str, DocumentInfo]):
+    """doc_id -> DocumentInfo, built on access; the cleaning audit is read on first use."""
+
+    def __init__(self, columns: dict[str, list[Any]], paragraph_ids: list[str], para_doc: np.ndarray,
+                 audit_path: Path) -> None:
+        self._cols = columns
+        self.ids: list[str] = columns["doc_id"]
+        self.row = {d: i for i, d in enumerate(self.ids)}
+        self._para_ids = paragraph_ids
+        # Paragraphs are stored document by document: document i owns rows offsets[i]:offsets[i+1].
+        self._offsets = np.searchsorted(para_doc, np.arange(len(self.ids) + 1), side="left")
+        self._audit_path = audit_path
+        self._audit: dict[str, Any] | None = None
+
+    def _audit_of(self, doc_id: str) -> dict[str, Any]:
+        if self._audit is None:
+            try:
+                self._audit = json.loads(self._audit_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise IndexStateError(f"cannot read {self._audit_path} ({exc}); rebuild the index with `rag index`") from exc
+        return self._audit.get(doc_id, {})
+
+    def __getitem__(self, doc_id: str) -> DocumentInfo:
+        i = self.row[doc_id]
+        c = self._cols
+        audit = self._audit_of(doc_id)
+        return DocumentInfo(
+            doc_id, c["title"][i], c["source"][i], c["date"][i], c["sha256"][i], c["path"][i],
+            self._para_ids[int(self._offsets[i]) : int(self._offsets[i + 1])],
+            [Removal(r["kind"], r["text"], r.get("line")) for r in audit.get("removed", [])],
+            list(audit.get("flags", [])),
+        )
+
+    def header(self, doc_id: str) -> tuple[str, str, str | None] | None:
+        """(title, source, date) of a document, or None; reads no audit (the per-hit path)."""
+        i = self.row.get(doc_id)
+        if i is None:
+            return None
+        return self._cols["title"][i], self._cols["source"][i], self._cols["date"][i]
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self.row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 def _segments(table: np.ndarray, n_paragraphs: int) -> np.ndarray:
     """CSR offsets: the rows of paragraph ``i`` are ``offsets[i]:offsets[i + 1]``."""
     return np.searchsorted(table[:, 0], np.arange(n_paragraphs + 1), side="left").astype(np.int64)
@@ -311,15 +378,16 @@ class LoadedIndex:
             verify_files(self.data_dir, manifest["checksums"])
         current = self.data_dir / DOCUMENTS_FILE
         try:
-            docs = json.loads(current.read_text(encoding="utf-8"))
+            columns = json.loads(current.read_text(encoding="utf-8"))
+            doc_ids = columns["doc_id"]
             current = self.data_dir / PARAGRAPHS_FILE
             meta = json.loads(current.read_text(encoding="utf-8"))
-            doc_ids = [d["doc_id"] for d in docs]
+            para_doc = np.asarray(meta["doc"], dtype=np.int64)
             current = self.data_dir / TEXT_FILE
             text = np.memmap(current, dtype=np.uint8, mode="r") if current.stat().st_size else np.zeros(0, np.uint8)
             current = self.data_dir / TEXT_OFFSETS
             offsets = np.load(current)
-            para_docs = [doc_ids[i] for i in meta["doc"]]
+            para_docs = [doc_ids[i] for i in para_doc.tolist()]
             self.paragraphs = ParagraphTable(meta["para_id"], para_docs, meta["n"], meta["heading"], text, offsets)
             current = self.data_dir / CHUNK_TABLE
             self.chunk_table = np.load(current)
@@ -333,25 +401,14 @@ class LoadedIndex:
         if (
             len(offsets) != n_para + 1
             or len(self.sentence_vectors) != len(self.sentence_table)
+            or (n_para and np.any(np.diff(para_doc) < 0))
             or any(t.ndim != 2 or t.shape[1] != 3 or (len(t) and t[:, 0].max() >= n_para) for t in (self.chunk_table, self.sentence_table))
         ):
             raise IndexStateError(f"the tables in {self.data_dir} disagree; rebuild the index with `rag index`")
         self.chunk_offsets = _segments(self.chunk_table, n_para)
         self.sentence_offsets = _segments(self.sentence_table, n_para)
-        pids = self.paragraphs.ids
-        self.chunk_ids = [f"{pids[p]}@{s}" for p, s, _ in self.chunk_table.tolist()]
-        self.chunk_row = {c: i for i, c in enumerate(self.chunk_ids)}
-        by_doc: dict[str, list[str]] = {}
-        for pid, did in zip(pids, para_docs, strict=True):
-            by_doc.setdefault(did, []).append(pid)
-        self.documents: dict[str, DocumentInfo] = {}
-        for d in docs:
-            self.documents[d["doc_id"]] = DocumentInfo(
-                d["doc_id"], d["title"], d["source"], d.get("date"), d["sha256"], d.get("path"),
-                by_doc.get(d["doc_id"], []),
-                [Removal(r["kind"], r["text"], r.get("line")) for r in d.get("removed", [])],
-                list(d.get("flags", [])),
-            )
+        self.chunk_ids = ChunkIds(self.paragraphs.ids, self.chunk_table)
+        self.documents = DocumentTable(columns, self.paragraphs.ids, para_doc, self.data_dir / AUDIT_FILE)
         kind = manifest["store"].get("kind", "faiss")
         if settings is not None and settings.store != kind:
             raise IndexStateError(
@@ -369,7 +426,12 @@ class LoadedIndex:
         }
         self.store: Any = FaissStore.load(self.data_dir, **store_params)
         self.bm25: Any = BM25Index.load(self.data_dir)
-        if self.store.ids() != self.chunk_ids or self.bm25.ids != self.chunk_ids:
+        n_chunks = len(self.chunk_ids)
+        # The checksums vouch that these files were written together; check the rows line up.
+        ends = (0, n_chunks - 1) if n_chunks else ()
+        if len(self.store) != n_chunks or len(self.bm25.ids) != n_chunks or any(
+            self.store.id_at(i) != self.chunk_ids[i] or self.bm25.ids[i] != self.chunk_ids[i] for i in ends
+        ):
             raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
 

@@ -124,7 +124,7 @@ class HybridRetriever:
             rows = rows[rows >= 0]
         else:
             # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
-            found = (index.chunk_row.get(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
+            found = (index.chunk_ids.row(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
             rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
         lex = self.lexical_scores(query)
         m = len(lex)
@@ -190,7 +190,7 @@ class HybridRetriever:
         hits = []
         for i in order:
             para = self.index.paragraphs.at(int(c.paragraphs[i]))
-            doc = self.index.documents.get(para.doc_id)
+            title, source, date = self.index.documents.header(para.doc_id) or ("", "", None)
             dense = float(c.dense[i])
             hits.append(
                 Hit(
@@ -200,9 +200,9 @@ class HybridRetriever:
                     score=round(float(fused[i]), 6),
                     dense_score=round(dense, 6),
                     lexical_score=round(float(c.lexical[i]), 6),
-                    title=doc.title if doc else "",
-                    source=doc.source if doc else "",
-                    date=doc.date if doc else None,
+                    title=title,
+                    source=source,
+                    date=date,
                     chunk_id=self.index.chunk_ids[int(c.best_chunk[i])] if c.best_chunk[i] >= 0 else None,
                     relevance=round(relevance(query, para.text, dense), 6),
                     best_sentence=self.index.sentence_span(int(c.best_sentence[i])) if c.best_sentence[i] >= 0 else None,

@@ -59,7 +59,7 @@ def test_scores_match_a_per_paragraph_reference(service, query):
     for pid in index.paragraphs:
         p = index.paragraphs[pid]
         chunks = chunk_paragraph(p, settings.chunk_max_chars, settings.chunk_overlap_chars)
-        rows = [index.chunk_row[c.chunk_id] for c in chunks]
+        rows = [index.chunk_ids.row(c.chunk_id) for c in chunks]
         ccos = max(float(enc.encode([c.text], kind="passage")[0] @ q) for c in chunks)
         sents = sentence_chunks(p)
         scos = max((float(enc.encode([s.text], kind="passage")[0] @ q) for s in sents), default=ccos)

@@ -45,7 +45,7 @@ class FaissStore:
         self._vecs = np.zeros((0, dim), dtype=np.float32)
         self._ids: list[str] = []
         self._docs: list[str] = []
-        self._row: dict[str, int] = {}
+        self._row_of: dict[str, int] | None = {}
         self._index: faiss.Index | None = None
         self._lock = threading.Lock()
 
@@ -55,6 +55,16 @@ class FaissStore:
 
     def ids(self) -> list[str]:
         return list(self._ids)
+
+    def id_at(self, row: int) -> str:
+        return self._ids[row]
+
+    @property
+    def _row(self) -> dict[str, int]:
+        """id -> storage row, built on first use (a loaded index searches by row, not by id)."""
+        if self._row_of is None:
+            self._row_of = {cid: j for j, cid in enumerate(self._ids)}
+        return self._row_of
 
     def add(self, ids: Sequence[str], doc_ids: Sequence[str], vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -87,7 +97,7 @@ class FaissStore:
         self._vecs = np.asarray(self._vecs)[keep]
         self._ids = [self._ids[r] for r in keep]
         self._docs = [self._docs[r] for r in keep]
-        self._row = {cid: j for j, cid in enumerate(self._ids)}
+        self._row_of = None
         self._index = None
 
     def vectors_for(self, ids: Sequence[str]) -> np.ndarray:
@@ -181,7 +191,7 @@ class FaissStore:
         store._vecs = vecs
         store._ids = list(meta["ids"])
         store._docs = list(meta["doc_ids"])
-        store._row = {cid: j for j, cid in enumerate(store._ids)}
+        store._row_of = None
         if store.approximate and (folder / FAISS_FILE).exists():
             try:
                 # Memory-mapped: the graph's copy of the vectors stays in the page cache, not
