@@ -240,32 +240,31 @@ def make_corpus(size: int, work: Path, settings) -> dict:
     return info
 
 
-def build(size: int, work: Path) -> dict:
-    """Corpus + private cache + ``build_index`` (timed; nothing should need encoding)."""
+def build(size: int, work: Path, store: str = "faiss") -> dict:
+    """Corpus + private cache + ``build_index`` into ``index-<size>[-milvus]`` (timed; nothing encoded)."""
     from rag.config import get_settings
+    from rag.index import FORMAT_VERSION
     from rag.indexer import build_index
 
     settings = get_settings()
     info = make_corpus(size, work, settings)
-    index_dir = work / f"index-{size}"
-    from rag.index import FORMAT_VERSION
-
+    index_dir = work / (f"index-{size}" if store == "faiss" else f"index-{size}-{store}")
     manifest = index_dir / "manifest.json"
-    done = json.loads((work / f"corpus-{size}" / "DONE").read_text())
-    if manifest.exists() and done.get("built") and json.loads(manifest.read_text()).get("format_version") == FORMAT_VERSION:
-        return done
+    record = work / f"build-{index_dir.name}.json"  # how this index was built (reused while current)
+    if manifest.exists() and record.exists() and json.loads(manifest.read_text()).get("format_version") == FORMAT_VERSION:
+        return {**info, **json.loads(record.read_text())}
     shutil.rmtree(index_dir, ignore_errors=True)
-    local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"])})
+    local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"]), "store": store})
     t0, c0 = time.perf_counter(), time.process_time()
     summary = build_index([Path(info["corpus_dir"])], index_dir, local)
-    info.update({
-        "built": True, "build_s": round(time.perf_counter() - t0, 1), "build_cpu_s": round(time.process_time() - c0, 1),
-        "build_load": load(), "paragraphs": summary.paragraphs, "chunks": summary.chunks,
-        "sentence_vectors": summary.sentence_vectors, "encoded_during_build": summary.encoded,
-        "build_peak_rss_mb": peak_rss_mb(), "index_dir": str(index_dir),
-    })
-    (work / f"corpus-{size}" / "DONE").write_text(json.dumps(info))
-    return info
+    built = {
+        "store_kind": store, "built": True, "build_s": round(time.perf_counter() - t0, 1),
+        "build_cpu_s": round(time.process_time() - c0, 1), "build_load": load(), "paragraphs": summary.paragraphs,
+        "chunks": summary.chunks, "sentence_vectors": summary.sentence_vectors,
+        "encoded_during_build": summary.encoded, "build_peak_rss_mb": peak_rss_mb(), "index_dir": str(index_dir),
+    }
+    record.write_text(json.dumps(built))
+    return {**info, **built}
 
 
 # --- measurement (one fresh process per index) -------------------------------------------------
@@ -336,7 +335,7 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         stage["rest"].append(((t_c - t_b) - (t_b - t)) * 1000)
     res["stage_ms_p50"] = {k: pct(v, 50) for k, v in stage.items()}
     store = r.index.store
-    if store.approximate and recall_queries:
+    if getattr(store, "approximate", False) and recall_queries:
         # HNSW vs exact: the same query vectors against a flat index of the same rows.
         import faiss
 
@@ -403,7 +402,7 @@ def table(results: list[dict]) -> str:
     rows = [
         ("paragraphs (real + synthetic)", lambda r: f"{r['paragraphs']:,} ({r['real_paragraphs']:,} + {r['synthetic_paragraphs']:,})"),
         ("ANN rows (chunks) + sentence rows", lambda r: f"{r['m']['store']['count']:,} + {r['m']['counts']['sentence_vectors']:,}"),
-        ("FAISS index", lambda r: r["m"]["store"]["index"]),
+        ("store: ANN index", lambda r: f"{r['m']['store']['kind']}: {r['m']['store']['index']}"),
         ("index on disk (MB)", lambda r: r["m"]["disk_mb"]),
         ("build_index s (no encoding; CPU s)", lambda r: f"{r.get('build_s')} ({r.get('build_cpu_s')})"),
         ("start-up in process s (CPU s): index + encoder in parallel", lambda r: f"{r['m']['startup_s']} ({r['m']['startup_cpu_s']})"),
@@ -448,14 +447,17 @@ def main() -> None:
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--cache", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--build-only", action="store_true", help="make corpora and indexes, measure nothing")
+    ap.add_argument("--store", choices=("faiss", "milvus"), default="faiss",
+                    help="milvus: build and serve with RAG_STORE=milvus (Milvus Lite file in the index folder)")
     args = ap.parse_args()
+    os.environ["RAG_STORE"] = args.store  # read by get_settings here, in the measuring child and the server
     if args.measure:  # child process: one index, fresh interpreter
         print(json.dumps(measure(args.measure, args.cache, args.queries, args.recall_queries)))
         return
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         print(f"size {size}: building (load {load()})", file=sys.stderr, flush=True)
-        info = build(size, args.work)
+        info = build(size, args.work, args.store)
         if args.build_only:
             print(json.dumps(info), file=sys.stderr)
             continue
@@ -474,7 +476,7 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     if results:
-        print(f"\nScale benchmark ({os.cpu_count()} CPUs, load average per column; seed {SEED})\n")
+        print(f"\nScale benchmark, store {args.store} ({os.cpu_count()} CPUs, load average per column; seed {SEED})\n")
         print(table(results))
 
 
