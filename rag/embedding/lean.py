@@ -23,7 +23,14 @@ import numpy as np
 
 from rag.errors import InputError, ModelError
 
-from .encoder import _model_id_for, check_request, family_prompts, normalise_rows, own_prompts, plan_batches
+from .encoder import (
+    _model_id_for,
+    check_request,
+    family_prompts,
+    normalise_rows,
+    own_prompts,
+    plan_batches,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +50,7 @@ AUTO_TOKENIZER_CLASSES = (
 )
 _MODULES = ("Transformer", "Pooling", "Normalize")
 _ST_ONLY_KEYS = ("query_length", "document_length", "query_expansion", "processing_kwargs")
-_TOKENIZER_LOAD_CHUNK = 1024  # texts tokenised at a time; ids are kept as compact int32 arrays
+_TOKENIZE_CHUNK = 1024  # texts tokenised at a time; ids are kept as compact int32 arrays
 
 
 class LeanUnsupported(ModelError):
@@ -380,8 +387,8 @@ class LeanEncoder:
     def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of each text with special tokens, truncated to ``max_seq_length``."""
         out: list[np.ndarray] = []
-        for start in range(0, len(texts), _TOKENIZER_LOAD_CHUNK):
-            encodings = self.tokenizer.encode_batch(list(texts[start : start + _TOKENIZER_LOAD_CHUNK]))
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            encodings = self.tokenizer.encode_batch(list(texts[start : start + _TOKENIZE_CHUNK]))
             out.extend(np.asarray(e.ids, dtype=np.int32) for e in encodings)
         return out
 
