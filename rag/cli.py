@@ -168,7 +168,7 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     get_settings.cache_clear()
     from rag.api.app import create_app
 
-    app = create_app(get_settings(), preload=True)  # the model loads while gradio imports
+    app = create_app(get_settings())
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     click.echo(f"serving the chat UI at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

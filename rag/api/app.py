@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,23 +30,17 @@ Errors are always `{"error": {"code": ..., "message": ...}}`. When `RAG_API_KEYS
 """
 
 
-def create_app(
-    settings: Settings | None = None, *, service: Any = None, ui: bool = True, preload: bool = False
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, service: Any = None, ui: bool = True) -> FastAPI:
     """Build the app. ``service`` injects a ready service (tests); otherwise the lifespan opens
-    ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads.
-
-    ``preload`` starts that thread now, before the chat UI imports gradio and builds its page
-    (``rag serve``): the model then loads during those ~3 s instead of after them.
-    """
+    ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads."""
     settings = settings or get_settings()
     holder = ServiceHolder(settings, service)
-    if preload:
-        holder.start_loading()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        holder.start_loading()
+        if not holder.ready:
+            holder.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
+            threading.Thread(target=holder.load, name="rag-load-index", daemon=True).start()
         yield
 
     app = FastAPI(

@@ -21,22 +21,11 @@ class ServiceHolder:
         self.service = service
         self.error: str | None = None
         self.loading = False
-        self._lock = threading.Lock()  # held by load() for the whole load
-        self._start_lock = threading.Lock()  # never waits for a load: the event loop takes it
-        self._started = False
+        self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
         return self.service is not None
-
-    def start_loading(self) -> None:
-        """Start ``load`` in a daemon thread, once; later calls do nothing."""
-        with self._start_lock:
-            if self._started or self.service is not None:
-                return
-            self._started = True
-            self.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
-        threading.Thread(target=self.load, name="rag-load-index", daemon=True).start()
 
     def load(self) -> None:
         """Open the index and the model; a failure is kept as the message /readyz reports."""
