@@ -1,10 +1,10 @@
 """``LeanEncoder``: BERT-style sentence-transformers folders run in plain torch.
 
 It reads a folder's ``config.json``, ``model.safetensors`` (memory-mapped) and ``tokenizer.json``
-(the Rust ``tokenizers`` library) and never imports transformers or sentence-transformers, which
-makes a fresh process ready about three times sooner and short queries about twice as fast. It
-implements only what plain encoders need: BERT or XLM-R layers with absolute positions, exact
-GELU, mean pooling over the attention mask. Any other folder raises ``LeanUnsupported`` (a
+(the Rust ``tokenizers`` library) and never imports transformers or sentence-transformers: a
+fresh process embeds its first query 2-3x sooner, short queries take ~30% less time (figures in
+benchmarks/README.md). It implements only what plain encoders need: BERT or XLM-R layers with
+absolute positions, exact GELU, mean pooling over the attention mask. Any other folder raises ``LeanUnsupported`` (a
 ``ModelError``) so ``get_encoder`` can use ``SentenceTransformerEncoder`` instead; the vectors of
 both backends are the same, so they share ``model_id``, indexes and the embedding cache.
 """
