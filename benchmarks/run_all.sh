@@ -38,6 +38,7 @@ fi
 
 echo "== encoder"
 $PY benchmarks/bench_encoder.py --json "$OUT/encoder.json" | tee "$OUT/encoder.md"
+$PY benchmarks/bench_encoder.py --backend sentence-transformers --json "$OUT/encoder-st.json" | tee "$OUT/encoder-st.md"
 echo "== indexing overhead"
 $PY benchmarks/bench_pipeline.py --json "$OUT/pipeline.json" | tee "$OUT/pipeline.md"
 echo "== scale"

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     embed_model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or folder")
     embed_batch_size: int = Field(32, ge=1, le=1024)
     embed_device: str = Field("cpu")
+    embed_backend: Literal["auto", "lean", "sentence-transformers"] = Field(
+        "auto", description="auto: the lean torch encoder where the model folder allows, else sentence-transformers"
+    )
 
     opencc_config: str = Field("t2s", description="OpenCC config used for matching (never shown)")
 

@@ -154,7 +154,8 @@ def build_index(
         if encoder is None:
             from rag.embedding import get_encoder
 
-            encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device)
+            encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
+                                  backend=settings.embed_backend)
         exact, approximate = _previous_vectors(index_dir, old_manifest, encoder.model_id)
         row_keys = [text_key(encoder.model_id, "passage", t) for t in texts + sentence_texts]
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")

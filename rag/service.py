@@ -109,7 +109,8 @@ class RagService:
             t0 = time.perf_counter()
             try:
                 loaded["encoder"] = get_encoder(
-                    settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device
+                    settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
+                    backend=settings.embed_backend,
                 )
             except BaseException as exc:  # re-raised in the caller's thread below
                 loaded["error"] = exc

@@ -14,10 +14,21 @@ EXTERNAL = Path(os.environ.get("RAG_EXTERNAL_DIR", SHARED / "data" / "external")
 
 @pytest.fixture(scope="session")
 def encoder():
-    """The default encoder (converted multilingual-e5-small), built into the cache once."""
+    """The default encoder (converted multilingual-e5-small), built into the cache once.
+
+    Its backend follows RAG_EMBED_BACKEND (auto: the lean one).
+    """
     from rag.embedding import get_encoder
 
     return get_encoder()
+
+
+@pytest.fixture(scope="session")
+def st_encoder():
+    """The default model through sentence-transformers (tests of that backend and of parity)."""
+    from rag.embedding import get_encoder
+
+    return get_encoder(backend="sentence-transformers")
 
 
 @pytest.fixture(scope="session")

