@@ -42,6 +42,9 @@ TEXT_OFFSETS = "paragraph_offsets.npy"  # int64 byte offsets into TEXT_FILE, one
 CHUNK_TABLE = "chunks.npy"  # int32 (chunks, 3): paragraph row, start, end; = store rows = BM25 rows
 SENTENCE_TABLE = "sentences.npy"  # int32 (sentences, 3): paragraph row, start, end
 SENTENCE_VECTORS = "sentence_vectors.npy"  # float16 (sentences, dim), exact re-scoring only
+# float32 (chunks, dim): written only for a store that keeps its vectors elsewhere (Milvus), so
+# candidate paragraphs are re-scored from this snapshot instead of fetching vectors per query.
+CHUNK_VECTORS = "chunk_vectors.npy"
 ROW_KEYS = "row_keys.npy"  # uint8 (chunks + sentences, 32): embedding-cache key of each row
 SENTENCE_DTYPE = np.float16
 KEY_BYTES = 32
@@ -206,6 +209,7 @@ def write_data(
     sentences: list[Chunk],
     sentence_vectors: np.ndarray,
     row_keys: list[bytes],
+    chunk_vectors: np.ndarray | None = None,
 ) -> list[str]:
     """Write the tables a search needs as flat arrays; returns the file names.
 
@@ -247,8 +251,14 @@ def write_data(
     np.save(data_dir / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=SENTENCE_DTYPE))
     keys = np.frombuffer(b"".join(row_keys), dtype=np.uint8).reshape(len(row_keys), KEY_BYTES)
     np.save(data_dir / ROW_KEYS, keys)
-    return [DOCUMENTS_FILE, AUDIT_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
-            SENTENCE_VECTORS, ROW_KEYS]
+    names = [DOCUMENTS_FILE, AUDIT_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
+             SENTENCE_VECTORS, ROW_KEYS]
+    if chunk_vectors is not None:
+        if len(chunk_vectors) != len(chunks):
+            raise ValueError(f"{len(chunk_vectors)} chunk vectors for {len(chunks)} chunks")
+        np.save(data_dir / CHUNK_VECTORS, np.ascontiguousarray(chunk_vectors, dtype=np.float32))
+        names.append(CHUNK_VECTORS)
+    return names
 
 
 class ParagraphTable(Mapping[str, Paragraph]):
@@ -395,12 +405,15 @@ class LoadedIndex:
             self.sentence_table = np.load(current)
             current = self.data_dir / SENTENCE_VECTORS
             self.sentence_vectors = np.load(current, mmap_mode="r")
+            current = self.data_dir / CHUNK_VECTORS
+            self.chunk_vectors: np.ndarray | None = np.load(current, mmap_mode="r") if current.exists() else None
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise IndexStateError(f"cannot read {current} ({exc}); rebuild the index with `rag index`") from exc
         n_para = len(self.paragraphs)
         if (
             len(offsets) != n_para + 1
             or len(self.sentence_vectors) != len(self.sentence_table)
+            or (self.chunk_vectors is not None and len(self.chunk_vectors) != len(self.chunk_table))
             or (n_para and np.any(np.diff(para_doc) < 0))
             or any(t.ndim != 2 or t.shape[1] != 3 or (len(t) and t[:, 0].max() >= n_para) for t in (self.chunk_table, self.sentence_table))
         ):

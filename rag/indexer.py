@@ -96,8 +96,8 @@ def _previous_vectors(
 ) -> tuple[dict[bytes, np.ndarray], dict[bytes, np.ndarray]]:
     """Vectors of the previous index keyed like the cache, so a cleared cache costs nothing.
 
-    Returns (exact, approximate): chunk vectors as stored (float32, and only when the previous
-    store is a local FAISS one), and sentence vectors, stored as float16, which the cache's
+    Returns (exact, approximate): chunk vectors as stored (float32: the FAISS store's, or the
+    snapshot copy kept beside a shared store), and sentence vectors, stored as float16, which the cache's
     exact float32 vectors take precedence over.
     """
     if not manifest or manifest.get("model", {}).get("id") != model_id:
@@ -113,6 +113,8 @@ def _previous_vectors(
     exact: dict[bytes, np.ndarray] = {}
     if manifest.get("store", {}).get("kind", "faiss") == "faiss":
         exact = dict(zip(keys[:n_chunks], np.asarray(old.store.vectors_at(np.arange(n_chunks))), strict=True))
+    elif old.chunk_vectors is not None:
+        exact = dict(zip(keys[:n_chunks], np.asarray(old.chunk_vectors, dtype=np.float32), strict=True))
     approximate = dict(zip(keys[n_chunks:], np.asarray(old.sentence_vectors, dtype=np.float32), strict=True))
     return exact, approximate
 
@@ -190,7 +192,8 @@ def build_index(
         data_dir.mkdir(parents=True)
         try:
             names = (
-                write_data(data_dir, docs, chunks, sentences, sentence_vectors, row_keys)
+                write_data(data_dir, docs, chunks, sentences, sentence_vectors, row_keys,
+                           chunk_vectors=vectors if settings.store != "faiss" else None)
                 + store.save(data_dir)
                 + bm25.save(data_dir)
             )

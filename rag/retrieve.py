@@ -172,6 +172,8 @@ class HybridRetriever:
         vectors_at = getattr(store, "vectors_at", None)
         if vectors_at is not None:
             return vectors_at(rows) @ query_vector
+        if self.index.chunk_vectors is not None:  # a shared store's snapshot keeps its own copy
+            return np.asarray(self.index.chunk_vectors[rows], dtype=np.float32) @ query_vector
         ids = [self.index.chunk_ids[r] for r in rows.tolist()]
         # Another process may have re-indexed a document of a shared store (Milvus) since this
         # index was loaded: score what is still there; the vanished rows score nothing.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pymilvus", reason="pymilvus is not installed: pip install -e '.[milvus]'")
@@ -142,6 +143,9 @@ def test_same_hits_as_faiss(corpus, settings, tmp_path):  # noqa: F811
     enc = build(corpus, settings)[1]
     on_milvus = RagService.open(settings.index_dir, settings, encoder=enc)
     on_faiss = RagService.open(faiss_settings.index_dir, faiss_settings, encoder=enc)
+    # Milvus proposes the candidates; the snapshot's own chunk vectors re-score them.
+    assert on_milvus.index.chunk_vectors is not None and on_faiss.index.chunk_vectors is None
+    assert np.array_equal(on_milvus.index.chunk_vectors, on_faiss.index.store.vectors_at(np.arange(len(on_faiss.index.chunk_ids))))
     for q in ["陳祖恒", "推进新型工业化", "人工智能資助計劃", "Hong Kong AI supercomputing", "河套"]:
         a, b = on_faiss.search(q, k=5), on_milvus.search(q, k=5)
         assert [h.para_id for h in a] == [h.para_id for h in b], q
