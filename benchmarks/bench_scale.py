@@ -464,7 +464,7 @@ def main() -> None:
         print(f"size {size}: measuring in process", file=sys.stderr, flush=True)
         child = subprocess.run(
             [sys.executable, __file__, "--measure", info["index_dir"], "--cache", info["cache_dir"],
-             "--queries", str(args.queries), "--recall-queries", str(args.recall_queries)],
+             "--queries", str(args.queries), "--recall-queries", str(args.recall_queries), "--store", args.store],
             check=True, capture_output=True, text=True,
         )
         info["m"] = json.loads(child.stdout.strip().splitlines()[-1])

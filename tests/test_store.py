@@ -55,3 +55,21 @@ def test_truncated_vector_file_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(IndexStateError, match="vectors"):
         FaissStore.load(tmp_path)
+
+
+def test_loaded_hnsw_rescores_from_the_graphs_own_vectors(tmp_path):
+    """One copy of the vectors after load: the HNSW file's, memory-mapped, equal to the saved ones."""
+    dim, n = 16, 300
+    vecs = unit_rows(n, dim, seed=3)
+    store = FaissStore(dim, hnsw_threshold=1)
+    store.add([f"c{i}" for i in range(n)], ["d"] * n, vecs)
+    store.save(tmp_path)
+    loaded = FaissStore.load(tmp_path, hnsw_threshold=1)
+    assert not isinstance(loaded._vecs, np.memmap)  # not vectors.npy: the graph's storage
+    np.testing.assert_array_equal(loaded.vectors_at(np.arange(n)), vecs)
+    rows = np.array([5, 0, 299, 5])
+    np.testing.assert_array_equal(loaded.vectors_at(rows), vecs[rows])
+    scores, found = loaded.search_rows(vecs[:3], 1)
+    assert found[:, 0].tolist() == [0, 1, 2] and np.allclose(scores[:, 0], 1.0, atol=1e-5)
+    loaded.add(["extra"], ["e"], unit_rows(1, dim, seed=4))  # writes go to a copy, never the mapping
+    assert len(loaded) == n + 1 and loaded.search(unit_rows(1, dim, seed=4), 1).ids == [["extra"]]
