@@ -88,7 +88,9 @@ def encode_cached(
     for k, t in zip(keys, texts, strict=True):
         if k not in found and k not in todo:
             todo[k] = t
-    todo_items = list(todo.items())
+    # Longest first across the whole set, so each flushed part holds texts of similar length
+    # and the encoder's batches carry little padding (chunks and sentences differ ~10x).
+    todo_items = sorted(todo.items(), key=lambda kv: -len(kv[1].encode("utf-8")))
     for i in range(0, len(todo_items), flush_every):
         part = todo_items[i : i + flush_every]
         vecs = encode([t for _, t in part])
