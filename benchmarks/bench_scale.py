@@ -465,8 +465,10 @@ def main() -> None:
         child = subprocess.run(
             [sys.executable, __file__, "--measure", info["index_dir"], "--cache", info["cache_dir"],
              "--queries", str(args.queries), "--recall-queries", str(args.recall_queries), "--store", args.store],
-            check=True, capture_output=True, text=True,
+            capture_output=True, text=True,
         )
+        if child.returncode:
+            sys.exit(f"size {size}: the measuring process failed:\n{child.stderr[-3000:]}")
         info["m"] = json.loads(child.stdout.strip().splitlines()[-1])
         if not args.no_http:
             print(f"size {size}: measuring over HTTP", file=sys.stderr, flush=True)

@@ -126,6 +126,19 @@ class HybridRetriever:
             # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
             found = (index.chunk_ids.row(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
             rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
+        bm25 = index.bm25
+        if hasattr(bm25, "scores_at"):
+            # A shared store (Milvus): its BM25 top rows join the candidates, then one filtered
+            # search scores every chunk row of the candidate paragraphs exactly. Asking it for
+            # every matching row instead costs ~0.6 s a question at 10k paragraphs.
+            tokens = self.normaliser.tokenise(query)
+            top_rows, top_scores = bm25.top(tokens, depth)
+            rows = np.concatenate([rows, top_rows[top_scores > 0]])
+            paras = np.unique(index.chunk_table[rows.astype(np.int64), 0])
+            crows = _ranges(index.chunk_offsets[paras], index.chunk_offsets[paras + 1])
+            lex = np.zeros(len(index.chunk_ids), dtype=np.float32)
+            lex[crows] = bm25.scores_at(tokens, crows)
+            return paras, lex
         lex = self.lexical_scores(query)
         m = len(lex)
         if m and lex.any():

@@ -222,3 +222,28 @@ def test_serving_snapshot_survives_ingestion_by_another_writer(corpus, settings)
     assert all(h.para_id in serving.index.paragraphs for h in during) and before
     fresh = RagService.open(settings.index_dir, settings, encoder=enc)
     assert "delta#p1" in [h.para_id for h in fresh.search("人工智能新聞稿", k=3)]
+
+
+def test_partial_bm25_equals_the_full_scores(tmp_path):
+    """top(n) + scores_at(rows): the rows and numbers of the full scoring, from two small searches."""
+    norm, _, theirs = _parity_stores(tmp_path, 1)
+    for q in QUERIES:
+        tokens = norm.tokenise(q)
+        full = theirs.scores(tokens)
+        rows, scores = theirs.top(tokens, 2)
+        if full.any():
+            assert len(rows) == min(2, int(np.count_nonzero(full)))
+            np.testing.assert_allclose(scores, full[rows], rtol=1e-6)
+            assert scores.min() >= np.sort(full)[-len(rows)] - 1e-6
+        every = np.arange(len(theirs.ids))
+        np.testing.assert_allclose(theirs.scores_at(tokens, every[::-1]), full[::-1], rtol=1e-6, err_msg=q)
+
+
+def test_lexical_search_filters_by_any_chunk_id(tmp_path):
+    """Ids with CJK, colons and the id separators survive the filter expression."""
+    store = MilvusStore(4, uri=str(tmp_path / "m.db"), collection="odd")
+    odd = ["set:1:2#p1@0", "新聞稿 (2024)#p1@0", "中文#p1@0", "plain#p1@0"]
+    store.add(odd, ["d"] * 4, np.eye(4, dtype=np.float32), texts=["工业 化", "工业", "工业 香港", "香港"])
+    store.save(tmp_path)
+    got = store.lexical_scores(["工业"], ids=odd[:3] + ["missing#p1@0"])
+    assert set(got) == set(odd[:3])

@@ -318,14 +318,27 @@ class MilvusStore:
             out_scores.append([s for s, _ in row[:k]])
         return VectorHits(out_ids, out_scores)
 
-    def lexical_scores(self, tokens: Sequence[str], limit: int = MAX_TOPK) -> dict[str, float]:
-        """Milvus BM25 over our tokens: chunk id -> score for the chunks that match any token."""
+    def lexical_scores(
+        self, tokens: Sequence[str], limit: int = MAX_TOPK, *, ids: Sequence[str] | None = None
+    ) -> dict[str, float]:
+        """Milvus BM25 over our tokens: chunk id -> score for the chunks that match any token.
+
+        ``ids`` restricts the search to those chunks (their exact scores: the statistics are
+        the collection's either way).
+        """
         text = lexical_text(tokens)
-        if not text:
+        if not text or (ids is not None and not ids):
             return {}
+        extra: dict[str, Any] = {}
+        if ids is not None:
+            ids = list(dict.fromkeys(ids))
+            if len(ids) > MAX_TOPK:
+                raise ValueError(f"at most {MAX_TOPK} ids per lexical search, got {len(ids)}")
+            limit = len(ids)
+            extra = {"filter": f"chunk_id in {_quote(ids)}"}  # Milvus Lite parses no filter templates
         res = self._client.search(
             self.collection, data=[text], anns_field="sparse", limit=min(limit, MAX_TOPK),
-            output_fields=["chunk_id"], search_params={"metric_type": "BM25"},
+            output_fields=["chunk_id"], search_params={"metric_type": "BM25"}, **extra,
         )
         # Milvus Lite reports BM25 as a negative distance, a server as a positive score.
         return {str(h["chunk_id"]): abs(float(h["distance"])) for h in res[0] if h["distance"]}
@@ -399,6 +412,27 @@ class MilvusBM25:
             row = self._row.get(cid)
             if row is not None:  # a chunk added after this snapshot is not servable yet
                 out[row] = score / (K1 + 1.0)
+        return out
+
+    def top(self, query_tokens: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``n`` best-scoring rows of this snapshot and their scores (one small search)."""
+        found = self.store.lexical_scores(query_tokens, limit=n) if self.ids and query_tokens else {}
+        pairs = [(self._row[c], v / (K1 + 1.0)) for c, v in found.items() if c in self._row]
+        rows = np.array([r for r, _ in pairs], dtype=np.int64)
+        return rows, np.array([v for _, v in pairs], dtype=np.float32)
+
+    def scores_at(self, query_tokens: list[str], rows: np.ndarray) -> np.ndarray:
+        """Exact scores of these rows only (a filtered search), in order; 0 where no term matches."""
+        out = np.zeros(len(rows), dtype=np.float32)
+        if not len(rows) or not query_tokens:
+            return out
+        ids = [self.ids[r] for r in rows.tolist()]
+        found: dict[str, float] = {}
+        for i in range(0, len(ids), 4096):
+            found.update(self.store.lexical_scores(query_tokens, ids=ids[i : i + 4096]))
+        for i, cid in enumerate(ids):
+            if cid in found:
+                out[i] = found[cid] / (K1 + 1.0)
         return out
 
     def save(self, folder: Path) -> list[str]:
