@@ -320,18 +320,22 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         "r_at_5_sanity": round(float(np.mean(recall)), 3), "peak_rss_mb": peak_rss_mb(), "rss_mb": rss_mb(),
     })
     # Retrieval stages at this size (where the time goes), on the first 50 queries.
-    stage: dict[str, list[float]] = {"dense_ann": [], "bm25_all_rows": [], "rest": []}
+    stage: dict[str, list[float]] = {"dense_ann": [], "bm25": [], "rest": []}
+    depth = min(r.candidates * 2, len(r.index.chunk_ids))
     for q in queries[:50]:
         v = r.encode_queries([q["question"]])[0]
         t = time.perf_counter()
-        r.index.store.search(v[None, :], min(r.candidates * 2, len(r.index.chunk_ids)))
+        r.index.store.search(v[None, :], depth)
         t_a = time.perf_counter()
-        r.lexical_scores(q["question"])
+        if hasattr(r.index.bm25, "scores_at"):  # Milvus: the top rows (the candidates' exact scores are in "rest")
+            r.index.bm25.top(r.normaliser.tokenise(q["question"]), depth)
+        else:  # local BM25: every chunk row, as the search does
+            r.lexical_scores(q["question"])
         t_b = time.perf_counter()
         r.search(q["question"], 10, query_vector=v)
         t_c = time.perf_counter()
         stage["dense_ann"].append((t_a - t) * 1000)
-        stage["bm25_all_rows"].append((t_b - t_a) * 1000)
+        stage["bm25"].append((t_b - t_a) * 1000)
         stage["rest"].append(((t_c - t_b) - (t_b - t)) * 1000)
     res["stage_ms_p50"] = {k: pct(v, 50) for k, v in stage.items()}
     store = r.index.store

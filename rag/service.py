@@ -71,11 +71,17 @@ def single_threaded_retrieval() -> None:
     encoder's threads (measured at 100k paragraphs: query encoding p50 42 ms -> 16 ms).
     """
     try:
-        import faiss
-        from threadpoolctl import threadpool_limits
+        import faiss  # noqa: F401  (loads faiss's BLAS and OpenMP, so they can be limited)
+        from threadpoolctl import ThreadpoolController
 
-        threadpool_limits(1, user_api="blas")  # numpy's and faiss's OpenBLAS
-        faiss.omp_set_num_threads(1)  # faiss's OpenMP (torch links its own copy)
+        ctl = ThreadpoolController()
+        ctl.select(user_api="blas").limit(limits=1)  # numpy's and faiss's OpenBLAS (global)
+        # faiss's OpenMP, not torch's own copy: faiss.omp_set_num_threads would reach torch's
+        # when torch was loaded first, and leave the encoder one thread.
+        ctl.select(internal_api="openmp").limit(limits={
+            lib.filepath: 1 for lib in ctl.select(internal_api="openmp").lib_controllers
+            if "torch" not in Path(lib.filepath).parts
+        })
     except Exception:  # a missing or unusual BLAS is only slower, never wrong
         log.debug("could not limit BLAS/OpenMP threads", exc_info=True)
 
