@@ -48,6 +48,8 @@ echo "== scale on Milvus Lite (RAG_STORE=milvus), the sizes that fit one Lite fi
 # (50 questions: Milvus Lite's BM25 returns every matching row, ~0.7 s a question at 10k)
 $PY benchmarks/bench_scale.py --store milvus --sizes "${MILVUS_SIZES:-1000,10000}" --queries "${MILVUS_QUERIES:-50}" \
   --json "$OUT/scale-milvus.json" | tee "$OUT/scale-milvus.md"
+echo "== ingest: FAISS vs Milvus Lite"
+$PY benchmarks/bench_ingest_stores.py --sizes "${MILVUS_SIZES:-1000,10000}" | tee "$OUT/ingest-stores.md"
 echo "== peers"
 $PY benchmarks/bench_peers.py --queries "${PEER_QUERIES:-300}" --json "$OUT/peers.json" | tee "$OUT/peers.md"
 echo "== HTTP under load (10k index): 1, 4 and 16 concurrent clients"
