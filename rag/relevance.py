@@ -49,13 +49,17 @@ def content_words(question: str) -> tuple[str, ...]:
     )
 
 
+# A hit's paragraph is compared in its matching form for every question that finds it: cache it.
+_paragraph_form = lru_cache(maxsize=4096)(matching_form)
+
+
 def features(question: str, paragraph: str, dense: float) -> dict[str, float]:
     wanted = question_units(question)
     have = units(paragraph)
     coverage = sum(1 for u in wanted if u in have) / len(wanted) if wanted else 0.0
     latin = 1.0 if cjk_ratio(question) < 0.2 else 0.0
     words = content_words(question)
-    form = matching_form(paragraph)
+    form = _paragraph_form(paragraph)
     missing = sum(1 for w in words if w not in form) if words else 0
     return {
         "dense": dense,

@@ -81,6 +81,7 @@ def units(text: str) -> frozenset[str]:
     return _units_of(matching_form(text), question=False)
 
 
+@lru_cache(maxsize=4096)
 def question_units(question: str) -> frozenset[str]:
     """Units of a question without its question words and English function words."""
     form = _ZH_QUESTION_WORDS.sub(" ", matching_form(question))
