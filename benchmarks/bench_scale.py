@@ -272,7 +272,6 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
 
 def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: int) -> dict:
     from rag.config import get_settings
-    from rag.embedding import get_encoder
     from rag.service import RagService
 
     settings = get_settings().model_copy(update={"cache_dir": cache_dir})

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -261,13 +261,32 @@ def write_data(
     return names
 
 
-class ParagraphTable(Mapping[str, Paragraph]):
+_V = TypeVar("_V")
+
+
+class _RowTable(Mapping[str, _V]):
+    """A read-only id -> record mapping over rows: ``ids`` in row order, ``row`` id -> row."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        self.row = {key: i for i, key in enumerate(ids)}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class ParagraphTable(_RowTable[Paragraph]):
     """para_id -> Paragraph, decoded from the memory-mapped text blob on access."""
 
     def __init__(self, ids: list[str], doc_ids: list[str], n: list[int], headings: list[str | None],
                  text: np.ndarray, offsets: np.ndarray) -> None:
-        self.ids = ids
-        self.row = {pid: i for i, pid in enumerate(ids)}
+        super().__init__(ids)
         self._doc_ids = doc_ids
         self._n = n
         self._headings = headings
@@ -281,15 +300,6 @@ class ParagraphTable(Mapping[str, Paragraph]):
 
     def __getitem__(self, pid: str) -> Paragraph:
         return self.at(self.row[pid])
-
-    def __contains__(self, pid: object) -> bool:
-        return pid in self.row
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 class ChunkIds(Sequence[str]):
@@ -314,14 +324,13 @@ class ChunkIds(Sequence[str]):
         return self._row.get(chunk_id)
 
 
-class DocumentTable(Mapping[str, DocumentInfo]):
+class DocumentTable(_RowTable[DocumentInfo]):
     """doc_id -> DocumentInfo, built on access; the cleaning audit is read on first use."""
 
     def __init__(self, columns: dict[str, list[Any]], paragraph_ids: list[str], para_doc: np.ndarray,
                  audit_path: Path) -> None:
+        super().__init__(columns["doc_id"])
         self._cols = columns
-        self.ids: list[str] = columns["doc_id"]
-        self.row = {d: i for i, d in enumerate(self.ids)}
         self._para_ids = paragraph_ids
         # Paragraphs are stored document by document: document i owns rows offsets[i]:offsets[i+1].
         self._offsets = np.searchsorted(para_doc, np.arange(len(self.ids) + 1), side="left")
@@ -353,15 +362,6 @@ class DocumentTable(Mapping[str, DocumentInfo]):
         if i is None:
             return None
         return self._cols["title"][i], self._cols["source"][i], self._cols["date"][i]
-
-    def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self.row
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
 
 
 def _segments(table: np.ndarray, n_paragraphs: int) -> np.ndarray:

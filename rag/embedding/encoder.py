@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +49,49 @@ def own_prompts(prompts: dict[str, str] | None) -> tuple[str, str]:
     return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
 
 
-class SentenceTransformerEncoder:
+class BatchedEncoder:
+    """``encode`` for encoders that batch by token count; subclasses give ``_prepare``.
+
+    Needs ``dim``, ``prompts`` (query, passage), ``batch_size``, ``max_tokens_per_batch`` and
+    ``_lock``. ``_prepare(texts, prompt)`` returns each text's token count and a function that
+    embeds the texts at some indices (unnormalised rows).
+    """
+
+    dim: int
+    prompts: tuple[str, str]
+    batch_size: int
+    max_tokens_per_batch: int
+    _lock: threading.Lock
+
+    def _prepare(self, texts: Sequence[str], prompt: str) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
+        raise NotImplementedError
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        *,
+        kind: Kind,
+        batch_size: int | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts`` as queries or passages: float32 ``(len(texts), dim)``, unit rows."""
+        bs = check_request(texts, kind, batch_size or self.batch_size)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        lengths, run = self._prepare(texts, self.prompts[0] if kind == "query" else self.prompts[1])
+        batches = plan_batches(lengths, bs, self.max_tokens_per_batch)
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
+        with self._lock:
+            for idx in batches:
+                out[idx] = run(idx)
+        return normalise_rows(out)  # here, in float32, whatever the model's last module does
+
+
+class SentenceTransformerEncoder(BatchedEncoder):
     """Float32, L2-normalised vectors from a sentence-transformers model, with per-family prompts.
 
     ``model`` is a hub name or a local folder; ``model_id`` is what the index manifest records.
@@ -82,32 +124,14 @@ class SentenceTransformerEncoder:
     def max_seq_length(self) -> int:
         return int(self._model.max_seq_length or 512)
 
-    def encode(
-        self,
-        texts: Sequence[str],
-        *,
-        kind: Kind,
-        batch_size: int | None = None,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed ``texts`` as queries or passages: float32 ``(len(texts), dim)``, unit rows."""
-        bs = check_request(texts, kind, batch_size or self.batch_size)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        prompt = self.prompts[0] if kind == "query" else self.prompts[1]
-        batches = plan_batches(self._token_counts(texts, prompt), bs, self.max_tokens_per_batch)
-        if show_progress:
-            from tqdm.auto import tqdm
+    def _prepare(self, texts: Sequence[str], prompt: str) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
+        def run(idx: np.ndarray) -> np.ndarray:
+            return self._model.encode(
+                [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
+                convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False,
+            )
 
-            batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
-        with self._lock:
-            for idx in batches:
-                out[idx] = self._model.encode(
-                    [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
-                    convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False,
-                )
-        return normalise_rows(out)  # here, in float32, whatever the model's last module does
+        return self._token_counts(texts, prompt), run
 
     def _token_counts(self, texts: Sequence[str], prompt: str) -> list[int]:
         """Token count of each text (capped at the model's limit); a byte estimate without a tokenizer."""

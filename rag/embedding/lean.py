@@ -14,23 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rag.errors import InputError, ModelError
 
-from .encoder import (
-    _model_id_for,
-    check_request,
-    family_prompts,
-    normalise_rows,
-    own_prompts,
-    plan_batches,
-)
+from .encoder import BatchedEncoder, _model_id_for, family_prompts, own_prompts
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["query", "passage"]
 
 MODEL_TYPES = ("bert", "xlm-roberta")
 # Tokenizer classes for which transformers 5 tokenizes exactly as the folder's tokenizer.json
@@ -301,7 +293,7 @@ def _load_tokenizer(spec: LeanSpec) -> Tokenizer:
 # ---------------------------------------------------------------------------------------------
 
 
-class LeanEncoder:
+class LeanEncoder(BatchedEncoder):
     """Float32, L2-normalised vectors from a BERT/XLM-R sentence-transformers folder, in plain torch.
 
     Same contract, prompts, batching and vectors as ``SentenceTransformerEncoder`` on that folder.
@@ -355,34 +347,17 @@ class LeanEncoder:
         except BaseException as exc:  # re-raised in __init__
             loaded["error"] = exc
 
-    def encode(
-        self,
-        texts: Sequence[str],
-        *,
-        kind: Kind,
-        batch_size: int | None = None,
-        show_progress: bool = False,
-    ) -> np.ndarray:
-        """Embed ``texts`` as queries or passages: float32 ``(len(texts), dim)``, unit rows."""
-        bs = check_request(texts, kind, batch_size or self.batch_size)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        prompt = self.prompts[0] if kind == "query" else self.prompts[1]
-        ids = self.token_ids([prompt + t for t in texts])
-        batches = plan_batches([len(i) for i in ids], bs, self.max_tokens_per_batch)
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
+    def _prepare(self, texts: Sequence[str], prompt: str) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
         import torch
 
-        with self._lock, torch.inference_mode():
-            for idx in batches:
+        ids = self.token_ids([prompt + t for t in texts])
+
+        def run(idx: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
                 batch_ids, mask = self._pad([ids[i] for i in idx])
-                pooled = _forward(self.spec, self._weights, batch_ids, mask)
-                out[idx] = pooled.float().cpu().numpy()
-        return normalise_rows(out)
+                return _forward(self.spec, self._weights, batch_ids, mask).float().cpu().numpy()
+
+        return [len(i) for i in ids], run
 
     def token_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of each text with special tokens, truncated to ``max_seq_length``."""
