@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     embed_backend: Literal["auto", "lean", "sentence-transformers"] = Field(
         "auto", description="auto: the lean torch encoder where the model folder allows, else sentence-transformers"
     )
+    embed_query_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Precision of question encoding; auto: bfloat16 on CPUs with native bfloat16 "
+        "(avx512_bf16/amx_bf16), else float32. Passages (the index) are always float32"
+    )
 
     opencc_config: str = Field("t2s", description="OpenCC config used for matching (never shown)")
 

