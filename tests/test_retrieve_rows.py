@@ -23,6 +23,30 @@ def test_segment_argmax_first_of_ties_and_empty_segments():
     values = np.array([0.1, 0.9, 0.9, 0.5, 0.2, 0.7])
     segment = np.array([0, 0, 0, 2, 2, 2])  # segment 1 is empty
     assert _segment_argmax(values, segment, 3).tolist() == [1, 0, 5]
+    assert _segment_argmax(np.array([]), np.array([], dtype=np.int64), 2).tolist() == [0, 0]
+
+
+def test_segment_argmax_matches_a_loop_on_random_segments():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(1, 30))
+        counts = rng.integers(0, 6, size=n)
+        segment = np.repeat(np.arange(n), counts)
+        values = rng.integers(0, 4, size=len(segment)).astype(np.float32)  # many ties
+        want = [int(np.flatnonzero(segment == s)[np.argmax(values[segment == s])]) if counts[s] else 0
+                for s in range(n)]
+        assert _segment_argmax(values, segment, n).tolist() == want
+
+
+def test_float32_of_float16_rows_is_exact():
+    from rag.retrieve import _float32
+
+    rows = np.random.default_rng(4).standard_normal((50, 384)).astype(np.float16)
+    rows[0, :3] = [0.0, -0.0, 6e-8]  # zeros and a subnormal
+    out = _float32(rows[::2])  # a strided view, as a gather may give
+    assert out.dtype == np.float32 and np.array_equal(out, rows[::2].astype(np.float32))
+    same = np.ones((2, 3), dtype=np.float32)
+    assert _float32(same) is same
 
 
 SENTENCES = [
