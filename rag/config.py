@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     embed_title: bool = Field(False, description="Prefix each embedded chunk with its document title")
     sentence_vectors: bool = Field(True, description="Also embed each sentence of multi-sentence paragraphs")
     hnsw_threshold: int = Field(50_000, ge=1, description="Use an approximate (HNSW) index from this many chunks")
+    hnsw_ef_search: int = Field(
+        256, ge=1, le=65536, description="HNSW search breadth; read at load, so it also applies to indexes "
+        "already built (256: recall@10 0.99 of the exact index at 100k paragraphs, benchmarks/README.md)"
+    )
 
     # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0, description="BM25 share for Chinese questions")

@@ -537,6 +537,8 @@ class LoadedIndex:
         store_params = {
             k: manifest["store"][k] for k in ("hnsw_threshold", "hnsw_m", "hnsw_ef_search") if k in manifest["store"]
         }
+        if settings is not None:  # a search-time knob: the setting wins over the value at build
+            store_params["hnsw_ef_search"] = settings.hnsw_ef_search
         self.store: Any = FaissStore.load(self.data_dir, **store_params)
         self.bm25: Any = BM25Index.load(self.data_dir)
         n_chunks = len(self.chunk_ids)

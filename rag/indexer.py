@@ -183,7 +183,8 @@ def build_index(
         if settings.store == "milvus":
             store, bm25 = _ingest_milvus(settings, index_dir, encoder, docs, chunks, texts, vectors, normaliser)
         else:
-            store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold)
+            store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold,
+                               hnsw_ef_search=settings.hnsw_ef_search)
             store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
             bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
 

@@ -33,7 +33,7 @@ class FaissStore:
         hnsw_threshold: int = 50_000,
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 80,
-        hnsw_ef_search: int = 128,
+        hnsw_ef_search: int = 256,
     ) -> None:
         if dim <= 0:
             raise InputError(f"dim must be positive, got {dim}")
