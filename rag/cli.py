@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from rag.errors import RagError
 
@@ -27,12 +28,25 @@ def _fail(exc: BaseException) -> None:
     sys.exit(2)
 
 
+def settings_error(exc: ValidationError) -> str:
+    """One line naming each bad ``RAG_*`` setting, its value and what it must be."""
+    parts = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err.get("loc") else "?"
+        value = err.get("input")
+        shown = f"={value!r}" if isinstance(value, (str, int, float)) else ""
+        parts.append(f"RAG_{field.upper()}{shown}: {err['msg']}")
+    return "invalid setting " + "; ".join(parts) + " (fix the environment or .env)"
+
+
 class _Group(click.Group):
     """Turns every RagError (and a Ctrl-C) into a one-line message instead of a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ValidationError as exc:  # a bad RAG_* value in the environment or .env
+            _fail(settings_error(exc))
         except RagError as exc:
             _fail(exc)
         except KeyboardInterrupt:

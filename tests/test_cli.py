@@ -15,8 +15,20 @@ from rag.cli import main
 
 def test_help_lists_commands():
     out = CliRunner().invoke(main, ["--help"]).output
-    for cmd in ("index", "search", "ask", "serve", "eval"):
+    for cmd in ("index", "verify", "search", "ask", "serve", "eval"):
         assert cmd in out
+
+
+@pytest.mark.parametrize("command", [["search", "香港"], ["serve"], ["verify"]])
+def test_a_bad_setting_is_one_clean_line(command):
+    env = {**os.environ, "RAG_EMBED_QUERY_DTYPE": "half", "RAG_HNSW_EF_SEARCH": "0"}
+    proc = subprocess.run([sys.executable, "-m", "rag.cli", *command], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, lines
+    assert "RAG_EMBED_QUERY_DTYPE='half'" in lines[0] and "'bfloat16'" in lines[0]
+    assert "RAG_HNSW_EF_SEARCH='0'" in lines[0]
 
 
 def test_missing_index_is_one_clean_line(tmp_path):
