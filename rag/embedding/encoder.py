@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -50,6 +51,7 @@ def own_prompts(prompts: dict[str, str] | None) -> tuple[str, str]:
     return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
 
 
+@functools.lru_cache(maxsize=1)
 def native_bfloat16() -> bool:
     """True when this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX), on Linux.
 
