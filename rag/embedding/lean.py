@@ -32,6 +32,7 @@ from .encoder import (
     own_prompts,
     resolve_query_dtype,
 )
+from .torch_thread import on_torch_thread
 
 if TYPE_CHECKING:
     import torch
@@ -356,15 +357,19 @@ class LeanEncoder(BatchedEncoder):
                 self.device = torch.device(device)
             except (RuntimeError, TypeError) as exc:
                 raise ModelError(f"unknown torch device {device!r}: fix RAG_EMBED_DEVICE") from exc
-            self._weights = _load_weights(self.spec, self.device)
-            self._query_weights = (
-                _cast(self._weights, torch.bfloat16) if self.query_dtype == "bfloat16" else self._weights
-            )
+            self._weights, self._query_weights = on_torch_thread(self._load_weights)
         finally:
             thread.join()
         if "error" in loaded:
             raise loaded["error"]
         self.tokenizer: Tokenizer = loaded["tokenizer"]
+
+    def _load_weights(self) -> tuple[_Weights, _Weights]:
+        """Float32 weights, and the ones questions use (a bfloat16 copy, or the same)."""
+        import torch
+
+        weights = _load_weights(self.spec, self.device)
+        return weights, _cast(weights, torch.bfloat16) if self.query_dtype == "bfloat16" else weights
 
     def _tokenizer_thread(self, loaded: dict[str, Any]) -> None:
         try:
