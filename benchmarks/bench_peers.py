@@ -24,6 +24,9 @@ they are computed once and cached by content hash in ``<work>/peers/vectors.sqli
 project's cache supplies paragraphs that were already a single chunk), so the peers' indexing
 time below excludes encoding (the encoder's rate is bench_encoder.py / bench_pipeline.py).
 Query latency always includes encoding the query with the real model, one query at a time.
+This project and bm25s run in this process; the plain script in a fresh process of the same
+environment and Haystack in its own virtualenv, so no system's threads or thread limits reach
+another's.
 Queries: a seeded sample (seed 0) of ``--queries`` per set.
 """
 
@@ -127,6 +130,24 @@ def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.
     peer.put_many([(k, found[k]) for k in keys])
     peer.close()
     return np.stack([found[k] for k in keys]).astype(np.float32)
+
+
+def run_st_faiss_spec(spec_path: Path) -> list[dict]:
+    """The plain script on every set of the spec, in a process of its own.
+
+    Its own process, so that nothing of this project's process (its torch thread's OpenMP
+    team, its thread limits) reaches the script's encoder: each system runs as it would alone.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    spec = json.loads(spec_path.read_text())
+    model = SentenceTransformer(spec["model"], device="cpu")
+    model.encode(["warm up"], prompt="query: ")
+    out = []
+    for s in spec["sets"]:
+        r = run_st_faiss(_jsonl(Path(s["corpus"])), _jsonl(Path(s["queries"])), np.load(s["vectors"]), model)
+        out.append({"set": s["name"], **r})
+    return out
 
 
 def run_st_faiss(corpus: list[dict], queries: list[dict], vecs: np.ndarray, model) -> dict:
@@ -253,20 +274,21 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench")) / "peers")
     ap.add_argument("--peer-python", default=os.environ.get("RAG_PEER_PYTHON", "/tmp/rag-peers-venv/bin/python"))
     ap.add_argument("--haystack-spec", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--st-faiss-spec", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.haystack_spec:  # inside the peer virtualenv
         print(json.dumps(run_haystack(args.haystack_spec)))
         return
-
-    from sentence_transformers import SentenceTransformer
+    if args.st_faiss_spec:  # a fresh process of this environment
+        print(json.dumps(run_st_faiss_spec(args.st_faiss_spec)))
+        return
 
     from rag.config import get_settings
     from rag.embedding import build_default_model
 
     args.work.mkdir(parents=True, exist_ok=True)
     model_folder = Path(build_default_model(get_settings().cache_dir))
-    model = SentenceTransformer(str(model_folder), device="cpu")
     results, spec = [], {"model": str(model_folder), "sets": []}
     for name in args.sets.split(","):
         folder = EXTERNAL / name
@@ -279,24 +301,28 @@ def main() -> None:
         (args.work / f"{slug}.queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries))
         spec["sets"].append({"name": name, "corpus": str(folder / "corpus.jsonl"), "queries": str(args.work / f"{slug}.queries.jsonl"),
                              "vectors": str(args.work / f"{slug}.npy")})
-        model.encode(["warm up"], prompt="query: ")
-        for system in ("rag", "rag-float32", "bm25s", "st+faiss"):
+        for system in ("rag", "rag-float32", "bm25s"):
             if system == "rag":
                 r = run_rag(name, queries, args.work)
             elif system == "rag-float32":  # where the default is bfloat16: the retrieval alone, same precision as the peers
                 if get_encoder_dtype() == "float32":
                     continue
                 r = run_rag(name, queries, args.work, "float32")
-            elif system == "bm25s":
-                r = run_bm25s(corpus, queries)
             else:
-                r = run_st_faiss(corpus, queries, vecs, model)
+                r = run_bm25s(corpus, queries)
             r = {"set": name, "paragraphs": len(corpus), "queries": len(queries), **r}
             print(f"  {name}: {r['system']}: R@5 {r['r_at_5']}, p50 {r['p50_ms']} ms (load {r['load'][0]})", file=sys.stderr, flush=True)
             results.append(r)
+    spec_path = args.work / "peer-spec.json"
+    spec_path.write_text(json.dumps(spec))
+    print("  running the plain sentence-transformers + FAISS script in its own process", file=sys.stderr, flush=True)
+    proc = subprocess.run([sys.executable, __file__, "--st-faiss-spec", str(spec_path)], capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"the plain script failed:\n{proc.stderr[-3000:]}")
+    for r in json.loads(proc.stdout.strip().splitlines()[-1]):
+        n = next(x for x in results if x["set"] == r["set"])
+        results.append({"paragraphs": n["paragraphs"], "queries": n["queries"], **r})
     if Path(args.peer_python).exists():
-        spec_path = args.work / "haystack-spec.json"
-        spec_path.write_text(json.dumps(spec))
         print("  running Haystack in its own virtualenv", file=sys.stderr, flush=True)
         proc = subprocess.run([args.peer_python, __file__, "--haystack-spec", str(spec_path)], capture_output=True, text=True,
                               env={**os.environ, "HAYSTACK_TELEMETRY_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"})
