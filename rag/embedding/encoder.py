@@ -119,13 +119,9 @@ class BatchedEncoder:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc=f"embedding {kind}s", unit="batch")
-
-        def run_all() -> None:
-            for idx in batches:
-                out[idx] = run(idx)
-
         with self._lock:
-            on_torch_thread(run_all)
+            for idx in batches:  # one hand-over per batch: Ctrl-C waits for one batch, not all
+                out[idx] = on_torch_thread(run, idx)
         return normalise_rows(out)  # here, in float32, whatever the model's last module does
 
 
