@@ -156,15 +156,15 @@ class HybridRetriever:
         paras, lex = self._candidates(query, query_vector)
         # Chunk rows of the candidates: one gather, one matrix product, a max per paragraph.
         c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
+        c_len = c_end - c_start
         crows = _ranges(c_start, c_end)
         ccos = self._chunk_cosines(crows, query_vector)
-        c_seg = np.repeat(np.arange(len(paras)), c_end - c_start)
-        best_c = _segment_argmax(ccos, c_seg, len(paras))
-        has_c = c_end > c_start  # every paragraph has a chunk; guard a damaged table anyway
+        best_c = _segment_argmax(ccos, c_len)
+        has_c = c_len > 0  # every paragraph has a chunk; guard a damaged table anyway
         chunk_cos = np.where(has_c, ccos[best_c] if len(ccos) else 0.0, 0.0)
         if len(lex) and len(crows):
             clex = lex[crows]
-            lexical = np.where(has_c, clex[_segment_argmax(clex, c_seg, len(paras))], 0.0)
+            lexical = np.where(has_c, clex[_segment_argmax(clex, c_len)], 0.0)
         else:
             lexical = np.zeros(len(paras))
         # Sentence rows (float16, memory-mapped); a paragraph without any keeps its chunk cosine.
@@ -174,9 +174,8 @@ class HybridRetriever:
         best_s = np.full(len(paras), -1, dtype=np.int64)
         if len(srows):
             scos = _float32(index.sentence_vectors[srows]) @ query_vector
-            s_seg = np.repeat(np.arange(len(paras)), s_end - s_start)
             has = s_end > s_start
-            arg = _segment_argmax(scos, s_seg, len(paras))
+            arg = _segment_argmax(scos, s_end - s_start)
             sent_cos[has] = scos[arg[has]]
             best_s[has] = srows[arg[has]]
         best_chunk = np.where(has_c, crows[best_c] if len(crows) else -1, -1)
@@ -256,19 +255,19 @@ def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return (firsts + np.arange(total)).astype(np.int64)
 
 
-def _segment_argmax(values: np.ndarray, segment: np.ndarray, n: int) -> np.ndarray:
-    """Index (into ``values``) of the largest value of each segment ``0..n-1`` (the first on ties);
-    0 for an empty segment (callers mask those). ``segment`` is sorted: each segment's values
-    are contiguous, as ``_ranges`` lays them out, so one ``maximum.reduceat`` pass finds them."""
-    out = np.zeros(n, dtype=np.int64)
+def _segment_argmax(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Index (into ``values``) of the largest value of each segment (the first on ties); segment
+    ``i`` is the next ``lengths[i]`` values, as ``_ranges`` lays them out, so one
+    ``maximum.reduceat`` pass finds the maxima. 0 for an empty segment (callers mask those)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    out = np.zeros(len(lengths), dtype=np.int64)
     if not len(values):
         return out
-    counts = np.bincount(segment, minlength=n)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    nonempty = counts > 0
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    nonempty = lengths > 0
     best = np.maximum.reduceat(values, starts[nonempty])
-    hits = np.flatnonzero(values == np.repeat(best, counts[nonempty]))
-    seg = segment[hits]
+    hits = np.flatnonzero(values == np.repeat(best, lengths[nonempty]))
+    seg = np.repeat(np.arange(len(lengths)), lengths)[hits]
     first = np.ones(len(hits), dtype=bool)
     first[1:] = seg[1:] != seg[:-1]
     out[seg[first]] = hits[first]
