@@ -97,12 +97,13 @@ def load_dictionary() -> Dictionary | None:
     path = _cedict_path()
     if path is None:
         return None
+    cache = _parse_cache_file(path)
     with _lock:
-        cached = _cached_parse(path)
+        cached = _cached_parse(cache)
         if cached is not None:
             return Dictionary(cached)
         entries = _parse(path)
-        _save_parse(path, entries)
+        _save_parse(cache, entries)
     return Dictionary(entries)
 
 
@@ -117,8 +118,7 @@ def _parse_cache_file(path: Path) -> Path | None:
         return None
 
 
-def _cached_parse(path: Path) -> dict[str, list[tuple[str, int]]] | None:
-    cache = _parse_cache_file(path)
+def _cached_parse(cache: Path | None) -> dict[str, list[tuple[str, int]]] | None:
     if cache is None or not cache.exists():
         return None
     try:
@@ -128,8 +128,7 @@ def _cached_parse(path: Path) -> dict[str, list[tuple[str, int]]] | None:
     return data if isinstance(data, dict) else None
 
 
-def _save_parse(path: Path, entries: dict[str, list[tuple[str, int]]]) -> None:
-    cache = _parse_cache_file(path)
+def _save_parse(cache: Path | None, entries: dict[str, list[tuple[str, int]]]) -> None:
     if cache is None:
         return
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
