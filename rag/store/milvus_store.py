@@ -399,25 +399,26 @@ class MilvusBM25:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def scores(self, query_tokens: list[str]) -> np.ndarray:
-        """BM25 score of every row for one tokenised query (zeros where no term matches).
+    def _lexical(self, query_tokens: list[str], **kwargs: Any) -> dict[str, float]:
+        """Milvus' BM25 scores as :class:`rag.lexical.BM25Index` gives them: Milvus multiplies
+        each term by ``k1 + 1`` where bm25s' Lucene variant does not, so it is divided out."""
+        return {cid: s / (K1 + 1.0) for cid, s in self.store.lexical_scores(query_tokens, **kwargs).items()}
 
-        Milvus multiplies each term by ``k1 + 1`` where bm25s' Lucene variant does not; dividing
-        it out gives the very numbers :class:`rag.lexical.BM25Index` gives.
-        """
+    def scores(self, query_tokens: list[str]) -> np.ndarray:
+        """BM25 score of every row for one tokenised query (zeros where no term matches)."""
         out = np.zeros(len(self.ids), dtype=np.float32)
         if not self.ids or not query_tokens:
             return out
-        for cid, score in self.store.lexical_scores(query_tokens).items():
+        for cid, score in self._lexical(query_tokens).items():
             row = self._row.get(cid)
             if row is not None:  # a chunk added after this snapshot is not servable yet
-                out[row] = score / (K1 + 1.0)
+                out[row] = score
         return out
 
     def top(self, query_tokens: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scoring rows of this snapshot and their scores (one small search)."""
-        found = self.store.lexical_scores(query_tokens, limit=n) if self.ids and query_tokens else {}
-        pairs = [(self._row[c], v / (K1 + 1.0)) for c, v in found.items() if c in self._row]
+        found = self._lexical(query_tokens, limit=n) if self.ids and query_tokens else {}
+        pairs = [(self._row[c], v) for c, v in found.items() if c in self._row]
         rows = np.array([r for r, _ in pairs], dtype=np.int64)
         return rows, np.array([v for _, v in pairs], dtype=np.float32)
 
@@ -429,10 +430,10 @@ class MilvusBM25:
         ids = [self.ids[r] for r in rows.tolist()]
         found: dict[str, float] = {}
         for i in range(0, len(ids), 4096):
-            found.update(self.store.lexical_scores(query_tokens, ids=ids[i : i + 4096]))
+            found.update(self._lexical(query_tokens, ids=ids[i : i + 4096]))
         for i, cid in enumerate(ids):
             if cid in found:
-                out[i] = found[cid] / (K1 + 1.0)
+                out[i] = found[cid]
         return out
 
     def save(self, folder: Path) -> list[str]:
