@@ -73,24 +73,23 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def status_mib(pid: int | None = None) -> dict[str, float]:
+    """The kB fields of ``/proc/<pid>/status`` (VmRSS, RssAnon, RssFile, ...) in MiB; {} if unreadable."""
+    try:
+        lines = Path(f"/proc/{pid or 'self'}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return {ln.split(":")[0]: round(int(ln.split()[1]) / 1024, 1) for ln in lines if ln.endswith(" kB")}
+
+
 def rss_split_mib() -> dict[str, float]:
     """This process's resident memory now: anonymous (its own) and file-backed (mapped files)."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key = line.split(":")[0]
-        if key in ("RssAnon", "RssFile", "RssShmem"):
-            out[key] = round(int(line.split()[1]) / 1024, 1)
-    return out
+    mib = status_mib()
+    return {k: mib[k] for k in ("RssAnon", "RssFile", "RssShmem") if k in mib}
 
 
 def rss_mb(pid: int | None = None) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    return status_mib(pid).get("VmRSS")
 
 
 def pct(values: list[float], q: float) -> float:
