@@ -215,29 +215,68 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
 @click.argument("gold", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=Path("reports/eval"),
               show_default=True, help="Folder for results.json, report.md and the plot.")
-@click.option("--sets", default=None, help="Comma-separated: gold, drcd/dev, cmrc2018/dev, xquad/zh-dev, xquad/en-zh-dev, ...")
+@click.option("--sets", default=None,
+              help="Comma-separated sets to run instead of the default ones (gold, drcd/dev, cmrc2018/dev, "
+                   "xquad/zh-dev, xquad/en-zh-dev), or 'all' for every external set.")
 @click.option("--max-queries", type=int, default=None, help="Sample at most N queries per external set (fixed seed).")
-@click.option("--baseline", type=click.Path(path_type=Path), default=Path("evals/baseline/results.json"), show_default=True)
-@click.option("--thresholds", type=click.Path(path_type=Path), default=None)
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Stored run to compare with, question by question [default: evals/baseline/results.json "
+                   "of the project].")
+@click.option("--thresholds", type=click.Path(path_type=Path), default=None,
+              help="Threshold rules [default: evals/thresholds.toml of the project].")
+@click.option("--update-baseline", is_flag=True,
+              help="Write this run as the new baseline (commit it with the change). Refused for sampled or "
+                   "partial runs and when a threshold fails; regressions against the old baseline are "
+                   "accepted, and listed.")
 @index_option
 def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
-             baseline: Path, thresholds: Path | None, index: str | None) -> None:
-    """Run the gold set (and external sets) through the answer path; non-zero exit below thresholds."""
-    from rag.evaluation.runner import run_eval
+             baseline: Path | None, thresholds: Path | None, update_baseline: bool, index: str | None) -> None:
+    """Run the gold set and the external dev sets through the answer path and gate the result.
+
+    Exits 1 when a threshold rule fails or a metric dropped significantly against the baseline.
+    Under CI (CI=true) a skipped set or a missing baseline also fails.
+    """
+    from rag.evaluation.report import write_baseline
+    from rag.evaluation.runner import DEFAULT_SETS, default_baseline, in_ci, run_eval
 
     settings = _settings(index)
+    baseline = baseline or default_baseline()
+    chosen = [s.strip() for s in sets.split(",")] if sets else None
     result = run_eval(
-        list(gold) or [Path("evals/gold.jsonl")],
+        list(gold) or None,
         index_dir=settings.index_dir,
         report_dir=report_dir,
-        sets=[s.strip() for s in sets.split(",")] if sets else None,
+        sets=chosen,
         max_queries=max_queries,
-        baseline=baseline if baseline and baseline.exists() else None,
+        baseline=baseline,
         thresholds=thresholds,
         settings=settings,
+        strict=in_ci(),
     )
     for line in result.summary_lines():
         click.echo(line)
+    if update_baseline:
+        res = result.results
+        ran = set(res["sets"])
+        problems = []
+        if max_queries is not None:
+            problems.append("it sampled the external sets (--max-queries)")
+        if res["skipped"]:
+            problems.append(f"sets were skipped: {', '.join(res['skipped'])}")
+        if not set(DEFAULT_SETS) <= ran:
+            problems.append(f"it did not run every default set ({', '.join(s for s in DEFAULT_SETS if s not in ran)})")
+        regressions = [f for f in result.gate_failures if f.startswith("regression: ")]
+        other = [f for f in result.gate_failures if f not in regressions and not f.startswith("baseline: ")]
+        if other:
+            problems.append(f"{len(other)} threshold rule(s) fail")
+        if problems:
+            click.echo(f"error: baseline not updated: {'; '.join(problems)}", err=True)
+            sys.exit(2)
+        write_baseline(result, baseline)
+        if regressions:
+            click.echo(f"accepted {len(regressions)} regression(s) against the old baseline (listed above)")
+        click.echo(f"baseline updated: {baseline} (commit it with the change)")
+        sys.exit(0)
     sys.exit(0 if result.passed else 1)
 
 

@@ -16,15 +16,18 @@ from rag.types import Answer, Citation, Hit, Paragraph
 
 ROOT = Path(__file__).resolve().parents[1]
 N_PARAS = 60
+N_EXTERNAL = 400
 
 
 class FakeService:
     """Knows the right paragraphs for every question; ``broken`` shuffles the ranking instead."""
 
-    def __init__(self, paragraphs: dict[str, str], truth: dict[str, list[str]], broken: bool) -> None:
+    def __init__(self, paragraphs: dict[str, str], truth: dict[str, list[str]], broken: bool,
+                 demote: frozenset[str] = frozenset()) -> None:
         self.paragraphs = paragraphs
         self.truth = truth
         self.broken = broken
+        self.demote = demote  # questions whose gold paragraph drops to rank 2 ("slightly worse")
 
     def _ranked(self, query: str) -> list[str]:
         ids = list(self.paragraphs)
@@ -32,7 +35,8 @@ class FakeService:
             random.Random(query).shuffle(ids)
             return ids
         gold = self.truth.get(query, [])
-        return gold + [i for i in ids if i not in gold]
+        rest = [i for i in ids if i not in gold]
+        return rest[:1] + gold + rest[1:] if query in self.demote else gold + rest
 
     def _hit(self, pid: str, rank: int) -> Hit:
         return Hit(para_id=pid, doc_id=pid.split("#")[0], text=self.paragraphs[pid], score=1 / rank)
@@ -85,9 +89,9 @@ def world(tmp_path: Path):
     _write_jsonl(gold, gold_rows)
 
     ext = tmp_path / "external"
-    corpus = [{"id": f"x:{n}", "title": "t", "text": f"external paragraph {n}"} for n in range(40)]
+    corpus = [{"id": f"x:{n}", "title": "t", "text": f"external paragraph {n}"} for n in range(N_EXTERNAL)]
     queries = [{"id": f"q{n}", "question": f"external question {n}?", "answers": [f"paragraph {n}"],
-                "gold": [f"x:{n}"], "lang": "zh-Hans"} for n in range(40)]
+                "gold": [f"x:{n}"], "lang": "zh-Hans"} for n in range(N_EXTERNAL)]
     _write_jsonl(ext / "xquad/zh-dev/corpus.jsonl", corpus)
     _write_jsonl(ext / "xquad/zh-dev/queries.jsonl", queries)
 
@@ -98,10 +102,10 @@ def world(tmp_path: Path):
     truth = {r["question"]: r["gold"] for r in gold_rows} | {q["question"]: q["gold"] for q in queries}
     built: list[Path] = []
 
-    def backend(broken: bool) -> Backend:
+    def backend(broken: bool, demote: frozenset[str] = frozenset()) -> Backend:
         def _open(index: Path, settings, encoder):
             data = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
-            return FakeService(data["paragraphs"], truth, broken)
+            return FakeService(data["paragraphs"], truth, broken, demote)
 
         def _build(paths, index: Path, settings, encoder):
             built.append(index)
@@ -117,11 +121,12 @@ def world(tmp_path: Path):
 
 
 def _run(world, broken: bool, report: str, **kw):
+    demote = frozenset(kw.pop("demote", ()))
     return run_eval(
         [world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / report,
         sets=kw.pop("sets", ["gold", "xquad/zh-dev", "drcd/dev"]), max_queries=kw.pop("max_queries", None),
         baseline=kw.pop("baseline", None), thresholds=ROOT / "evals/thresholds.toml",
-        settings=world["settings"], backend=world["backend"](broken), external_dir=world["external"], **kw,
+        settings=world["settings"], backend=world["backend"](broken, demote), external_dir=world["external"], **kw,
     )
 
 
@@ -156,12 +161,16 @@ def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
     notes = bad.results["gate"]["not_checked"]
     assert any(n.startswith("TARGET NOT MET") and "abstention_recall" in n for n in notes)
     assert any("TARGET NOT MET" in line and "abstention_recall" in line for line in bad.summary_lines())
-    worse = [c for c in bad.changes if c.verdict == "worse"]
+    worse = [c for c in bad.changes if c.regressed]
     assert any(c.set == "gold" and c.metric == "recall@5" for c in worse)
+    assert any(f.startswith("regression: xquad/zh-dev [overall] recall@1 1.000 -> ") for f in bad.gate_failures)
     report = (world["tmp"] / "bad/report.md").read_text(encoding="utf-8")
     assert "Gate: FAILED" in report and "expected: gold doc#p1" in report
+    # the report leads with the comparison, and names the questions that got worse with their ranks
+    assert report.index("## What changed against the baseline") < report.index("## gold")
+    assert "### Questions that got worse" in report and "`q0` external question 0? — gold x:0: rank 1 →" in report
     assert (world["tmp"] / "bad/comparison.png").is_file()
-    assert any("worse" in line for line in bad.summary_lines())
+    assert any("significantly worse" in line for line in bad.summary_lines())
 
 
 def test_external_index_is_cached_by_content_hash(world):
@@ -246,3 +255,148 @@ def test_unenforced_target_is_reported_not_failed():
     assert any(n.startswith("TARGET NOT MET (not enforced: not yet)") and "0.500 < 0.95" in n for n in notes)
     rules[1]["min"] = 0.6
     assert check_gate(results, rules) == ["gold [en] recall@5 = 0.500 < 0.6"]
+
+
+# ------------------------------------------------------------------------- the regression gate
+
+
+def test_unchanged_run_against_itself_passes_with_every_metric_identical(world):
+    good = _run(world, broken=False, report="good")
+    again = _run(world, broken=False, report="again", baseline=world["tmp"] / "good/results.json")
+    assert again.passed, again.gate_failures
+    assert again.changes and all(c.verdict == "same" and c.p == 1.0 for c in again.changes)
+    gated = {(c.set, c.group, c.metric) for c in again.changes}
+    for lang in ("zh-Hant", "zh-Hans", "en", "followup"):
+        for metric in ("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
+                       "false_abstention"):
+            assert ("gold", lang, metric) in gated
+    assert ("gold", "overall", "abstention_recall") in gated
+    assert ("xquad/zh-dev", "overall", "recall@1") in gated
+    assert good.results["sets"]["xquad/zh-dev"]["outcomes"][0]["ranks"] == [1]
+
+
+def test_a_slightly_worse_retriever_fails_the_gate_though_every_threshold_passes(world):
+    _run(world, broken=False, report="good", sets=["xquad/zh-dev"])
+    demoted = [f"external question {n}?" for n in range(0, 100, 10)]  # 10 of 400 drop to rank 2
+    worse = _run(world, broken=False, report="worse", sets=["xquad/zh-dev"], demote=demoted,
+                 baseline=world["tmp"] / "good/results.json")
+    r1 = worse.results["sets"]["xquad/zh-dev"]["groups"]["overall"]["recall@1"]
+    assert r1 == pytest.approx(0.975)  # above the absolute floor of 0.930 ...
+    assert not any(f.startswith("xquad/zh-dev [overall] recall@1 =") for f in worse.gate_failures)
+    assert not worse.passed  # ... and still caught, question by question
+    failure = next(f for f in worse.gate_failures if "[overall] recall@1" in f)
+    assert "1.000 -> 0.975 (10 worse, 0 better of 400; p=0.000977)" in failure
+    assert not any("recall@5" in f for f in worse.gate_failures)  # R@5 did not move
+    report = (world["tmp"] / "worse/report.md").read_text(encoding="utf-8")
+    for n in range(0, 100, 10):
+        assert f"`q{n}` external question {n}? — gold x:{n}: rank 1 → 2" in report
+
+
+def test_a_drop_within_noise_is_reported_not_failed(world):
+    _run(world, broken=False, report="good", sets=["xquad/zh-dev"])
+    few = _run(world, broken=False, report="few", sets=["xquad/zh-dev"], demote=["external question 5?",
+               "external question 6?", "external question 7?"], baseline=world["tmp"] / "good/results.json")
+    assert few.passed, few.gate_failures
+    c = next(c for c in few.changes if c.metric == "recall@1")
+    assert (c.worse, c.better, c.p, c.verdict) == (3, 0, 0.125, "within noise")
+
+
+def test_sign_flip_p_values():
+    from rag.evaluation.regression import sign_flip_p
+
+    assert sign_flip_p([]) == 1.0 and sign_flip_p([0, 0]) == 1.0
+    assert sign_flip_p([-1] * 5) == pytest.approx(1 / 32)  # the exact sign test
+    assert sign_flip_p([-1] * 7) == pytest.approx(1 / 128)
+    assert sign_flip_p([-1, -1, 1]) == pytest.approx(4 / 8)
+    assert sign_flip_p([1] * 5) == 1.0
+    # magnitudes count: one large loss against two small wins
+    assert sign_flip_p([-0.9, 0.1, 0.1]) == pytest.approx(4 / 8)
+    assert sign_flip_p([-0.9, -0.1, 0.1]) == pytest.approx(3 / 8)
+    # Monte Carlo beyond 16 changed questions: 40 worse, 20 better ~ a z of -2.58 (p ~ 0.006)
+    p = sign_flip_p([-1] * 40 + [1] * 20)
+    assert 0.003 < p < 0.012
+    assert sign_flip_p([-1] * 40 + [1] * 20) == p  # fixed seed: the verdict is reproducible
+
+
+def test_questions_are_paired_by_id_and_text(world):
+    from rag.evaluation.regression import compare_runs
+
+    base = {"sets": {"s": {"outcomes": [
+        {"id": "a", "lang": "en", "question": "A?", "values": {"recall@1": 1.0}},
+        {"id": "b", "lang": "en", "question": "B?", "values": {"recall@1": 1.0}},
+        {"id": "c", "lang": "en", "question": "C?", "values": {"recall@1": 1.0}}]}}}
+    now = {"sets": {"s": {"outcomes": [
+        {"id": "a", "lang": "en", "question": "A?", "values": {"recall@1": 0.0}},
+        {"id": "b", "lang": "en", "question": "B, reworded?", "values": {"recall@1": 0.0}},
+        {"id": "d", "lang": "en", "question": "D?", "values": {"recall@1": 0.0}}]}}}
+    changes, notes = compare_runs(now, base)
+    (c,) = [c for c in changes if c.metric == "recall@1"]
+    assert (c.n, c.worse, c.better) == (1, 1, 0)  # only "a" pairs
+    assert any("1 questions new since the baseline" in n for n in notes)
+    assert any("1 baseline questions not in this run" in n for n in notes)
+
+
+def test_strict_mode_fails_on_a_missing_external_folder_and_baseline(world):
+    kw = dict(index_dir=world["index"], sets=None, max_queries=None, thresholds=None,
+              settings=world["settings"], backend=world["backend"](False), external_dir=world["tmp"] / "nowhere")
+    local = run_eval([world["gold"]], report_dir=world["tmp"] / "local", baseline=world["tmp"] / "none.json", **kw)
+    assert local.passed and "not found" in local.results["skipped"]["drcd/dev"]
+    ci = run_eval([world["gold"]], report_dir=world["tmp"] / "ci", baseline=world["tmp"] / "none.json",
+                  strict=True, **kw)
+    assert not ci.passed
+    for name in ("drcd/dev", "cmrc2018/dev", "xquad/zh-dev", "xquad/en-zh-dev"):
+        assert any(f.startswith(f"set {name} not run under CI") for f in ci.gate_failures)
+    assert any("baseline" in f and "not found" in f for f in ci.gate_failures)
+
+
+def test_answer_text_metric_per_language(world):
+    result = _run(world, broken=False, report="good", sets=["gold"])
+    groups = result.results["sets"]["gold"]["groups"]
+    # the fake answers with its first citation's text, which holds the answer when not abstaining
+    for lang in ("zh-Hant", "zh-Hans", "en"):
+        assert groups[lang]["answer_in_text"] == 1.0
+    rows = {r["id"]: r for r in result.results["sets"]["gold"]["rows"]}
+    assert rows["en-21"]["answer_in_text"] is True and rows["en-un"]["answer_in_text"] is False
+    broken = _run(world, broken=True, report="bad", sets=["gold"])
+    assert broken.results["sets"]["gold"]["groups"]["overall"]["answer_in_text"] < 0.5
+
+
+def test_defaults_are_found_from_any_folder(tmp_path, monkeypatch):
+    from rag.evaluation import runner
+
+    monkeypatch.chdir(tmp_path)
+    assert runner.default_thresholds() == ROOT / "evals/thresholds.toml"
+    assert runner.default_baseline() == ROOT / "evals/baseline/results.json"
+    assert runner.default_gold().is_file()
+    monkeypatch.chdir(ROOT / "rag")
+    assert runner.project_root() == ROOT
+
+
+def test_baseline_round_trip_and_update_refusals(world, monkeypatch):
+    from click.testing import CliRunner
+
+    from rag import cli
+    from rag.evaluation import runner
+    from rag.evaluation.report import write_baseline
+
+    good = _run(world, broken=False, report="good", sets=["gold", "xquad/zh-dev"])
+    path = world["tmp"] / "evals/baseline/results.json"
+    write_baseline(good, path)
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert "rows" not in stored["sets"]["gold"] and len(stored["sets"]["gold"]["outcomes"]) == len(world["rows"])
+    assert len(stored["sets"]["xquad/zh-dev"]["outcomes"]) == N_EXTERNAL
+    again = _run(world, broken=False, report="again", sets=["gold", "xquad/zh-dev"], baseline=path)
+    assert again.passed and all(c.verdict == "same" for c in again.changes)
+
+    # the CLI: --update-baseline refuses a partial run and keeps the stored file as it was
+    monkeypatch.setattr(runner, "default_backend", lambda: world["backend"](False))
+    monkeypatch.setenv("RAG_EXTERNAL_DIR", str(world["external"]))
+    monkeypatch.setenv("RAG_CACHE_DIR", str(world["tmp"] / "cache"))
+    monkeypatch.delenv("CI", raising=False)
+    before = path.read_bytes()
+    out = CliRunner().invoke(cli.main, ["eval", str(world["gold"]), "--index", str(world["index"]),
+                                        "--sets", "gold,xquad/zh-dev", "--baseline", str(path),
+                                        "--report", str(world["tmp"] / "cli"), "--update-baseline"])
+    assert out.exit_code == 2, out.output
+    assert "baseline not updated" in out.output and "did not run every default set" in out.output
+    assert path.read_bytes() == before

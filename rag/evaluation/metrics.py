@@ -179,7 +179,8 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     """Metrics of one group of per-question rows (see ``runner.QueryRecord.to_row``).
 
     A row has ``answerable``, optional ``retrieval`` (per-question scores), optional ``abstained``,
-    ``answer_in_citations``, ``citation_precision`` and ``latency_ms``.
+    ``answer_in_citations`` (an answer string in a cited paragraph), ``answer_in_text`` (one in the
+    answer text itself), ``citation_precision`` and ``latency_ms``.
     """
     out: dict[str, float | int | None] = {"n": len(rows)}
     answerable = [r for r in rows if r.get("answerable")]
@@ -195,6 +196,7 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
         out["answer_in_citations"] = mean(
             1.0 if r.get("answer_in_citations") else 0.0 for r in asked_answerable
         )
+        out["answer_in_text"] = mean(1.0 if r.get("answer_in_text") else 0.0 for r in asked_answerable)
         out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)  # type: ignore[misc]
         counts = abstention_counts((bool(r.get("answerable")), bool(r["abstained"])) for r in asked)
         out.update(abstention_scores(counts))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,20 +12,12 @@ from rag.errors import InputError
 if TYPE_CHECKING:
     from rag.evaluation.runner import EvalResult
 
-# metric -> True when higher is better
-KEY_METRICS: dict[str, bool] = {
-    "recall@1": True, "recall@5": True, "recall@10": True, "hit@5": True, "mrr@10": True,
-    "ndcg@10": True, "answer_in_citations": True, "citation_precision": True,
-    "abstention_precision": True, "abstention_recall": True, "false_abstention_rate": False,
-    "latency_p50_ms": False, "latency_p95_ms": False,
-}
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
-                 "citation_precision", "abstention_precision", "abstention_recall",
+                 "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
                  "false_abstention_rate", "latency_p50_ms", "latency_p95_ms")
 EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10", "ndcg@10", "latency_p50_ms")
-RATE_EPS = 0.005  # smaller moves of a rate are noise, not "better" or "worse"
-LATENCY_REL = 0.25  # latency on a shared CPU box is noisy
 MAX_FAILURES_LISTED = 40
+MAX_MOVES_LISTED = 30  # per set and direction in report.md
 
 
 # ------------------------------------------------------------------------------- thresholds
@@ -46,50 +37,6 @@ def load_thresholds(path: Path | str) -> list[dict[str, Any]]:
         if not {"set", "group", "metric"} <= r.keys() or not ({"min", "max"} & r.keys()):
             raise InputError(f"{path}: rule {i} needs set, group, metric and min or max; got {r}")
     return rules
-
-
-# ------------------------------------------------------------------------------- comparison
-
-
-@dataclass(frozen=True)
-class Change:
-    set: str
-    group: str
-    metric: str
-    old: float
-    new: float
-
-    @property
-    def verdict(self) -> str:
-        higher_better = KEY_METRICS.get(self.metric, True)
-        if self.metric.startswith("latency"):
-            moved = abs(self.new - self.old) > LATENCY_REL * max(self.old, 1e-9)
-        else:
-            moved = abs(self.new - self.old) > RATE_EPS
-        if not moved:
-            return "same"
-        return "better" if (self.new > self.old) == higher_better else "worse"
-
-    def line(self) -> str:
-        fmt = "{:.1f}" if self.metric.startswith("latency") else "{:.3f}"
-        return (f"{self.verdict:>6}: {self.set} [{self.group}] {self.metric} "
-                f"{fmt.format(self.old)} -> {fmt.format(self.new)}")
-
-
-def compare(results: dict[str, Any], baseline: dict[str, Any]) -> list[Change]:
-    """Key metrics present in both runs, for every set and group they share."""
-    out: list[Change] = []
-    for name, data in results.get("sets", {}).items():
-        base = baseline.get("sets", {}).get(name)
-        if not base:
-            continue
-        for group, metrics in data.get("groups", {}).items():
-            old_m = base.get("groups", {}).get(group, {})
-            for metric in KEY_METRICS:
-                old, new = old_m.get(metric), metrics.get(metric)
-                if isinstance(old, int | float) and isinstance(new, int | float):
-                    out.append(Change(name, group, metric, float(old), float(new)))
-    return out
 
 
 # ------------------------------------------------------------------------------- report files
@@ -145,18 +92,72 @@ def _failure_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _changes_section(result: EvalResult) -> list[str]:
+    """What changed against the baseline: gated metrics, latency, then the questions that moved."""
+    from rag.evaluation.regression import ALPHA, question_moves
+
+    res, base = result.results, result.baseline
+    lines = ["## What changed against the baseline", ""]
+    if base is None:
+        return lines + ["No baseline run to compare with.", ""]
+    lines.append(f"Baseline: `{res['baseline']}` (run {base.get('created', '?')}). Each question is paired "
+                 f"with itself in the baseline; a metric fails when it dropped with a one-sided paired "
+                 f"sign-flip p < {ALPHA} (`rag/evaluation/regression.py`).")
+    lines.append("")
+    moved = [c for c in result.changes if c.worse or c.better]
+    same = len(result.changes) - len(moved)
+    if moved:
+        lines += ["| set | group | metric | baseline | this run | worse | better | n | p | verdict |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        for c in sorted(moved, key=lambda c: (not c.regressed, c.set, c.group, c.metric)):
+            verdict = f"**{c.verdict}**" if c.regressed else c.verdict
+            lines.append(f"| {c.set} | {c.group} | {c.metric} | {c.before:.3f} | {c.after:.3f} | {c.worse} "
+                         f"| {c.better} | {c.n} | {c.p:.3g} | {verdict} |")
+        lines.append("")
+    lines += [f"{same} of {len(result.changes)} compared metrics are identical question by question.", ""]
+    lat = []
+    for name, data in res.get("sets", {}).items():
+        old = base.get("sets", {}).get(name, {}).get("groups", {}).get("overall", {}).get("latency_p50_ms")
+        new = data.get("groups", {}).get("overall", {}).get("latency_p50_ms")
+        if isinstance(old, int | float) and isinstance(new, int | float):
+            lat.append(f"{name} {old:.1f} -> {new:.1f} ms")
+    if lat:
+        lines += ["Latency p50 (reported, not gated: timings on a shared machine are noise): "
+                  + "; ".join(lat) + ".", ""]
+    moves = question_moves(res, base)
+    for title, chosen in (("Questions that got worse", [m for m in moves if m.worse]),
+                          ("Questions that got better", [m for m in moves if not m.worse])):
+        lines += [f"### {title} ({len(chosen)})", ""]
+        by_set: dict[str, list[Any]] = {}
+        for m in chosen:
+            by_set.setdefault(m.set, []).append(m)
+        for name, ms in by_set.items():
+            more = f" (first {MAX_MOVES_LISTED} of {len(ms)})" if len(ms) > MAX_MOVES_LISTED else ""
+            lines.append(f"- **{name}**{more}:")
+            lines += [f"  - {m.line()}" for m in ms[:MAX_MOVES_LISTED]]
+        lines.append("" if chosen else "None.\n")
+    return lines
+
+
 def render_markdown(result: EvalResult) -> str:
     res = result.results
     gate = res.get("gate", {})
+    seconds = ", ".join(f"{n} {d['seconds']} s" for n, d in res.get("sets", {}).items() if "seconds" in d)
     lines = ["# Evaluation report", "",
              f"Run {res.get('created')} with model `{res['settings']['embed_model']}`, "
-             f"{res.get('seconds', 0)} s.", "",
+             f"{res.get('seconds', 0)} s" + (f" ({seconds})" if seconds else "") + ".", "",
              f"**Gate: {'PASSED' if result.passed else 'FAILED'}** "
-             f"(thresholds: `{gate.get('thresholds')}`)", ""]
+             f"(thresholds: `{gate.get('thresholds')}`; baseline: `{res.get('baseline')}`)", ""]
     lines += [f"- FAIL {f}" for f in result.gate_failures]
-    lines += [f"- {n}" if n.startswith("TARGET") else f"- not checked: {n}" for n in gate.get("not_checked", [])]
+    lines.append("")
+    lines += _changes_section(result)
+    lines += ["## Gate notes", ""]
+    notes = gate.get("not_checked", [])
+    lines += [f"- {n}" if n.startswith(("TARGET", "baseline")) else f"- not checked: {n}" for n in notes]
     for name, why in res.get("skipped", {}).items():
         lines.append(f"- skipped set `{name}`: {why}")
+    if not notes and not res.get("skipped"):
+        lines.append("None.")
     lines.append("")
     for name, data in res.get("sets", {}).items():
         lines += [f"## {name}", ""]
@@ -173,32 +174,23 @@ def render_markdown(result: EvalResult) -> str:
                          + f"; corpus sha256 {data['corpus_sha256']}.")
             lines += ["", *_table(data["groups"], EXTERNAL_TABLE), ""]
         lines += ["### Failures", "", *_failure_lines(data.get("rows", data.get("failures", []))), ""]
-    lines += ["## Compared with the baseline", ""]
-    if res.get("baseline") is None:
-        lines.append("No baseline run to compare with.")
-    else:
-        moved = [c for c in result.changes if c.verdict != "same"]
-        lines.append(f"Baseline: `{res['baseline']}`. {len(moved)} of {len(result.changes)} metrics moved.")
-        lines += ["", *[f"- {c.line().strip()}" for c in moved]]
-        if (Path(result.report_dir or ".") / "comparison.png").is_file():
-            lines += ["", "![this run vs baseline](comparison.png)"]
+    if (Path(result.report_dir or ".") / "comparison.png").is_file():
+        lines += ["![this run vs baseline, per set and language](comparison.png)", ""]
     return "\n".join(lines) + "\n"
 
 
-def _plot_points(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(label, set, group, metric) for the bars: the headline metrics of each set."""
-    points = []
+PLOT_METRICS = ("recall@1", "recall@5", "mrr@10", "answer_in_text")
+
+
+def _plot_groups(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, set, group): each set per language (gold: each language and the follow-ups)."""
+    out = []
     for name, data in results.get("sets", {}).items():
-        if data.get("kind") == "gold":
-            wanted = [(g, "recall@5") for g in ("zh-Hant", "zh-Hans", "en", "followup")]
-            wanted += [("overall", m) for m in ("mrr@10", "answer_in_citations", "abstention_recall")]
-        else:
-            wanted = [("overall", "recall@1"), ("overall", "recall@5")]
-        for g, m in wanted:
-            if data["groups"].get(g, {}).get(m) is not None:
-                label = f"{name}\n{m}" if g == "overall" else f"{name} {g}\n{m}"
-                points.append((label, name, g, m))
-    return points
+        groups = [g for g in data.get("groups", {}) if g != "overall"]
+        if data.get("kind") != "gold" and len(groups) <= 1:
+            groups = ["overall"]
+        out += [(f"{name}\n{g}" if g != "overall" else name, name, g) for g in groups]
+    return out
 
 
 def write_plot(results: dict[str, Any], baseline: dict[str, Any] | None, path: Path) -> None:
@@ -207,21 +199,31 @@ def write_plot(results: dict[str, Any], baseline: dict[str, Any] | None, path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = _plot_points(results)
-    now = [results["sets"][s]["groups"][g][m] for _, s, g, m in points]
-    base = [((baseline or {}).get("sets", {}).get(s, {}).get("groups", {}).get(g, {}).get(m))
-            for _, s, g, m in points]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(points) + 2), 4.5))
-    xs = range(len(points))
+    groups = _plot_groups(results)
+    fig, axes = plt.subplots(2, 2, figsize=(max(8.0, 0.9 * len(groups) + 3), 7.5), sharey=True)
     width = 0.4
-    ax.bar([x - width / 2 for x in xs], [b or 0.0 for b in base], width,
-           label="baseline" if baseline else "baseline (none)", color="#bbbbbb")
-    ax.bar([x + width / 2 for x in xs], now, width, label="this run", color="#3b75af")
-    ax.set_xticks(list(xs), [p[0] for p in points], rotation=45, ha="right", fontsize=7)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("score (overall)")
-    ax.set_title("rag eval: this run vs baseline")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+
+    def value(run: dict[str, Any] | None, s: str, g: str, m: str) -> float | None:
+        v = (run or {}).get("sets", {}).get(s, {}).get("groups", {}).get(g, {}).get(m)
+        return float(v) if isinstance(v, int | float) else None
+
+    for ax, metric in zip(axes.flat, PLOT_METRICS, strict=True):
+        shown = [(label, s, g) for label, s, g in groups if value(results, s, g, metric) is not None]
+        xs = list(range(len(shown)))
+        now = [value(results, s, g, metric) or 0.0 for _, s, g in shown]
+        old = [value(baseline, s, g, metric) for _, s, g in shown]
+        ax.bar([x - width / 2 for x in xs], [o or 0.0 for o in old], width, color="#bbbbbb",
+               label="baseline" if baseline else "baseline (none)")
+        ax.bar([x + width / 2 for x in xs], now, width, color="#3b75af", label="this run")
+        for x, o, n in zip(xs, old, now, strict=True):
+            if o is not None and abs(n - o) >= 0.0005:
+                ax.annotate(f"{n - o:+.3f}", (x + width / 2, n), ha="center", va="bottom", fontsize=6,
+                            color="#b22222" if n < o else "#2e7d32")
+        ax.set_xticks(xs, [label for label, _, _ in shown], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 1.08)
+        ax.set_title(metric, fontsize=9)
+    axes.flat[0].legend(loc="lower left", fontsize=7)
+    fig.suptitle("rag eval: this run vs baseline, per set and language", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -236,8 +238,22 @@ def _for_json(results: dict[str, Any]) -> dict[str, Any]:
         if data.get("kind") != "gold" and "rows" in data:
             data["failures"] = [r for r in data.pop("rows") if _is_failure(r)][:200]
         out["sets"][name] = data
-    out["changes"] = []
     return out
+
+
+def _dump_lines(data: dict[str, Any]) -> str:
+    """JSON with each per-question outcome on one line (readable diffs, a small file)."""
+    sets = {name: dict(d) for name, d in data.get("sets", {}).items()}
+    bodies = {}
+    for i, d in enumerate(sets.values()):
+        if "outcomes" in d:
+            bodies[f"@@outcomes-{i}@@"] = "[\n" + ",\n".join(
+                "    " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in d["outcomes"]) + "\n   ]"
+            d["outcomes"] = f"@@outcomes-{i}@@"
+    text = json.dumps({**data, "sets": sets}, ensure_ascii=False, indent=1)
+    for key, body in bodies.items():
+        text = text.replace(json.dumps(key), body, 1)
+    return text + "\n"
 
 
 def write_report(result: EvalResult, baseline: dict[str, Any] | None) -> None:
@@ -245,9 +261,22 @@ def write_report(result: EvalResult, baseline: dict[str, Any] | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     data = _for_json(result.results)
     data["changes"] = [c.__dict__ | {"verdict": c.verdict} for c in result.changes]
-    (folder / "results.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    (folder / "results.json").write_text(_dump_lines(data), encoding="utf-8")
     write_plot(result.results, baseline, folder / "comparison.png")
     (folder / "report.md").write_text(render_markdown(result), encoding="utf-8")
+
+
+def write_baseline(result: EvalResult, path: Path) -> None:
+    """This run as the new baseline: metrics and per-question outcomes, no answers or rows."""
+    res = result.results
+    keep = ("kind", "counts", "n_queries_total", "sampled", "corpus_sha256", "groups", "outcomes")
+    data = {"created": res.get("created"), "settings": res.get("settings"), "max_queries": res.get("max_queries"),
+            "seconds": res.get("seconds"),
+            "sets": {name: {k: d[k] for k in keep if k in d} for name, d in res.get("sets", {}).items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(_dump_lines(data), encoding="utf-8")
+    tmp.replace(path)
 
 
 def summary_lines(result: EvalResult) -> list[str]:
@@ -256,20 +285,22 @@ def summary_lines(result: EvalResult) -> list[str]:
     lines = []
     for name, data in res.get("sets", {}).items():
         for g, m in data["groups"].items():
-            keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "abstention_recall",
-                     "false_abstention_rate", "latency_p95_ms") if data.get("kind") == "gold"
-                    else ("recall@1", "recall@5", "mrr@10"))
+            keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
+                     "abstention_recall", "false_abstention_rate", "latency_p95_ms")
+                    if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))
             cells = "  ".join(f"{k}={_fmt(m.get(k), k)}" for k in keys if k in m)
             lines.append(f"{name:<16} {g:<9} n={m['n']:<5} {cells}")
+        if "seconds" in data:
+            lines.append(f"{name:<16} ran in {data['seconds']} s")
     for name, why in res.get("skipped", {}).items():
         lines.append(f"skipped {name}: {why}")
-    moved = [c for c in result.changes if c.verdict != "same"]
     if res.get("baseline"):
-        lines.append(f"vs baseline {res['baseline']}: "
-                     f"{sum(c.verdict == 'better' for c in moved)} better, "
-                     f"{sum(c.verdict == 'worse' for c in moved)} worse")
-        lines += [c.line() for c in moved]
-    lines += [n for n in res.get("gate", {}).get("not_checked", []) if n.startswith("TARGET")]
+        moved = [c for c in result.changes if c.worse or c.better]
+        regressed = [c for c in moved if c.regressed]
+        lines.append(f"vs baseline {res['baseline']}: {len(moved)} of {len(result.changes)} metrics moved, "
+                     f"{len(regressed)} significantly worse")
+        lines += [f"  {c.verdict:>12}: {c.line()}" for c in moved]
+    lines += [n for n in res.get("gate", {}).get("not_checked", []) if n.startswith(("TARGET", "baseline"))]
     lines += [f"FAIL {f}" for f in result.gate_failures]
     lines.append(f"gate {'passed' if result.passed else 'FAILED'}; report in {result.report_dir}")
     return lines

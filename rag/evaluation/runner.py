@@ -25,12 +25,31 @@ from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
+from rag.evaluation.regression import compare_runs, outcome, regression_failures
+
+
+def project_root() -> Path:
+    """The folder holding ``evals/``: the working directory or one above it, else this checkout."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "evals" / "gold.jsonl").is_file():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+def default_gold() -> Path:
+    return project_root() / "evals" / "gold.jsonl"
+
+
+def default_thresholds() -> Path:
+    return project_root() / "evals" / "thresholds.toml"
+
+
+def default_baseline() -> Path:
+    return project_root() / "evals" / "baseline" / "results.json"
 
 GOLD_SET = "gold"
-DEFAULT_SETS = (GOLD_SET, "xquad/zh-dev", "xquad/en-zh-dev")
-DEFAULT_GOLD = Path("evals/gold.jsonl")
-DEFAULT_THRESHOLDS = Path("evals/thresholds.toml")
-DEFAULT_BASELINE = Path("evals/baseline/results.json")
+DEFAULT_SETS = (GOLD_SET, "drcd/dev", "cmrc2018/dev", "xquad/zh-dev", "xquad/en-zh-dev")
 SEARCH_K = 10  # ranking depth for the gold set (metrics are cut at 10)
 EXTERNAL_K = 20  # external sets: deep enough for the README's R@20
 ASK_K = 5
@@ -99,7 +118,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         row["latency_ms"] = (time.perf_counter() - t0) * 1000
     except RagError as e:  # a question the service refuses is a failure, not a crash
         row.update(ranked=[], error=str(e), abstained=False, answer="", cited=[],
-                   answer_in_citations=False, citation_precision=None)
+                   answer_in_citations=False, answer_in_text=False, citation_precision=None)
         if item.answerable:
             row["retrieval"] = retrieval_scores([], item.gold)
         return row
@@ -111,6 +130,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         answer=ans.answer,
         cited=cited,
         answer_in_citations=bool(item.answers) and answer_in_texts(item.answers, texts),
+        answer_in_text=bool(item.answers) and not ans.abstained and answer_in_texts(item.answers, [ans.answer]),
         citation_precision=citation_precision(cited, item.gold) if item.answerable else None,
     )
     if item.answerable:
@@ -138,7 +158,7 @@ def score_retrieval_set(svc: EvalService, queries: Sequence[dict[str, Any]], k: 
         scores["recall@20"] = len(set(q["gold"]).intersection(ranked[:20])) / len(set(q["gold"]))
         rows.append({
             "id": q["id"], "lang": q.get("lang", ""), "question": q["question"], "answerable": True,
-            "gold": list(q["gold"]), "answers": list(q.get("answers", [])), "ranked": ranked[:10],
+            "gold": list(q["gold"]), "answers": list(q.get("answers", [])), "ranked": ranked[:k],
             "retrieval": scores, "latency_ms": ms,
         })
     return rows
@@ -218,11 +238,20 @@ def corpus_fingerprint(corpus_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def _local(path: Path) -> Path:
+    """A relative default path as given when it exists here, else under the project root."""
+    if path.is_absolute() or path.exists():
+        return path
+    other = project_root() / path
+    return other if other.exists() else path
+
+
 def open_gold_service(backend: Backend, index_dir: Path, settings: Settings) -> tuple[EvalService, str]:
     """The default-corpus index at ``index_dir``; when absent, one built from corpus/ in the cache."""
+    index_dir = _local(index_dir)
     if (index_dir / "manifest.json").is_file():
         return backend.open_service(index_dir, settings), str(index_dir)
-    corpus = Path(settings.corpus_dir)
+    corpus = _local(Path(settings.corpus_dir))
     if not corpus.is_dir() or not any(corpus.iterdir()):
         raise IndexStateError(f"no index in {index_dir} and no corpus in {corpus}: run `rag index` first")
     cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}"
@@ -243,7 +272,7 @@ def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
         problems = validate_gold(items, paragraphs)
     rows = [score_gold_item(svc, item) for item in items]
     return {"kind": "gold", "counts": gold_counts(items), "groups": group_metrics(rows, gold=True),
-            "validation_problems": problems, "rows": rows}
+            "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
 
 
 def run_external(backend: Backend, root: Path, name: str, settings: Settings, max_queries: int | None) -> dict[str, Any]:
@@ -257,7 +286,8 @@ def run_external(backend: Backend, root: Path, name: str, settings: Settings, ma
     rows = score_retrieval_set(svc, chosen)
     return {"kind": "retrieval", "corpus_sha256": digest, "index_dir": str(index_dir),
             "n_queries_total": len(queries), "sampled": len(chosen) < len(queries),
-            "groups": group_metrics(rows, gold=False), "rows": rows}
+            "groups": group_metrics(rows, gold=False), "rows": rows,
+            "outcomes": [outcome(r) for r in rows]}
 
 
 # ------------------------------------------------------------------------------- entry point
@@ -267,8 +297,9 @@ def run_external(backend: Backend, root: Path, name: str, settings: Settings, ma
 class EvalResult:
     results: dict[str, Any]
     gate_failures: list[str]
-    changes: list[Any] = field(default_factory=list)  # report.Change
+    changes: list[Any] = field(default_factory=list)  # regression.PairedChange
     report_dir: Path | None = None
+    baseline: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -291,6 +322,11 @@ def _resolve_sets(sets: Sequence[str] | None, available: list[str]) -> list[str]
     return out
 
 
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as CI services set it): skips and a missing baseline fail there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def run_eval(
     gold_paths: Sequence[Path] | None = None,
     *,
@@ -303,16 +339,19 @@ def run_eval(
     settings: Settings | None = None,
     backend: Backend | None = None,
     external_dir: Path | None = None,
+    strict: bool = False,
 ) -> EvalResult:
     """Run the chosen sets, write ``results.json``, ``report.md`` and ``comparison.png``, gate.
 
     ``sets``: names among ``gold`` and the external sets (``xquad/zh-dev``...), or ``all``;
     None runs ``DEFAULT_SETS``. ``max_queries`` samples each external set (fixed seed).
-    ``baseline``: a previous ``results.json`` to compare with (None: no comparison; the CLI
-    passes ``DEFAULT_BASELINE``). ``thresholds``: None uses ``evals/thresholds.toml`` when it
-    exists, else the run is not gated.
+    ``baseline``: a previous ``results.json``; every question is paired with its baseline self
+    and a significant drop fails the run (``rag.evaluation.regression``); None: no comparison.
+    ``thresholds``: None uses ``evals/thresholds.toml`` of the project when it exists.
+    ``strict`` (the CLI sets it under CI): a skipped set, or a set missing from the baseline,
+    fails the run instead of being a note.
     """
-    from rag.evaluation.report import compare, load_thresholds, write_report
+    from rag.evaluation.report import load_thresholds, write_report
 
     settings = settings or get_settings()
     backend = backend or default_backend()
@@ -334,34 +373,60 @@ def run_eval(
     }
     for name in chosen:
         if name == GOLD_SET:
-            paths = list(gold_paths or [DEFAULT_GOLD])
+            paths = list(gold_paths or [default_gold()])
             items = load_gold_files(paths)
             svc, used_index = open_gold_service(backend, Path(index_dir or settings.index_dir), settings)
             print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
             results["sets"][GOLD_SET] = {**run_gold(svc, items), "index_dir": used_index,
                                          "files": [str(p) for p in paths]}
         elif root is None:
-            results["skipped"][name] = "external data folder ../shared/data/external not found (set RAG_EXTERNAL_DIR)"
+            results["skipped"][name] = ("external data folder ../shared/data/external not found "
+                                        "(set RAG_EXTERNAL_DIR)")
         elif name not in available:
             results["skipped"][name] = f"no such set in {root} (have: {', '.join(available) or 'none'})"
         else:
             print(f"eval: external set {name}", file=sys.stderr)
+            t1 = time.perf_counter()
             results["sets"][name] = run_external(backend, root, name, settings, max_queries)
+            results["sets"][name]["seconds"] = round(time.perf_counter() - t1, 1)
     for name, why in results["skipped"].items():
         print(f"eval: skipped {name}: {why}", file=sys.stderr)
     results["seconds"] = round(time.perf_counter() - t0, 1)
 
-    rules_path = thresholds or (DEFAULT_THRESHOLDS if DEFAULT_THRESHOLDS.is_file() else None)
-    rules = load_thresholds(rules_path) if rules_path else []
+    if thresholds is None and default_thresholds().is_file():
+        thresholds = default_thresholds()
+    rules = load_thresholds(thresholds) if thresholds else []
     failures, notes = check_gate(results, rules, with_notes=True)
-    results["gate"] = {"thresholds": str(rules_path) if rules_path else None, "passed": not failures,
+    if strict:
+        failures += [f"set {name} not run under CI: {why}" for name, why in results["skipped"].items()]
+    base = None
+    if baseline is not None:
+        if Path(baseline).is_file():
+            base = load_baseline(Path(baseline))
+        elif strict:
+            failures.append(f"baseline {baseline} not found: run `rag eval --update-baseline` and commit it")
+    changes: list[Any] = []
+    if base is not None:
+        changes, pairing = compare_runs(results, base)
+        failures += regression_failures(changes)
+        for note in pairing:
+            if strict and ("not in the baseline" in note or "not in this run" in note):
+                failures.append(f"baseline: {note}")
+            else:
+                notes.append(f"baseline: {note}")
+    results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
                        "failures": failures, "not_checked": notes}
-    base = json.loads(Path(baseline).read_text(encoding="utf-8")) if baseline and Path(baseline).is_file() else None
     results["baseline"] = str(baseline) if base is not None else None
-    changes = compare(results, base) if base is not None else []
-    result = EvalResult(results, failures, changes, Path(report_dir))
+    result = EvalResult(results, failures, changes, Path(report_dir), base)
     write_report(result, base)
     return result
+
+
+def load_baseline(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"baseline {path} is not readable JSON ({e}); restore it from git") from e
 
 
 def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = False) -> Any:
