@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +229,7 @@ class RagService:
         answer = answer_from_hits(question, hits, self.settings, script=script)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
-        return Answer(answer.answer, answer.abstained, answer.citations, {**answer.timings_ms, **timings}, answer.warnings)
+        return replace(answer, timings_ms={**answer.timings_ms, **timings})
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:
