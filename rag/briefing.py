@@ -12,13 +12,14 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from rag.answer import script_config
 from rag.errors import InputError, NotFoundError
 from rag.normalise import convert_script
+from rag.service import clean_question
 
 MAX_ITEMS = 50
 FORMATS = {
@@ -37,6 +38,8 @@ LABELS = {
     "made": "製作 made",
 }
 _MARKER = re.compile(r"\[(\d{1,3})\]")
+# Characters XML 1.0 forbids (a .docx is XML); a question or answer sent to the API may hold them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _FONT_CJK = "Noto Sans CJK TC"
 
 
@@ -93,6 +96,7 @@ def from_questions(service: Any, questions: Sequence[str], *, script: str = "ori
     _check_count("questions", len(questions))
     items = []
     for q in questions:
+        q = clean_question(q, service.settings)
         answer = service.ask(q, k, script=script)
         refs = tuple(reference(service, c.n, c.para_id, config) for c in answer.citations)
         question = convert_script(q.strip(), config) if config else q.strip()
@@ -207,11 +211,24 @@ def _answer_runs(paragraph: Any, text: str) -> None:
         paragraph.add_run(text[pos:])
 
 
+def _xml_safe(b: Briefing) -> Briefing:
+    def clean(t: str | None) -> Any:
+        return _NOT_XML.sub(" ", t) if t else t
+
+    items = tuple(replace(
+        item, question=clean(item.question), answer=clean(item.answer), note=clean(item.note),
+        references=tuple(replace(r, title=clean(r.title), source=clean(r.source), text=clean(r.text),
+                                 para_id=clean(r.para_id), date=clean(r.date)) for r in item.references),
+    ) for item in b.items)
+    return replace(b, items=items, title=clean(b.title))
+
+
 def to_docx(b: Briefing) -> bytes:
     import docx
     from docx.enum.text import WD_LINE_SPACING
     from docx.shared import Cm, Pt, RGBColor
 
+    b = _xml_safe(b)
     doc = docx.Document()
     section = doc.sections[0]
     section.page_height, section.page_width = Cm(29.7), Cm(21.0)  # A4

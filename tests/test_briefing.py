@@ -209,3 +209,11 @@ def test_cli_brief_bad_input_is_one_clean_line(tmp_path: Path):
     assert result.exit_code == 2 and ".docx or .md" in result.output
     result = CliRunner().invoke(main, ["brief", str(tmp_path / "missing.txt")])
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_docx_drops_characters_xml_forbids():
+    import docx
+
+    item = briefing.BriefingItem("問\x1b題\x00？", "答\x0b案。", True, (), None)
+    doc = docx.Document(io.BytesIO(briefing.to_docx(briefing.Briefing((item,)))))
+    assert "1. 問 題 ？" in [p.text for p in doc.paragraphs]
