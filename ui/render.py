@@ -46,17 +46,20 @@ def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = F
         pos = m.end()
     out.append(escape_md(text[pos:]))
     body = "".join(out)
+    # What follows the answer goes in HTML blocks (after a blank line), so Markdown leaves the
+    # text inside alone: it is HTML-escaped only.
     if abstained:
-        why = f'<br><span class="abstain-reason">{escape_md(reason)}</span>' if reason else ""
-        body = f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>{body}{why}</div>'
+        why = f'<br><span class="abstain-reason">{html.escape(reason)}</span>' if reason else ""
+        body = (f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>'
+                f"{html.escape(MARKER.sub('', text))}{why}</div>")
+    blocks = [body]
     if warnings:
-        items = "".join(f"<li>{escape_md(w)}</li>" for w in warnings)
-        body += (f'<div class="answer-warn" role="note"><strong>⚠️ 注意 Check:</strong>'
-                 f"<ul>{items}</ul></div>")
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        blocks.append(f'<div class="answer-warn" role="note"><strong>⚠️ 注意 Check:</strong><ul>{items}</ul></div>')
     if actions:
-        body += (f'<div class="answer-actions"><a class="add-brief" href="#brief-add-{turn}" '
-                 f'role="button" title="加入簡報 Add to briefing">＋ 加入簡報 Add to briefing</a></div>')
-    return body
+        blocks.append(f'<div class="answer-actions"><a class="add-brief" href="#brief-add-{turn}" '
+                      f'role="button" title="加入簡報 Add to briefing">＋ 加入簡報 Add to briefing</a></div>')
+    return "\n\n".join(blocks)
 
 
 def render_briefing(items: Sequence[Mapping[str, Any]]) -> str:
