@@ -561,3 +561,45 @@ def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
             box.scroll_into_view_if_needed()
             chat.page.screenshot(path=str(ARTIFACTS / f"chat-warnings-{width}.png"))
             context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_api_docs_render_with_the_network_blocked(ui_server, browser):
+    """/docs (Swagger UI) and /redoc load everything from this server: with every other host
+    blocked, both render the operations."""
+    from urllib.parse import urlparse
+
+    server, _ = ui_server
+    own = urlparse(server.base_url).netloc
+    blocked: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def gate(route: Any) -> None:
+        if urlparse(route.request.url).netloc == own:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.goto(server.base_url + "/docs", wait_until="load")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    for p in ("/api/ask", "/api/briefing", "/api/search", "/v1/chat/completions"):
+        assert any(t.replace("\u200b", "").strip() == p for t in paths), (p, paths)
+    page.locator(".opblock-summary-path", has_text="/v1/chat/completions").click()
+    page.wait_for_selector(".opblock.is-open .responses-wrapper")
+    assert "text/event-stream" in page.locator(".opblock.is-open").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "api-docs-offline.png"))
+
+    page.goto(server.base_url + "/redoc", wait_until="load")
+    page.wait_for_function("() => document.body.innerText.includes('Answer a question with cited source paragraphs')",
+                           timeout=30_000)
+    assert "A briefing: each question" in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "api-redoc-offline.png"))
+    # The one outside request: the "API docs by Redocly" footer logo that ReDoc's own bundle
+    # links to; offline it is simply missing. Every script, style and font came from here.
+    assert set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, blocked
+    context.close()
