@@ -217,3 +217,25 @@ def test_docx_drops_characters_xml_forbids():
     item = briefing.BriefingItem("問\x1b題\x00？", "答\x0b案。", True, (), None)
     doc = docx.Document(io.BytesIO(briefing.to_docx(briefing.Briefing((item,)))))
     assert "1. 問 題 ？" in [p.text for p in doc.paragraphs]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_docx_opens_in_libreoffice(client, tmp_path):
+    """LibreOffice (when installed) converts the briefing to PDF with every para_id in it."""
+    import shutil
+    import subprocess
+
+    soffice = shutil.which("soffice")
+    if not soffice or not shutil.which("pdftotext"):
+        pytest.skip("LibreOffice/pdftotext missing: apt-get install libreoffice-writer-nogui poppler-utils")
+    r = client.post("/api/briefing", json={"questions": QUESTIONS[:2], "format": "docx"})
+    path = tmp_path / "b.docx"
+    path.write_bytes(r.content)
+    subprocess.run([soffice, "--headless", f"-env:UserInstallation=file://{tmp_path}/lo", "--convert-to", "pdf",
+                    "--outdir", str(tmp_path), str(path)], check=True, capture_output=True, timeout=180)
+    text = subprocess.run(["pdftotext", str(tmp_path / "b.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    refs = docx_references(r.content)
+    assert refs and all(ref["para_id"] in text for ref in refs)
+    assert "參考資料 References" in text and "1. " + QUESTIONS[0] in text
