@@ -9,8 +9,9 @@ as the SDK's generic error, the traceback only in the server log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -159,3 +160,34 @@ def http_app(server: Any, *, host: str) -> Any:
         enable_dns_rebinding_protection=False)
     return server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, json_response=True,
                                       transport_security=security, host=host)
+
+
+class McpEndpoint:
+    """The /mcp route of the API app: the SDK's streamable-HTTP app, started by the app's lifespan.
+
+    The SDK's session manager runs once per instance, so each lifespan (a server start; a test
+    client entering the app again) builds a fresh one."""
+
+    def __init__(self, server: Any, *, host: str) -> None:
+        self.server = server
+        self.host = host
+        self.app: Any = None
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        app = http_app(self.server, host=self.host)
+        async with self.server.session_manager.run():
+            self.app = app
+            try:
+                yield
+            finally:
+                self.app = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            from rag.api.errors import error_response
+
+            response = error_response(503, "unavailable", "the MCP endpoint is not running (server starting or stopping)")
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

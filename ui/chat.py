@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,7 +197,7 @@ class ChatUI:
         from rag import briefing
 
         doc = briefing.from_answers(self.holder.get(), items, script=script)
-        folder = Path(tempfile.mkdtemp(prefix="rag-briefing-"))
+        folder = _export_folder()
         paths = []
         for fmt in ("docx", "md"):
             path = folder / briefing.file_name(doc, fmt)
@@ -223,6 +225,23 @@ class ChatUI:
     def status_tick(self) -> tuple[str, Any]:
         """The status line, polled while the index loads; the timer stops once it is settled."""
         return self.status(), gr.Timer(active=bool(self.holder.loading))
+
+
+EXPORTS = Path(tempfile.gettempdir()) / "rag-briefings"
+EXPORT_TTL_S = 3600  # Gradio copies each file into its own cache when it is sent
+
+
+def _export_folder() -> Path:
+    """A fresh folder for one export; folders older than an hour are removed on the way."""
+    EXPORTS.mkdir(exist_ok=True)
+    now = time.time()
+    for old in EXPORTS.iterdir():
+        try:
+            if now - old.stat().st_mtime > EXPORT_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=EXPORTS))
 
 
 def answer_from_dict(d: dict[str, Any]) -> Any:

@@ -39,17 +39,17 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
     ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads."""
     settings = settings or get_settings()
     holder = ServiceHolder(settings, service)
-    from rag.mcp_server import build_server, http_app
+    from rag.mcp_server import McpEndpoint, build_server
 
     mcp = build_server(holder.get)
-    mcp_app = http_app(mcp, host=settings.host)
+    mcp_endpoint = McpEndpoint(mcp, host=settings.host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not holder.ready:
             holder.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
             threading.Thread(target=holder.load, name="rag-load-index", daemon=True).start()
-        async with mcp.session_manager.run():
+        async with mcp_endpoint.running():
             yield
 
     app = FastAPI(
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
     app.include_router(documents.router, dependencies=keyed)
     app.include_router(openai.build_router(models, settings.max_question_chars), dependencies=keyed)
     app.include_router(briefing.build_router(models), dependencies=keyed)
-    app.router.routes.append(Route("/mcp", endpoint=auth.KeyGuard(mcp_app, app.state.api_keys)))
+    app.router.routes.append(Route("/mcp", endpoint=auth.KeyGuard(mcp_endpoint, app.state.api_keys)))
     _add_offline_docs(app)
     _add_json_fallbacks(app)
 

@@ -43,6 +43,7 @@ class CitationOut(_Open):
 class AnswerOut(_Open):
     answer: str
     abstained: bool
+    abstain_reason: str | None = Field(None, description="Why nothing is cited (set when abstained)")
     citations: list[CitationOut]
     timings_ms: dict[str, float]
     warnings: list[str] = []
