@@ -380,11 +380,40 @@ def _abstain(
     config: str | None,
     warnings: Sequence[str] = (),
     timings: dict[str, float] | None = None,
+    *,
+    reason: str,
 ) -> Answer:
     message = ABSTAIN_MESSAGES[lang]
     if config and lang != "en":
         message = convert_script(message, config)
-    return Answer(message, True, (), dict(timings or {}), tuple(warnings))
+    return Answer(message, True, (), dict(timings or {}), tuple(warnings), reason)
+
+
+def abstain_reason(hits: Sequence[Hit], floor: float) -> str:
+    """Why nothing is cited: no paragraph retrieved, or the best one below the relevance floor."""
+    if not hits:
+        return "no paragraph was retrieved for this question"
+    best = max(hits, key=_relevance)
+    return (f"no paragraph reached the relevance floor {floor:.2f} (RAG_MIN_SCORE); the best, "
+            f"{best.para_id}, scored {_relevance(best):.2f}")
+
+
+def in_script(answer: Answer, script: str | None) -> Answer:
+    """``answer`` (shown in the original script) converted to the display ``script``.
+
+    The chat re-renders a shown answer with this when the script toggle changes, instead of
+    asking again; the service converts its answers the same way, so both agree exactly.
+    """
+    config = script_config(script)
+    if not config:
+        return answer
+    citations = tuple(
+        replace(c, title=convert_script(c.title, config), text=shown, highlights=tuple(moved),
+                original_text=c.text if shown != c.text else None)
+        for c in answer.citations
+        for shown, moved in [display(c.text, config, c.highlights)]
+    )
+    return replace(answer, answer=convert_script(answer.answer, config), citations=citations)
 
 
 def extractive_answer(
@@ -399,7 +428,7 @@ def extractive_answer(
     lang = detect_lang(question)
     picked = select_sentences(question, hits[:MAX_PARAGRAPHS], encoder=encoder)
     if not picked:
-        return _abstain(lang, config, warnings)
+        return _abstain(lang, config, warnings, reason="no sentence of the retrieved paragraphs could be quoted")
     order = sorted(picked)  # by hit rank, then position in the paragraph
     ranks = list(dict.fromkeys(rank for rank, _, _ in order))
     number = {rank: i for i, rank in enumerate(ranks, 1)}
@@ -505,12 +534,21 @@ def answer_from_hits(
     sentences by embedding when the question shares no words with the paragraphs.
     """
     t0 = time.perf_counter()
-    config = script_config(script)
+    script_config(script)  # a bad script name fails before any work
+    answer = _answer_original(question, hits, settings, generator=generator, encoder=encoder, t0=t0)
+    return in_script(answer, script)
+
+
+def _answer_original(
+    question: str, hits: list[Hit], settings: Settings, *, generator: Generator | None,
+    encoder: Any, t0: float,
+) -> Answer:
+    """The answer in the source's own script (``in_script`` converts it for display)."""
     lang = detect_lang(question)
     floor = relevance_floor(settings)
     above = [h for h in hits if _relevance(h) >= floor]
     if not above:
-        return _abstain(lang, config, timings={"answer": _ms(t0)})
+        return _abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor))
     warnings: list[str] = []
     if generator is None and settings.llm_base_url:
         try:
@@ -520,15 +558,13 @@ def answer_from_hits(
     if generator is not None:
         t1 = time.perf_counter()
         try:
-            answer = generated_answer(
-                question, above[:MAX_GEN_PARAGRAPHS], generator, config=config
-            )
+            answer = generated_answer(question, above[:MAX_GEN_PARAGRAPHS], generator)
             return replace(answer, timings_ms={"generate": _ms(t1)})
         except _Fallback as exc:
             warnings.extend(exc.warnings)
         except Exception as exc:  # never an error page: any generator failure -> extractive
             warnings.append(describe_failure(exc))
-    answer = extractive_answer(question, above, config=config, encoder=encoder, warnings=warnings)
+    answer = extractive_answer(question, above, encoder=encoder, warnings=warnings)
     return replace(answer, timings_ms={"extract": _ms(t0)})
 
 
@@ -538,6 +574,8 @@ def _ms(t0: float) -> float:
 
 __all__ = [
     "ABSTAIN_MESSAGES",
+    "abstain_reason",
+    "in_script",
     "DEFAULT_MIN_SCORE",
     "SCRIPTS",
     "answer_from_hits",

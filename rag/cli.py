@@ -1,4 +1,4 @@
-"""The `rag` command: index, verify, search, ask, serve, eval. Domain errors become one clean line."""
+"""The `rag` command: index, verify, search, ask, brief, serve, mcp, eval. Domain errors become one clean line."""
 
 from __future__ import annotations
 
@@ -183,9 +183,66 @@ def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     click.echo(answer.answer)
+    if answer.abstained and answer.abstain_reason:
+        click.echo(f"(no source cited: {answer.abstain_reason})")
+    for w in answer.warnings:
+        click.echo(f"warning: {w}", err=True)
     for c in answer.citations:
         click.echo(f"\n[{c.n}] {c.title} ({c.date or 'n.d.'}) {c.source}  {c.para_id}")
         click.echo(f"    {c.text}")
+
+
+@main.command("brief")
+@click.argument("questions", type=click.Path(path_type=Path, allow_dash=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("briefing.docx"), show_default=True,
+              help="The file to write; its suffix (.docx or .md) sets the format.")
+@click.option("--script", type=click.Choice(["original", "hant", "hans", "hk", "tw"]), default="original",
+              help="Script of the answers and paragraphs.")
+@click.option("-k", "k", default=5, show_default=True, help="Paragraphs to consider per question.")
+@click.option("--title", default=None, help="Document title (default 簡報 Briefing).")
+@index_option
+def brief_cmd(questions: Path, output: Path, script: str, k: int, title: str | None, index: str | None) -> None:
+    """Ask each question of QUESTIONS (one a line, `#` comments; `-` reads standard input) and
+    write a briefing: each question, its answer and numbered references."""
+    from dataclasses import replace
+
+    from rag import briefing
+    from rag.service import check_k, clean_question
+
+    fmt = output.suffix.lower().lstrip(".")
+    if fmt not in briefing.FORMATS:
+        raise click.UsageError(f"-o must end in .docx or .md, got {output.name!r}")
+    text = sys.stdin.read() if str(questions) == "-" else questions.read_text(encoding="utf-8")
+    asked = briefing.read_questions(text.splitlines())
+    if not asked:
+        raise click.UsageError(f"{questions} has no questions (one a line; blank lines and # comments are skipped)")
+    settings = _settings(index)
+    for i, q in enumerate(asked, 1):
+        clean_question(q, settings, field=f"question {i}")
+    check_k(k)
+    doc = briefing.from_questions(_service(index), asked, script=script, k=k)
+    if title:
+        doc = replace(doc, title=title)
+    output.write_bytes(briefing.render(doc, fmt))
+    refs = sum(len(item.references) for item in doc.items)
+    unanswered = sum(1 for item in doc.items if item.abstained)
+    click.echo(f"wrote {output}: {len(doc.items)} questions, {refs} references"
+               + (f", {unanswered} without a source" if unanswered else ""))
+
+
+@main.command("mcp")
+@index_option
+def mcp_cmd(index: str | None) -> None:
+    """Serve the corpus as an MCP server over stdio (tools: search, ask, get_paragraph, list_documents).
+
+    Point an MCP client at `rag mcp --index DIR`; the index and model load before it answers."""
+    import logging
+
+    from rag.mcp_server import build_server
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
+    svc = _service(index)
+    build_server(lambda: svc).run("stdio")
 
 
 @main.command("serve")

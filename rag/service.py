@@ -6,7 +6,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -217,18 +218,34 @@ class RagService:
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
     ) -> Answer:
-        from rag.answer import answer_from_hits
+        steps = dict(self.ask_steps(question, k, history=history, script=script))
+        return steps["answer"]
+
+    def ask_steps(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        history: Sequence[dict[str, Any]] | None = None,
+        script: str | None = None,
+    ) -> Iterator[tuple[str, Any]]:
+        """``("retrieved", hits)`` once retrieval is done, then ``("answer", Answer)``.
+
+        The chat shows each step as it happens (a generated answer can take seconds)."""
+        from rag.answer import answer_from_hits, script_config
 
         _single_threaded_here()
         question = clean_question(question, self.settings)
         k = check_k(k)
+        script_config(script)
         t0 = time.perf_counter()
         hits = self.retriever.search(contextualise(question, history), k)
         t1 = time.perf_counter()
+        yield "retrieved", hits
         answer = answer_from_hits(question, hits, self.settings, script=script)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
-        return Answer(answer.answer, answer.abstained, answer.citations, {**answer.timings_ms, **timings}, answer.warnings)
+        yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

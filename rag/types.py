@@ -108,11 +108,13 @@ class Answer:
     citations: tuple[Citation, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    abstain_reason: str | None = None  # why nothing was cited (set when ``abstained``)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": dict(self.timings_ms),
             "warnings": list(self.warnings),

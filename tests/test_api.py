@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -73,11 +74,25 @@ def test_health_and_ready(client, service):
 
 def test_docs_and_ui_share_the_app(client):
     assert "swagger" in client.get("/docs").text.lower()
-    paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/api/ask", "/api/search", "/api/documents", "/api/documents/{doc_id}",
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for p in ("/api/ask", "/api/search", "/api/briefing", "/api/documents", "/api/documents/{doc_id}",
               "/api/paragraphs/{para_id}", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz"):
         assert p in paths, p
+    # The streaming chat completion is declared as server-sent events, beside the JSON reply.
+    content = paths["/v1/chat/completions"]["post"]["responses"]["200"]["content"]
+    assert set(content) == {"application/json", "text/event-stream"}
+    assert "text/markdown" in paths["/api/briefing"]["post"]["responses"]["200"]["content"]
     # The chat UI is mounted at / but the API routes registered before it still win.
+    # Docs pages load their scripts and styles from this server, never from a CDN.
+    for page in ("/docs", "/redoc"):
+        html_ = client.get(page).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html_)
+        assert assets and all(a.startswith("/") for a in assets), assets
+        assert "cdn." not in html_ and "fonts.googleapis" not in html_
+        for a in assets:
+            r = client.get(a)
+            assert r.status_code == 200 and len(r.content) > 100, a
     ui = client.get("/")
     assert ui.status_code == 200 and "<html" in ui.text.lower()
     assert client.get("/healthz").headers["content-type"].startswith("application/json")

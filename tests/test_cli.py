@@ -66,3 +66,29 @@ def test_search_json_shape(corpus_service, corpus_settings):
     body = json.loads(result.output)
     assert len(body["hits"]) == 3
     assert {"n", "doc_id", "para_id", "title", "source", "text", "score", "highlights"} <= set(body["hits"][0])
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_ask_prints_warnings_and_the_abstention_reason(tmp_path_factory, encoder, monkeypatch):
+    from rag.config import get_settings
+    from tests.server_utils import tiny_index
+
+    _, index_dir = tiny_index(tmp_path_factory.mktemp("cli-ask"), encoder)
+    result = CliRunner().invoke(main, ["ask", "What will the weather be like on Mars next Tuesday?",
+                                       "--index", str(index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "No source found" in result.output
+    assert "(no source cited: no paragraph reached the relevance floor" in result.output
+
+    # A generator that cannot be reached: the extractive answer, and the warning saying so.
+    monkeypatch.setenv("RAG_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RAG_LLM_TIMEOUT_S", "2")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["ask", "香港如何推動新型工業化？", "--index", str(index_dir)])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "warning: generator unavailable:" in result.output and "showing extractive answer" in result.output
+    assert "[1]" in result.output

@@ -85,6 +85,52 @@ def test_sources_panel_states():
     assert 'id="src-4-1" data-n="1" open' in panel and 'id="src-4-2" data-n="2">' in panel  # first one open
 
 
+class _StepService:
+    """A service whose ask_steps records when each step was asked for (no model needed)."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def ask_steps(self, question: str, k: int, *, history: Any = None) -> Any:
+        from rag.types import Answer, Citation, Hit
+
+        self.log.append("retrieve")
+        yield "retrieved", [Hit("d#p1", "d", "甲。", 0.9)] * 2
+        self.log.append("answer")
+        cit = Citation(1, "d", "d#p1", "標題", "src", "甲乙。", 0.9, ((0, 3),))
+        yield "answer", Answer("甲乙。 [1]", False, (cit,), {}, ("citation check: flagged",))
+
+    def document(self, doc_id: str) -> Any:
+        return type("Doc", (), {"flags": ("mojibake: 1 run",)})()
+
+
+class _Holder:
+    def __init__(self, service: Any) -> None:
+        self.service = service
+        self.loading = False
+
+    def get(self) -> Any:
+        return self.service
+
+
+def test_respond_yields_real_steps():
+    """Each yield is a step as it happens: placeholder, retrieval done, answer (no replay)."""
+    from rag.ui.chat import COMPOSING, THINKING, ChatUI
+
+    service = _StepService()
+    steps = ChatUI(_Holder(service)).respond("問題？", [], None, "hans", 3)
+    _, chat, _, _ = next(steps)
+    assert chat[-1]["content"] == THINKING and service.log == []
+    _, chat, _, _ = next(steps)
+    assert chat[-1]["content"] == COMPOSING.format(n=2) and service.log == ["retrieve"]
+    _, chat, sources, state = next(steps)
+    assert service.log == ["retrieve", "answer"]
+    assert "甲乙。" in chat[-1]["content"] and "answer-warn" in chat[-1]["content"]  # Simplified, warned
+    assert "src-flag" in sources and "mojibake" in sources
+    assert state["answers"]["1"]["answer"] == "甲乙。 [1]"  # kept in the source's script
+    assert next(steps, None) is None
+
+
 # -- the browser (slow) -------------------------------------------------------------------------------
 
 
@@ -125,6 +171,10 @@ class ChatPage:
         self.turn = 0
         self.dialogs: list[str] = []
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
+        # The answer's own text: without the warnings, the abstention reason and the actions under it.
+        page.add_init_script("""window.__answerText = (el) => { const c = el.cloneNode(true);
+            c.querySelectorAll('.answer-warn, .answer-actions, .abstain-reason').forEach(x => x.remove());
+            return c.textContent; };""")
         page.goto(base_url + "/", wait_until="load")
         page.wait_for_selector("#question textarea", timeout=60_000)
         page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Index')")
@@ -136,7 +186,7 @@ class ChatPage:
             window.__snaps = []; clearInterval(window.__snapTimer);
             window.__snapTimer = setInterval(() => {
               const bots = document.querySelectorAll('#chat [data-testid="bot"]');
-              const t = bots.length ? bots[bots.length - 1].innerText : '';
+              const t = bots.length ? window.__answerText(bots[bots.length - 1]) : '';
               if (t && window.__snaps[window.__snaps.length - 1] !== t) window.__snaps.push(t);
             }, 4);
         }""")
@@ -149,7 +199,7 @@ class ChatPage:
     def wait_answer(self, expected_answer: str) -> None:
         self.page.wait_for_function(
             """(want) => { const bots = document.querySelectorAll('#chat [data-testid="bot"]');
-                 return bots.length && bots[bots.length - 1].innerText.replace(/\\s+/g, '') === want; }""",
+                 return bots.length && window.__answerText(bots[bots.length - 1]).replace(/\\s+/g, '') === want; }""",
             arg=_strip(expected_answer), timeout=60_000)
 
     def clear(self) -> None:
@@ -167,9 +217,12 @@ class ChatPage:
 
 
 def _assert_streamed(snaps: list[str], final: str) -> None:
-    partial = {_strip(s) for s in snaps} - {_strip(final)}
-    partial = {s for s in partial if s and _strip(final).startswith(s)}
-    assert len(partial) >= 2, f"the answer did not stream: {snaps}"
+    """The answer ends as ``final`` and passed through nothing but the step placeholders (no
+    replayed pieces). Which placeholders a poll catches depends on timing (a step can last
+    under a millisecond); their order is checked in ``test_respond_yields_real_steps``."""
+    assert snaps and _strip(snaps[-1]) == _strip(final), snaps
+    for s in snaps[:-1]:
+        assert "Searching the sources" in s or "composing the answer" in s, snaps
 
 
 def _assert_cards(chat: ChatPage, answer: dict[str, Any]) -> None:
@@ -183,16 +236,46 @@ def _assert_cards(chat: ChatPage, answer: dict[str, Any]) -> None:
     assert marks.count() >= 1 and marks.first.inner_text().strip()
 
 
+VIEWPORTS = {
+    "1280": {"viewport": {"width": 1280, "height": 900}},
+    "390": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True},
+}
+
+
+def _click(chat: ChatPage, locator: Any) -> None:
+    """A tap on a phone, a click elsewhere."""
+    if chat.page.viewport_size and chat.page.viewport_size["width"] < 600:
+        locator.tap()
+    else:
+        locator.click()
+
+
+def _count_asks(monkeypatch: Any, service: Any) -> list[str]:
+    """Record every question the chat sends to the service."""
+    calls: list[str] = []
+    real = service.ask_steps
+
+    def spy(question: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(question)
+        return real(question, *args, **kwargs)
+
+    monkeypatch.setattr(service, "ask_steps", spy)
+    return calls
+
+
 @pytest.mark.slow
 @pytest.mark.model
-def test_chat_in_three_languages(ui_server, browser):
+@pytest.mark.parametrize("width", VIEWPORTS)
+def test_chat_in_three_languages(ui_server, browser, monkeypatch, width):
     from rag.ui.render import citation_text
 
     server, service = ui_server
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-HK",
+    asks = _count_asks(monkeypatch, service)
+    context = browser.new_context(**VIEWPORTS[width], locale="zh-HK",
                                   permissions=["clipboard-read", "clipboard-write"])
     chat = ChatPage(context.new_page(), server.base_url)
     page = chat.page
+    height = VIEWPORTS[width]["viewport"]["height"]
 
     # Traditional: a streamed answer, numbered cards with highlighted support.
     q = "香港如何推動新型工業化？"
@@ -200,18 +283,19 @@ def test_chat_in_three_languages(ui_server, browser):
     snaps = chat.ask(q, answer["answer"])
     _assert_streamed(snaps, answer["answer"])
     _assert_cards(chat, answer)
-    chat.shot("chat-zh-hant-1280")
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= int(width), "horizontal scrolling"
+    chat.shot(f"chat-zh-hant-{width}")
 
     # Open a citation from its [n] marker: the card opens and scrolls into view.
     n = max(c["n"] for c in answer["citations"])
     if n == 1:
         chat.card(1).evaluate("el => el.open = false")
     assert chat.card(n).get_attribute("open") is None or n == 1
-    page.locator(f"#chat a.cite[href='#src-{chat.turn}-{n}']").last.click()
+    _click(chat, page.locator(f"#chat a.cite[href='#src-{chat.turn}-{n}']").last)
     page.wait_for_function(f"() => document.getElementById('src-{chat.turn}-{n}').open")
     page.wait_for_timeout(600)  # smooth scroll
     box = chat.card(n).bounding_box()
-    assert box and 0 <= box["y"] < 900, box
+    assert box and 0 <= box["y"] < height, box
 
     # Copy citation: the button puts the briefing-ready citation on the clipboard.
     want = citation_text(answer["answer"], answer["citations"][0])
@@ -219,22 +303,29 @@ def test_chat_in_three_languages(ui_server, browser):
     assert button.get_attribute("data-cite") == want
     for fragment in (answer["citations"][0]["para_id"], answer["citations"][0]["title"], answer["citations"][0]["text"]):
         assert fragment in want
+    button.scroll_into_view_if_needed()
     button.click()
     page.wait_for_function("() => window.__ragLastCopied !== undefined")
     assert page.evaluate("() => window.__ragLastCopied") == want
     assert "Copied" in button.inner_text()
     assert page.evaluate("() => navigator.clipboard.readText()") == want
 
-    # Script toggle: the last answer and its cards are shown again in Simplified.
-    hans = service.ask(q, 5, script="hans").to_dict()
-    page.locator("#script label", has_text="简体").click()
-    chat.wait_answer(hans["answer"])
-    page.wait_for_function("(t) => document.querySelector('#sources .src-card .src-text').innerText.includes(t)",
-                           arg=hans["citations"][0]["text"][:12])
-    assert "工业化" in chat.card(1).inner_text()
-    chat.shot("chat-script-hans-1280")
+    # Script toggle: the shown answer and its cards are shown again in Simplified, then in
+    # Hong Kong script, without asking again.
+    expected_in = {name: service.ask(q, 5, script=name).to_dict() for name in ("hans", "hk")}
+    asked = len(asks)  # (the spy also counts the test's own service.ask calls, made above)
+    for name, script in (("hans", "简体"), ("hk", "香港")):
+        shown = expected_in[name]
+        page.locator("#script label", has_text=script).click()
+        chat.wait_answer(shown["answer"])
+        page.wait_for_function("(t) => document.querySelector('#sources .src-card .src-text').innerText.includes(t)",
+                               arg=shown["citations"][0]["text"][:12])
+        if name == "hans":
+            assert "工业化" in chat.card(1).inner_text()
+            chat.shot(f"chat-script-hans-{width}")
     page.locator("#script label", has_text="原文").click()
     chat.wait_answer(answer["answer"])
+    assert len(asks) == asked, "the script toggle asked the question again"
 
     # Simplified and English questions (fresh conversations, so no follow-up context).
     for name, question in (("zh-hans", "什么是新质生产力？"), ("en", "How is Hong Kong promoting new industrialisation?")):
@@ -244,7 +335,7 @@ def test_chat_in_three_languages(ui_server, browser):
         snaps = chat.ask(question, expected["answer"])
         _assert_streamed(snaps, expected["answer"])
         _assert_cards(chat, expected)
-        chat.shot(f"chat-{name}-1280")
+        chat.shot(f"chat-{name}-{width}")
 
     # A question the corpus cannot answer shows the "no source found" state.
     chat.clear()
@@ -254,7 +345,11 @@ def test_chat_in_three_languages(ui_server, browser):
     chat.ask(q, "找不到可引用的來源 · No source found" + expected["answer"])
     assert page.locator("#sources .no-source").is_visible()
     assert "No source found" in page.locator("#sources .no-source").inner_text()
-    chat.shot("chat-no-source-1280")
+    # Why nothing was cited is said, under the answer and in the panel.
+    assert expected["abstain_reason"] and "relevance floor" in expected["abstain_reason"]
+    assert page.locator("#chat .abstain-reason").last.inner_text() == expected["abstain_reason"]
+    assert expected["abstain_reason"] in page.locator("#sources .ns-reason").inner_text()
+    chat.shot(f"chat-no-source-{width}")
     assert not chat.dialogs
     context.close()
 
@@ -310,3 +405,201 @@ def test_phone_width(ui_server, browser):
     page.screenshot(path=str(ARTIFACTS / "chat-phone-390-card.png"))
     context.close()
 
+
+
+def _set_k(chat: ChatPage, k: int) -> None:
+    box = chat.page.locator("#k input[type='number']")
+    box.fill(str(k))
+    box.press("Enter")
+    chat.page.wait_for_function("(k) => document.querySelector('#k input[type=range]').value == String(k)", arg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.parametrize("width", VIEWPORTS)
+def test_k_and_the_briefing(ui_server, browser, width, tmp_path):
+    from tests.test_briefing import check_against_index, docx_references
+
+    server, service = ui_server
+    context = browser.new_context(**VIEWPORTS[width], accept_downloads=True)
+    chat = ChatPage(context.new_page(), server.base_url)
+    page = chat.page
+    q = "香港如何推動新型工業化？"
+
+    # k is the most paragraphs an answer may cite: 1 gives one card, 3 gives what ask(k=3) cites.
+    _set_k(chat, 1)
+    one = service.ask(q, 1).to_dict()
+    chat.ask(q, one["answer"])
+    assert len(one["citations"]) == 1 and page.locator(f"#sources .src-list[data-turn='{chat.turn}'] .src-card").count() == 1
+    _set_k(chat, 3)
+    three = service.ask(q, 3).to_dict()
+    assert len(three["citations"]) >= 2, three
+    chat.clear()
+    chat.ask(q, three["answer"])
+    _assert_cards(chat, three)
+
+    # Collect three answers (one unanswered) into the briefing, reorder, remove, export.
+    questions = [q, "什么是新质生产力？", "What will the weather be like on Mars next Tuesday?"]
+    chat.clear()
+    for i, question in enumerate(questions, 1):
+        chat.ask(question, service.ask(question, 3, history=_history(service, questions[: i - 1])).to_dict()["answer"])
+        _click(chat, page.locator("#chat a.add-brief").last)
+        page.wait_for_function("(n) => document.querySelectorAll('#brief-panel .brief-item').length === n", arg=i)
+    assert "✓" in page.locator("#chat a.add-brief").last.inner_text()
+    assert page.locator("#brief-heading").inner_text().strip().endswith("3")
+
+    def order() -> list[str]:
+        return [t.strip() for t in page.locator("#brief-panel .brief-q").evaluate_all(
+            "els => els.map(e => e.firstChild.textContent)")]
+
+    assert order() == questions
+    _click(chat, page.locator("#brief-panel .brief-item").nth(2).locator("a.brief-up"))
+    page.wait_for_function("(q) => document.querySelectorAll('#brief-panel .brief-q')[1].firstChild.textContent === q",
+                           arg=questions[2])
+    assert order() == [questions[0], questions[2], questions[1]]
+    _click(chat, page.locator("#brief-panel .brief-item").nth(0).locator("a.brief-down"))
+    page.wait_for_function("(q) => document.querySelectorAll('#brief-panel .brief-q')[0].firstChild.textContent === q",
+                           arg=questions[2])
+    _click(chat, page.locator("#brief-panel .brief-item").nth(0).locator("a.brief-remove"))
+    page.wait_for_function("() => document.querySelectorAll('#brief-panel .brief-item').length === 2")
+    assert order() == [questions[0], questions[1]]
+    page.locator("#brief-panel").scroll_into_view_if_needed()
+    chat.shot(f"chat-briefing-{width}")
+
+    # Export in the display script chosen now (香港): the .docx references match the index.
+    page.locator("#script label", has_text="香港").click()
+    page.wait_for_timeout(500)
+    with page.expect_download() as dl:
+        _click(chat, page.locator("#brief-docx"))
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    assert re.fullmatch(r"briefing-\d{8}-\d{6}\.docx", path.name)
+    refs = docx_references(path.read_bytes())
+    cited = [c["para_id"] for question in questions[:2] for c in service.ask(question, 3).to_dict()["citations"]]
+    assert [r["para_id"] for r in refs] == cited
+    check_against_index(refs, service, "s2hk")
+    with page.expect_download() as dl:
+        _click(chat, page.locator("#brief-md"))
+    md = Path(dl.value.path()).read_text(encoding="utf-8")
+    assert md.index("## 1. ") < md.index("## 2. ") and "參考資料 References" in md
+    assert not chat.dialogs
+    context.close()
+
+
+def _history(service: Any, earlier: list[str]) -> list[dict[str, str]]:
+    """The chat's history after asking ``earlier`` in one conversation (for the expected answer)."""
+    turns: list[dict[str, str]] = []
+    for question in earlier:
+        turns += [{"role": "user", "content": question},
+                  {"role": "assistant", "content": service.ask(question, 3, history=list(turns)).answer}]
+    return turns
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.parametrize("width", VIEWPORTS)
+def test_status_follows_loading_then_ready(tmp_path_factory, encoder, browser, width):
+    """The status line says "loading" while the index loads and "ready" once it is, without a reload."""
+    import threading
+
+    from rag.api.app import create_app
+    from rag.service import RagService
+    from tests.server_utils import serve_app, tiny_index
+
+    settings, index_dir = tiny_index(tmp_path_factory.mktemp("ui-status"), encoder)
+    app = create_app(settings)
+    holder = app.state.holder
+    release = threading.Event()
+
+    def slow_load() -> None:  # the real open, held until the page has shown "loading"
+        release.wait(60)
+        holder.service = RagService.open(index_dir, settings, encoder=encoder)
+        holder.loading = False
+
+    holder.load = slow_load
+    with serve_app(app) as server:
+        context = browser.new_context(**VIEWPORTS[width])
+        page = context.new_page()
+        page.goto(server.base_url + "/", wait_until="load")
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Index is loading')",
+                               timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / f"chat-status-loading-{width}.png"))
+        release.set()
+        page.wait_for_function("() => document.querySelector('#status')?.innerText.includes('Ready')", timeout=60_000)
+        status = page.locator("#status").inner_text()
+        assert "4 篇文件 documents" in status and "loading" not in status
+        context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+@pytest.mark.parametrize("width", VIEWPORTS)
+def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
+    """A generated answer whose citation check flagged a sentence shows the warnings under it."""
+    from rag.api.app import create_app
+    from rag.service import RagService
+    from tests.llm_stub import LLMStub
+    from tests.server_utils import serve_app, tiny_index
+
+    base, index_dir = tiny_index(tmp_path_factory.mktemp("ui-warn"), encoder)
+    with LLMStub() as stub:
+        stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1] 另見來源。[7]"
+        settings = base.model_copy(update={"llm_base_url": stub.base_url})
+        service = RagService.open(index_dir, settings, encoder=encoder)
+        q = "香港如何推動新型工業化？"
+        expected = service.ask(q, 5).to_dict()
+        assert expected["warnings"] and any("not supported" in w for w in expected["warnings"]), expected
+        with serve_app(create_app(settings, service=service)) as server:
+            context = browser.new_context(**VIEWPORTS[width])
+            chat = ChatPage(context.new_page(), server.base_url)
+            chat.ask(q, expected["answer"])
+            box = chat.page.locator("#chat .answer-warn").last
+            assert box.is_visible()
+            text = box.inner_text()
+            for w in expected["warnings"]:
+                assert w[:60] in text, (w, text)
+            box.scroll_into_view_if_needed()
+            chat.page.screenshot(path=str(ARTIFACTS / f"chat-warnings-{width}.png"))
+            context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_api_docs_render_with_the_network_blocked(ui_server, browser):
+    """/docs (Swagger UI) and /redoc load everything from this server: with every other host
+    blocked, both render the operations."""
+    from urllib.parse import urlparse
+
+    server, _ = ui_server
+    own = urlparse(server.base_url).netloc
+    blocked: list[str] = []
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+    def gate(route: Any) -> None:
+        if urlparse(route.request.url).netloc == own:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", gate)
+    page = context.new_page()
+    page.goto(server.base_url + "/docs", wait_until="load")
+    page.wait_for_selector(".opblock-summary-path", timeout=30_000)
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    for p in ("/api/ask", "/api/briefing", "/api/search", "/v1/chat/completions"):
+        assert any(t.replace("\u200b", "").strip() == p for t in paths), (p, paths)
+    page.locator(".opblock-summary-path", has_text="/v1/chat/completions").click()
+    page.wait_for_selector(".opblock.is-open .responses-wrapper")
+    assert "text/event-stream" in page.locator(".opblock.is-open").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "api-docs-offline.png"))
+
+    page.goto(server.base_url + "/redoc", wait_until="load")
+    page.wait_for_function("() => document.body.innerText.includes('Answer a question with cited source paragraphs')",
+                           timeout=30_000)
+    assert "A briefing: each question" in page.locator("body").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "api-redoc-offline.png"))
+    # The one outside request: the "API docs by Redocly" footer logo that ReDoc's own bundle
+    # links to; offline it is simply missing. Every script, style and font came from here.
+    assert set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, blocked
+    context.close()

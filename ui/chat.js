@@ -1,5 +1,7 @@
 // Chat behaviour that Gradio components do not offer: [n] markers open their source card,
-// and "copy citation" buttons put a briefing-ready citation on the clipboard.
+// "copy citation" buttons put a briefing-ready citation on the clipboard, and the briefing
+// links ("add to briefing", move up/down, remove) send a command to the server through a
+// hidden textbox + button pair (#brief-cmd, #brief-cmd-btn).
 (() => {
   if (window.__ragChat) return;
   window.__ragChat = true;
@@ -36,9 +38,41 @@
     return ok;
   }
 
+  let nonce = 0;
+  function sendCommand(cmd) {
+    const box = document.querySelector("#brief-cmd textarea, #brief-cmd input");
+    const run = document.getElementById("brief-cmd-btn");
+    if (!box || !run) return false;
+    nonce += 1;
+    box.value = `${cmd}:${Date.now()}-${nonce}`; // always a new value, so Gradio sees a change
+    box.dispatchEvent(new Event("input", { bubbles: true }));
+    setTimeout(() => run.click(), 30);
+    return true;
+  }
+
   document.addEventListener("click", (ev) => {
     const target = ev.target instanceof Element ? ev.target : null;
     if (!target) return;
+    const add = target.closest("a.add-brief");
+    if (add) {
+      ev.preventDefault();
+      ev.stopPropagation();
+      // The command rides in the href (#brief-add-<turn>): the chat's sanitiser drops data-* attributes.
+      const turn = (add.getAttribute("href") || "").replace(/^#brief-add-/, "");
+      if (sendCommand(`add:${turn}`)) {
+        add.textContent = "✓ 已加入簡報 Added to briefing";
+        add.classList.add("added");
+      }
+      return;
+    }
+    const ctl = target.closest("a.brief-ctl");
+    if (ctl) {
+      ev.preventDefault();
+      ev.stopPropagation();
+      const m = /^#brief-(up|down|remove)-(\d+)$/.exec(ctl.getAttribute("href") || "");
+      if (m && ctl.getAttribute("aria-disabled") !== "true") sendCommand(`${m[1]}:${m[2]}`);
+      return;
+    }
     const cite = target.closest('a.cite, a[href^="#src-"]');
     if (cite) {
       const id = (cite.getAttribute("href") || "").replace(/^#/, "");

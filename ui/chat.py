@@ -1,15 +1,19 @@
 """The Gradio chat, mounted at ``/`` of the API app; it calls the service in-process.
 
 Layout: the conversation on the left (stacked on top on a phone), the numbered source cards
-of the latest answer on the right. ``chat.js`` (loaded in the page head) opens a card from
-its ``[n]`` marker and copies citations; ``chat.css`` styles both.
+of the latest answer and the briefing panel on the right. ``chat.js`` (loaded in the page
+head) opens a card from its ``[n]`` marker, copies citations and sends the briefing actions
+("add to briefing", move, remove); ``chat.css`` styles them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,12 +26,18 @@ from fastapi import FastAPI  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 
-from .render import EMPTY_SOURCES, SCRIPT_CHOICES, escape_md, render_answer, render_sources  # noqa: E402
+from .render import (  # noqa: E402
+    EMPTY_SOURCES,
+    SCRIPT_CHOICES,
+    escape_md,
+    render_answer,
+    render_briefing,
+    render_sources,
+)
 
 log = logging.getLogger("rag.ui")
 HERE = Path(__file__).resolve().parent
 MAX_TURNS = 10  # earlier turns kept as retrieval context
-STREAM_DELAY_S = 0.03  # pacing between streamed pieces, so the answer visibly streams
 
 EXAMPLES = [
     ("繁", "香港如何推動新型工業化？"),
@@ -35,6 +45,8 @@ EXAMPLES = [
     ("EN", "How is Hong Kong promoting new industrialisation?"),
 ]
 THINKING = "<span class='thinking'>正在查找來源… Searching the sources…</span>"
+COMPOSING = "<span class='thinking'>找到 {n} 段，正在組織答案… Found {n} paragraphs; composing the answer…</span>"
+LOADING = "索引載入中… Index is loading…"
 
 HEADER = """
 <div class="app-header">
@@ -45,41 +57,70 @@ HEADER = """
 """
 
 
-def _pieces(text: str) -> Iterator[str]:
-    from rag.answer import stream_pieces
+def _k_max(settings: Settings | None) -> int:
+    """What ``k`` can change: the paragraphs an answer may draw on (3 extractive, 5 generated)."""
+    from rag.answer import MAX_GEN_PARAGRAPHS, MAX_PARAGRAPHS
 
-    yield from stream_pieces(text)
+    return MAX_GEN_PARAGRAPHS if settings is not None and settings.llm_base_url else MAX_PARAGRAPHS
 
 
 class ChatUI:
-    """Event handlers over one ServiceHolder; the state is per browser session."""
+    """Event handlers over one ServiceHolder; the state is per browser session.
 
-    def __init__(self, holder: Any, stream_delay_s: float = STREAM_DELAY_S) -> None:
+    Answers are kept in the source's own script (``state["answers"]``, by turn) and converted
+    for display, so the script toggle re-renders them without asking again."""
+
+    def __init__(self, holder: Any) -> None:
         self.holder = holder
-        self.stream_delay_s = stream_delay_s
 
     @staticmethod
     def new_state() -> dict[str, Any]:
-        return {"turns": [], "last": None, "turn": 0}
+        return {"turns": [], "turn": 0, "answers": {}, "bubbles": [], "briefing": []}
 
-    def _ask(self, question: str, k: int, history: list[dict[str, str]], script: str) -> dict[str, Any]:
-        return self.holder.get().ask(question, int(k), history=history, script=script).to_dict()
+    # -- rendering ----------------------------------------------------------------------------
+    def _flags(self, answer: dict[str, Any]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for c in answer.get("citations") or ():
+            try:
+                out[c["doc_id"]] = list(self.holder.get().document(c["doc_id"]).flags)
+            except RagError:
+                pass
+        return out
 
+    @staticmethod
+    def _shown(answer: dict[str, Any], script: str) -> dict[str, Any]:
+        from rag.answer import in_script
+
+        return in_script(answer_from_dict(answer), script).to_dict()
+
+    @staticmethod
+    def _bubble(shown: dict[str, Any], turn: int) -> dict[str, str]:
+        return {"role": "assistant", "content": render_answer(
+            shown["answer"], len(shown["citations"]), turn, abstained=shown["abstained"],
+            warnings=shown.get("warnings") or (), reason=shown.get("abstain_reason"), actions=True)}
+
+    # -- events -------------------------------------------------------------------------------
     def respond(self, question: str, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
                 script: str, k: int) -> Iterator[tuple[Any, ...]]:
-        """Stream one answer: the question, a placeholder, then the answer piece by piece."""
-        state = state or self.new_state()
+        """Answer in steps, each shown as it happens: the question with a placeholder, the
+        retrieval result, the answer. Nothing waits between steps (no replay of a finished text)."""
+        state = dict(state or self.new_state())
         chat = list(chat or [])
         question = (question or "").strip()
         if not question:
             yield "", chat, gr.skip(), state
             return
-        turn = state["turn"] + 1
         chat += [{"role": "user", "content": escape_md(question)}, {"role": "assistant", "content": THINKING}]
         yield "", chat, gr.skip(), state
         history = state["turns"][-2 * MAX_TURNS :]
+        answer: dict[str, Any] | None = None
         try:
-            answer = self._ask(question, k, history, script)
+            for step, value in self.holder.get().ask_steps(question, int(k), history=history):
+                if step == "retrieved":
+                    chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(value))}
+                    yield "", chat, gr.skip(), state
+                else:
+                    answer = value.to_dict()
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": f"⚠️ {escape_md(str(exc))}"}
             yield "", chat, gr.skip(), state
@@ -89,61 +130,140 @@ class ChatUI:
             chat[-1] = {"role": "assistant", "content": "⚠️ 內部錯誤 Internal error; the server log has the details."}
             yield "", chat, gr.skip(), state
             return
-        n = len(answer["citations"])
-        sources = render_sources(answer, turn)
-        shown = ""
-        for piece in _pieces(answer["answer"]):
-            shown += piece
-            chat[-1] = {"role": "assistant", "content": render_answer(shown, n, turn, abstained=answer["abstained"])}
-            yield "", chat, sources, state
-            if self.stream_delay_s:
-                time.sleep(self.stream_delay_s)
-        chat[-1] = {"role": "assistant", "content": render_answer(answer["answer"], n, turn, abstained=answer["abstained"])}
+        assert answer is not None
+        turn = state["turn"] + 1
+        shown = self._shown(answer, script)
+        chat[-1] = self._bubble(shown, turn)
         state = {
+            **state,
             "turns": [*history, {"role": "user", "content": question}, {"role": "assistant", "content": answer["answer"]}],
-            "last": {"question": question, "history": history},
             "turn": turn,
+            "answers": {**state["answers"], str(turn): {**answer, "question": question, "id": uuid.uuid4().hex}},
+            "bubbles": [*state["bubbles"], [len(chat) - 1, turn]],
         }
-        yield "", chat, sources, state
+        yield "", chat, render_sources(shown, turn, self._flags(answer)), state
 
-    def rescript(self, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None, script: str,
-                 k: int) -> tuple[Any, ...]:
-        """Show the last answer and its sources again in the newly chosen script."""
-        if not state or not state.get("last") or not chat:
-            return gr.skip(), gr.skip(), state
-        last = state["last"]
-        try:
-            answer = self._ask(last["question"], k, last["history"], script)
-        except RagError as exc:
-            gr.Warning(str(exc))
-            return gr.skip(), gr.skip(), state
-        turn = state["turn"]
+    def rescript(self, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
+                 script: str) -> tuple[Any, ...]:
+        """Every shown answer and the latest sources again in ``script``; nothing is asked again."""
+        if not state or not state.get("bubbles") or not chat:
+            return gr.skip(), gr.skip()
         chat = list(chat)
-        chat[-1] = {"role": "assistant",
-                    "content": render_answer(answer["answer"], len(answer["citations"]), turn, abstained=answer["abstained"])}
-        turns = list(state["turns"])
-        if turns:
-            turns[-1] = {"role": "assistant", "content": answer["answer"]}
-        return chat, render_sources(answer, turn), {**state, "turns": turns}
+        for index, turn in state["bubbles"]:
+            answer = state["answers"].get(str(turn))
+            if answer is not None and index < len(chat):
+                chat[index] = self._bubble(self._shown(answer, script), turn)
+        turn = state["turn"]
+        latest = state["answers"][str(turn)]
+        return chat, render_sources(self._shown(latest, script), turn, self._flags(latest))
 
-    def clear(self) -> tuple[Any, ...]:
-        return [], EMPTY_SOURCES, self.new_state()
+    def clear(self, state: dict[str, Any] | None) -> tuple[Any, ...]:
+        """A new conversation; the briefing is kept."""
+        fresh = self.new_state()
+        fresh["briefing"] = list((state or {}).get("briefing") or [])
+        return [], EMPTY_SOURCES, fresh
 
+    # -- briefing -----------------------------------------------------------------------------
+    def brief_command(self, command: str, state: dict[str, Any] | None, script: str) -> tuple[Any, ...]:
+        """``add:<turn>``, ``up:<i>``, ``down:<i>``, ``remove:<i>`` (a trailing ``:<nonce>`` is ignored)."""
+        state = dict(state or self.new_state())
+        items = list(state.get("briefing") or [])
+        act, _, rest = (command or "").partition(":")
+        arg = rest.split(":")[0]
+        try:
+            n = int(arg)
+        except ValueError:
+            return gr.skip(), state, gr.skip(), gr.skip(), gr.skip()
+        if act == "add":
+            answer = state["answers"].get(str(n))
+            if answer is not None and all(item["id"] != answer["id"] for item in items):
+                items.append(answer)
+        elif act in ("up", "down") and 0 <= n < len(items):
+            j = n - 1 if act == "up" else n + 1
+            if 0 <= j < len(items):
+                items[n], items[j] = items[j], items[n]
+        elif act == "remove" and 0 <= n < len(items):
+            del items[n]
+        state["briefing"] = items
+        return (render_briefing(items), state, *self.exports(state, script))
+
+    def exports(self, state: dict[str, Any] | None, script: str) -> tuple[Any, ...]:
+        """The two download buttons (.docx, .md) over the current briefing, or hidden when empty;
+        and the panel's heading with the item count."""
+        items = list((state or {}).get("briefing") or [])
+        heading = f"### 簡報 Briefing · {len(items)}"
+        if not items:
+            return gr.DownloadButton(value=None, visible=False), gr.DownloadButton(value=None, visible=False), heading
+        from rag import briefing
+
+        doc = briefing.from_answers(self.holder.get(), items, script=script)
+        folder = _export_folder()
+        paths = []
+        for fmt in ("docx", "md"):
+            path = folder / briefing.file_name(doc, fmt)
+            path.write_bytes(briefing.render(doc, fmt))
+            paths.append(path)
+        return (gr.DownloadButton(value=str(paths[0]), visible=True),
+                gr.DownloadButton(value=str(paths[1]), visible=True), heading)
+
+    def rescript_all(self, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
+                     script: str) -> tuple[Any, ...]:
+        return (*self.rescript(chat, state, script), *self.exports(state, script))
+
+    # -- status -------------------------------------------------------------------------------
     def status(self) -> str:
         try:
             info = self.holder.info()
         except RagError:
+            if self.holder.loading:
+                return LOADING
             return f"⚠️ {escape_md(self.holder.not_ready_reason())}"
         model = info.get("model", {}).get("id") or info.get("model", {}).get("name") or "?"
-        return (f"索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
+        return (f"就緒 Ready · 索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
                 f" · model `{escape_md(str(model))}` · [API docs](/docs)")
 
+    def status_tick(self) -> tuple[str, Any]:
+        """The status line, polled while the index loads; the timer stops once it is settled."""
+        return self.status(), gr.Timer(active=bool(self.holder.loading))
 
-def build_blocks(holder: Any, *, stream_delay_s: float = STREAM_DELAY_S) -> gr.Blocks:
-    ui = ChatUI(holder, stream_delay_s)
+
+EXPORTS = Path(tempfile.gettempdir()) / "rag-briefings"
+EXPORT_TTL_S = 3600  # Gradio copies each file into its own cache when it is sent
+
+
+def _export_folder() -> Path:
+    """A fresh folder for one export; folders older than an hour are removed on the way."""
+    EXPORTS.mkdir(exist_ok=True)
+    now = time.time()
+    for old in EXPORTS.iterdir():
+        try:
+            if now - old.stat().st_mtime > EXPORT_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=EXPORTS))
+
+
+def answer_from_dict(d: dict[str, Any]) -> Any:
+    """An ``Answer`` back from its ``to_dict()`` form (the chat keeps answers as plain dicts)."""
+    from rag.types import Answer, Citation
+
+    citations = tuple(
+        Citation(**{**{k: v for k, v in c.items() if k in Citation.__dataclass_fields__},
+                    "highlights": tuple(tuple(h) for h in c.get("highlights") or ())})
+        for c in d.get("citations") or ()
+    )
+    return Answer(d["answer"], bool(d["abstained"]), citations, dict(d.get("timings_ms") or {}),
+                  tuple(d.get("warnings") or ()), d.get("abstain_reason"))
+
+
+def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
+    ui = ChatUI(holder)
+    k_max = _k_max(settings)
     with gr.Blocks(title="港聞引證問答 · HK Press Q&A", analytics_enabled=False) as demo:
         state = gr.State(ui.new_state())
         gr.HTML(HEADER, elem_id="app-header", padding=False)
+        status = gr.Markdown(LOADING, elem_id="status")
         with gr.Row(equal_height=False, elem_id="main-row"):
             with gr.Column(scale=3, min_width=340, elem_id="chat-col"):
                 chatbot = gr.Chatbot(
@@ -163,12 +283,24 @@ def build_blocks(holder: Any, *, stream_delay_s: float = STREAM_DELAY_S) -> gr.B
                     example_buttons = [
                         (gr.Button(f"{tag} · {q}", size="sm", elem_classes=["example-q"]), q) for tag, q in EXAMPLES
                     ]
-                script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script")
-                with gr.Accordion("進階 Advanced", open=False, elem_id="advanced"):
-                    k = gr.Slider(1, 10, value=5, step=1, label="最多引用段落 Max paragraphs (k)", elem_id="k")
+                with gr.Row(elem_id="options", equal_height=True):
+                    script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script",
+                                      scale=3)
+                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2,
+                                  label="答案最多引用段落 Paragraphs an answer may cite (k)")
             with gr.Column(scale=2, min_width=320, elem_id="src-col"):
                 sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", padding=False)
-        status = gr.Markdown(elem_id="status")
+                with gr.Group(elem_id="briefing"):
+                    brief_heading = gr.Markdown("### 簡報 Briefing · 0", elem_id="brief-heading")
+                    brief_panel = gr.HTML(render_briefing([]), elem_id="brief-panel", padding=False)
+                    with gr.Row(elem_id="brief-export"):
+                        dl_docx = gr.DownloadButton("⬇ 匯出 Export .docx", visible=False, size="sm",
+                                                    elem_id="brief-docx", variant="primary")
+                        dl_md = gr.DownloadButton("⬇ 匯出 Export .md", visible=False, size="sm", elem_id="brief-md")
+                # chat.js writes "add:<turn>", "up:<i>", ... here and clicks the button.
+                command = gr.Textbox(visible="hidden", elem_id="brief-cmd")
+                run_command = gr.Button(visible="hidden", elem_id="brief-cmd-btn")
+        timer = gr.Timer(1.0, active=True)
 
         ask_io = {"fn": ui.respond, "inputs": [box, chatbot, state, script, k],
                   "outputs": [box, chatbot, sources, state], "show_progress": "hidden"}
@@ -176,9 +308,14 @@ def build_blocks(holder: Any, *, stream_delay_s: float = STREAM_DELAY_S) -> gr.B
         send.click(**ask_io)
         for button, question in example_buttons:
             button.click(lambda q=question: q, None, box, queue=False).then(**ask_io)
-        script.change(ui.rescript, [chatbot, state, script, k], [chatbot, sources, state], show_progress="hidden")
-        chatbot.clear(ui.clear, None, [chatbot, sources, state], queue=False)
-        demo.load(ui.status, None, status)
+        exports = [dl_docx, dl_md, brief_heading]
+        script.change(ui.rescript_all, [chatbot, state, script], [chatbot, sources, *exports],
+                      show_progress="hidden")
+        run_command.click(ui.brief_command, [command, state, script], [brief_panel, state, *exports],
+                          show_progress="hidden")
+        chatbot.clear(ui.clear, state, [chatbot, sources, state], queue=False)
+        demo.load(ui.status_tick, None, [status, timer])
+        timer.tick(ui.status_tick, None, [status, timer], show_progress="hidden")
     demo.queue(default_concurrency_limit=4)
     return demo
 
@@ -193,9 +330,9 @@ def _theme() -> gr.themes.Base:
     )
 
 
-def mount_ui(app: FastAPI, holder: Any, settings: Settings, *, stream_delay_s: float = STREAM_DELAY_S) -> FastAPI:
+def mount_ui(app: FastAPI, holder: Any, settings: Settings) -> FastAPI:
     """Mount the chat at ``/``; routes registered on ``app`` before this keep precedence."""
-    demo = build_blocks(holder, stream_delay_s=stream_delay_s)
+    demo = build_blocks(holder, settings)
     js = (HERE / "chat.js").read_text(encoding="utf-8")
     auth = None
     if settings.api_keys:

@@ -28,8 +28,12 @@ def escape_md(text: str) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
 
 
-def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = False) -> str:
-    """The answer as chat Markdown; each ``[n]`` (1..n_citations) becomes a link to card n."""
+def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = False,
+                  warnings: Sequence[str] = (), reason: str | None = None, actions: bool = False) -> str:
+    """The answer as chat Markdown; each ``[n]`` (1..n_citations) becomes a link to card n.
+
+    ``warnings`` (citation checks, generator fallbacks) are listed under the answer;
+    ``reason`` says why nothing was cited; ``actions`` adds the "add to briefing" link."""
     out: list[str] = []
     pos = 0
     for m in MARKER.finditer(text):
@@ -42,9 +46,46 @@ def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = F
         pos = m.end()
     out.append(escape_md(text[pos:]))
     body = "".join(out)
+    # What follows the answer goes in HTML blocks (after a blank line), so Markdown leaves the
+    # text inside alone: it is HTML-escaped only.
     if abstained:
-        return f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>{body}</div>'
-    return body
+        why = f'<br><span class="abstain-reason">{html.escape(reason)}</span>' if reason else ""
+        body = (f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>'
+                f"{html.escape(MARKER.sub('', text))}{why}</div>")
+    blocks = [body]
+    if warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        blocks.append(f'<div class="answer-warn" role="note"><strong>⚠️ 注意 Check:</strong><ul>{items}</ul></div>')
+    if actions:
+        blocks.append(f'<div class="answer-actions"><a class="add-brief" href="#brief-add-{turn}" '
+                      f'role="button" title="加入簡報 Add to briefing">＋ 加入簡報 Add to briefing</a></div>')
+    return "\n\n".join(blocks)
+
+
+def render_briefing(items: Sequence[Mapping[str, Any]]) -> str:
+    """The briefing panel: numbered items with move up / move down / remove controls."""
+    if not items:
+        return ('<div class="brief-empty">按答案下的「＋ 加入簡報」收集答案，再匯出 .docx 或 .md。'
+                "<br>Use “＋ Add to briefing” under an answer, then export .docx or .md.</div>")
+    rows = []
+    last = len(items) - 1
+    for i, item in enumerate(items):
+        refs = len(item.get("citations") or ())
+        ref_note = f"{refs} 項來源 references" if refs else "沒有來源 no references"
+
+        def ctl(act: str, label: str, title: str, *, off: bool = False, i: int = i) -> str:
+            dis = ' aria-disabled="true"' if off else ""
+            return (f'<a class="brief-ctl brief-{act}" href="#brief-{act}-{i}" role="button" '
+                    f'title="{title}"{dis}>{label}</a>')
+
+        rows.append(
+            f'<li class="brief-item" data-i="{i}"><span class="brief-n">{i + 1}</span>'
+            f'<span class="brief-q">{html.escape(item.get("question", ""))}'
+            f'<span class="brief-refs">{ref_note}</span></span><span class="brief-ctls">'
+            f'{ctl("up", "↑", "上移 Move up", off=i == 0)}{ctl("down", "↓", "下移 Move down", off=i == last)}'
+            f'{ctl("remove", "✕", "移除 Remove")}</span></li>'
+        )
+    return f'<ol class="brief-list">{"".join(rows)}</ol>'
 
 
 def highlight(text: str, spans: Iterable[Sequence[int]]) -> str:
@@ -90,7 +131,8 @@ def _source_link(source: str) -> str:
     return f'<span class="src-path">{html.escape(source)}</span>' if source else ""
 
 
-def render_card(answer: str, c: Mapping[str, Any], turn: int, *, open_: bool = False) -> str:
+def render_card(answer: str, c: Mapping[str, Any], turn: int, *, open_: bool = False,
+                flags: Sequence[str] = ()) -> str:
     n = int(c["n"])
     date = f'<span class="src-date">{html.escape(c["date"])}</span>' if c.get("date") else ""
     original = ""
@@ -105,26 +147,33 @@ def render_card(answer: str, c: Mapping[str, Any], turn: int, *, open_: bool = F
         f'<span class="src-meta">{date}{_source_link(c.get("source") or "")}</span></span></summary>'
         f'<div class="src-body"><p class="src-text">{highlight(c["text"], c.get("highlights") or ())}</p>'
         f"{original}"
-        f'<div class="src-foot"><code class="src-id">{html.escape(c["para_id"])}</code>'
+        + "".join(f'<p class="src-flag" title="清理時的標記 flagged while cleaning">⚑ {html.escape(f)}</p>' for f in flags)
+        + f'<div class="src-foot"><code class="src-id">{html.escape(c["para_id"])}</code>'
         f'<span class="src-score" title="relevance">{float(c.get("score") or 0):.2f}</span>'
         f'<button type="button" class="copy-cite" data-cite="{cite}">複製引用 Copy citation</button>'
         f"</div></div></details>"
     )
 
 
-def render_sources(answer: Mapping[str, Any], turn: int) -> str:
-    """The source panel for one answer: numbered cards, or the visible "no source" state."""
+def render_sources(answer: Mapping[str, Any], turn: int, flags: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The source panel for one answer: numbered cards, or the visible "no source" state.
+
+    ``flags`` maps a doc_id to what cleaning flagged in that document (shown on its cards)."""
     citations = answer.get("citations") or []
     if answer.get("abstained") or not citations:
+        reason = answer.get("abstain_reason")
         return (
             '<div class="no-source" role="status">'
             '<div class="ns-icon" aria-hidden="true">∅</div>'
             f'<div class="ns-title">{html.escape(NO_SOURCE_TITLE)}</div>'
             "<p>語料中沒有足夠相關的段落可以回答這個問題。試試換個說法，或改用其他語言提問。</p>"
             "<p>No paragraph in the corpus is relevant enough to answer this. Try rephrasing.</p>"
-            "</div>"
+            + (f'<p class="ns-reason">{html.escape(reason)}</p>' if reason else "")
+            + "</div>"
         )
-    cards = "".join(render_card(answer.get("answer", ""), c, turn, open_=(i == 0)) for i, c in enumerate(citations))
+    flags = flags or {}
+    cards = "".join(render_card(answer.get("answer", ""), c, turn, open_=(i == 0), flags=flags.get(c["doc_id"], ()))
+                    for i, c in enumerate(citations))
     return (f'<div class="src-list" data-turn="{turn}"><div class="src-heading">來源 Sources '
             f'<span class="src-count">{len(citations)}</span></div>{cards}</div>')
 

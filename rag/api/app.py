@@ -1,4 +1,5 @@
-"""The FastAPI app: JSON API under /api and /v1, probes, OpenAPI docs at /docs, chat UI at /."""
+"""The FastAPI app: JSON API under /api and /v1, MCP at /mcp, probes, offline docs at /docs and
+/redoc, chat UI at /."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, Route
 
 from rag.api import auth
 from rag.api.errors import error_response, install_error_handlers
-from rag.api.routers import documents, health, openai, qa
+from rag.api.routers import briefing, documents, health, openai, qa
 from rag.api.schemas import request_models
 from rag.api.state import ServiceHolder
 from rag.config import Settings, get_settings
@@ -26,7 +27,10 @@ Ask questions in 繁體中文, 简体中文 or English about the indexed corpus;
 the exact source paragraphs (`para_id = <doc_id>#p<n>`; send `#` as `%23` in a path).
 
 Errors are always `{"error": {"code": ..., "message": ...}}`. When `RAG_API_KEYS` is set,
-`/api` and `/v1` need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+`/api`, `/v1` and `/mcp` need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+`/mcp` is a Model Context Protocol server (streamable HTTP) with the tools `search`, `ask`,
+`get_paragraph` and `list_documents`; `rag mcp` serves the same over stdio.
 """
 
 
@@ -35,13 +39,18 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
     ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads."""
     settings = settings or get_settings()
     holder = ServiceHolder(settings, service)
+    from rag.mcp_server import McpEndpoint, build_server
+
+    mcp = build_server(holder.get)
+    mcp_endpoint = McpEndpoint(mcp, host=settings.host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not holder.ready:
             holder.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
             threading.Thread(target=holder.load, name="rag-load-index", daemon=True).start()
-        yield
+        async with mcp_endpoint.running():
+            yield
 
     app = FastAPI(
         title="rag-bilingual",
@@ -49,7 +58,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
         description=DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from the installed assets below, never from a CDN
         redoc_url=None,
     )
     app.state.holder = holder
@@ -72,6 +81,9 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
     app.include_router(qa.build_router(models, settings.max_question_chars), dependencies=keyed)
     app.include_router(documents.router, dependencies=keyed)
     app.include_router(openai.build_router(models, settings.max_question_chars), dependencies=keyed)
+    app.include_router(briefing.build_router(models), dependencies=keyed)
+    app.router.routes.append(Route("/mcp", endpoint=auth.KeyGuard(mcp_endpoint, app.state.api_keys)))
+    _add_offline_docs(app)
     _add_json_fallbacks(app)
 
     if ui:
@@ -79,6 +91,38 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
 
         mount_ui(app, holder, settings)
     return app
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs and ReDoc at /redoc, their scripts and styles served from the
+    installed ``fastapi-offline`` package (no CDN: the docs work on a machine without internet)."""
+    from pathlib import Path
+
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    static = "/docs-assets"
+    app.mount(static, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} · API",
+            swagger_js_url=f"{root}{static}/swagger-ui-bundle.js", swagger_css_url=f"{root}{static}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{static}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} · ReDoc",
+            redoc_js_url=f"{root}{static}/redoc.standalone.js", redoc_favicon_url=f"{root}{static}/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _add_json_fallbacks(app: FastAPI) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -42,3 +42,28 @@ def require_api_key(
         raise UnauthorizedError("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
     if not key_matches(given, keys):
         raise UnauthorizedError("invalid API key")
+
+
+class KeyGuard:
+    """ASGI wrapper that asks for an API key (same rules as ``require_api_key``) before ``app``.
+
+    For endpoints that are not FastAPI routes (the MCP server at /mcp)."""
+
+    def __init__(self, app: Any, keys: list[str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and self.keys:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+            bearer = headers.get("authorization", "")
+            given = (bearer[7:].strip() if bearer[:7].lower() == "bearer " else "") or headers.get("x-api-key", "")
+            if not given or not key_matches(given, self.keys):
+                from rag.api.errors import error_response
+
+                message = ("invalid API key" if given else
+                           "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
+                response = error_response(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

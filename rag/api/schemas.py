@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rag.errors import InputError
 
 MAX_K = 100
 MAX_HISTORY = 50
+MAX_BRIEFING = 50  # items of one briefing (rag.briefing.MAX_ITEMS)
 Script = Literal["original", "hant", "hans", "hk", "tw"]
 SCRIPT_HELP = "Script of the shown answer and paragraphs: original, hant (繁體), hans (简体), hk (香港), tw (台灣)"
 
@@ -42,6 +43,7 @@ class CitationOut(_Open):
 class AnswerOut(_Open):
     answer: str
     abstained: bool
+    abstain_reason: str | None = Field(None, description="Why nothing is cited (set when abstained)")
     citations: list[CitationOut]
     timings_ms: dict[str, float]
     warnings: list[str] = []
@@ -104,6 +106,7 @@ class RequestModels:
     ask: type[BaseModel]
     search: type[BaseModel]
     chat: type[BaseModel]
+    briefing: type[BaseModel]
 
 
 def request_models(max_chars: int) -> RequestModels:
@@ -144,7 +147,40 @@ def request_models(max_chars: int) -> RequestModels:
         script: Script = Field("original", description="Extension: " + SCRIPT_HELP)
         user: str | None = None
 
-    return RequestModels(AskRequest, SearchRequest, ChatCompletionRequest)
+    class BriefingCitation(BaseModel):
+        model_config = ConfigDict(extra="ignore")  # a whole citation from /api/ask may be sent
+        n: int = Field(ge=1, le=MAX_K, description="The [n] the answer uses for it")
+        para_id: str = Field(min_length=1, max_length=1000, description="Looked up in the index")
+
+    class BriefingAnswer(BaseModel):
+        model_config = ConfigDict(extra="ignore")  # a whole /api/ask body plus its question
+        question: Text
+        answer: str = Field(max_length=20 * max_chars)
+        abstained: bool = False
+        abstain_reason: str | None = Field(None, max_length=2000)
+        citations: list[BriefingCitation] = Field(default_factory=list, max_length=MAX_K)
+
+    class BriefingRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={
+            "examples": [{"questions": ["香港如何推動新型工業化？", "What is new quality productive forces?"],
+                          "format": "docx", "script": "hk"}]})
+        questions: list[Text] | None = Field(None, min_length=1, max_length=MAX_BRIEFING,
+                                             description="Questions to ask, one item each")
+        answers: list[BriefingAnswer] | None = Field(
+            None, min_length=1, max_length=MAX_BRIEFING,
+            description="Answers already given (question + a /api/ask body) instead of questions")
+        format: Literal["docx", "md"] = "docx"
+        script: Script = Field("original", description=SCRIPT_HELP)
+        k: K = Field(5, description="Paragraphs to consider per question")
+        title: str | None = Field(None, max_length=200, description="Document title (default 簡報 Briefing)")
+
+        @model_validator(mode="after")
+        def _one_source(self) -> BriefingRequest:
+            if (self.questions is None) == (self.answers is None):
+                raise ValueError("send either questions or answers (exactly one of them)")
+            return self
+
+    return RequestModels(AskRequest, SearchRequest, ChatCompletionRequest, BriefingRequest)
 
 
 def check_history(history: list[dict[str, str]], max_chars: int) -> None:

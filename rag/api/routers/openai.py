@@ -70,6 +70,20 @@ def _sse(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
+_COMPLETION_RESPONSES: dict[str, Any] = {
+    "description": "A `chat.completion` object; with `stream: true`, a stream of server-sent events: "
+                   "`chat.completion.chunk` objects as `data: {...}` lines, then `data: [DONE]`",
+    "content": {
+        "application/json": {"schema": {"type": "object", "title": "ChatCompletion"}},
+        "text/event-stream": {
+            "schema": {"type": "string", "title": "ChatCompletionChunk events"},
+            "example": 'data: {"object": "chat.completion.chunk", "choices": [{"index": 0, '
+                       '"delta": {"content": "..."}}]}\n\ndata: [DONE]\n\n',
+        },
+    },
+}
+
+
 def build_router(models: RequestModels, max_chars: int) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["openai"], responses=ERRORS)
     ChatCompletionRequest = models.chat
@@ -79,7 +93,7 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-bilingual"}]}
 
     @router.post("/chat/completions", summary="OpenAI-compatible chat (set stream=true for SSE)",
-                 response_model=None)
+                 response_model=None, responses={200: _COMPLETION_RESPONSES})
     async def chat_completions(body: ChatCompletionRequest, service: Service) -> Any:  # type: ignore[valid-type]
         question, history = split_messages(body.messages, max_chars)
         # Answer before the first byte, so that bad input still gets a 4xx JSON error.
