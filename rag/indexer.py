@@ -17,6 +17,7 @@ from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
 from rag.embedcache import EmbeddingCache, encode_cached, text_key
 from rag.errors import IndexStateError, InputError
+from rag.gloss import build_gloss_index
 from rag.index import (
     FORMAT_VERSION,
     MANIFEST,
@@ -187,6 +188,7 @@ def build_index(
                                hnsw_ef_search=settings.hnsw_ef_search)
             store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
             bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
+        gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         data_name = f"data-{stamp}-{os.getpid()}"
@@ -198,6 +200,7 @@ def build_index(
                            chunk_vectors=vectors if settings.store != "faiss" else None)
                 + store.save(data_dir)
                 + bm25.save(data_dir)
+                + gloss.save(data_dir)
             )
             for name in names:
                 _fsync_file(data_dir / name)
@@ -209,6 +212,7 @@ def build_index(
                 "model": {"name": settings.embed_model, "id": encoder.model_id, "dim": encoder.dim},
                 "store": store.describe(),
                 "bm25": bm25.describe(),
+                "gloss": gloss.describe(),
                 "files": {d.path or d.doc_id: {"sha256": d.sha256, "doc_id": d.doc_id} for d in docs},
                 "documents": {d.doc_id: d.sha256 for d in docs},
                 "counts": {
