@@ -533,6 +533,20 @@ class GlossIndex:
             raise IndexStateError(f"cannot read the English gloss in {sub}: {exc}; rebuild with `rag index`") from exc
 
 
+def report_lines(gloss: GlossIndex) -> list[str]:
+    """What ``rag index --report`` says about the English gloss and its glossaries."""
+    r, c = gloss.report, gloss.config
+    out = [f"== English gloss: {gloss.rows} paragraphs, {c.get('dictionary')}, senses {c.get('sense_rule')}, "
+           f"{c.get('stemmer')}; {r.get('entries', 0)} glossary terms"]
+    for f in r.get("files", []):
+        out.append(f"  glossary file {f}")
+    mined = r.get("mined", [])
+    out.append(f"  mined from the texts: {len(mined)} Chinese(English) pairs")
+    out += [f"    {zh}\t{en}" for zh, en in mined]
+    out += [f"  problem: {p}" for p in r.get("problems", [])]
+    return out
+
+
 def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,
                       extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossIndex:
     """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
