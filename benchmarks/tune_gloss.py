@@ -35,8 +35,8 @@ from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
 from rag.crosslingual import load_dictionary  # noqa: E402
-from rag.gloss import SENSE_RULE, Glosser, GlossIndex, build_glossary  # noqa: E402
-from rag.normalise import cjk_ratio  # noqa: E402
+from rag.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
+from rag.normalise import cjk_ratio, has_cjk  # noqa: E402
 from rag.sentences import EN_STOPWORDS  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
@@ -62,7 +62,8 @@ def ranks_of(svc, queries, vectors, weights, *, zh_weight=None, gloss_on=True):
     try:
         for q, v in zip(queries, vectors, strict=True):
             c = r._components(q["question"], v)
-            lex_w = r.weight_for(q["question"]) if zh_weight is None else zh_weight
+            lex_w = (r.weight_for(q["question"]) if zh_weight is None
+                     else zh_weight(q["question"]) if callable(zh_weight) else zh_weight)
             top = float(c.lexical.max()) if len(c.lexical) else 0.0
             base = (1 - lex_w) * c.dense + (lex_w * c.lexical / top if top > 0 else 0.0)
             g_top = float(c.gloss.max()) if len(c.gloss) else 0.0
@@ -76,6 +77,26 @@ def ranks_of(svc, queries, vectors, weights, *, zh_weight=None, gloss_on=True):
     finally:
         r.gloss_weight = saved
     return {w: np.array(v) for w, v in out.items()}
+
+
+def mixed_rules(svc, mixed, vecs, w):
+    """(label, (before, after)) for each rule deciding which channels score a mixed question."""
+    zh_only = ranks_of(svc, mixed, vecs, [0.0])[0.0]
+    yield "Chinese BM25 only (w 0.1 from CJK share 0.2; the rule before)", (zh_only, zh_only)
+    yield "dense only", (zh_only, ranks_of(svc, mixed, vecs, [0.0], zh_weight=0.0)[0.0])
+    yield "Chinese BM25 (w 0.1) for any CJK, no gloss", (zh_only, ranks_of(svc, mixed, vecs, [0.0], zh_weight=any_cjk)[0.0])
+    for cut in (0.2, 0.4, 0.6, 0.8, 1.01):
+        m = with_cut(cut, lambda: ranks_of(svc, mixed, vecs, [w])[w])
+        yield f"gloss below CJK share {cut} + Chinese BM25 from 0.2 (w {w})", (zh_only, m)
+    for cut in (0.6, 1.01):
+        m = with_cut(cut, lambda: ranks_of(svc, mixed, vecs, [w], zh_weight=any_cjk)[w])
+        yield f"gloss below CJK share {cut} + Chinese BM25 (w 0.1) for any CJK", (zh_only, m)
+    m = with_cut(1.01, lambda: ranks_of(svc, mixed, vecs, [w], zh_weight=0.0)[w])
+    yield f"gloss only, any CJK share (w {w}), no Chinese BM25", (zh_only, m)
+
+
+def any_cjk(question: str) -> float:
+    return 0.1 if has_cjk(question) else 0.0
 
 
 def with_cut(cut: float, run):
@@ -98,8 +119,9 @@ def gloss_for(svc, sources, rule: str, settings) -> GlossIndex:
     return GlossIndex.build(glosser.terms_many(texts), glosser.config(), {})
 
 
-def mixed_questions(limit: int = 400) -> list[dict]:
-    """English questions with one word replaced by the Chinese word the parallel question uses."""
+def mixed_questions(limit: int = 400, words_max: int = 1) -> list[dict]:
+    """English questions with up to ``words_max`` words replaced by the Chinese words the parallel
+    question uses."""
     en = load_queries(EXTERNAL / "xquad/en-zh-dev")
     zh = {q["id"].split(":", 1)[1]: q for q in load_queries(EXTERNAL / "xquad/zh-dev")}
     dictionary = load_dictionary()
@@ -111,15 +133,19 @@ def mixed_questions(limit: int = 400) -> list[dict]:
         if par is None or dictionary is None:
             continue
         words = re.findall(r"[A-Za-z][A-Za-z'-]+", q["question"])
+        text, done = q["question"], 0
         for word in sorted(words, key=len, reverse=True):
             if word.lower() in EN_STOPWORDS:
                 continue
             hit = next((c for c in dictionary.lookup(word.lower())
                         if len(c) >= 2 and convert_script(c, "t2s") in par["question"]), None)
             if hit:
-                text = q["question"].replace(word, convert_script(hit, "t2s"), 1)
-                out.append({**q, "question": text})
-                break
+                text = text.replace(word, convert_script(hit, "t2s"), 1)
+                done += 1
+                if done == words_max:
+                    break
+        if done:
+            out.append({**q, "question": text})
         if len(out) >= limit:
             break
     return out
@@ -159,7 +185,8 @@ def main() -> None:
         svc.retriever.translate = tr == "on"
         vecs = svc.retriever.encode_queries([q["question"] for q in queries])
         for rule in args.rules.split(","):
-            svc.index.gloss = default_gloss if rule == SENSE_RULE else gloss_for(svc, [corpus], rule, settings)
+            same = rule == default_gloss.config.get("sense_rule")
+            svc.index.gloss = default_gloss if same else gloss_for(svc, [corpus], rule, settings)
             res = ranks_of(svc, queries, vecs, weights)
             base = res[0.0]
             for w in weights:
@@ -171,8 +198,8 @@ def main() -> None:
     svc.index.gloss = default_gloss
     svc.retriever.translate = settings.translate_queries
 
-    if args.mixed:
-        mixed = mixed_questions(args.mixed)
+    for words_max in (1, 3) if args.mixed else ():
+        mixed = mixed_questions(args.mixed, words_max)
         vecs = svc.retriever.encode_queries([q["question"] for q in mixed])
         print(f"\n## mixed questions built from {name}: {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
         print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 vs Chinese BM25 only [95% CI] |")
@@ -181,20 +208,10 @@ def main() -> None:
         print(f"CJK share of letters: median {np.median(ratio):.2f}, 10-90% {np.percentile(ratio, 10):.2f}-"
               f"{np.percentile(ratio, 90):.2f}")
         w = settings.gloss_weight
-        zh_only = ranks_of(svc, mixed, vecs, [0.0])[0.0]
-        rules = {
-            "Chinese BM25 only (w 0.1 from CJK share 0.2; the rule before)": lambda: zh_only,
-            "dense only": lambda: ranks_of(svc, mixed, vecs, [0.0], zh_weight=0.0)[0.0],
-        }
-        for cut in (0.2, 0.4, 0.6, 0.8, 1.01):
-            rules[f"gloss below CJK share {cut} + Chinese BM25 from 0.2 (w {w})"] = (
-                lambda cut=cut: with_cut(cut, lambda: ranks_of(svc, mixed, vecs, [w])[w]))
-        rules[f"gloss only, any CJK share (w {w}), no Chinese BM25"] = (
-            lambda: with_cut(1.01, lambda: ranks_of(svc, mixed, vecs, [w], zh_weight=0.0)[w]))
-        for label, run in rules.items():
-            m = run()
-            print(f"| {label} | {fmt(m)} | {ci(zh_only, m, 0)} |", flush=True)
-            report.setdefault("mixed", {})[label] = m.mean(axis=0).tolist()
+        for label, m in mixed_rules(svc, mixed, vecs, w):
+            print(f"| {label} | {fmt(m[1])} | {ci(m[0], m[1], 0)} |", flush=True)
+            report.setdefault(f"mixed-{words_max}", {})[label] = m[1].mean(axis=0).tolist()
+    if args.mixed:
         # The same cut on Chinese questions (some carry Latin words: APEC, 2024): they must not lose.
         zh_name = "xquad/zh-dev"
         if (EXTERNAL / zh_name).exists():

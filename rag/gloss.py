@@ -54,7 +54,7 @@ K1 = 1.2
 B = 0.75
 # Which CC-CEDICT senses of a word go into the gloss; measured on xquad/en-zh-dev with
 # benchmarks/tune_gloss.py (README "Retrieval"): first1, first2, first3, all, rank.
-SENSE_RULE = "first2"
+SENSE_RULE = "rank"
 SENSE_RULES = ("first1", "first2", "first3", "all", "rank")
 _PARSE_VERSION = 1
 
