@@ -76,6 +76,11 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
             f"but RAG_EMBED_MODEL is {want['model']!r}: {fix}"
         )
     gloss = manifest.get("gloss")
+    if gloss is None and settings.gloss_weight > 0:
+        raise IndexStateError(
+            f"the index in {index_dir} has no English gloss (it was built by an older version): "
+            f"re-index with `rag index --index {index_dir}` (or set RAG_GLOSS_WEIGHT=0 to serve it without one)"
+        )
     if gloss is not None and not gloss_compatible(gloss):
         raise IndexStateError(
             f"the index in {index_dir} has an English gloss built with {gloss.get('stemmer')!r}, version "
@@ -156,9 +161,6 @@ class RagService:
             translate=settings.translate_queries,
             gloss_weight=settings.gloss_weight,
         )
-        if index.gloss is None and settings.gloss_weight > 0:
-            log.warning("the index in %s has no English gloss (built by an older version): English questions "
-                        "use the dense score alone until it is rebuilt with `rag index`", index.index_dir)
 
     @classmethod
     def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:

@@ -207,3 +207,19 @@ def test_real_corpus_glossary_and_mined_names(corpus_service):
     assert best == "2024-hkpc-apec-sme-forum-agreements#p17"
     hits = corpus_service.search(q, k=3)
     assert "2024-hkpc-apec-sme-forum-agreements#p17" in [h.para_id for h in hits]
+
+
+def test_an_index_without_a_gloss_is_refused_unless_the_channel_is_off(corpus, settings):
+    import json
+
+    from rag.index import MANIFEST, seal_manifest
+
+    enc = HashingEncoder()
+    build_index([corpus], settings.index_dir, settings, encoder=enc)
+    manifest = read_manifest(settings.index_dir)
+    del manifest["gloss"]
+    (settings.index_dir / MANIFEST).write_text(json.dumps(seal_manifest(manifest)), encoding="utf-8")
+    with pytest.raises(IndexStateError, match="RAG_GLOSS_WEIGHT=0"):
+        RagService.open(settings.index_dir, settings, encoder=enc)
+    svc = RagService.open(settings.index_dir, settings.model_copy(update={"gloss_weight": 0.0}), encoder=enc)
+    assert svc.index.gloss is None and svc.search("Cyberport", k=1)
