@@ -119,9 +119,10 @@ def gloss_for(svc, sources, rule: str, settings) -> GlossIndex:
     return GlossIndex.build(glosser.terms_many(texts), glosser.config(), {})
 
 
-def mixed_questions(limit: int = 400, words_max: int = 1) -> list[dict]:
+def mixed_questions(limit: int = 400, words_max: int = 1, *, chinese_frame: bool = False) -> list[dict]:
     """English questions with up to ``words_max`` words replaced by the Chinese words the parallel
-    question uses."""
+    question uses; with ``chinese_frame``, the parallel Chinese question with those Chinese words
+    replaced by the English ones instead ("萨克森花园用Polish怎么说？"; gold is the same paragraph)."""
     en = load_queries(EXTERNAL / "xquad/en-zh-dev")
     zh = {q["id"].split(":", 1)[1]: q for q in load_queries(EXTERNAL / "xquad/zh-dev")}
     dictionary = load_dictionary()
@@ -133,14 +134,15 @@ def mixed_questions(limit: int = 400, words_max: int = 1) -> list[dict]:
         if par is None or dictionary is None:
             continue
         words = re.findall(r"[A-Za-z][A-Za-z'-]+", q["question"])
-        text, done = q["question"], 0
+        text, done = (par["question"] if chinese_frame else q["question"]), 0
         for word in sorted(words, key=len, reverse=True):
             if word.lower() in EN_STOPWORDS:
                 continue
             hit = next((c for c in dictionary.lookup(word.lower())
                         if len(c) >= 2 and convert_script(c, "t2s") in par["question"]), None)
             if hit:
-                text = text.replace(word, convert_script(hit, "t2s"), 1)
+                zh_word = convert_script(hit, "t2s")
+                text = text.replace(zh_word, word, 1) if chinese_frame else text.replace(word, zh_word, 1)
                 done += 1
                 if done == words_max:
                     break
@@ -163,7 +165,7 @@ def ci(before: np.ndarray, after: np.ndarray, col: int) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tune", default="xquad/en-zh-dev")
-    ap.add_argument("--rules", default="first1,first2,first3,all,rank")
+    ap.add_argument("--rules", default="first1,first2,first3,all,rank", help="'' skips the tuning table")
     ap.add_argument("--weights", default="0.01,0.02,0.03,0.05,0.08")
     ap.add_argument("--translate", default="on,off", help="dense-side translation of English questions")
     ap.add_argument("--mixed", type=int, default=300, help="mixed questions to build (0: skip)")
@@ -181,7 +183,7 @@ def main() -> None:
     print(f"\n## {name}: {len(queries)} questions (tuning set)\n")
     print("| translate | sense rule | w | R@1 / R@5 / MRR@10 | ΔR@1 [95% CI] | ΔR@5 [95% CI] |")
     print("|---|---|---:|---|---|---|")
-    for tr in args.translate.split(","):
+    for tr in args.translate.split(",") if args.rules else ():
         svc.retriever.translate = tr == "on"
         vecs = svc.retriever.encode_queries([q["question"] for q in queries])
         for rule in args.rules.split(","):
@@ -198,10 +200,11 @@ def main() -> None:
     svc.index.gloss = default_gloss
     svc.retriever.translate = settings.translate_queries
 
-    for words_max in (1, 3) if args.mixed else ():
-        mixed = mixed_questions(args.mixed, words_max)
+    for words_max, frame in ((1, False), (3, False), (1, True)) if args.mixed else ():
+        mixed = mixed_questions(args.mixed, words_max, chinese_frame=frame)
         vecs = svc.retriever.encode_queries([q["question"] for q in mixed])
-        print(f"\n## mixed questions built from {name}: {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
+        how = "Chinese question, words put back in English" if frame else f"English question, up to {words_max} word(s) in Chinese"
+        print(f"\n## mixed questions built from {name} ({how}): {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
         print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 vs Chinese BM25 only [95% CI] |")
         print("|---|---|---|")
         ratio = [cjk_ratio(q["question"]) for q in mixed]
@@ -210,7 +213,7 @@ def main() -> None:
         w = settings.gloss_weight
         for label, m in mixed_rules(svc, mixed, vecs, w):
             print(f"| {label} | {fmt(m[1])} | {ci(m[0], m[1], 0)} |", flush=True)
-            report.setdefault(f"mixed-{words_max}", {})[label] = m[1].mean(axis=0).tolist()
+            report.setdefault(f"mixed-{words_max}-{'zh' if frame else 'en'}", {})[label] = m[1].mean(axis=0).tolist()
     if args.mixed:
         # The same cut on Chinese questions (some carry Latin words: APEC, 2024): they must not lose.
         zh_name = "xquad/zh-dev"
