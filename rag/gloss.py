@@ -471,6 +471,23 @@ def build_glossary(paths: Sequence[Path], texts: Sequence[str], normaliser: Norm
     return glossary, mined
 
 
+class _Bag:
+    """One document for bm25s as distinct term ids and their counts: it iterates and measures
+    like the full token-id list bm25s reads (``len`` = document length), without holding it."""
+
+    __slots__ = ("ids", "counts", "_len")
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray) -> None:
+        self.ids, self.counts = ids, counts
+        self._len = int(counts.sum())
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        return iter(np.repeat(self.ids, self.counts).tolist())
+
+
 class GlossIndex:
     """BM25 (bm25s) over the gloss documents, one row per paragraph, in paragraph order."""
 
@@ -481,15 +498,25 @@ class GlossIndex:
         self.report = report
 
     @classmethod
-    def build(cls, tokens: Sequence[list[str]], config: dict[str, Any], report: dict[str, Any]) -> GlossIndex:
+    def build(cls, tokens: Iterable[list[str]], config: dict[str, Any], report: dict[str, Any]) -> GlossIndex:
+        """BM25 over the term lists (consumed one at a time: each is kept only as its distinct
+        term ids and counts, a quarter of the memory of the list at 100k paragraphs)."""
         import bm25s
 
+        vocab: dict[str, int] = {}
+        bags: list[_Bag] = []
+        for terms in tokens:
+            counts: dict[int, int] = {}
+            for t in terms:
+                i = vocab.setdefault(t, len(vocab))
+                counts[i] = counts.get(i, 0) + 1
+            bags.append(_Bag(np.fromiter(counts.keys(), np.int32, len(counts)),
+                             np.fromiter(counts.values(), np.int32, len(counts))))
         retriever = None
-        if any(tokens):
+        if vocab:
             retriever = bm25s.BM25(k1=K1, b=B)
-            # bm25s wants every document non-empty in its vocabulary pass; an empty gloss scores 0
-            retriever.index([list(t) or ["\x00"] for t in tokens], show_progress=False)
-        return cls(retriever, len(tokens), config, report)
+            retriever.index((bags, vocab), show_progress=False)
+        return cls(retriever, len(bags), config, report)
 
     def __len__(self) -> int:
         return self.rows
@@ -561,7 +588,7 @@ def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normalis
         "problems": glossary.problems,
         "digest": glossary.digest(),
     }
-    return GlossIndex.build(glosser.terms_many(texts), glosser.config(), report)
+    return GlossIndex.build((glosser.terms(t) for t in texts), glosser.config(), report)
 
 
 def query_config() -> dict[str, Any]:
