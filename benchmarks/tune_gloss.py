@@ -205,11 +205,11 @@ def main() -> None:
         vecs = svc.retriever.encode_queries([q["question"] for q in mixed])
         how = "Chinese question, words put back in English" if frame else f"English question, up to {words_max} word(s) in Chinese"
         print(f"\n## mixed questions built from {name} ({how}): {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
-        print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 vs Chinese BM25 only [95% CI] |")
-        print("|---|---|---|")
         ratio = [cjk_ratio(q["question"]) for q in mixed]
         print(f"CJK share of letters: median {np.median(ratio):.2f}, 10-90% {np.percentile(ratio, 10):.2f}-"
-              f"{np.percentile(ratio, 90):.2f}")
+              f"{np.percentile(ratio, 90):.2f}\n")
+        print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 vs Chinese BM25 only [95% CI] |")
+        print("|---|---|---|")
         w = settings.gloss_weight
         for label, m in mixed_rules(svc, mixed, vecs, w):
             print(f"| {label} | {fmt(m[1])} | {ci(m[0], m[1], 0)} |", flush=True)
