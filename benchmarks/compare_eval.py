@@ -6,7 +6,9 @@ Questions are matched by id (a question in only one run is left out and counted)
 set/group and metric it prints the mean before and after, the mean per-question change and its
 95% percentile interval over 10,000 resamples of the questions (seed 0). Unanswerable gold
 questions have no retrieval metric and are skipped; gold follow-ups count in their language and
-in "followup", as `rag eval` groups them.
+in "followup", as `rag eval` groups them. `rag eval` keeps per-question rows for the gold set
+only; the intervals on the external dev sets come from the scripts that tune on them
+(``tune_gloss.py``).
 """
 
 from __future__ import annotations
