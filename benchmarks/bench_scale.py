@@ -421,6 +421,7 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
                 t = time.perf_counter()
                 r.search(q["question"], 10, query_vector=v)
                 out.append((time.perf_counter() - t) * 1000)
+            r.gloss_weight = weight
             t = time.perf_counter()
             r._with_gloss(q["question"], np.zeros(0, dtype=np.int64))
             stage.append((time.perf_counter() - t) * 1000)
