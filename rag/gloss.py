@@ -370,14 +370,20 @@ def mine_pairs(texts: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def glossary_files(paths: Sequence[Path], extra: str | None) -> list[Path]:
-    """``glossary.tsv`` at the top of each folder indexed (or beside each file given), then the
-    files of ``RAG_GLOSSARY`` (separated by commas or the OS path separator)."""
+    """Every ``glossary.tsv`` in the folders indexed (any depth, hidden folders skipped) or beside
+    each file given, then the files of ``RAG_GLOSSARY`` (separated by commas or the OS path
+    separator)."""
     found: list[Path] = []
     for p in paths:
-        folder = Path(p) if Path(p).is_dir() else Path(p).parent
-        candidate = folder / GLOSSARY_FILE
-        if candidate.is_file() and candidate not in found:
-            found.append(candidate)
+        p = Path(p)
+        if p.is_dir():
+            candidates = sorted(f for f in p.rglob(GLOSSARY_FILE)
+                                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            candidates = [p.parent / GLOSSARY_FILE] if (p.parent / GLOSSARY_FILE).is_file() else []
+        for candidate in candidates:
+            if candidate not in found:
+                found.append(candidate)
     for item in re.split(rf"[,{re.escape(os.pathsep)}]", extra or ""):
         item = item.strip()
         if not item:

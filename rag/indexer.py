@@ -147,6 +147,8 @@ def build_index(
         summary.skipped = list(skipped)
         docs = _dedupe(docs, summary)
         normaliser = Normaliser(settings.opencc_config)
+        # Before the encoder: a glossary that cannot be read fails the build at once.
+        gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
         chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
         sentences = (
             [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
@@ -188,7 +190,6 @@ def build_index(
                                hnsw_ef_search=settings.hnsw_ef_search)
             store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
             bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
-        gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
 
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         data_name = f"data-{stamp}-{os.getpid()}"

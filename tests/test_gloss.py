@@ -175,8 +175,24 @@ def test_glossary_from_the_setting(corpus, settings, tmp_path):
     build_index([corpus], s.index_dir, s, encoder=enc)
     svc = RagService.open(s.index_dir, s, encoder=enc)
     assert svc.search("What did Sunny Chan say?", k=1)[0].doc_id == "alpha"
+    fresh = HashingEncoder()
     with pytest.raises(InputError, match="RAG_GLOSSARY"):
-        build_index([corpus], s.index_dir, s.model_copy(update={"glossary": str(tmp_path / "nope.tsv")}), encoder=enc)
+        build_index([corpus], tmp_path / "other", s.model_copy(update={"glossary": str(tmp_path / "nope.tsv")}),
+                    encoder=fresh)
+    assert fresh.encoded == []  # refused before any encoding
+
+
+def test_glossaries_in_subfolders_are_read_and_never_indexed(corpus, settings):
+    sub = corpus / "people"
+    sub.mkdir()
+    (sub / "glossary.tsv").write_text("陳祖恒\tSunny Chan\n", encoding="utf-8")
+    (corpus / ".hidden").mkdir()
+    (corpus / ".hidden" / "glossary.tsv").write_text("數碼港\tNot Read\n", encoding="utf-8")
+    enc = HashingEncoder()
+    summary = build_index([corpus], settings.index_dir, settings, encoder=enc)
+    assert summary.documents == 3 and not summary.skipped
+    files = read_manifest(settings.index_dir)["gloss"]["glossary"]["files"]
+    assert files == [str(corpus / "glossary.tsv"), str(sub / "glossary.tsv")]
 
 
 def test_a_gloss_of_another_stemmer_is_refused(corpus, settings):
