@@ -149,6 +149,7 @@ def build_index(
         normaliser = Normaliser(settings.opencc_config)
         # Before the encoder: a glossary that cannot be read fails the build at once.
         gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
+        summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss.report["problems"]]
         chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
         sentences = (
             [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []

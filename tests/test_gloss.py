@@ -180,6 +180,10 @@ def test_glossary_from_the_setting(corpus, settings, tmp_path):
         build_index([corpus], tmp_path / "other", s.model_copy(update={"glossary": str(tmp_path / "nope.tsv")}),
                     encoder=fresh)
     assert fresh.encoded == []  # refused before any encoding
+    extra.write_text("陳祖恒\tSunny Chan\nno tab\n", encoding="utf-8")
+    summary = build_index([corpus], s.index_dir, s, encoder=enc)
+    assert [(k.path, k.reason) for k in summary.skipped] == [
+        (f"{extra}:2", "expected 'Chinese term<TAB>English name', got 'no tab'")]
 
 
 def test_glossaries_in_subfolders_are_read_and_never_indexed(corpus, settings):
