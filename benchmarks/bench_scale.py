@@ -277,8 +277,24 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
         "chunks": summary.chunks, "sentence_vectors": summary.sentence_vectors,
         "encoded_during_build": summary.encoded, "build_peak_rss_mb": peak_rss_mb(), "index_dir": str(index_dir),
     }
+    built.update(gloss_build(Path(info["corpus_dir"]), local))
     record.write_text(json.dumps(built))
     return {**info, **built}
+
+
+def gloss_build(corpus_dir: Path, settings) -> dict:
+    """The English gloss alone (part of ``build_index`` above), timed again on the same paragraphs."""
+    from rag.gloss import build_gloss_index
+    from rag.ingest import load_corpus
+    from rag.normalise import Normaliser
+
+    docs, _ = load_corpus([corpus_dir])
+    paragraphs = [p for d in docs for p in d.paragraphs]
+    rss0 = rss_mb() or 0.0
+    t0, c0 = time.perf_counter(), time.process_time()
+    gloss = build_gloss_index([corpus_dir], paragraphs, Normaliser(settings.opencc_config), settings.glossary)
+    return {"gloss_build_s": round(time.perf_counter() - t0, 1), "gloss_build_cpu_s": round(time.process_time() - c0, 1),
+            "gloss_build_rss_delta_mb": round((rss_mb() or 0.0) - rss0, 1), "gloss_rows": len(gloss)}
 
 
 # --- measurement (one fresh process per index) -------------------------------------------------
@@ -359,6 +375,7 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         stage["bm25"].append((t_b - t_a) * 1000)
         stage["rest"].append(((t_c - t_b) - (t_b - t)) * 1000)
     res["stage_ms_p50"] = {k: pct(v, 50) for k, v in stage.items()}
+    res["gloss"] = measure_gloss(svc, queries)
     store = r.index.store
     if getattr(store, "approximate", False) and recall_queries:
         # HNSW vs exact: the same query vectors against a flat index of the same rows.
@@ -382,6 +399,41 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         out["queries"] = len(qs)
         res["hnsw_vs_flat"] = out
     return res
+
+
+def measure_gloss(svc, queries: list[dict]) -> dict:
+    """What the English gloss channel costs an English question: retrieval with it and without
+    it (same query vectors, interleaved), and its own stage (gloss BM25 of every paragraph + the
+    best rows joining the candidates)."""
+    from rag.gloss import question_terms
+
+    r = svc.retriever
+    english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]
+    if not english or r.index.gloss is None:
+        return {}
+    vectors = r.encode_queries([q["question"] for q in english])
+    weight = r.gloss_weight or 0.03
+    on, off, stage = [], [], []
+    for _ in range(2):
+        for q, v in zip(english, vectors, strict=True):
+            for w, out in ((weight, on), (0.0, off)):
+                r.gloss_weight = w
+                t = time.perf_counter()
+                r.search(q["question"], 10, query_vector=v)
+                out.append((time.perf_counter() - t) * 1000)
+            r.gloss_weight = weight
+            t = time.perf_counter()
+            r._with_gloss(q["question"], np.zeros(0, dtype=np.int64))
+            stage.append((time.perf_counter() - t) * 1000)
+    r.gloss_weight = weight
+    gloss_dir = Path(r.index.data_dir) / "gloss"
+    return {
+        "queries": len(english), "retrieve_on_ms_p50": pct(on, 50), "retrieve_off_ms_p50": pct(off, 50),
+        "retrieve_on_ms_p95": pct(on, 95), "retrieve_off_ms_p95": pct(off, 95),
+        "added_ms_p50": round(pct(on, 50) - pct(off, 50), 2), "stage_ms_p50": pct(stage, 50),
+        "stage_ms_p95": pct(stage, 95), "disk_mb": du_mb(gloss_dir),
+        "terms_per_question": round(float(np.mean([len(question_terms(q["question"])) for q in english])), 1),
+    }
 
 
 def evict(index_dir: Path) -> int:
@@ -469,6 +521,13 @@ def table(results: list[dict]) -> str:
         ("  of which retrieval p50 / p95", lambda r: f"{r['m']['retrieve_ms_p50']} / {r['m']['retrieve_ms_p95']}"),
         ("  retrieval stages p50: ANN / BM25 / rest", lambda r: " / ".join(str(v) for v in r["m"]["stage_ms_p50"].values())),
         ("search CPU ms p50", lambda r: r["m"]["search_cpu_ms_p50"]),
+        ("English questions: retrieval p50 ms with / without the gloss channel (added)",
+         lambda r: f"{r['m']['gloss']['retrieve_on_ms_p50']} / {r['m']['gloss']['retrieve_off_ms_p50']} "
+                   f"(+{r['m']['gloss']['added_ms_p50']})"),
+        ("  gloss stage p50 / p95 ms (BM25 of every paragraph + best rows)",
+         lambda r: f"{r['m']['gloss']['stage_ms_p50']} / {r['m']['gloss']['stage_ms_p95']}"),
+        ("gloss build s (CPU s; part of build_index) / on disk MB / build RSS +MiB",
+         lambda r: f"{r['gloss_build_s']} ({r['gloss_build_cpu_s']}) / {r['m']['gloss']['disk_mb']} / {r['gloss_build_rss_delta_mb']}"),
         ("ask p50 / p95 ms (in process)", lambda r: f"{r['m']['ask_ms_p50']} / {r['m']['ask_ms_p95']}"),
         ("ask CPU ms p50", lambda r: r["m"]["ask_cpu_ms_p50"]),
         ("search p50 / p95 ms (HTTP)", lambda r: f"{r.get('h', {}).get('http_search_ms_p50')} / {r.get('h', {}).get('http_search_ms_p95')}"),

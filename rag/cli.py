@@ -97,6 +97,12 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
             for r in doc.removed:
                 where = f"line {r.line}: " if r.line else ""
                 click.echo(f"  removed [{r.kind}] {where}{r.text!r}")
+        if loaded.gloss is not None:
+            from rag.gloss import report_lines
+
+            click.echo("")
+            for line in report_lines(loaded.gloss):
+                click.echo(line)
 
 
 @main.command("verify")

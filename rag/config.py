@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
     lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
     translate_queries: bool = Field(True, description="Add CC-CEDICT translations to English questions before embedding")
+    gloss_weight: float = Field(0.03, ge=0.0, le=1.0, description="Share of the English-gloss BM25 for English "
+                                "and mixed questions (added to the dense score); 0 turns the channel off")
+    glossary: str | None = Field(None, description="More glossary TSV files (Chinese term<TAB>English), comma-separated")
     min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
 
     max_question_chars: int = Field(2000, ge=10, le=100000)

@@ -461,6 +461,15 @@ class DocumentTable(_RowTable[DocumentInfo]):
         return self._cols["title"][i], self._cols["source"][i], self._cols["date"][i]
 
 
+def _load_gloss(data_dir: Path, manifest: dict[str, Any]) -> Any:
+    """The English gloss BM25 (``rag/gloss.py``), or None for an index built without one."""
+    if "gloss" not in manifest:
+        return None
+    from rag.gloss import GlossIndex
+
+    return GlossIndex.load(data_dir)
+
+
 def _segments(table: np.ndarray, n_paragraphs: int) -> np.ndarray:
     """CSR offsets: the rows of paragraph ``i`` are ``offsets[i]:offsets[i + 1]``."""
     return np.searchsorted(table[:, 0], np.arange(n_paragraphs + 1), side="left").astype(np.int64)
@@ -522,6 +531,7 @@ class LoadedIndex:
         self.sentence_offsets = _segments(self.sentence_table, n_para)
         self.chunk_ids = ChunkIds(self.paragraphs.ids, self.chunk_table)
         self.documents = DocumentTable(columns, self.paragraphs.ids, para_doc, self.data_dir / AUDIT_FILE)
+        self.gloss = _load_gloss(self.data_dir, manifest)
         kind = manifest["store"].get("kind", "faiss")
         if settings is not None and settings.store != kind:
             raise IndexStateError(

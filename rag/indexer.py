@@ -17,6 +17,7 @@ from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
 from rag.embedcache import EmbeddingCache, encode_cached, text_key
 from rag.errors import IndexStateError, InputError
+from rag.gloss import build_gloss_index
 from rag.index import (
     FORMAT_VERSION,
     MANIFEST,
@@ -146,6 +147,9 @@ def build_index(
         summary.skipped = list(skipped)
         docs = _dedupe(docs, summary)
         normaliser = Normaliser(settings.opencc_config)
+        # Before the encoder: a glossary that cannot be read fails the build at once.
+        gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
+        summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss.report["problems"]]
         chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
         sentences = (
             [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
@@ -198,6 +202,7 @@ def build_index(
                            chunk_vectors=vectors if settings.store != "faiss" else None)
                 + store.save(data_dir)
                 + bm25.save(data_dir)
+                + gloss.save(data_dir)
             )
             for name in names:
                 _fsync_file(data_dir / name)
@@ -209,6 +214,7 @@ def build_index(
                 "model": {"name": settings.embed_model, "id": encoder.model_id, "dim": encoder.dim},
                 "store": store.describe(),
                 "bm25": bm25.describe(),
+                "gloss": gloss.describe(),
                 "files": {d.path or d.doc_id: {"sha256": d.sha256, "doc_id": d.doc_id} for d in docs},
                 "documents": {d.doc_id: d.sha256 for d in docs},
                 "counts": {

@@ -28,6 +28,7 @@ from rag.types import Document, Paragraph, SkippedFile
 
 MAX_BYTES = 50 * 1024 * 1024
 METADATA_FILE = "metadata.json"
+GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read by rag/gloss.py; not a document
 TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 SUPPORTED = sorted(TEXT_TYPES | {".pdf", ".docx", ".jsonl"})
 TITLE_MAX = 120
@@ -403,7 +404,7 @@ def load_corpus(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedFile
             continue
         for f in files:
             rel = _rel(f, root)
-            if f.name == METADATA_FILE or (given.is_dir() and _is_hidden(rel)):
+            if f.name in (METADATA_FILE, GLOSSARY_FILE) or (given.is_dir() and _is_hidden(rel)):
                 continue
             meta = dict(_read_metadata(root, meta_cache, skipped).get(rel.as_posix(), {}))
             meta.update(_read_metadata(f.parent, meta_cache, skipped).get(f.name, {}))

@@ -9,12 +9,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from rag.crosslingual import translate_query
+from rag.gloss import question_terms
 from rag.index import LoadedIndex
 from rag.normalise import Normaliser, cjk_ratio
 from rag.relevance import relevance
 from rag.types import Hit
 
 TRANSLATION_MIN_WEIGHT = 0.3
+# The English gloss channel scores a question whose CJK share of letters is below this: English
+# questions, and mixed ones ("What is 新質生產力?") together with the Chinese BM25 (which takes
+# the CJK part from 0.2 up). Measured with benchmarks/tune_gloss.py (README "Retrieval").
+GLOSS_MAX_CJK = 0.6
 
 # Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
 _ANAPHORA = re.compile(
@@ -39,13 +44,18 @@ def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> st
 
 
 class HybridRetriever:
-    """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25`` over the candidates.
+    """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25 + g * gloss / max gloss``.
 
     ``dense`` is the mean of the paragraph's best chunk cosine and its best sentence cosine
     (a question usually matches one sentence; the whole chunk adds context), ``BM25`` the best
     score of its chunks. ``w`` is ``lexical_weight`` for questions written in Chinese and
     ``lexical_weight_latin`` for questions without CJK characters (BM25 cannot match English
     words to Chinese text, so what it finds there is mostly noise); both chosen on dev sets.
+    ``gloss`` is the BM25 of the question's English words against the paragraph's English gloss
+    (``rag/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
+    ``GLOSS_MAX_CJK``; its maximum is taken over the candidates, which always include the
+    paragraphs with the best gloss scores of the whole index (so it is the index-wide maximum,
+    at any corpus size).
     """
 
     def __init__(
@@ -58,8 +68,10 @@ class HybridRetriever:
         lexical_weight_latin: float = 0.0,
         candidates: int = 100,
         translate: bool = True,
+        gloss_weight: float = 0.0,
     ) -> None:
         self.index = index
+        self.gloss_weight = gloss_weight
         self.translate = translate
         self.encoder = encoder
         self.normaliser = normaliser
@@ -86,6 +98,12 @@ class HybridRetriever:
 
     def weight_for(self, query: str) -> float:
         return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
+
+    def gloss_terms(self, query: str) -> list[str]:
+        """The question's English terms for the gloss channel ([] when the channel is off for it)."""
+        if self.gloss_weight <= 0 or getattr(self.index, "gloss", None) is None or cjk_ratio(query) >= GLOSS_MAX_CJK:
+            return []
+        return question_terms(query)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         return self.encoder.encode([self.dense_text(q) for q in queries], kind="query")
@@ -154,6 +172,7 @@ class HybridRetriever:
         if not index.chunk_ids:
             return _Components.empty()
         paras, lex = self._candidates(query, query_vector)
+        paras, gloss = self._with_gloss(query, paras)
         # Chunk rows of the candidates: one gather, one matrix product, a max per paragraph.
         c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
         c_len = c_end - c_start
@@ -179,7 +198,19 @@ class HybridRetriever:
             sent_cos[has] = scos[arg[has]]
             best_s[has] = srows[arg[has]]
         best_chunk = np.where(has_c, crows[best_c] if len(crows) else -1, -1)
-        return _Components(paras, (chunk_cos + sent_cos) / 2, lexical, best_chunk, best_s)
+        return _Components(paras, (chunk_cos + sent_cos) / 2, lexical, best_chunk, best_s, gloss)
+
+    def _with_gloss(self, query: str, paras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates plus the best gloss matches, and the gloss BM25 of each candidate (0: off)."""
+        terms = self.gloss_terms(query)
+        if not terms:
+            return paras, np.zeros(len(paras), dtype=np.float32)
+        scores = self.index.gloss.scores(terms)
+        depth = min(self.candidates, len(scores))
+        if depth:
+            top = np.argpartition(-scores, depth - 1)[:depth] if depth < len(scores) else np.arange(len(scores))
+            paras = np.union1d(paras, top[scores[top] > 0])
+        return paras, scores[paras]
 
     def _chunk_cosines(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
         store = self.index.store
@@ -201,6 +232,9 @@ class HybridRetriever:
         w = self.weight_for(query)
         top = float(c.lexical.max()) if len(c.lexical) else 0.0
         fused = (1.0 - w) * c.dense + (w * np.maximum(c.lexical, 0.0) / top if top > 0 else 0.0)
+        g_top = float(c.gloss.max()) if len(c.gloss) else 0.0
+        if g_top > 0:
+            fused = fused + self.gloss_weight * c.gloss / g_top
         ids = self.index.paragraphs.ids
         pool = np.arange(len(fused))
         if len(fused) > k > 0:  # every paragraph scoring at least the k-th best (ties included)
@@ -238,11 +272,12 @@ class _Components(NamedTuple):
     lexical: np.ndarray
     best_chunk: np.ndarray
     best_sentence: np.ndarray
+    gloss: np.ndarray  # BM25 against the English gloss (zeros when the channel is off)
 
     @classmethod
     def empty(cls) -> _Components:
         z = np.zeros(0)
-        return cls(z.astype(np.int64), z, z, z.astype(np.int64), z.astype(np.int64))
+        return cls(z.astype(np.int64), z, z, z.astype(np.int64), z.astype(np.int64), z)
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

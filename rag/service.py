@@ -13,6 +13,8 @@ from typing import Any
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
+from rag.gloss import compatible as gloss_compatible
+from rag.gloss import query_config as gloss_query_config
 from rag.index import DocumentInfo, LoadedIndex, read_manifest
 from rag.indexer import index_config
 from rag.normalise import Normaliser
@@ -33,6 +35,9 @@ def warm_up(settings: Settings) -> None:
 
             load_dictionary()
         import rag.answer  # noqa: F401
+        from rag.gloss import question_terms
+
+        question_terms("warming up the stemmer")
     except Exception:  # the first question reports any real problem with these
         log.debug("warm-up failed", exc_info=True)
 
@@ -70,6 +75,17 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
         raise IndexStateError(
             f"the index in {index_dir} was built with model {manifest.get('model', {}).get('name')!r} "
             f"but RAG_EMBED_MODEL is {want['model']!r}: {fix}"
+        )
+    gloss = manifest.get("gloss")
+    if gloss is None and settings.gloss_weight > 0:
+        raise IndexStateError(
+            f"the index in {index_dir} has no English gloss (it was built by an older version): "
+            f"re-index with `rag index --index {index_dir}` (or set RAG_GLOSS_WEIGHT=0 to serve it without one)"
+        )
+    if gloss is not None and not gloss_compatible(gloss):
+        raise IndexStateError(
+            f"the index in {index_dir} has an English gloss built with {gloss.get('stemmer')!r}, version "
+            f"{gloss.get('version')}; this version scores questions with {gloss_query_config()}: {fix}"
         )
     for key in ("normaliser", "chunking"):
         if manifest.get(key) != want[key]:
@@ -144,6 +160,7 @@ class RagService:
             lexical_weight=settings.lexical_weight,
             lexical_weight_latin=settings.lexical_weight_latin,
             translate=settings.translate_queries,
+            gloss_weight=settings.gloss_weight,
         )
 
     @classmethod

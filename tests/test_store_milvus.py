@@ -247,3 +247,17 @@ def test_lexical_search_filters_by_any_chunk_id(tmp_path):
     store.save(tmp_path)
     got = store.lexical_scores(["工业"], ids=odd[:3] + ["missing#p1@0"])
     assert set(got) == set(odd[:3])
+
+
+def test_english_gloss_on_milvus(corpus, settings):  # noqa: F811
+    """The gloss BM25 stays in the index folder beside a Milvus store and scores English questions."""
+    from rag.index import read_manifest
+    from rag.service import RagService
+
+    enc = build(corpus, settings)[1]
+    manifest = read_manifest(settings.index_dir)
+    assert manifest["store"]["kind"] == "milvus" and manifest["gloss"]["rows"] > 0
+    svc = RagService.open(settings.index_dir, settings, encoder=enc)
+    q = "Who is the chairman of the Productivity Council?"
+    c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
+    assert c.gloss.max() > 0

