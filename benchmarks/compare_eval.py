@@ -6,9 +6,9 @@ Questions are matched by id (a question in only one run is left out and counted)
 set/group and metric it prints the mean before and after, the mean per-question change and its
 95% percentile interval over 10,000 resamples of the questions (seed 0). Unanswerable gold
 questions have no retrieval metric and are skipped; gold follow-ups count in their language and
-in "followup", as `rag eval` groups them. `rag eval` keeps per-question rows for the gold set
-only; the intervals on the external dev sets come from the scripts that tune on them
-(``tune_gloss.py``).
+in "followup", as `rag eval` groups them. Both files need the per-question ``outcomes`` that
+``rag eval`` writes for every set (and ``evals/baseline/results.json`` holds). Where
+``rag eval`` tests whether a drop is significant, this prints how large the change is.
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ BOOT = 10_000
 
 
 def rows_by_group(results: dict) -> dict[tuple[str, str], dict[str, dict]]:
+    """(set, group) -> question id -> gated values, from the per-question ``outcomes``."""
     out: dict[tuple[str, str], dict[str, dict]] = {}
     for name, s in results.get("sets", {}).items():
-        for row in s.get("rows", []):
-            if not row.get("retrieval") or row.get("answerable") is False:
+        for o in s.get("outcomes", []):
+            if not o.get("answerable"):
                 continue
             groups = ["all"]
             if s.get("kind") == "gold":
-                groups = [row.get("lang", "?")] + (["followup"] if row.get("followup") else [])
+                groups = [o.get("lang", "?")] + (["followup"] if o.get("followup") else [])
             for g in groups:
-                out.setdefault((name, g), {})[row["id"]] = row["retrieval"]
+                out.setdefault((name, g), {})[o["id"]] = o["values"]
     return out
 
 
