@@ -97,7 +97,7 @@ def load_dictionary() -> Dictionary | None:
     path = _cedict_path()
     if path is None:
         return None
-    cache = _parse_cache_file(path)
+    cache = parse_cache_file(path)
     with _lock:
         cached = _cached_parse(cache)
         if cached is not None:
@@ -107,13 +107,15 @@ def load_dictionary() -> Dictionary | None:
     return Dictionary(entries)
 
 
-def _parse_cache_file(path: Path) -> Path | None:
+def parse_cache_file(path: Path, kind: str = "cedict", version: int = _PARSE_VERSION) -> Path | None:
+    """Where the parse of dictionary ``path`` (of one ``kind`` and parser ``version``) is cached."""
     try:
         from rag.config import get_settings
 
         st = path.stat()
-        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_PARSE_VERSION}|{sys.version}"
-        return Path(get_settings().cache_dir).expanduser() / f"cedict-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
+        tag = "" if kind == "cedict" else f"{kind}|"
+        key = f"{tag}{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{version}|{sys.version}"
+        return Path(get_settings().cache_dir).expanduser() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
     except Exception:  # settings or stat unreadable: parse every time
         return None
 

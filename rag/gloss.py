@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import sys
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from rag.crosslingual import _cached_parse, _cedict_path, _save_parse
+from rag.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
 from rag.errors import IndexStateError, InputError
 from rag.normalise import Normaliser, _jieba, has_cjk
 from rag.sentences import EN_STOPWORDS
@@ -191,7 +190,7 @@ def load_senses() -> Senses | None:
     path = _cedict_path()
     if path is None:
         return None
-    cache = _forward_cache_file(path)
+    cache = parse_cache_file(path, "cedict-fwd", _PARSE_VERSION)
     cached = _cached_parse(cache)
     if cached is not None and "\x00version" in cached:
         version = cached.pop("\x00version")[0]
@@ -199,17 +198,6 @@ def load_senses() -> Senses | None:
     entries, version = _parse_forward(path)
     _save_parse(cache, {**entries, "\x00version": [version]})
     return Senses(entries, version)
-
-
-def _forward_cache_file(path: Path) -> Path | None:
-    try:
-        from rag.config import get_settings
-
-        st = path.stat()
-        key = f"forward|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{_PARSE_VERSION}|{sys.version}"
-        return Path(get_settings().cache_dir).expanduser() / f"cedict-fwd-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
-    except Exception:  # settings or stat unreadable: parse every time
-        return None
 
 
 def _parse_forward(path: Path) -> tuple[dict[str, list[str]], str]:
