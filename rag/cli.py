@@ -211,8 +211,6 @@ def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None
 @index_option
 def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     """Serve the HTTP API and the chat UI."""
-    import uvicorn
-
     settings = _settings(index)
     host = host or settings.host
     port = port or settings.port
@@ -220,9 +218,17 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     from rag.config import get_settings
 
     get_settings.cache_clear()
+    settings = get_settings()
+    from rag.api.state import ServiceHolder
+
+    # Index and model start loading now, while FastAPI, uvicorn and Gradio import (~3 s).
+    holder = ServiceHolder(settings)
+    holder.start()
+    import uvicorn
+
     from rag.api.app import create_app
 
-    app = create_app(get_settings())
+    app = create_app(settings, holder=holder)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     click.echo(f"serving the chat UI at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -352,9 +352,11 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
             found = cache.get_many(new_keys)
             missing = [k for k in dict.fromkeys(new_keys) if k not in found]
             known = prev.vectors_for_keys(missing) if prev is not None and missing else {}
-            if len(found) + len(known) < len(set(new_keys)) or dim is None:
+            if len(found) + len(known) < len(set(new_keys)) or (dim is None and not found):
                 encoder = encoder or _load_encoder(settings)
                 dim = encoder.dim
+            elif dim is None:  # everything cached: the model need not load
+                dim = len(next(iter(found.values())))
             new_vectors, n_encoded = encode_cached(
                 new_texts, model_id=space, kind="passage",
                 encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
