@@ -340,6 +340,20 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     if run is not None:
         rows.take(prev, *run)  # type: ignore[arg-type]
 
+    if prev is not None and not changed_docs and _unchanged(prev, docs, rows, settings):
+        # Same bytes under new mtimes (a checkout, a copy): the data folder stays, only the
+        # manifest's record of the files is renewed.
+        manifest = {**prev.manifest, "paths": freshness.resolved_paths(paths),
+                    "sources": _sources_record(sources, origins)}
+        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
+        summary.rebuilt = False
+        summary.files_read = len(set(origins)) - prev.files_reused
+        c = prev.manifest["counts"]
+        summary.documents, summary.paragraphs = c["documents"], c["paragraphs"]
+        summary.chunks, summary.sentence_vectors = c["chunks"], c["sentence_vectors"]
+        summary.reused = c["chunks"] + c["sentence_vectors"]
+        return summary
+
     # Vectors of the new rows: the embedding cache, the live index, else the model.
     new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
     new_keys = [text_key(space, "passage", t) for t in new_texts]
@@ -429,7 +443,6 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         for name in names:
             _fsync_file(data_dir / name)
         (data_dir / READERS).touch()
-        files_docs = _file_rows(origins)
         manifest = {
             "format_version": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -441,8 +454,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
             "store": store.describe(),
             "bm25": bm25.describe(),
             "paths": freshness.resolved_paths(paths),
-            "sources": {name: (None if rec is None else {**rec, **({"docs": files_docs[name]} if name in files_docs else {})})
-                        for name, rec in sources.items()},
+            "sources": _sources_record(sources, origins),
             "counts": {
                 "documents": len(docs),
                 "paragraphs": rows.para_count,
@@ -487,6 +499,31 @@ def _load_encoder(settings: Settings) -> Any:
     return get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
                        backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
                        passage_dtype=settings.embed_passage_dtype)
+
+
+def _unchanged(prev: _Previous, docs: list[Document], rows: _Rows, settings: Settings) -> bool:
+    """Every row of the live index taken over in place, with the same document records."""
+    if len(docs) != len(prev.doc_sha) or prev.manifest["store"].get("hnsw_threshold") != settings.hnsw_threshold:
+        return False
+    if rows.bm25_parts != [] and (len(rows.bm25_parts) != 1 or rows.bm25_parts[0][0] != "old"):
+        return False
+    n_chunks, n_sentences = len(prev.index.chunk_ids), len(prev.index.sentence_table)
+    src_c, src_s = _cat(rows.chunk_src, (0,), np.int64), _cat(rows.sentence_src, (0,), np.int64)
+    if not (np.array_equal(src_c, np.arange(n_chunks)) and np.array_equal(src_s, np.arange(n_sentences))):
+        return False
+    cols = prev.index.documents._cols
+    return all(
+        (cols["doc_id"][i], cols["title"][i], cols["source"][i], cols["date"][i], cols["sha256"][i], cols["path"][i])
+        == (d.doc_id, d.title, d.source, d.date, d.sha256, d.path)
+        for i, d in enumerate(docs)
+    )
+
+
+def _sources_record(sources: dict[str, Any], origins: list[str]) -> dict[str, Any]:
+    """The manifest's record of the source files: size, mtime, sha256 and their documents' rows."""
+    rows = _file_rows(origins)
+    return {name: None if rec is None else {**rec, **({"docs": rows[name]} if name in rows else {})}
+            for name, rec in sources.items()}
 
 
 def _file_rows(origins: list[str]) -> dict[str, list[int]]:

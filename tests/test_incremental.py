@@ -175,10 +175,16 @@ def test_unchanged_corpus_does_nothing(tmp_path, corpus):
     assert again.up_to_date and again.lines()[0].startswith("index up to date")
     assert sorted(p.name for p in s.index_dir.iterdir()) == before
     assert read_manifest(s.index_dir) == manifest
-    # The same bytes under a new mtime are an update that redoes nothing.
+    # The same bytes under a new mtime: nothing is redone and no data folder written; the
+    # manifest's record of the file is renewed, so the next run is a no-op again.
     os.utime(corpus / "beta.txt", ns=(1, 1))
+    encoded = len(enc.encoded)
     touched = build_index([corpus], s.index_dir, s, encoder=enc)
-    assert not touched.up_to_date and touched.documents_redone == 0 and touched.files_read == 0
+    assert not touched.up_to_date and not touched.rebuilt and touched.documents_redone == 0
+    assert touched.files_read == 0 and len(enc.encoded) == encoded
+    assert sorted(p.name for p in s.index_dir.iterdir()) == before
+    assert read_manifest(s.index_dir)["data"] == manifest["data"]
+    assert build_index([corpus], s.index_dir, s, encoder=enc).up_to_date
 
 
 def test_cli_no_op_loads_no_model_and_writes_nothing(tmp_path, corpus):
