@@ -95,23 +95,79 @@ class TimedEncoder:
             self.texts += len(texts)
 
 
-def scale(size: int, work: Path) -> list[dict]:
-    from bench_scale import load, make_corpus
+class HashVectors:
+    """A stand-in passage encoder for the scale runs: a seeded random unit vector per text.
+
+    The update timings exclude encoding, so the vectors need not be the model's; this one makes
+    any corpus size buildable without hours of encoding (the model's own speed is
+    ``bench_encoder.py`` / ``bench_passage_dtype.py``)."""
+
+    model_id, dim, passage_dtype = "bench-hash-vectors", 384, "float32"
+
+    def encode(self, texts, *, kind, batch_size=None, show_progress=False):
+        import hashlib
+
+        import numpy as np
+
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            seed = int.from_bytes(hashlib.sha256(f"{kind}:{t}".encode()).digest()[:8], "little")
+            v = np.random.default_rng(seed).standard_normal(self.dim)
+            out[i] = v / np.linalg.norm(v)
+        return out
+
+
+def synthetic_corpus(size: int, work: Path) -> Path:
+    """``size`` paragraphs in 5,000-line ``.jsonl`` shards: the real dev paragraphs of drcd,
+    cmrc2018 and xquad-zh, then paragraphs of 6-14 sentences drawn from two real ones (seed 0)."""
+    import random
+    import re
+
+    folder = work / f"update-corpus-{size}"
+    done = work / f".update-corpus-{size}.done"  # outside the folder: not a corpus file
+    if done.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    external = Path(os.environ.get("RAG_EXTERNAL_DIR", ROOT.parent / "shared" / "data" / "external"))
+    real = []
+    for name in ("drcd/dev", "cmrc2018/dev", "xquad/zh-dev"):
+        with open(external / name / "corpus.jsonl", encoding="utf-8") as fh:
+            real.extend(json.loads(line) for line in fh if line.strip())
+    real = real[:size]
+    sentences = [[s for s in re.split(r"(?<=[。！？])", p["text"]) if s.strip()] for p in real]
+    rng = random.Random(size)
+    rows = [{"id": p["id"], "title": p.get("title", ""), "text": p["text"]} for p in real]
+    pool = [i for i, ss in enumerate(sentences) if len(ss) >= 2]
+    for i in range(size - len(rows)):
+        a, b = rng.sample(pool, 2)
+        mix = sentences[a] + sentences[b]
+        text = "".join(rng.sample(mix, min(len(mix), rng.randint(6, 14))))
+        rows.append({"id": f"synth:{size}:{i}", "title": real[a].get("title", ""), "text": text})
+    for n in range(0, len(rows), 5000):
+        (folder / f"shard-{n // 5000:04d}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows[n : n + 5000]), encoding="utf-8")
+    done.write_text(str(len(rows)))
+    return folder
+
+
+def scale(size: int, work: Path, hnsw_threshold: int | None) -> list[dict]:
+    from bench_scale import load
 
     from rag.config import get_settings
-    from rag.embedding import get_encoder
     from rag.index import LoadedIndex
     from rag.indexer import build_index
 
-    base = get_settings().model_copy(update={"embed_passage_dtype": "float32"})
-    info = make_corpus(size, work, base)
-    cache = Path(info["cache_dir"])
-    corpus = Path(info["corpus_dir"])
-    settings = base.model_copy(update={"cache_dir": cache})
+    corpus = synthetic_corpus(size, work)
+    cache = work / f"update-cache-{size}"
+    update = {"embed_passage_dtype": "float32", "cache_dir": cache, "embed_model": "bench-hash-vectors"}
+    if hnsw_threshold:
+        update["hnsw_threshold"] = hnsw_threshold
+    settings = get_settings().model_copy(update=update)
     index = work / f"index-update-{size}"
     shutil.rmtree(index, ignore_errors=True)
     rows: list[dict] = []
-    enc = TimedEncoder(get_encoder(settings.embed_model, cache_dir=cache, passage_dtype="float32"))
+    enc = TimedEncoder(HashVectors())
 
     def step(case: str) -> None:
         enc.seconds, enc.texts = 0.0, 0
@@ -123,11 +179,13 @@ def scale(size: int, work: Path) -> list[dict]:
                      "out": s.lines()[:3]})
         print(f"  {size}: {case}: {wall:.1f} s ({enc.seconds:.1f} s encoding)", file=sys.stderr, flush=True)
 
-    step("full build (nothing encoded)")
-    env = {**os.environ, "RAG_CACHE_DIR": str(cache), "RAG_EMBED_PASSAGE_DTYPE": "float32"}
+    step("full build (stand-in vectors)")
+    env = {**os.environ, "RAG_CACHE_DIR": str(cache), "RAG_EMBED_PASSAGE_DTYPE": "float32",
+           "RAG_EMBED_MODEL": "bench-hash-vectors", "RAG_HNSW_THRESHOLD": str(settings.hnsw_threshold)}
     r = cli_index(ROOT, corpus, index, env)
     rows.append({"case": "no-op (fresh process)", **r, "load": load()[0]})
-    shard = sorted(corpus.glob("synth-*.jsonl"))[len(list(corpus.glob("synth-*.jsonl"))) // 2]
+    shards = sorted(corpus.glob("shard-*.jsonl"))
+    shard = shards[len(shards) // 2]
     original = shard.read_text(encoding="utf-8")
     lines = original.splitlines()
     row = json.loads(lines[17])
@@ -143,9 +201,11 @@ def scale(size: int, work: Path) -> list[dict]:
     shard.write_text("\n".join(lines) + "\n", encoding="utf-8")
     step("one document deleted")
     loaded = LoadedIndex.open(index, settings=settings)
-    assert len(loaded.paragraphs) == info["real_paragraphs"] + info["synthetic_paragraphs"], len(loaded.paragraphs)
+    assert len(loaded.paragraphs) == size, len(loaded.paragraphs)  # one added, one deleted
+    rows.append({"case": "index", "wall_s": 0.0, "cpu_s": 0.0, "out": [
+        f"{len(loaded.paragraphs)} paragraphs, {len(loaded.chunk_ids)} chunks, {len(loaded.sentence_table)} sentences, "
+        f"store {loaded.manifest['store']['index']} (masked {loaded.manifest['store'].get('masked', 0)})"]})
     loaded.close()
-    # Put the corpus back as make_corpus left it (bench_scale.py reuses it).
     (corpus / "extra.jsonl").unlink()
     shard.write_text(original, encoding="utf-8")
     shutil.rmtree(index, ignore_errors=True)
@@ -167,6 +227,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sizes", default="", help="comma-separated synthetic corpus sizes, e.g. 10000,100000")
     ap.add_argument("--work", type=Path, default=Path("/tmp/rag-bench"))
+    ap.add_argument("--hnsw-threshold", type=int, default=None,
+                    help="RAG_HNSW_THRESHOLD for the scale runs (default: the setting, 50,000)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     result: dict = {"load_average_1min_start": round(os.getloadavg()[0], 1)}
@@ -179,7 +241,7 @@ def main() -> None:
               f"{any(r.get('new_data_folder') for r in rows)}")
     for size in [int(s) for s in args.sizes.split(",") if s]:
         args.work.mkdir(parents=True, exist_ok=True)
-        rows = scale(size, args.work)
+        rows = scale(size, args.work, args.hnsw_threshold)
         result[str(size)] = rows
         print(table(f"{size:,} paragraphs", rows))
     result["load_average_1min_end"] = round(os.getloadavg()[0], 1)

@@ -33,6 +33,7 @@ from rag.index import (
     MANIFEST,
     READERS,
     ROW_KEYS,
+    SENTENCE_DTYPE,
     LoadedIndex,
     build_lock,
     checksum_files,
@@ -389,7 +390,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
     chunk_docs = [para_doc[p] for p in chunk_table[:, 0].tolist()]
 
-    sentence_vectors = np.zeros((len(sentence_table), dim), dtype=np.float32)
+    sentence_vectors = np.zeros((len(sentence_table), dim), dtype=SENTENCE_DTYPE)  # as stored: float16
     old_s = sentence_src >= 0
     if prev is not None and old_s.any():
         sentence_vectors[old_s] = prev.index.sentence_vectors[sentence_src[old_s]]
