@@ -20,6 +20,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 FORMAT_VERSION = 3
+# Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
+# unchanged files are otherwise taken over as the previous build made them.
+PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
 METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
@@ -67,6 +70,7 @@ def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str 
         store.update(uri=settings.milvus_uri, collection=settings.milvus_collection)
     return {
         "format_version": FORMAT_VERSION,
+        "pipeline_version": PIPELINE_VERSION,
         **index_config(settings),
         "model_id": model_id or (MODEL_ID if settings.embed_model == MODEL_NAME else settings.embed_model),
         "passage_dtype": passage_dtype or passage_dtype_for(settings),
