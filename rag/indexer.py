@@ -315,6 +315,7 @@ def build_index(
 def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool,
            summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: _Previous | None,
            key: dict[str, Any], space: str, sources: dict[str, Any]) -> IndexSummary:
+    previous = _live_data_name(index_dir, old_manifest)  # read before the swap replaces it
     origins: list[str] = []
     docs, skipped = load_corpus(paths, reuse=prev.reuse_file if prev else None, origins=origins)
     summary.skipped = list(skipped)
@@ -470,7 +471,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         raise
     # The live folder and its predecessor stay (a reader may be between reading the manifest and
     # opening it); older ones go once no reader holds them.
-    remove_unused_data(index_dir, keep={data_name, (old_manifest or {}).get("data", "")})
+    remove_unused_data(index_dir, keep={data_name, previous})
 
     old_docs = _old_documents(index_dir, old_manifest, prev)
     doc_sha = {d.doc_id: d.sha256 for d in docs}
@@ -492,6 +493,18 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         if d.flags:
             summary.flags[d.doc_id] = list(d.flags)
     return summary
+
+
+def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:
+    """The data folder the replaced manifest named, even one of an older format (a server of an
+    older version may still serve it, without holding it)."""
+    if manifest is not None:
+        return str(manifest.get("data", ""))
+    try:
+        raw = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        return str(raw.get("data", "")) if isinstance(raw, dict) else ""
+    except (OSError, ValueError):
+        return ""
 
 
 def _load_encoder(settings: Settings) -> Any:

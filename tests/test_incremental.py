@@ -254,3 +254,23 @@ def test_old_data_folders_go_once_no_reader_holds_them(tmp_path, corpus):
     build_index([corpus], s.index_dir, s, encoder=enc)
     folders = {p.name for p in s.index_dir.iterdir() if p.name.startswith("data-")}
     assert first not in folders and len(folders) == 2
+
+
+def test_an_old_format_index_is_rebuilt_and_its_folder_kept_for_its_readers(tmp_path, corpus):
+    """A format-2 manifest is refused with the re-index message; `rag index` rebuilds, keeping
+    the folder it named (a server of the older version may be serving it)."""
+    from rag.errors import IndexStateError
+    from rag.index import MANIFEST
+
+    s = settings_for(tmp_path, "live")
+    build_index([corpus], s.index_dir, s, encoder=HashingEncoder())
+    path = s.index_dir / MANIFEST
+    old = json.loads(path.read_text(encoding="utf-8"))
+    old["format_version"] = 2
+    path.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(IndexStateError, match="rag index"):
+        RagService.open(s.index_dir, s, encoder=HashingEncoder())
+    summary = build_index([corpus], s.index_dir, s, encoder=HashingEncoder())
+    assert summary.rebuilt and summary.encoded == 0  # vectors from the embedding cache
+    assert (s.index_dir / old["data"]).is_dir()
+    assert read_manifest(s.index_dir)["data"] != old["data"]
