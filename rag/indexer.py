@@ -68,14 +68,16 @@ class IndexSummary:
     removed_by_kind: dict[str, int] = field(default_factory=dict)
     flags: dict[str, list[str]] = field(default_factory=dict)
     up_to_date: bool = False  # nothing had changed: nothing was done
+    renewed: bool = False  # only file times had changed: the manifest's file record was renewed
     rebuilt: bool = True  # everything redone (no usable previous index, or its settings differ)
     files_read: int = 0  # files read and cleaned (the others' documents were taken over)
     documents_redone: int = 0  # documents chunked and tokenised (new or changed)
 
     def lines(self) -> list[str]:
-        if self.up_to_date:
+        if self.up_to_date or self.renewed:
+            why = "same bytes under new file times: file record renewed, " if self.renewed else ""
             return [f"index up to date: {self.documents} documents, {self.paragraphs} paragraphs, "
-                    f"{self.chunks} chunks in {self.index_dir} ({self.seconds:.2f}s)"]
+                    f"{self.chunks} chunks in {self.index_dir} ({why}{self.seconds:.2f}s)"]
         out = [
             f"indexed {self.documents} documents, {self.paragraphs} paragraphs, {self.chunks} chunks "
             f"(+{self.sentence_vectors} sentence vectors) into {self.index_dir} in {self.seconds:.1f}s",
@@ -348,7 +350,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         manifest = {**prev.manifest, "paths": freshness.resolved_paths(paths),
                     "sources": _sources_record(sources, origins)}
         write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
-        summary.rebuilt = False
+        summary.rebuilt, summary.renewed = False, True
         summary.files_read = len(set(origins)) - prev.files_reused
         c = prev.manifest["counts"]
         summary.documents, summary.paragraphs = c["documents"], c["paragraphs"]

@@ -180,7 +180,8 @@ def test_unchanged_corpus_does_nothing(tmp_path, corpus):
     os.utime(corpus / "beta.txt", ns=(1, 1))
     encoded = len(enc.encoded)
     touched = build_index([corpus], s.index_dir, s, encoder=enc)
-    assert not touched.up_to_date and not touched.rebuilt and touched.documents_redone == 0
+    assert not touched.up_to_date and touched.renewed and not touched.rebuilt and touched.documents_redone == 0
+    assert "file record renewed" in touched.lines()[0]
     assert touched.files_read == 0 and len(enc.encoded) == encoded
     assert sorted(p.name for p in s.index_dir.iterdir()) == before
     assert read_manifest(s.index_dir)["data"] == manifest["data"]
