@@ -221,9 +221,11 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     settings = get_settings()
     from rag.api.state import ServiceHolder
 
-    # Index and model start loading now, while FastAPI, uvicorn and Gradio import (~3 s).
+    # Index and model load in the app's lifespan, after FastAPI, uvicorn and Gradio have
+    # imported: starting the load before those imports (to overlap them) was measured slower to
+    # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
+    # file reads, queue behind the loader.
     holder = ServiceHolder(settings)
-    holder.start()
     import uvicorn
 
     from rag.api.app import create_app
