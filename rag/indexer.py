@@ -285,32 +285,52 @@ def build_index(
             old_manifest = read_manifest(index_dir)
         except IndexStateError:
             old_manifest = None  # unreadable or older format: build afresh
-        model_id, passage_dtype = _identity(settings, encoder)
-        space = vector_space(model_id, passage_dtype)
-        key = freshness.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
-        sources = freshness.scan_sources(paths)
-        if (not full and old_manifest is not None and freshness.matches(old_manifest, key, paths, sources)
-                and freshness.data_files_present(index_dir, old_manifest)):
-            summary.up_to_date = True
-            counts = old_manifest.get("counts", {})
-            summary.documents, summary.paragraphs = counts.get("documents", 0), counts.get("paragraphs", 0)
-            summary.chunks, summary.sentence_vectors = counts.get("chunks", 0), counts.get("sentence_vectors", 0)
-            summary.seconds = time.perf_counter() - t0
-            return summary
-        prev: _Previous | None = None
-        if (not full and old_manifest is not None and old_manifest.get("build_key") == key
-                and settings.store == "faiss"):
+        for _ in range(2):  # twice only when the model, once loaded, has another id than predicted
             try:
-                prev = _Previous(index_dir, old_manifest, settings, sources)
-            except (IndexStateError, OSError, ValueError):
-                prev = None  # damaged: build afresh
-        try:
-            summary = _build(paths, index_dir, settings, encoder, progress, summary, old_manifest, prev,
-                             key, space, sources)
-        finally:
-            if prev is not None:
-                prev.close()
+                summary = _attempt(paths, index_dir, settings, encoder, progress, full,
+                                   IndexSummary(index_dir=index_dir), old_manifest, t0)
+                break
+            except _IdentityChanged as changed:
+                encoder = changed.encoder
     summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+class _IdentityChanged(Exception):
+    """The loaded encoder's model id or passage precision is not the one predicted from the settings."""
+
+    def __init__(self, encoder: Any) -> None:
+        super().__init__(encoder.model_id)
+        self.encoder = encoder
+
+
+def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool, full: bool,
+             summary: IndexSummary, old_manifest: dict[str, Any] | None, t0: float) -> IndexSummary:
+    model_id, passage_dtype = _identity(settings, encoder)
+    space = vector_space(model_id, passage_dtype)
+    key = freshness.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
+    sources = freshness.scan_sources(paths)
+    if (not full and old_manifest is not None and freshness.matches(old_manifest, key, paths, sources)
+            and freshness.data_files_present(index_dir, old_manifest)):
+        summary.up_to_date = True
+        counts = old_manifest.get("counts", {})
+        summary.documents, summary.paragraphs = counts.get("documents", 0), counts.get("paragraphs", 0)
+        summary.chunks, summary.sentence_vectors = counts.get("chunks", 0), counts.get("sentence_vectors", 0)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    prev: _Previous | None = None
+    if (not full and old_manifest is not None and old_manifest.get("build_key") == key
+            and settings.store == "faiss"):
+        try:
+            prev = _Previous(index_dir, old_manifest, settings, sources)
+        except (IndexStateError, OSError, ValueError):
+            prev = None  # damaged: build afresh
+    try:
+        summary = _build(paths, index_dir, settings, encoder, progress, summary, old_manifest, prev,
+                         key, space, sources)
+    finally:
+        if prev is not None:
+            prev.close()
     return summary
 
 
@@ -371,7 +391,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
             missing = [k for k in dict.fromkeys(new_keys) if k not in found]
             known = prev.vectors_for_keys(missing) if prev is not None and missing else {}
             if len(found) + len(known) < len(set(new_keys)) or (dim is None and not found):
-                encoder = encoder or _load_encoder(settings)
+                encoder = encoder or _load_encoder(settings, space)
                 dim = encoder.dim
             elif dim is None:  # everything cached: the model need not load
                 dim = len(next(iter(found.values())))
@@ -418,7 +438,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     store: Any
     bm25: Any
     if settings.store == "milvus":
-        store, bm25 = _ingest_milvus(settings, index_dir, encoder or _load_encoder(settings), docs,
+        store, bm25 = _ingest_milvus(settings, index_dir, encoder or _load_encoder(settings, space), docs,
                                      rows.new_chunks, rows.new_chunk_texts, new_vectors[:n_new_chunks],
                                      normaliser, space)
         chunk_vectors = new_vectors[:n_new_chunks]
@@ -509,12 +529,16 @@ def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:
         return ""
 
 
-def _load_encoder(settings: Settings) -> Any:
+def _load_encoder(settings: Settings, space: str) -> Any:
+    """The model, which must embed in ``space`` (the id and precision the build was planned for)."""
     from rag.embedding import get_encoder
 
-    return get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                       backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
-                       passage_dtype=settings.embed_passage_dtype)
+    encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
+                          backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
+                          passage_dtype=settings.embed_passage_dtype)
+    if vector_space(encoder.model_id, getattr(encoder, "passage_dtype", "float32")) != space:
+        raise _IdentityChanged(encoder)  # plan again with this encoder's own id
+    return encoder
 
 
 def _unchanged(prev: _Previous, docs: list[Document], rows: _Rows, settings: Settings) -> bool:
