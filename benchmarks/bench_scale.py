@@ -268,7 +268,9 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
     if manifest.exists() and record.exists() and json.loads(manifest.read_text()).get("format_version") == FORMAT_VERSION:
         return {**info, **json.loads(record.read_text())}
     shutil.rmtree(index_dir, ignore_errors=True)
-    local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"]), "store": store})
+    # float32 passages: the private cache holds the real cache's float32 vectors under float32 keys
+    local = settings.model_copy(update={"cache_dir": Path(info["cache_dir"]), "store": store,
+                                        "embed_passage_dtype": "float32"})
     t0, c0 = time.perf_counter(), time.process_time()
     summary = build_index([Path(info["corpus_dir"])], index_dir, local)
     built = {

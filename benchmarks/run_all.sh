@@ -11,7 +11,7 @@
 # Haystack runs from its own virtualenv ($RAG_PEER_PYTHON, default /tmp/rag-peers-venv);
 # it is created here when missing, never inside the project's environment.
 #
-# Knobs: SIZES (default 1000,10000,100000), MILVUS_SIZES (default 1000,10000), MILVUS_QUERIES (default 50), QUERIES (scale, default 300), PEER_QUERIES
+# Knobs: SIZES (default 1000,10000,100000), UPDATE_SIZES (default 10000,100000), MILVUS_SIZES (default 1000,10000), MILVUS_QUERIES (default 50), QUERIES (scale, default 300), PEER_QUERIES
 # (per set, default 300), LOAD_SECONDS / LOAD_CLIENTS (load test, default 30 / "1 4 16").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,8 +39,18 @@ fi
 echo "== encoder"
 $PY benchmarks/bench_encoder.py --json "$OUT/encoder.json" | tee "$OUT/encoder.md"
 $PY benchmarks/bench_encoder.py --backend sentence-transformers --json "$OUT/encoder-st.json" | tee "$OUT/encoder-st.md"
+echo "== passage precision: bfloat16 vs float32, same run"
+$PY benchmarks/bench_passage_dtype.py --json "$OUT/passage-dtype.json" | tee "$OUT/passage-dtype.md"
 echo "== indexing overhead"
 $PY benchmarks/bench_pipeline.py --json "$OUT/pipeline.json" | tee "$OUT/pipeline.md"
+echo "== index updates: no-op, one document changed / added / deleted"
+$PY benchmarks/bench_index_update.py --json "$OUT/index-update.json" | tee "$OUT/index-update.md"
+$PY benchmarks/bench_index_update.py --sizes "${UPDATE_SIZES:-10000,100000}" --work "$WORK" \
+  --json "$OUT/index-update-scale.json" | tee "$OUT/index-update-scale.md"
+echo "== start-up: rag serve, and scripts/run.sh on an unchanged corpus"
+.venv/bin/rag index -q >/dev/null  # index/ of corpus/, so run.sh finds it unchanged
+$PY benchmarks/bench_serve_start.py --index index --json "$OUT/serve-start.json" | tee "$OUT/serve-start.md"
+$PY benchmarks/bench_serve_start.py --run-sh --json "$OUT/run-sh-start.json" | tee "$OUT/run-sh-start.md"
 echo "== scale"
 $PY benchmarks/bench_scale.py --sizes "${SIZES:-1000,10000,100000}" --queries "${QUERIES:-300}" \
   --json "$OUT/scale.json" | tee "$OUT/scale.md"

@@ -77,15 +77,32 @@ def main() -> None:
 @index_option
 @click.option("--report", is_flag=True, help="Also print what cleaning removed or flagged, per document.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: bool) -> None:
-    """Build or update the index from files/folders (default: corpus/). Incremental and atomic."""
-    from rag.indexer import build_index
+@click.option("--full", is_flag=True, help="Redo every document (vectors still come from the embedding cache).")
+def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: bool, full: bool) -> None:
+    """Build or update the index from files/folders (default: corpus/). Incremental and atomic.
 
+    Unchanged corpus (every file's size, mtime and sha256) and settings: says so and does
+    nothing. Otherwise only new and changed files are read and only new and changed documents
+    are cleaned, chunked and embedded; a changed model, precision, chunking or normaliser
+    setting rebuilds everything.
+    """
     settings = _settings(index)
     targets = list(paths) or [settings.corpus_dir]
-    summary = build_index(targets, settings.index_dir, settings, progress=not quiet and sys.stderr.isatty())
-    for line in summary.lines():
-        click.echo(line)
+    fresh = None
+    if not full:
+        from rag.freshness import up_to_date  # standard library only: no model, numpy or FAISS
+
+        fresh = up_to_date(targets, settings.index_dir, settings)
+    if fresh is not None:
+        for line in fresh.lines():
+            click.echo(line)
+    else:
+        from rag.indexer import build_index
+
+        summary = build_index(targets, settings.index_dir, settings, progress=not quiet and sys.stderr.isatty(),
+                              full=full)
+        for line in summary.lines():
+            click.echo(line)
     if report:
         from rag.index import LoadedIndex
 
@@ -257,8 +274,6 @@ def mcp_cmd(index: str | None) -> None:
 @index_option
 def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     """Serve the HTTP API and the chat UI."""
-    import uvicorn
-
     settings = _settings(index)
     host = host or settings.host
     port = port or settings.port
@@ -266,9 +281,19 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     from rag.config import get_settings
 
     get_settings.cache_clear()
+    settings = get_settings()
+    from rag.api.state import ServiceHolder
+
+    # Index and model load in the app's lifespan, after FastAPI, uvicorn and Gradio have
+    # imported: starting the load before those imports (to overlap them) was measured slower to
+    # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
+    # file reads, queue behind the loader.
+    holder = ServiceHolder(settings)
+    import uvicorn
+
     from rag.api.app import create_app
 
-    app = create_app(get_settings())
+    app = create_app(settings, holder=holder)
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1") else host
     click.echo(f"serving the chat UI at http://{shown}:{port}/  (API docs: http://{shown}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning")

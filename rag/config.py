@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     )
     embed_query_dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Precision of question encoding; auto: bfloat16 on CPUs with native bfloat16 "
-        "(avx512_bf16/amx_bf16), else float32. Passages (the index) are always float32"
+        "(avx512_bf16/amx_bf16), else float32"
+    )
+    embed_passage_dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Precision of passage encoding (the index); auto: bfloat16 on CPUs with native "
+        "bfloat16, else float32. Recorded in the manifest: changing it re-encodes the corpus"
     )
 
     opencc_config: str = Field("t2s", description="OpenCC config used for matching (never shown)")

@@ -526,7 +526,7 @@ class GlossIndex:
 
     def describe(self) -> dict[str, Any]:
         return {**self.config, "library": "bm25s", "k1": K1, "b": B, "rows": self.rows,
-                "glossary": {k: self.report[k] for k in ("files", "entries", "mined") if k in self.report}}
+                "glossary": {k: self.report[k] for k in ("files", "entries", "mined", "digest") if k in self.report}}
 
     def save(self, folder: Path) -> list[str]:
         sub = Path(folder) / GLOSS_DIR
@@ -568,12 +568,25 @@ def report_lines(gloss: GlossIndex) -> list[str]:
     return out
 
 
-def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,
-                      extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossIndex:
-    """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
-    texts = [p.text for p in paragraphs]
+@dataclass
+class GlossPlan:
+    """The glossaries read and the pairs mined for one build; ``build`` glosses the paragraphs."""
+
+    glosser: Glosser
+    report: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return self.report["digest"]
+
+    def build(self, texts: Sequence[str]) -> GlossIndex:
+        return GlossIndex.build((self.glosser.terms(t) for t in texts), self.glosser.config(), self.report)
+
+
+def plan_gloss_index(paths: Sequence[Path], texts: Sequence[str], normaliser: Normaliser,
+                     extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossPlan:
+    """Read the glossaries found for ``paths`` and mine the pairs of ``texts`` (no glossing yet)."""
     glossary, mined = build_glossary(paths, texts, normaliser, extra_glossaries)
-    glosser = Glosser(normaliser, glossary, rule=rule)
     files = [str(f) for f in glossary_files(paths, extra_glossaries)]
     report = {
         "files": files,
@@ -582,7 +595,14 @@ def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normalis
         "problems": glossary.problems,
         "digest": glossary.digest(),
     }
-    return GlossIndex.build((glosser.terms(t) for t in texts), glosser.config(), report)
+    return GlossPlan(Glosser(normaliser, glossary, rule=rule), report)
+
+
+def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,
+                      extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossIndex:
+    """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
+    texts = [p.text for p in paragraphs]
+    return plan_gloss_index(paths, texts, normaliser, extra_glossaries, rule=rule).build(texts)
 
 
 def query_config() -> dict[str, Any]:

@@ -29,11 +29,11 @@ from typing import Any, TypeVar
 import numpy as np
 
 from rag.errors import IndexStateError
+from rag.freshness import FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, manifest_digest  # noqa: F401 (re-exported)
 from rag.lexical import BM25Index
 from rag.store.faiss_store import FaissStore
 from rag.types import Chunk, Document, Paragraph, Removal
 
-FORMAT_VERSION = 2
 DOCUMENTS_FILE = "documents.json"  # doc_id, title, source, date, sha256, path (lists)
 AUDIT_FILE = "audit.json"  # doc_id -> what cleaning removed or flagged (documents that have any)
 PARAGRAPHS_FILE = "paragraphs.json"  # para_id, document row, n, heading (lists)
@@ -48,9 +48,7 @@ CHUNK_VECTORS = "chunk_vectors.npy"
 ROW_KEYS = "row_keys.npy"  # uint8 (chunks + sentences, 32): embedding-cache key of each row
 SENTENCE_DTYPE = np.float16
 KEY_BYTES = 32
-MANIFEST = "manifest.json"
 LOCK = ".lock"
-MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
 _DATA_NAME = re.compile(r"^data-[A-Za-z0-9._-]+$")
 
 
@@ -106,6 +104,56 @@ def build_lock(index_dir: Path) -> Iterator[None]:
         fh.close()
 
 
+READERS = ".readers"  # in each data folder: readers hold a shared lock on it while they use the folder
+
+
+def hold_data(data_dir: Path) -> Any:
+    """A shared lock on ``data_dir`` for as long as the returned file stays open (None if it cannot).
+
+    A build removes an old data folder only when it can lock it exclusively, so a folder some
+    process still serves from is kept (and removed by a later build once it is released).
+    """
+    try:
+        fh = open(data_dir / READERS, "rb")  # noqa: SIM115  (held open on purpose)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()  # being removed right now: the caller's open fails on its own
+        return None
+    return fh
+
+
+def remove_unused_data(index_dir: Path, keep: set[str]) -> list[str]:
+    """Remove the data folders not in ``keep`` that no reader holds; returns those removed."""
+    import shutil
+
+    removed = []
+    for child in Path(index_dir).iterdir():
+        if not (child.is_dir() and child.name.startswith("data-")) or child.name in keep:
+            continue
+        lease = child / READERS
+        try:
+            fh = open(lease, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            fh = None  # a folder of an older version, or of a killed build: nobody holds it
+        except OSError:
+            continue
+        try:
+            if fh is not None:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a reader still uses it
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+        finally:
+            if fh is not None:
+                fh.close()
+    return removed
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     path = Path(index_dir) / MANIFEST
     if not path.exists():
@@ -121,12 +169,6 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         )
     _check_manifest(path, data)
     return data
-
-
-def manifest_digest(manifest: dict[str, Any]) -> str:
-    """sha256 of the manifest without its own digest (canonical JSON), so an edit is detected."""
-    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
-    return hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -315,8 +357,29 @@ def write_data(
     index of 100k paragraphs opens by memory-mapping these, without parsing a row at a time.
     Chunks and sentences must come in paragraph order (as the chunkers emit them).
     """
+    para_row = {p.para_id: i for i, p in enumerate(p for d in docs for p in d.paragraphs)}
+    tables = []
+    for name, rows in ((CHUNK_TABLE, chunks), (SENTENCE_TABLE, sentences)):
+        table = np.array([(para_row[c.para_id], c.start, c.end) for c in rows], dtype=np.int32).reshape(-1, 3)
+        if len(table) and np.any(np.diff(table[:, 0]) < 0):
+            raise ValueError(f"{name}: rows are not in paragraph order")
+        tables.append(table)
+    keys = np.frombuffer(b"".join(row_keys), dtype=np.uint8).reshape(len(row_keys), KEY_BYTES)
+    return write_tables(data_dir, docs, tables[0], tables[1], sentence_vectors, keys, chunk_vectors)
+
+
+def write_tables(
+    data_dir: Path,
+    docs: Sequence[Document],
+    chunk_table: np.ndarray,
+    sentence_table: np.ndarray,
+    sentence_vectors: np.ndarray,
+    row_keys: np.ndarray,
+    chunk_vectors: np.ndarray | None = None,
+) -> list[str]:
+    """:func:`write_data` from the row tables themselves: int32 ``(paragraph row, start, end)``
+    for chunks and sentences, uint8 ``(rows, 32)`` row keys (what an update assembles)."""
     paragraphs = [p for d in docs for p in d.paragraphs]
-    para_row = {p.para_id: i for i, p in enumerate(paragraphs)}
     doc_row = {d.doc_id: i for i, d in enumerate(docs)}
     columns = {
         "doc_id": [d.doc_id for d in docs], "title": [d.title for d in docs], "source": [d.source for d in docs],
@@ -340,19 +403,20 @@ def write_data(
     np.cumsum([len(b) for b in blobs], out=offsets[1:])
     (data_dir / TEXT_FILE).write_bytes(b"".join(blobs))
     np.save(data_dir / TEXT_OFFSETS, offsets)
-    for name, rows in ((CHUNK_TABLE, chunks), (SENTENCE_TABLE, sentences)):
-        table = np.array([(para_row[c.para_id], c.start, c.end) for c in rows], dtype=np.int32).reshape(-1, 3)
-        if len(table) and np.any(np.diff(table[:, 0]) < 0):
+    for name, table in ((CHUNK_TABLE, chunk_table), (SENTENCE_TABLE, sentence_table)):
+        table = np.asarray(table, dtype=np.int32).reshape(-1, 3)
+        if len(table) and (np.any(np.diff(table[:, 0]) < 0) or table[:, 0].max() >= len(paragraphs)):
             raise ValueError(f"{name}: rows are not in paragraph order")
         np.save(data_dir / name, table)
+    if len(sentence_vectors) != len(sentence_table) or len(row_keys) != len(chunk_table) + len(sentence_table):
+        raise ValueError("sentence vectors or row keys do not match the tables")
     np.save(data_dir / SENTENCE_VECTORS, np.ascontiguousarray(sentence_vectors, dtype=SENTENCE_DTYPE))
-    keys = np.frombuffer(b"".join(row_keys), dtype=np.uint8).reshape(len(row_keys), KEY_BYTES)
-    np.save(data_dir / ROW_KEYS, keys)
+    np.save(data_dir / ROW_KEYS, np.ascontiguousarray(row_keys, dtype=np.uint8).reshape(-1, KEY_BYTES))
     names = [DOCUMENTS_FILE, AUDIT_FILE, PARAGRAPHS_FILE, TEXT_FILE, TEXT_OFFSETS, CHUNK_TABLE, SENTENCE_TABLE,
              SENTENCE_VECTORS, ROW_KEYS]
     if chunk_vectors is not None:
-        if len(chunk_vectors) != len(chunks):
-            raise ValueError(f"{len(chunk_vectors)} chunk vectors for {len(chunks)} chunks")
+        if len(chunk_vectors) != len(chunk_table):
+            raise ValueError(f"{len(chunk_vectors)} chunk vectors for {len(chunk_table)} chunks")
         np.save(data_dir / CHUNK_VECTORS, np.ascontiguousarray(chunk_vectors, dtype=np.float32))
         names.append(CHUNK_VECTORS)
     return names
@@ -490,6 +554,7 @@ class LoadedIndex:
         self.manifest = manifest
         self.data_dir = self.index_dir / manifest["data"]
         t0 = time.perf_counter()
+        self._lease = hold_data(self.data_dir)  # released when this object is closed or collected
         self.verified: dict[str, int] = {}
         if verify:
             # verify="full" hashes every file; True skips files a stamp vouches for
@@ -561,6 +626,12 @@ class LoadedIndex:
         ):
             raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Release this index's hold on its data folder (a later build may then remove it)."""
+        if self._lease is not None:
+            self._lease.close()
+            self._lease = None
 
     def sentence_span(self, row: int) -> tuple[int, int]:
         _, start, end = self.sentence_table[row]

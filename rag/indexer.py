@@ -1,7 +1,13 @@
-"""`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically."""
+"""`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically.
+
+Incremental: unchanged files are not read again, unchanged documents keep their rows (see
+:func:`build_index`), and an unchanged corpus is answered by ``rag.freshness`` before any of
+this module is imported.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -13,25 +19,34 @@ from typing import Any
 
 import numpy as np
 
+from rag import freshness
+from rag.bm25state import BM25State
 from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
 from rag.embedcache import EmbeddingCache, encode_cached, text_key
+from rag.embedding.encoder import vector_space
 from rag.errors import IndexStateError, InputError
-from rag.gloss import build_gloss_index
+from rag.gloss import plan_gloss_index
 from rag.index import (
+    DOCUMENTS_FILE,
     FORMAT_VERSION,
+    KEY_BYTES,
     MANIFEST,
+    READERS,
+    ROW_KEYS,
+    SENTENCE_DTYPE,
     LoadedIndex,
     build_lock,
     checksum_files,
     read_manifest,
+    remove_unused_data,
     seal_manifest,
     stamps_for,
-    write_data,
     write_json_atomic,
+    write_tables,
 )
-from rag.ingest import load_corpus
-from rag.lexical import BM25Index
+from rag.ingest import doc_id_for, load_corpus
+from rag.lexical import BM25_DIR, BM25Index
 from rag.normalise import Normaliser
 from rag.store.faiss_store import FaissStore
 from rag.types import Chunk, Document, SkippedFile
@@ -53,14 +68,25 @@ class IndexSummary:
     seconds: float = 0.0
     removed_by_kind: dict[str, int] = field(default_factory=dict)
     flags: dict[str, list[str]] = field(default_factory=dict)
+    up_to_date: bool = False  # nothing had changed: nothing was done
+    renewed: bool = False  # only file times had changed: the manifest's file record was renewed
+    rebuilt: bool = True  # everything redone (no usable previous index, or its settings differ)
+    files_read: int = 0  # files read and cleaned (the others' documents were taken over)
+    documents_redone: int = 0  # documents chunked and tokenised (new or changed)
 
     def lines(self) -> list[str]:
+        if self.up_to_date or self.renewed:
+            why = "same bytes under new file times: file record renewed, " if self.renewed else ""
+            return [f"index up to date: {self.documents} documents, {self.paragraphs} paragraphs, "
+                    f"{self.chunks} chunks in {self.index_dir} ({why}{self.seconds:.2f}s)"]
         out = [
             f"indexed {self.documents} documents, {self.paragraphs} paragraphs, {self.chunks} chunks "
             f"(+{self.sentence_vectors} sentence vectors) into {self.index_dir} in {self.seconds:.1f}s",
             f"  embeddings: {self.encoded} encoded, {self.reused} reused from cache",
             f"  documents: {len(self.new_docs)} new, {len(self.changed_docs)} changed, "
-            f"{len(self.deleted_docs)} deleted",
+            f"{len(self.deleted_docs)} deleted; "
+            + ("full build" if self.rebuilt else
+               f"update: {self.files_read} files read, {self.documents_redone} documents redone"),
         ]
         if self.removed_by_kind:
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.removed_by_kind.items()))
@@ -79,46 +105,152 @@ def embed_text(chunk: Chunk, doc: Document, settings: Settings) -> str:
     return chunk.text
 
 
-def index_config(settings: Settings, normaliser: Normaliser) -> dict[str, Any]:
+def index_config(settings: Settings, normaliser: Normaliser | None = None) -> dict[str, Any]:
     """The settings an index is built for; a loaded index must match them."""
-    return {
-        "model": settings.embed_model,
-        "normaliser": normaliser.config(),
-        "chunking": {
-            "max_chars": settings.chunk_max_chars,
-            "overlap_chars": settings.chunk_overlap_chars,
-            "embed_title": settings.embed_title,
-            "sentence_vectors": settings.sentence_vectors,
-        },
-    }
+    return freshness.index_config(settings)
 
 
-def _previous_vectors(
-    index_dir: Path, manifest: dict[str, Any] | None, model_id: str
-) -> tuple[dict[bytes, np.ndarray], dict[bytes, np.ndarray]]:
-    """Vectors of the previous index keyed like the cache, so a cleared cache costs nothing.
+def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
+    """(model id, passage precision) of the index to build, without loading the model."""
+    if encoder is not None:
+        return encoder.model_id, getattr(encoder, "passage_dtype", "float32")
+    from rag.embedding import DEFAULT_MODEL_ID, DEFAULT_MODEL_NAME
+    from rag.embedding.encoder import _model_id_for, resolve_passage_dtype
 
-    Returns (exact, approximate): chunk vectors as stored (float32: the FAISS store's, or the
-    snapshot copy kept beside a shared store), and sentence vectors, stored as float16, which the cache's
-    exact float32 vectors take precedence over.
-    """
-    if not manifest or manifest.get("model", {}).get("id") != model_id:
-        return {}, {}
-    try:
-        old = LoadedIndex(index_dir, manifest, verify=False)
-        keys = old.row_keys()
-    except (IndexStateError, OSError, ValueError):
-        return {}, {}
-    n_chunks = len(old.chunk_ids)
-    if len(keys) != n_chunks + len(old.sentence_vectors):
-        return {}, {}
-    exact: dict[bytes, np.ndarray] = {}
-    if manifest.get("store", {}).get("kind", "faiss") == "faiss":
-        exact = dict(zip(keys[:n_chunks], np.asarray(old.store.vectors_at(np.arange(n_chunks))), strict=True))
-    elif old.chunk_vectors is not None:
-        exact = dict(zip(keys[:n_chunks], np.asarray(old.chunk_vectors, dtype=np.float32), strict=True))
-    approximate = dict(zip(keys[n_chunks:], np.asarray(old.sentence_vectors, dtype=np.float32), strict=True))
-    return exact, approximate
+    model_id = DEFAULT_MODEL_ID if settings.embed_model == DEFAULT_MODEL_NAME else _model_id_for(settings.embed_model)
+    return model_id, resolve_passage_dtype(settings.embed_passage_dtype, settings.embed_device)
+
+
+class _Previous:
+    """The live index, opened to take over what is still valid: documents of unchanged files,
+    and the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents."""
+
+    def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
+                 sources: dict[str, Any]) -> None:
+        self.manifest = manifest
+        self.index = LoadedIndex(index_dir, manifest, verify=True, settings=settings)
+        self.data_dir = self.index.data_dir
+        docs = self.index.documents
+        self.doc_row = docs.row
+        self.doc_sha = docs._cols["sha256"]
+        self.doc_title = docs._cols["title"]
+        self.para_offsets = docs._offsets  # document i owns paragraph rows para_offsets[i]:[i+1]
+        self.bm25 = BM25State.load(self.data_dir / BM25_DIR)
+        if len(self.bm25) != len(self.index.chunk_ids):
+            raise IndexStateError(f"the BM25 state in {self.data_dir} does not match its chunks")
+        self.keys = np.load(self.data_dir / ROW_KEYS)
+        self._key_row: dict[bytes, int] | None = None
+        old = manifest.get("sources", {})
+        # A changed metadata.json may retitle any file: then every file is read again.
+        self.metadata_changed = any(
+            Path(name).name == freshness.METADATA_FILE and old.get(name) != sources.get(name)
+            for name in set(old) | set(sources)
+        )
+        self.old_sources, self.new_sources = old, sources
+        self.files_reused = 0
+
+    def reuse_file(self, path: Path, rel: Any) -> list[Document] | None:
+        """The documents of an unchanged file as the live index holds them, else None (read it)."""
+        name = str(path.resolve())
+        was, now = self.old_sources.get(name), self.new_sources.get(name)
+        if self.metadata_changed or not was or not now or was.get("sha256") != now["sha256"] or "docs" not in was:
+            return None
+        first, end = was["docs"]
+        cols = self.index.documents._cols
+        if end > len(cols["doc_id"]) or first > end:
+            return None
+        if not name.endswith(".jsonl") and any(cols["doc_id"][i] != doc_id_for(rel) for i in range(first, end)):
+            return None  # renamed for a clash: let the load name it again
+        docs = [self._document(i) for i in range(first, end)]
+        self.files_reused += 1
+        return docs
+
+    def _document(self, i: int) -> Document:
+        info = self.index.documents[self.index.documents.ids[i]]
+        pa, pb = int(self.para_offsets[i]), int(self.para_offsets[i + 1])
+        return Document(info.doc_id, info.title, info.source, info.sha256,
+                        tuple(self.index.paragraphs.at(r) for r in range(pa, pb)), info.date, info.path,
+                        tuple(info.removed), tuple(info.flags))
+
+    def rows_for(self, doc: Document) -> int | None:
+        """The live index's row of ``doc`` when its chunks can be taken over as they are."""
+        r = self.doc_row.get(doc.doc_id)
+        if r is None or self.doc_sha[r] != doc.sha256 or self.doc_title[r] != doc.title:
+            return None
+        if int(self.para_offsets[r + 1] - self.para_offsets[r]) != len(doc.paragraphs):
+            return None
+        return r
+
+    def vectors_for_keys(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Vectors the live index holds for these row keys (a cleared cache costs nothing)."""
+        if self._key_row is None:
+            self._key_row = {k.tobytes(): i for i, k in enumerate(self.keys)}
+        n_chunks = len(self.index.chunk_ids)
+        out: dict[bytes, np.ndarray] = {}
+        for k in keys:
+            i = self._key_row.get(k)
+            if i is None:
+                continue
+            if i < n_chunks:
+                out[k] = self.index.store.vectors_at(np.array([i]))[0]
+            else:
+                out[k] = np.asarray(self.index.sentence_vectors[i - n_chunks], dtype=np.float32)
+        return out
+
+    def close(self) -> None:
+        self.index.close()
+
+
+@dataclass
+class _Rows:
+    """The rows of the next index, assembled in document order from taken-over runs and new documents."""
+
+    para_count: int = 0
+    chunk_parts: list[np.ndarray] = field(default_factory=list)  # int32 (n, 3) with new paragraph rows
+    sentence_parts: list[np.ndarray] = field(default_factory=list)
+    chunk_src: list[np.ndarray] = field(default_factory=list)  # old chunk row, or -1 for a new chunk
+    sentence_src: list[np.ndarray] = field(default_factory=list)
+    bm25_parts: list[tuple[str, Any]] = field(default_factory=list)  # ("old", rows) | ("new", (a, b))
+    new_chunks: list[Chunk] = field(default_factory=list)
+    new_sentences: list[Chunk] = field(default_factory=list)
+    new_chunk_texts: list[str] = field(default_factory=list)
+
+    def take(self, prev: _Previous, first_doc: int, end_doc: int) -> None:
+        """Old documents ``first_doc:end_doc`` (consecutive in the live index), as they are."""
+        po = prev.para_offsets
+        pa, pb = int(po[first_doc]), int(po[end_doc])
+        shift = self.para_count - pa
+        for table, offsets, parts, src in (
+            (prev.index.chunk_table, prev.index.chunk_offsets, self.chunk_parts, self.chunk_src),
+            (prev.index.sentence_table, prev.index.sentence_offsets, self.sentence_parts, self.sentence_src),
+        ):
+            ra, rb = int(offsets[pa]), int(offsets[pb])
+            part = np.array(table[ra:rb], dtype=np.int32)
+            part[:, 0] += shift
+            parts.append(part)
+            src.append(np.arange(ra, rb, dtype=np.int64))
+            if table is prev.index.chunk_table:
+                self.bm25_parts.append(("old", np.arange(ra, rb, dtype=np.int64)))
+        self.para_count += pb - pa
+
+    def add(self, doc: Document, settings: Settings) -> None:
+        """A new or changed document: chunked here, embedded and tokenised later."""
+        rows = {p.para_id: self.para_count + i for i, p in enumerate(doc.paragraphs)}
+        chunks = chunk_documents([doc], settings.chunk_max_chars, settings.chunk_overlap_chars)
+        sentences = [s for p in doc.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
+        a = len(self.new_chunks)
+        for items, parts, src, bucket in ((chunks, self.chunk_parts, self.chunk_src, self.new_chunks),
+                                         (sentences, self.sentence_parts, self.sentence_src, self.new_sentences)):
+            parts.append(np.array([(rows[c.para_id], c.start, c.end) for c in items], dtype=np.int32).reshape(-1, 3))
+            src.append(np.full(len(items), -1, dtype=np.int64))
+            bucket.extend(items)
+        self.new_chunk_texts.extend(embed_text(c, doc, settings) for c in chunks)
+        self.bm25_parts.append(("new", (a, len(self.new_chunks))))
+        self.para_count += len(doc.paragraphs)
+
+
+def _cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(shape, dtype=dtype)
 
 
 def build_index(
@@ -128,8 +260,19 @@ def build_index(
     *,
     encoder: Any = None,
     progress: bool = False,
+    full: bool = False,
 ) -> IndexSummary:
-    """Build or update the index in ``index_dir`` from files/folders; atomic and incremental."""
+    """Build or update the index in ``index_dir`` from files/folders; atomic and incremental.
+
+    Nothing changed (files by size, mtime and sha256; settings by build key): nothing is done.
+    Otherwise only new and changed files are read and cleaned, only documents that are new or
+    changed are chunked, tokenised and embedded; the rows of the others are taken over from
+    the live index (vectors, row keys, BM25 term counts), BM25 statistics are recomputed over
+    the whole corpus, and a new data folder is swapped in with one atomic manifest rename.
+    A change of settings in the build key (model, precision, chunking, normaliser, store)
+    rebuilds everything. ``full``: rebuild everything regardless (vectors still come from the
+    embedding cache).
+    """
     settings = settings or get_settings()
     index_dir = Path(index_dir)
     paths = [Path(p) for p in paths]
@@ -143,111 +286,323 @@ def build_index(
             old_manifest = read_manifest(index_dir)
         except IndexStateError:
             old_manifest = None  # unreadable or older format: build afresh
-        docs, skipped = load_corpus(paths)
-        summary.skipped = list(skipped)
-        docs = _dedupe(docs, summary)
-        normaliser = Normaliser(settings.opencc_config)
-        # Before the encoder: a glossary that cannot be read fails the build at once.
-        gloss = build_gloss_index(paths, [p for d in docs for p in d.paragraphs], normaliser, settings.glossary)
-        summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss.report["problems"]]
-        chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
-        sentences = (
-            [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
-        )
-        doc_by_id = {d.doc_id: d for d in docs}
-        texts = [embed_text(c, doc_by_id[c.doc_id], settings) for c in chunks]
-        sentence_texts = [c.text for c in sentences]
+        for _ in range(2):  # twice only when the model, once loaded, has another id than predicted
+            try:
+                summary = _attempt(paths, index_dir, settings, encoder, progress, full,
+                                   IndexSummary(index_dir=index_dir), old_manifest, t0)
+                break
+            except _IdentityChanged as changed:
+                encoder = changed.encoder
+    summary.seconds = time.perf_counter() - t0
+    return summary
 
-        if encoder is None:
-            from rag.embedding import get_encoder
 
-            encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                                  backend=settings.embed_backend, query_dtype=settings.embed_query_dtype)
-        exact, approximate = _previous_vectors(index_dir, old_manifest, encoder.model_id)
-        row_keys = [text_key(encoder.model_id, "passage", t) for t in texts + sentence_texts]
+class _IdentityChanged(Exception):
+    """The loaded encoder's model id or passage precision is not the one predicted from the settings."""
+
+    def __init__(self, encoder: Any) -> None:
+        super().__init__(encoder.model_id)
+        self.encoder = encoder
+
+
+def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool, full: bool,
+             summary: IndexSummary, old_manifest: dict[str, Any] | None, t0: float) -> IndexSummary:
+    model_id, passage_dtype = _identity(settings, encoder)
+    space = vector_space(model_id, passage_dtype)
+    key = freshness.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
+    sources = freshness.scan_sources(paths, freshness.glossary_paths(settings))
+    if (not full and old_manifest is not None and freshness.matches(old_manifest, key, paths, sources)
+            and freshness.data_files_present(index_dir, old_manifest)):
+        summary.up_to_date = True
+        counts = old_manifest.get("counts", {})
+        summary.documents, summary.paragraphs = counts.get("documents", 0), counts.get("paragraphs", 0)
+        summary.chunks, summary.sentence_vectors = counts.get("chunks", 0), counts.get("sentence_vectors", 0)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    prev: _Previous | None = None
+    if (not full and old_manifest is not None and old_manifest.get("build_key") == key
+            and settings.store == "faiss"):
+        try:
+            prev = _Previous(index_dir, old_manifest, settings, sources)
+        except (IndexStateError, OSError, ValueError):
+            prev = None  # damaged: build afresh
+    try:
+        summary = _build(paths, index_dir, settings, encoder, progress, summary, old_manifest, prev,
+                         key, space, sources)
+    finally:
+        if prev is not None:
+            prev.close()
+    return summary
+
+
+def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool,
+           summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: _Previous | None,
+           key: dict[str, Any], space: str, sources: dict[str, Any]) -> IndexSummary:
+    previous = _live_data_name(index_dir, old_manifest)  # read before the swap replaces it
+    origins: list[str] = []
+    docs, skipped = load_corpus(paths, reuse=prev.reuse_file if prev else None, origins=origins)
+    summary.skipped = list(skipped)
+    docs, origins = _dedupe(docs, origins, summary)
+    normaliser = Normaliser(settings.opencc_config)
+    # The English gloss is corpus-wide (pairs mined from every text feed every paragraph's gloss):
+    # its glossaries are read first (one that cannot be read fails the build before the encoder).
+    para_texts = [p.text for d in docs for p in d.paragraphs]
+    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary)
+    summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss_plan.report["problems"]]
+
+    # Rows: runs of unchanged documents taken over, new and changed documents chunked afresh.
+    rows = _Rows()
+    run: tuple[int, int] | None = None  # a run of consecutive old documents being taken over
+    changed_docs: list[Document] = []
+    for d in docs:
+        r = prev.rows_for(d) if prev is not None else None
+        if r is not None and run is not None and r == run[1]:
+            run = (run[0], r + 1)
+            continue
+        if run is not None:
+            rows.take(prev, *run)  # type: ignore[arg-type]
+            run = None
+        if r is not None:
+            run = (r, r + 1)
+        else:
+            rows.add(d, settings)
+            changed_docs.append(d)
+    if run is not None:
+        rows.take(prev, *run)  # type: ignore[arg-type]
+
+    same_gloss = (prev is not None
+                  and prev.manifest.get("gloss", {}).get("glossary", {}).get("digest") == gloss_plan.digest)
+    if prev is not None and not changed_docs and same_gloss and _unchanged(prev, docs, rows, settings):
+        # Same bytes under new mtimes (a checkout, a copy): the data folder stays, only the
+        # manifest's record of the files is renewed.
+        manifest = {**prev.manifest, "paths": freshness.resolved_paths(paths),
+                    "sources": _sources_record(sources, origins)}
+        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
+        summary.rebuilt, summary.renewed = False, True
+        summary.files_read = len(set(origins)) - prev.files_reused
+        c = prev.manifest["counts"]
+        summary.documents, summary.paragraphs = c["documents"], c["paragraphs"]
+        summary.chunks, summary.sentence_vectors = c["chunks"], c["sentence_vectors"]
+        summary.reused = c["chunks"] + c["sentence_vectors"]
+        return summary
+
+    # Vectors of the new rows: the embedding cache, the live index, else the model.
+    new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
+    new_keys = [text_key(space, "passage", t) for t in new_texts]
+    n_encoded = 0
+    dim = int(old_manifest["model"]["dim"]) if prev is not None else None
+    new_vectors = np.zeros((0, dim or 0), dtype=np.float32)
+    if new_texts or dim is None:
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
         try:
-            # Vectors of every row (chunks then sentences): previous index, cache, else the model.
-            row_vectors, n_encoded = encode_cached(
-                texts + sentence_texts,
-                model_id=encoder.model_id,
-                kind="passage",
+            found = cache.get_many(new_keys)
+            missing = [k for k in dict.fromkeys(new_keys) if k not in found]
+            known = prev.vectors_for_keys(missing) if prev is not None and missing else {}
+            if len(found) + len(known) < len(set(new_keys)) or (dim is None and not found):
+                encoder = encoder or _load_encoder(settings, space)
+                dim = encoder.dim
+            elif dim is None:  # everything cached: the model need not load
+                dim = len(next(iter(found.values())))
+            new_vectors, n_encoded = encode_cached(
+                new_texts, model_id=space, kind="passage",
                 encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
-                cache=cache,
-                dim=encoder.dim,
-                known=exact,
-                fallback=approximate,
-                keys=row_keys,
+                cache=cache, dim=dim, known={**found, **known}, keys=new_keys,
             )
         finally:
             cache.close()
-        vectors, sentence_vectors = row_vectors[: len(chunks)], row_vectors[len(chunks) :]
-        store: Any
-        bm25: Any
-        if settings.store == "milvus":
-            store, bm25 = _ingest_milvus(settings, index_dir, encoder, docs, chunks, texts, vectors, normaliser)
+    assert dim is not None
+    n_new_chunks = len(rows.new_chunks)
+    chunk_table = _cat(rows.chunk_parts, (0, 3), np.int32)
+    sentence_table = _cat(rows.sentence_parts, (0, 3), np.int32)
+    chunk_src = _cat(rows.chunk_src, (0,), np.int64)
+    sentence_src = _cat(rows.sentence_src, (0,), np.int64)
+    para_ids = [p.para_id for d in docs for p in d.paragraphs]
+    para_doc = [d.doc_id for d in docs for _ in d.paragraphs]
+    chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
+    chunk_docs = [para_doc[p] for p in chunk_table[:, 0].tolist()]
+
+    sentence_vectors = np.zeros((len(sentence_table), dim), dtype=SENTENCE_DTYPE)  # as stored: float16
+    old_s = sentence_src >= 0
+    if prev is not None and old_s.any():
+        sentence_vectors[old_s] = prev.index.sentence_vectors[sentence_src[old_s]]
+    sentence_vectors[~old_s] = new_vectors[n_new_chunks:]
+    new_key_arr = np.frombuffer(b"".join(new_keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
+    row_keys = np.zeros((len(chunk_table) + len(sentence_table), KEY_BYTES), dtype=np.uint8)
+    n_old_chunks = len(prev.index.chunk_ids) if prev is not None else 0
+    for src, offset, fresh_keys in ((chunk_src, 0, new_key_arr[:n_new_chunks]),
+                                    (sentence_src, len(chunk_table), new_key_arr[n_new_chunks:])):
+        target = row_keys[offset : offset + len(src)]
+        old = src >= 0
+        if prev is not None and old.any():
+            target[old] = prev.keys[src[old] + (n_old_chunks if offset else 0)]
+        target[~old] = fresh_keys
+
+    # BM25: term counts of new chunks only; the statistics are recomputed over all rows.
+    base = prev.bm25 if prev is not None else BM25State.empty()
+    added = base.with_rows(normaliser.tokenise_many(rows.new_chunk_texts))
+    parts = [base.take(sel) if kind == "old" else added.take(np.arange(*sel)) for kind, sel in rows.bm25_parts]
+    state = BM25State.concat(parts) if parts else BM25State.empty()
+
+    store: Any
+    bm25: Any
+    if settings.store == "milvus":
+        store, bm25 = _ingest_milvus(settings, index_dir, encoder or _load_encoder(settings, space), docs,
+                                     rows.new_chunks, rows.new_chunk_texts, new_vectors[:n_new_chunks],
+                                     normaliser, space)
+        chunk_vectors = new_vectors[:n_new_chunks]
+    else:
+        if prev is not None:
+            store = prev.index.store.updated(chunk_src, new_vectors[:n_new_chunks], chunk_ids, chunk_docs,
+                                             folder=prev.data_dir, hnsw_threshold=settings.hnsw_threshold,
+                                             hnsw_ef_search=settings.hnsw_ef_search)
         else:
-            store = FaissStore(encoder.dim, hnsw_threshold=settings.hnsw_threshold,
-                               hnsw_ef_search=settings.hnsw_ef_search)
-            store.add([c.chunk_id for c in chunks], [c.doc_id for c in chunks], vectors)
-            bm25 = BM25Index.build([c.chunk_id for c in chunks], normaliser.tokenise_many(texts))
+            store = FaissStore(dim, hnsw_threshold=settings.hnsw_threshold, hnsw_ef_search=settings.hnsw_ef_search)
+            store.add(chunk_ids, chunk_docs, new_vectors[:n_new_chunks])
+        chunk_vectors = None
+        bm25 = BM25Index.from_state(chunk_ids, state)
 
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        data_name = f"data-{stamp}-{os.getpid()}"
-        data_dir = index_dir / data_name
-        data_dir.mkdir(parents=True)
-        try:
-            names = (
-                write_data(data_dir, docs, chunks, sentences, sentence_vectors, row_keys,
-                           chunk_vectors=vectors if settings.store != "faiss" else None)
-                + store.save(data_dir)
-                + bm25.save(data_dir)
-                + gloss.save(data_dir)
-            )
-            for name in names:
-                _fsync_file(data_dir / name)
-            manifest = {
-                "format_version": FORMAT_VERSION,
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "data": data_name,
-                **index_config(settings, normaliser),
-                "model": {"name": settings.embed_model, "id": encoder.model_id, "dim": encoder.dim},
-                "store": store.describe(),
-                "bm25": bm25.describe(),
-                "gloss": gloss.describe(),
-                "files": {d.path or d.doc_id: {"sha256": d.sha256, "doc_id": d.doc_id} for d in docs},
-                "documents": {d.doc_id: d.sha256 for d in docs},
-                "counts": {
-                    "documents": len(docs),
-                    "paragraphs": sum(len(d.paragraphs) for d in docs),
-                    "chunks": len(chunks),
-                    "sentence_vectors": len(sentences),
-                },
-                "checksums": checksum_files(data_dir, names, stamps_for(settings)),
-            }
-            write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
-        except BaseException:
-            shutil.rmtree(data_dir, ignore_errors=True)
-            raise
-        _remove_old_data(index_dir, keep={data_name, (old_manifest or {}).get("data", "")})
+    gloss = gloss_plan.build(para_texts)
 
-    old_docs: dict[str, str] = (old_manifest or {}).get("documents", {})
-    summary.new_docs = sorted(d for d in doc_by_id if d not in old_docs)
-    summary.changed_docs = sorted(d for d, doc in doc_by_id.items() if d in old_docs and old_docs[d] != doc.sha256)
-    summary.deleted_docs = sorted(d for d in old_docs if d not in doc_by_id)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    data_name = f"data-{stamp}-{os.getpid()}"
+    data_dir = index_dir / data_name
+    data_dir.mkdir(parents=True)
+    try:
+        names = (
+            write_tables(data_dir, docs, chunk_table, sentence_table, sentence_vectors, row_keys,
+                         chunk_vectors=chunk_vectors)
+            + store.save(data_dir)
+            + bm25.save(data_dir)
+            + gloss.save(data_dir)
+        )
+        for name in names:
+            _fsync_file(data_dir / name)
+        (data_dir / READERS).touch()
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data": data_name,
+            **index_config(settings),
+            "build_key": key,
+            "model": {"name": settings.embed_model, "id": key["model_id"], "dim": dim,
+                      "passage_dtype": key["passage_dtype"], "vector_space": space},
+            "store": store.describe(),
+            "bm25": bm25.describe(),
+            "gloss": gloss.describe(),
+            "paths": freshness.resolved_paths(paths),
+            "sources": _sources_record(sources, origins),
+            "counts": {
+                "documents": len(docs),
+                "paragraphs": rows.para_count,
+                "chunks": len(chunk_table),
+                "sentence_vectors": len(sentence_table),
+            },
+            "checksums": checksum_files(data_dir, names, stamps_for(settings)),
+        }
+        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    # The live folder and its predecessor stay (a reader may be between reading the manifest and
+    # opening it); older ones go once no reader holds them.
+    remove_unused_data(index_dir, keep={data_name, previous})
+
+    old_docs = _old_documents(index_dir, old_manifest, prev)
+    doc_sha = {d.doc_id: d.sha256 for d in docs}
+    summary.new_docs = sorted(d for d in doc_sha if d not in old_docs)
+    summary.changed_docs = sorted(d for d, sha in doc_sha.items() if d in old_docs and old_docs[d] != sha)
+    summary.deleted_docs = sorted(d for d in old_docs if d not in doc_sha)
+    summary.rebuilt = prev is None
+    summary.files_read = len({o for o in origins}) - (prev.files_reused if prev is not None else 0)
+    summary.documents_redone = len(changed_docs)
     summary.documents = len(docs)
-    summary.paragraphs = sum(len(d.paragraphs) for d in docs)
-    summary.chunks = len(chunks)
-    summary.sentence_vectors = len(sentences)
+    summary.paragraphs = rows.para_count
+    summary.chunks = len(chunk_table)
+    summary.sentence_vectors = len(sentence_table)
     summary.encoded = n_encoded
-    summary.reused = len(chunks) + len(sentences) - n_encoded
+    summary.reused = len(chunk_table) + len(sentence_table) - n_encoded
     for d in docs:
         for r in d.removed:
             summary.removed_by_kind[r.kind] = summary.removed_by_kind.get(r.kind, 0) + 1
         if d.flags:
             summary.flags[d.doc_id] = list(d.flags)
-    summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:
+    """The data folder the replaced manifest named, even one of an older format (a server of an
+    older version may still serve it, without holding it)."""
+    if manifest is not None:
+        return str(manifest.get("data", ""))
+    try:
+        raw = json.loads((index_dir / MANIFEST).read_text(encoding="utf-8"))
+        return str(raw.get("data", "")) if isinstance(raw, dict) else ""
+    except (OSError, ValueError):
+        return ""
+
+
+def _load_encoder(settings: Settings, space: str) -> Any:
+    """The model, which must embed in ``space`` (the id and precision the build was planned for)."""
+    from rag.embedding import get_encoder
+
+    encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
+                          backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
+                          passage_dtype=settings.embed_passage_dtype)
+    if vector_space(encoder.model_id, getattr(encoder, "passage_dtype", "float32")) != space:
+        raise _IdentityChanged(encoder)  # plan again with this encoder's own id
+    return encoder
+
+
+def _unchanged(prev: _Previous, docs: list[Document], rows: _Rows, settings: Settings) -> bool:
+    """Every row of the live index taken over in place, with the same document records."""
+    if len(docs) != len(prev.doc_sha) or prev.manifest["store"].get("hnsw_threshold") != settings.hnsw_threshold:
+        return False
+    if rows.bm25_parts != [] and (len(rows.bm25_parts) != 1 or rows.bm25_parts[0][0] != "old"):
+        return False
+    n_chunks, n_sentences = len(prev.index.chunk_ids), len(prev.index.sentence_table)
+    src_c, src_s = _cat(rows.chunk_src, (0,), np.int64), _cat(rows.sentence_src, (0,), np.int64)
+    if not (np.array_equal(src_c, np.arange(n_chunks)) and np.array_equal(src_s, np.arange(n_sentences))):
+        return False
+    cols = prev.index.documents._cols
+    return all(
+        (cols["doc_id"][i], cols["title"][i], cols["source"][i], cols["date"][i], cols["sha256"][i], cols["path"][i])
+        == (d.doc_id, d.title, d.source, d.date, d.sha256, d.path)
+        for i, d in enumerate(docs)
+    )
+
+
+def _sources_record(sources: dict[str, Any], origins: list[str]) -> dict[str, Any]:
+    """The manifest's record of the source files: size, mtime, sha256 and their documents' rows."""
+    rows = _file_rows(origins)
+    return {name: None if rec is None else {**rec, **({"docs": rows[name]} if name in rows else {})}
+            for name, rec in sources.items()}
+
+
+def _file_rows(origins: list[str]) -> dict[str, list[int]]:
+    """Source file -> [first, end) of its documents' rows (each file's documents are consecutive)."""
+    out: dict[str, list[int]] = {}
+    broken: set[str] = set()
+    for i, o in enumerate(origins):
+        if o not in out:
+            out[o] = [i, i + 1]
+        elif out[o][1] == i:
+            out[o][1] = i + 1
+        else:
+            broken.add(o)
+    return {k: v for k, v in out.items() if k not in broken}
+
+
+def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: _Previous | None) -> dict[str, str]:
+    """doc_id -> sha256 of the index this build replaced (empty when there was none)."""
+    if prev is not None:
+        return dict(zip(prev.index.documents.ids, prev.doc_sha, strict=True))
+    if not manifest:
+        return {}
+    try:
+        cols = json.loads((index_dir / manifest["data"] / DOCUMENTS_FILE).read_text(encoding="utf-8"))
+        return dict(zip(cols["doc_id"], cols["sha256"], strict=True))
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _ingest_milvus(
@@ -259,16 +614,16 @@ def _ingest_milvus(
     texts: list[str],
     vectors: np.ndarray,
     normaliser: Normaliser,
+    space: str,
 ) -> tuple[Any, Any]:
     """Ingestion by document into Milvus: rows of new or changed documents are written (upserts),
     rows of changed or vanished documents removed; unchanged documents are not touched."""
     import hashlib
-    import json
 
     from rag.store.milvus_store import MilvusBM25, lexical_text, open_for
 
     store = open_for(settings, index_dir, encoder.dim)
-    config = json.dumps([index_config(settings, normaliser), encoder.model_id, FORMAT_VERSION], sort_keys=True)
+    config = json.dumps([index_config(settings), space, FORMAT_VERSION], sort_keys=True)
     key = {d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs}
     held = store.document_keys()
     stale = [d for d, k in held.items() if key.get(d) != k]
@@ -289,23 +644,18 @@ def _ingest_milvus(
     return store, MilvusBM25(store, ids=[c.chunk_id for c in chunks])
 
 
-def _dedupe(docs: list[Document], summary: IndexSummary) -> list[Document]:
+def _dedupe(docs: list[Document], origins: list[str], summary: IndexSummary) -> tuple[list[Document], list[str]]:
     seen: dict[str, Document] = {}
-    for d in docs:
+    kept: list[str] = []
+    for d, o in zip(docs, origins, strict=True):
         if d.doc_id in seen:
             summary.skipped.append(SkippedFile(d.path or d.doc_id, f"duplicate doc_id {d.doc_id!r} (also {seen[d.doc_id].path})"))
             continue
         seen[d.doc_id] = d
-    return list(seen.values())
+        kept.append(o)
+    return list(seen.values()), kept
 
 
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _remove_old_data(index_dir: Path, keep: set[str]) -> None:
-    """Drop data folders older than the live one and its predecessor (a reader may still use that)."""
-    for child in index_dir.iterdir():
-        if child.is_dir() and child.name.startswith("data-") and child.name not in keep:
-            shutil.rmtree(child, ignore_errors=True)

@@ -384,13 +384,21 @@ def _walk(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 
-def load_corpus(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedFile]]:
+def load_corpus(
+    paths: Sequence[Path],
+    *,
+    reuse: Callable[[Path, PurePosixPath], list[Document] | None] | None = None,
+    origins: list[str] | None = None,
+) -> tuple[list[Document], list[SkippedFile]]:
     """Documents of files and folders (recursive, sorted); failures come back as skipped.
 
     Hidden files/folders (``.x``) and ``metadata.json`` are not documents. Never raises
-    for a bad file.
+    for a bad file. ``reuse(file, rel)`` may return a file's documents as an earlier load made
+    them (an unchanged file is then neither read nor cleaned); ``origins``, when given, is
+    filled with the resolved path of each returned document's file.
     """
     docs: list[Document] = []
+    came_from: list[str] = []
     skipped: list[SkippedFile] = []
     meta_cache: dict[Path, dict[str, Any]] = {}
     for given in paths:
@@ -409,12 +417,18 @@ def load_corpus(paths: Sequence[Path]) -> tuple[list[Document], list[SkippedFile
             meta = dict(_read_metadata(root, meta_cache, skipped).get(rel.as_posix(), {}))
             meta.update(_read_metadata(f.parent, meta_cache, skipped).get(f.name, {}))
             try:
-                docs.extend(load_file(f, root, meta, skipped=skipped))
+                known = reuse(f, rel) if reuse is not None else None
+                got = known if known is not None else load_file(f, root, meta, skipped=skipped)
+                docs.extend(got)
+                came_from.extend([str(f.resolve())] * len(got))
             except IngestError as exc:
                 skipped.append(SkippedFile(rel.as_posix() if given.is_dir() else str(f), _reason(exc, rel)))
             except Exception as exc:  # a loader bug must not stop the corpus: report it
                 skipped.append(SkippedFile(str(f), f"unexpected {type(exc).__name__}: {exc}"))
-    return _unique_ids(docs, skipped), skipped
+    out, kept = _unique_ids(docs, skipped)
+    if origins is not None:
+        origins[:] = [came_from[i] for i in kept]
+    return out, skipped
 
 
 def _reason(exc: IngestError, rel: PurePosixPath) -> str:
@@ -423,11 +437,14 @@ def _reason(exc: IngestError, rel: PurePosixPath) -> str:
     return msg[len(prefix):] if msg.startswith(prefix) else msg
 
 
-def _unique_ids(docs: list[Document], skipped: list[SkippedFile]) -> list[Document]:
-    """Two files whose names slug alike get the path hash; a repeated ``.jsonl`` id is skipped."""
+def _unique_ids(docs: list[Document], skipped: list[SkippedFile]) -> tuple[list[Document], list[int]]:
+    """Two files whose names slug alike get the path hash; a repeated ``.jsonl`` id is skipped.
+
+    Returns the documents and the position in ``docs`` of each."""
     out: list[Document] = []
+    kept: list[int] = []
     seen: set[str] = set()
-    for d in docs:
+    for i, d in enumerate(docs):
         if d.doc_id in seen:
             if (d.path or "").endswith(".jsonl"):  # its id is a para_id that gold sets refer to
                 skipped.append(SkippedFile(d.path or d.doc_id, f"duplicate id {d.doc_id!r}"))
@@ -437,4 +454,5 @@ def _unique_ids(docs: list[Document], skipped: list[SkippedFile]) -> list[Docume
             d = Document(new_id, d.title, d.source, d.sha256, paras, d.date, d.path, d.removed, d.flags)
         seen.add(d.doc_id)
         out.append(d)
-    return out
+        kept.append(i)
+    return out, kept

@@ -10,6 +10,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from rag.bm25state import BM25State
 from rag.errors import IndexStateError
 
 BM25_DIR = "bm25"
@@ -25,6 +26,17 @@ class BM25Index:
     def __init__(self, retriever: bm25s.BM25 | None, ids: list[str]) -> None:
         self._bm25 = retriever
         self.ids = ids
+        self.state: BM25State | None = None  # the term counts the scores came from (saved with them)
+
+    @classmethod
+    def from_state(cls, ids: Sequence[str], state: BM25State) -> BM25Index:
+        """The index of ``state``'s rows: scores recomputed from its global statistics (an update)."""
+        ids = list(ids)
+        if len(ids) != len(state):
+            raise ValueError(f"{len(ids)} ids for {len(state)} BM25 rows")
+        index = cls(state.retriever(K1, B) if ids else None, ids)
+        index.state = state
+        return index
 
     @classmethod
     def build(cls, ids: Sequence[str], tokens: Sequence[list[str]]) -> BM25Index:
@@ -53,6 +65,8 @@ class BM25Index:
         (sub / "ids.json").write_text(json.dumps(self.ids, ensure_ascii=False), encoding="utf-8")
         if self._bm25 is not None:
             self._bm25.save(str(sub), show_progress=False)
+        if self.state is not None:
+            self.state.save(sub)
         return sorted(f"{BM25_DIR}/{p.name}" for p in sub.iterdir() if p.is_file())
 
     @classmethod

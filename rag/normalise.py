@@ -80,6 +80,18 @@ def _stem(word: str) -> str:
     return word
 
 
+def normaliser_config(opencc_config: str) -> dict[str, object]:
+    """What the normaliser of ``opencc_config`` does, as recorded in the manifest (loads nothing)."""
+    return {
+        "version": NORMALISER_VERSION,
+        "unicode": "NFKC",
+        "casefold": True,
+        "opencc": opencc_config,
+        "tokeniser": "jieba.lcut_for_search",
+        "english": "lower+light-stem",
+    }
+
+
 class Normaliser:
     """One normalisation for corpus and queries: ``normalise`` for matching, ``tokenise`` for BM25."""
 
@@ -88,14 +100,7 @@ class Normaliser:
         _opencc(opencc_config) if opencc_config and opencc_config != "none" else None
 
     def config(self) -> dict[str, object]:
-        return {
-            "version": NORMALISER_VERSION,
-            "unicode": "NFKC",
-            "casefold": True,
-            "opencc": self.opencc_config,
-            "tokeniser": "jieba.lcut_for_search",
-            "english": "lower+light-stem",
-        }
+        return normaliser_config(self.opencc_config)
 
     def normalise(self, text: str) -> str:
         text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text)).casefold()

@@ -199,6 +199,7 @@ class RagService:
                 loaded["encoder"] = get_encoder(
                     settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
                     backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
+                    passage_dtype=settings.embed_passage_dtype,
                 )
             except BaseException as exc:  # re-raised in the caller's thread below
                 loaded["error"] = exc

@@ -28,7 +28,7 @@ def st_encoder():
     """The default model through sentence-transformers, all in float32 (the parity reference)."""
     from rag.embedding import get_encoder
 
-    return get_encoder(backend="sentence-transformers", query_dtype="float32")
+    return get_encoder(backend="sentence-transformers", query_dtype="float32", passage_dtype="float32")
 
 
 @pytest.fixture(scope="session")

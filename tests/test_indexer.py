@@ -43,7 +43,8 @@ def test_build_writes_manifest_and_searches(corpus, settings):
     summary, enc = build(corpus, settings)
     assert summary.documents == 3 and summary.paragraphs == 5 and summary.encoded == summary.chunks
     manifest = read_manifest(settings.index_dir)
-    assert manifest["model"] == {"name": "test-hashing", "id": enc.model_id, "dim": enc.dim}
+    assert manifest["model"] == {"name": "test-hashing", "id": enc.model_id, "dim": enc.dim,
+                                 "passage_dtype": "float32", "vector_space": enc.model_id}
     assert manifest["normaliser"]["opencc"] == "t2s"
     assert set(manifest["checksums"]) >= {
         "vectors.npy", "paragraphs.json", "paragraph_text.bin", "chunks.npy", "sentences.npy",

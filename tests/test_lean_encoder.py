@@ -90,7 +90,7 @@ def test_default_backend_is_lean_with_the_same_model_id(encoder, st_encoder):
 @pytest.mark.model
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_vectors_match_sentence_transformers(st_encoder, kind):
-    lean = get_encoder(backend="lean", query_dtype="float32")
+    lean = get_encoder(backend="lean", query_dtype="float32", passage_dtype="float32")
     _assert_same(lean.encode(MIXED, kind=kind, batch_size=8), st_encoder.encode(MIXED, kind=kind, batch_size=8))
 
 
@@ -109,13 +109,27 @@ def test_token_ids_match_sentence_transformers(st_encoder, kind):
 
 @pytest.mark.model
 def test_batch_size_does_not_change_vectors():
-    lean = get_encoder(backend="lean")
+    """In float32, batching (padding) moves no vector by more than rounding."""
+    lean = get_encoder(backend="lean", passage_dtype="float32")
     texts = MIXED[:6] + MIXED[-4:]
     one_by_one = lean.encode(texts, kind="passage", batch_size=1)
     for bs in (2, 3, 64):
         np.testing.assert_allclose(lean.encode(texts, kind="passage", batch_size=bs), one_by_one, atol=2e-6)
     # order is restored after sorting by length; each row is a unit vector
     np.testing.assert_allclose(lean.encode([texts[3]], kind="passage")[0], one_by_one[3], atol=2e-6)
+    np.testing.assert_allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.model
+def test_batch_size_moves_bfloat16_vectors_only_by_its_rounding():
+    """bfloat16 sums in another order for another padded length: vectors move by its rounding
+    (the cache keeps the first vector of a text, so an index does not depend on batching)."""
+    lean = get_encoder(backend="lean", passage_dtype="bfloat16")
+    texts = MIXED[:6] + MIXED[-4:]
+    one_by_one = lean.encode(texts, kind="passage", batch_size=1)
+    for bs in (2, 3, 64):
+        cos = (lean.encode(texts, kind="passage", batch_size=bs) * one_by_one).sum(axis=1)
+        assert cos.min() >= 0.9995, (bs, cos.round(6))
     np.testing.assert_allclose(np.linalg.norm(one_by_one, axis=1), 1.0, atol=1e-5)
 
 
@@ -229,6 +243,44 @@ def test_bfloat16_questions_stay_next_to_float32_ones(backend, st_encoder):
     # the nearest passage of every question is the same either way
     passages = st_encoder.encode(MIXED, kind="passage")
     assert ((a @ passages.T).argmax(axis=1) == (b @ passages.T).argmax(axis=1)).all()
+
+
+def test_passage_dtype_setting_and_resolution(monkeypatch):
+    from rag.embedding import encoder as enc_mod
+
+    assert Settings().embed_passage_dtype == "auto"
+    monkeypatch.setenv("RAG_EMBED_PASSAGE_DTYPE", "int8")
+    with pytest.raises(ValueError, match="embed_passage_dtype"):
+        Settings()
+    with pytest.raises(InputError, match="fix RAG_EMBED_PASSAGE_DTYPE"):
+        enc_mod.resolve_passage_dtype("half", "cpu")
+    monkeypatch.setattr(enc_mod, "native_bfloat16", lambda: False)
+    assert enc_mod.resolve_passage_dtype("auto", "cpu") == "float32"
+    monkeypatch.setattr(enc_mod, "native_bfloat16", lambda: True)
+    assert enc_mod.resolve_passage_dtype("auto", "cpu") == "bfloat16"
+    assert enc_mod.resolve_passage_dtype("float32", "cpu") == "float32"
+    # the cache keeps the two precisions apart; float32 keeps the bare model id
+    assert enc_mod.vector_space("m", "float32") == "m" and enc_mod.vector_space("m", "bfloat16") == "m@bfloat16"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("backend", ["lean", "sentence-transformers"])
+def test_bfloat16_passages_stay_next_to_float32_ones(backend, st_encoder):
+    """bfloat16 passages move by a cosine of ~1e-4 at most; questions are not affected."""
+    full = get_encoder(backend=backend, query_dtype="float32", passage_dtype="float32")
+    low = get_encoder(backend=backend, query_dtype="float32", passage_dtype="bfloat16")
+    assert low is not full and low.passage_dtype == "bfloat16" and "passages in bfloat16" in repr(low)
+    assert low.passage_space == f"{low.model_id}@bfloat16" and full.passage_space == full.model_id
+    a, b = full.encode(MIXED, kind="passage"), low.encode(MIXED, kind="passage")
+    assert b.dtype == np.float32 and b.shape == a.shape
+    np.testing.assert_allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() >= 0.999, cos.round(6)
+    assert cos.min() < 0.9999995  # really computed in bfloat16
+    np.testing.assert_array_equal(low.encode(MIXED, kind="query"), full.encode(MIXED, kind="query"))
+    questions = [t for t in MIXED if len(t) < 200]
+    q = st_encoder.encode(questions, kind="query")
+    assert ((q @ a.T).argmax(axis=1) == (q @ b.T).argmax(axis=1)).all()
 
 
 @pytest.mark.model

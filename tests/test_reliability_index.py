@@ -213,6 +213,73 @@ def test_sigkill_at_any_point_leaves_the_previous_index_answering(tmp_path, tiny
     assert len(data_dirs) <= 2 and new["data"] in data_dirs, data_dirs  # live + its predecessor
 
 
+def rewrite_files(folder: Path, seed: int, names: list[str], paras: int = 15) -> None:
+    """Give these files of a :func:`write_corpus` folder the text of ``seed`` (the others stay)."""
+    rng = random.Random(seed)
+    for name in names:
+        body = [f"第{seed}版{name}第{p}段：" + "".join(rng.choice(HAN) for _ in range(rng.randint(30, 90))) + "。"
+                for p in range(paras)]
+        (folder / name).write_text("\n\n".join(body), encoding="utf-8")
+
+
+def assert_update_state(index_dir: Path, settings: Settings, encoder, changed: list[str], marker: str) -> dict:
+    """The index verifies and holds every document; the changed ones carry ``marker`` (old or new build)."""
+    from rag.service import RagService
+
+    LoadedIndex.open(index_dir, verify=True).close()
+    svc = RagService.open(index_dir, settings, encoder=encoder)
+    docs = svc.index.documents
+    assert len(docs) == 20
+    for name in changed:
+        doc = docs[name.removesuffix(".txt")]
+        texts = [svc.index.paragraphs[p].text for p in doc.paragraph_ids]
+        assert texts and all(t.startswith(marker) for t in texts), (name, texts[0][:12])
+    assert svc.search("香港新型工業化", k=5)
+    manifest = svc.index.manifest
+    svc.index.close()
+    return manifest
+
+
+def test_sigkill_during_an_update_leaves_the_old_or_the_new_index(tmp_path, tiny_model, tiny_encoder):
+    """The incremental path (a few files changed, the other rows taken over) is as crash-safe."""
+    index_dir = tmp_path / "index"
+    corpus = write_corpus(tmp_path / "corpus", seed=1)
+    first = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-0"))
+    assert first.returncode == 0, first.stderr
+    settings = settings_for(tiny_model, index_dir, tmp_path / "cache-0")
+    changed = [f"doc-{i:03d}.txt" for i in range(5)]
+    old = assert_update_state(index_dir, settings, tiny_encoder, changed, "第1版")
+    rewrite_files(corpus, 2, changed)
+    points = {
+        "0.2s": after(0.2), "0.5s": after(0.5), "writing data": when_new_data_folder(old["data"]),
+        "manifest tmp": when_manifest_tmp, "1s": after(1.0), "2s": after(2.0),
+    }
+    killed = []
+    for n, (name, point) in enumerate(points.items(), start=1):
+        cache = tmp_path / f"cache-{n}"  # the changed documents are really encoded each time
+        rc, alive = kill_at(index_cmd(corpus, index_dir), env_for(tiny_model, cache), index_dir, point)
+        manifest = read_manifest(index_dir)
+        assert manifest is not None, f"killed at {name}: no manifest left"
+        print(f"update kill point {name}: exit {rc} after {alive:.2f}s")
+        if manifest["data"] == old["data"]:
+            assert rc == -signal.SIGKILL, f"{name}: exit {rc} without a new index"
+            killed.append(name)
+            assert_update_state(index_dir, settings, tiny_encoder, changed, "第1版")
+        else:
+            assert_update_state(index_dir, settings, tiny_encoder, changed, "第2版")
+            break
+    assert {"0.2s", "writing data"} <= set(killed), killed
+    done = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-final"))
+    assert done.returncode == 0, done.stderr
+    assert "update: 5 files read, 5 documents redone" in done.stdout or "index up to date" in done.stdout, done.stdout
+    new = assert_update_state(index_dir, settings, tiny_encoder, changed, "第2版")
+    assert new["counts"]["paragraphs"] == 300
+    again = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-final"))
+    assert again.returncode == 0 and "index up to date" in again.stdout, again.stdout
+    data_dirs = sorted(p.name for p in index_dir.iterdir() if p.name.startswith("data-"))
+    assert len(data_dirs) <= 2 and new["data"] in data_dirs, data_dirs
+
+
 def test_killed_first_build_leaves_no_index_and_the_next_build_works(tmp_path, tiny_model, tiny_encoder):
     index_dir = tmp_path / "index"
     corpus = write_corpus(tmp_path / "corpus", seed=3, files=10)
@@ -233,20 +300,25 @@ def test_two_builds_at_once_the_second_refuses_cleanly(tmp_path, tiny_model, tin
     env = env_for(tiny_model, tmp_path / "cache")
     first = subprocess.Popen(index_cmd(corpus, index_dir), env=env, cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
+    stopped = False
     try:
-        # The lock is taken before the model loads; wait until the first process holds it.
+        # The lock is taken before the model loads; wait until the first process holds it, then
+        # stop it there, so the second build certainly starts while the first holds the lock
+        # (however fast the machine): a second build that runs anyway is a broken lock.
         deadline = time.monotonic() + 120
         while not ((index_dir / ".lock").exists() and (index_dir / ".lock").read_text().strip()):
             assert first.poll() is None and time.monotonic() < deadline, "first build never took the lock"
             time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)
+        stopped = True
         second = subprocess.run(index_cmd(corpus, index_dir), env=env, cwd=ROOT, capture_output=True,
                                 text=True, timeout=120)
     finally:
+        if stopped:
+            first.send_signal(signal.SIGCONT)
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    if second.returncode == 0:  # the first finished before the second got going: then it simply ran
-        pytest.skip("the first build finished before the second started (machine too fast)")
-    assert second.returncode == 2
+    assert second.returncode == 2, (second.returncode, second.stdout, second.stderr)
     lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
     assert "already building" in lines[0] and str(first.pid) in lines[0]

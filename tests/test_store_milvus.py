@@ -261,3 +261,26 @@ def test_english_gloss_on_milvus(corpus, settings):  # noqa: F811
     q = "Who is the chairman of the Productivity Council?"
     c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
     assert c.gloss.max() > 0
+
+
+# -- ids with quotes and backslashes (a jsonl corpus can carry any id) ---------------------------
+
+HOSTILE = ["plain", "it's", 'say "hi"', "back\\slash", "both\\\"'", "end\\", "tab\there", "換行\n", "' or chunk_id != '"]
+
+
+def test_hostile_ids_round_trip(tmp_path):
+    from rag.store.milvus_store import lexical_text
+
+    store = MilvusStore(4, uri=str(tmp_path / "m.db"), collection="hostile")
+    vecs = np.eye(4, dtype=np.float32)[np.arange(len(HOSTILE)) % 4]
+    store.add(HOSTILE, [f"doc-{i}" for i in HOSTILE], vecs, texts=[lexical_text(["香港", "科技"])] * len(HOSTILE),
+              para_ids=HOSTILE, doc_keys=["k"] * len(HOSTILE))
+    store.add(HOSTILE[:3], [f"doc-{i}" for i in HOSTILE[:3]], vecs[:3])  # replaced: the old rows go by id
+    assert len(store) == len(HOSTILE)
+    np.testing.assert_array_equal(store.vectors_for(HOSTILE), vecs)
+    for cid in HOSTILE[3:]:  # the filtered lexical search finds exactly that row
+        assert list(store.lexical_scores(["香港"], ids=[cid])) == [cid]
+    assert set(store.lexical_scores(["香港"], ids=HOSTILE[3:])) == set(HOSTILE[3:])
+    for n, cid in enumerate(HOSTILE, start=1):  # deletion by document removes that document only
+        assert store.delete_documents([f"doc-{cid}"]) == 1
+        assert len(store) == len(HOSTILE) - n

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -34,11 +33,14 @@ Errors are always `{"error": {"code": ..., "message": ...}}`. When `RAG_API_KEYS
 """
 
 
-def create_app(settings: Settings | None = None, *, service: Any = None, ui: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, service: Any = None, ui: bool = True, holder: ServiceHolder | None = None
+) -> FastAPI:
     """Build the app. ``service`` injects a ready service (tests); otherwise the lifespan opens
-    ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads."""
+    ``settings.index_dir`` once, in a background thread, so /healthz answers while it loads.
+    ``holder``: one already loading (``rag serve`` starts it before importing the web stack)."""
     settings = settings or get_settings()
-    holder = ServiceHolder(settings, service)
+    holder = holder or ServiceHolder(settings, service)
     from rag.mcp_server import McpEndpoint, build_server
 
     mcp = build_server(holder.get)
@@ -46,9 +48,7 @@ def create_app(settings: Settings | None = None, *, service: Any = None, ui: boo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if not holder.ready:
-            holder.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
-            threading.Thread(target=holder.load, name="rag-load-index", daemon=True).start()
+        holder.start()  # no-op when ready or already loading
         async with mcp_endpoint.running():
             yield
 

@@ -6,7 +6,6 @@ import logging
 import threading
 from typing import Any
 
-from rag.api.errors import NotReadyError
 from rag.config import Settings
 from rag.errors import RagError
 
@@ -22,10 +21,21 @@ class ServiceHolder:
         self.error: str | None = None
         self.loading = False
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     @property
     def ready(self) -> bool:
         return self.service is not None
+
+    def start(self) -> None:
+        """Load in a background thread (once): ``rag serve`` calls this before it imports the web
+        stack, so index and model load while FastAPI, uvicorn and Gradio import."""
+        with self._lock:
+            if self.service is not None or self._thread is not None:
+                return
+            self.loading = True  # before the thread starts: no request may see "not loaded" meanwhile
+            self._thread = threading.Thread(target=self.load, name="rag-load-index", daemon=True)
+            self._thread.start()
 
     def load(self) -> None:
         """Open the index and the model; a failure is kept as the message /readyz reports."""
@@ -49,6 +59,9 @@ class ServiceHolder:
 
     def get(self) -> Any:
         """The service, or a 503 NotReadyError that says what to do (the reason is in /readyz)."""
+        # Imported here: `rag serve` imports this module before the web stack.
+        from rag.api.errors import NotReadyError
+
         if self.service is not None:
             return self.service
         if self.loading:

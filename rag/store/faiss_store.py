@@ -16,6 +16,10 @@ from rag.store.base import VectorHits, check_queries
 VECTORS_FILE = "vectors.npy"
 IDS_FILE = "vector_ids.json"
 FAISS_FILE = "vectors.faiss"
+GRAPH_ROWS_FILE = "graph_rows.npy"  # int64: the HNSW graph's row of each store row (graph has masked rows)
+# An updated HNSW graph keeps the rows of deleted chunks, masked out of every search, until they
+# pass this share of the graph; then it is rebuilt from the live vectors.
+MASKED_SHARE_REBUILD = 0.2
 
 
 class FaissStore:
@@ -24,6 +28,11 @@ class FaissStore:
     Below ``hnsw_threshold`` vectors the index is an exact ``IndexFlatIP``; at or above it an
     ``IndexHNSWFlat`` (inner product) whose recall against the exact index is measured by
     ``benchmarks/bench_store.py``. Deletion compacts the arrays and rebuilds the index lazily.
+
+    :meth:`updated` makes the store of the next index from this one: exact stores copy the
+    kept vectors and append the new ones; an HNSW graph gets the new vectors added and the
+    removed ones masked (``graph_rows`` maps store rows to graph rows), and is rebuilt only when
+    the masked rows pass ``MASKED_SHARE_REBUILD`` of it.
     """
 
     def __init__(
@@ -47,6 +56,9 @@ class FaissStore:
         self._docs: list[str] = []
         self._row_of: dict[str, int] | None = {}
         self._index: faiss.Index | None = None
+        self._graph_rows: np.ndarray | None = None  # store row -> graph row, when the graph masks rows
+        self._store_row: np.ndarray | None = None  # graph row -> store row (-1: masked)
+        self._search_params: faiss.SearchParametersHNSW | None = None
         self._lock = threading.Lock()
 
     # -- contents -------------------------------------------------------------------------
@@ -83,6 +95,7 @@ class FaissStore:
         self._docs.extend(doc_ids)
         self._row.update({cid: start + j for j, cid in enumerate(ids)})
         self._index = None
+        self._set_graph_rows(None)
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         gone = set(doc_ids)
@@ -99,6 +112,73 @@ class FaissStore:
         self._docs = [self._docs[r] for r in keep]
         self._row_of = None
         self._index = None
+        self._set_graph_rows(None)
+
+    def _set_graph_rows(self, graph_rows: np.ndarray | None, graph_size: int = 0) -> None:
+        self._graph_rows = graph_rows
+        self._store_row = None
+        self._search_params = None
+        if graph_rows is None:
+            return
+        store_row = np.full(graph_size, -1, dtype=np.int64)
+        store_row[graph_rows] = np.arange(len(graph_rows), dtype=np.int64)
+        self._store_row = store_row
+        live = np.zeros(graph_size, dtype=bool)
+        live[graph_rows] = True
+        self._bitmap = np.packbits(live, bitorder="little")  # kept alive: the selector points into it
+        params = faiss.SearchParametersHNSW()
+        params.sel = faiss.IDSelectorBitmap(graph_size, faiss.swig_ptr(self._bitmap))
+        self._selector = params.sel
+        self._search_params = params
+
+    @property
+    def masked(self) -> int:
+        """Graph rows of removed vectors, masked out of searches (0 unless an updated HNSW graph)."""
+        return 0 if self._graph_rows is None or self._store_row is None else len(self._store_row) - len(self._ids)
+
+    def updated(
+        self,
+        sources: np.ndarray,
+        new_vectors: np.ndarray,
+        ids: Sequence[str],
+        doc_ids: Sequence[str],
+        *,
+        folder: Path | None = None,
+        hnsw_threshold: int | None = None,
+        hnsw_ef_search: int | None = None,
+    ) -> FaissStore:
+        """The next store: row ``i`` is this store's row ``sources[i]``, or (where it is -1) the
+        next row of ``new_vectors``. ``folder`` is where this store was loaded from (its HNSW
+        graph is read from there, never changed in place)."""
+        sources = np.asarray(sources, dtype=np.int64)
+        new_vectors = np.asarray(new_vectors, dtype=np.float32).reshape(-1, self.dim)
+        fresh = sources < 0
+        if int(fresh.sum()) != len(new_vectors) or len(ids) != len(sources) or len(doc_ids) != len(sources):
+            raise ValueError("sources, new vectors, ids and doc ids disagree")
+        out = FaissStore(self.dim, hnsw_threshold=hnsw_threshold or self.hnsw_threshold, hnsw_m=self.hnsw_m,
+                         hnsw_ef_construction=self.hnsw_ef_construction,
+                         hnsw_ef_search=hnsw_ef_search or self.hnsw_ef_search)
+        vecs = np.empty((len(sources), self.dim), dtype=np.float32)
+        vecs[~fresh] = self.vectors_at(sources[~fresh])
+        vecs[fresh] = new_vectors
+        out._vecs, out._ids, out._docs, out._row_of = vecs, list(ids), list(doc_ids), None
+        if not (out.approximate and self.approximate and folder is not None and (Path(folder) / FAISS_FILE).exists()):
+            return out  # exact, or no graph to update: built from the vectors when needed
+        graph = faiss.read_index(str(Path(folder) / FAISS_FILE))  # a private, writable copy
+        before = self._graph_rows if self._graph_rows is not None else np.arange(graph.ntotal, dtype=np.int64)
+        graph_rows = np.empty(len(sources), dtype=np.int64)
+        graph_rows[~fresh] = before[sources[~fresh]]
+        graph_rows[fresh] = graph.ntotal + np.arange(len(new_vectors), dtype=np.int64)
+        masked = graph.ntotal + len(new_vectors) - len(sources)
+        if masked > MASKED_SHARE_REBUILD * (graph.ntotal + len(new_vectors)):
+            return out  # too many masked rows: a fresh graph
+        if len(new_vectors):
+            graph.hnsw.efConstruction = self.hnsw_ef_construction
+            graph.add(new_vectors)
+        out._index = graph
+        identity = masked == 0 and np.array_equal(graph_rows, np.arange(len(sources)))
+        out._set_graph_rows(None if identity else graph_rows, graph.ntotal)
+        return out
 
     def vectors_for(self, ids: Sequence[str]) -> np.ndarray:
         rows = [self._row[i] for i in ids]
@@ -113,7 +193,13 @@ class FaissStore:
         queries = check_queries(queries, self.dim, k)
         if not self._ids:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        return self._ready_index().search(queries, min(k, len(self._ids)))
+        index = self._ready_index()
+        if self._search_params is None:
+            return index.search(queries, min(k, len(self._ids)))
+        self._search_params.efSearch = max(self.hnsw_ef_search, min(k, len(self._ids)))
+        scores, rows = index.search(queries, min(k, len(self._ids)), params=self._search_params)
+        rows = np.where(rows >= 0, self._store_row[np.maximum(rows, 0)], -1)  # graph rows -> store rows
+        return scores, rows
 
     # -- search ---------------------------------------------------------------------------
     @property
@@ -161,6 +247,7 @@ class FaissStore:
             "hnsw_threshold": self.hnsw_threshold,
             "hnsw_m": self.hnsw_m,
             "hnsw_ef_search": self.hnsw_ef_search,
+            "masked": self.masked,
         }
 
     def save(self, folder: Path) -> list[str]:
@@ -173,6 +260,9 @@ class FaissStore:
         if self.approximate:  # an HNSW graph is slow to rebuild: keep it
             faiss.write_index(self._ready_index(), str(folder / FAISS_FILE))
             files.append(FAISS_FILE)
+            if self._graph_rows is not None:
+                np.save(folder / GRAPH_ROWS_FILE, self._graph_rows)
+                files.append(GRAPH_ROWS_FILE)
         return files
 
     @classmethod
@@ -201,6 +291,20 @@ class FaissStore:
             except RuntimeError as exc:
                 raise IndexStateError(f"{folder / FAISS_FILE} is unreadable ({exc}); rebuild with `rag index`") from exc
             storage = faiss.downcast_index(index.storage)
+            graph_rows = None
+            if (folder / GRAPH_ROWS_FILE).exists():
+                try:
+                    graph_rows = np.load(folder / GRAPH_ROWS_FILE)
+                except (OSError, ValueError) as exc:
+                    raise IndexStateError(f"cannot read {folder / GRAPH_ROWS_FILE} ({exc}); rebuild with `rag index`") from exc
+                if len(graph_rows) != len(vecs) or (len(graph_rows) and not 0 <= graph_rows.min() <= graph_rows.max() < index.ntotal):
+                    raise IndexStateError(f"{folder / GRAPH_ROWS_FILE} does not match {FAISS_FILE}; rebuild with `rag index`")
+            if graph_rows is not None:  # a graph with masked rows: the vectors come from vectors.npy
+                if index.d != vecs.shape[1] or not isinstance(storage, faiss.IndexFlat):
+                    raise IndexStateError(f"{folder / FAISS_FILE} does not match {VECTORS_FILE}; rebuild with `rag index`")
+                store._index = index
+                store._set_graph_rows(graph_rows, index.ntotal)
+                return store
             if index.ntotal != len(vecs) or index.d != vecs.shape[1] or not isinstance(storage, faiss.IndexFlat):
                 raise IndexStateError(f"{folder / FAISS_FILE} does not match {VECTORS_FILE}; rebuild with `rag index`")
             # Re-score from the graph's own (mapped) copy of the vectors: the same numbers as

@@ -77,7 +77,17 @@ def lexical_text(tokens: Iterable[str]) -> str:
 
 
 def _quote(values: Sequence[str]) -> str:
-    return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+    """A Milvus list literal of strings, each escaped: an id may hold ``'``, ``"``, ``\\`` or controls.
+
+    Double-quoted with JSON escapes (``\\"``, ``\\\\``, ``\\n``, ``\\uXXXX``), which Milvus'
+    expression parser reads back as the same string. pymilvus' own ``ids=`` arguments quote
+    nothing, so every filter by id in this module goes through here.
+    """
+    return "[" + ", ".join(json.dumps(str(v), ensure_ascii=False) for v in values) + "]"
+
+
+def id_filter(field: str, values: Sequence[str]) -> str:
+    return f"{field} in {_quote(values)}"
 
 
 class MilvusStore:
@@ -267,12 +277,12 @@ class MilvusStore:
             for i in range(0, len(rows), _BATCH):
                 batch = rows[i : i + _BATCH]
                 self._client.upsert(name, batch)
-                self._client.delete(other, ids=[r["chunk_id"] for r in batch])
+                self._client.delete(other, filter=id_filter("chunk_id", [r["chunk_id"] for r in batch]))
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         removed = 0
         for i in range(0, len(doc_ids), _BATCH):
-            expr = f"doc_id in {_quote(list(doc_ids[i : i + _BATCH]))}"
+            expr = id_filter("doc_id", list(doc_ids[i : i + _BATCH]))
             for name in (self.collection, self.dense_collection):
                 n = self._count(name, expr)
                 if n:
@@ -295,7 +305,9 @@ class MilvusStore:
             for i in range(0, len(want), _BATCH):
                 batch = [w for w in want[i : i + _BATCH] if w not in out]
                 if batch:
-                    for r in self._client.get(name, ids=batch, output_fields=["chunk_id", "vector"]):
+                    rows = self._client.query(name, filter=id_filter("chunk_id", batch),
+                                              output_fields=["chunk_id", "vector"])
+                    for r in rows:
                         out[r["chunk_id"]] = np.asarray(r["vector"], dtype=np.float32)
         return out
 
@@ -335,7 +347,7 @@ class MilvusStore:
             if len(ids) > MAX_TOPK:
                 raise ValueError(f"at most {MAX_TOPK} ids per lexical search, got {len(ids)}")
             limit = len(ids)
-            extra = {"filter": f"chunk_id in {_quote(ids)}"}  # Milvus Lite parses no filter templates
+            extra = {"filter": id_filter("chunk_id", ids)}  # Milvus Lite parses no filter templates
         res = self._client.search(
             self.collection, data=[text], anns_field="sparse", limit=min(limit, MAX_TOPK),
             output_fields=["chunk_id"], search_params={"metric_type": "BM25"}, **extra,

@@ -1,0 +1,178 @@
+"""BM25 statistics that survive an update: per-row term counts over one vocabulary.
+
+bm25s precomputes every (row, term) score, and each score depends on global statistics (the
+row count, each term's document frequency and the mean row length), so one changed row moves
+every score. :class:`BM25State` keeps what the scores are computed from: for each row its
+terms and their counts (CSR). An update takes the rows it keeps, appends the rows of new text
+(only that text is tokenised), and :meth:`BM25State.retriever` recomputes the whole score
+matrix from the global statistics in a few vectorised passes, with the same float operations in
+the same order as ``bm25s.BM25.index`` (lucene variant): the scores equal a fresh build's.
+
+Any lexical index over its own token stream (one state per channel) can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import IndexStateError
+
+STATE_FILES = ("state_indptr.npy", "state_terms.npy", "state_counts.npy", "state_vocab.json")
+
+
+class BM25State:
+    """Rows of (term id, count) pairs: row ``i`` owns ``terms[indptr[i]:indptr[i+1]]``."""
+
+    def __init__(self, vocab: list[str], indptr: np.ndarray, terms: np.ndarray, counts: np.ndarray) -> None:
+        self.vocab = vocab
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.terms = np.asarray(terms, dtype=np.int32)
+        self.counts = np.asarray(counts, dtype=np.int32)
+
+    def __len__(self) -> int:
+        return len(self.indptr) - 1
+
+    @classmethod
+    def empty(cls) -> BM25State:
+        return cls([], np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
+
+    # -- building --------------------------------------------------------------------------
+    def with_rows(self, tokens: Sequence[Sequence[str]]) -> BM25State:
+        """A state over this vocabulary (extended by unseen terms) holding only rows of ``tokens``.
+
+        Its term ids agree with this state's, so :meth:`concat` can join it with rows taken from
+        this state.
+        """
+        vocab = list(self.vocab)
+        ids = {t: i for i, t in enumerate(vocab)}
+        indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
+        terms: list[int] = []
+        counts: list[int] = []
+        for r, row in enumerate(tokens):
+            tally: dict[int, int] = {}
+            for tok in row:
+                tid = ids.get(tok)
+                if tid is None:
+                    tid = ids[tok] = len(vocab)
+                    vocab.append(tok)
+                tally[tid] = tally.get(tid, 0) + 1
+            terms.extend(tally)
+            counts.extend(tally.values())
+            indptr[r + 1] = len(terms)
+        return BM25State(vocab, indptr, np.asarray(terms, np.int32), np.asarray(counts, np.int32))
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[Sequence[str]]) -> BM25State:
+        return cls.empty().with_rows(tokens)
+
+    def take(self, rows: np.ndarray) -> BM25State:
+        """The given rows, in that order (same vocabulary)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lengths = ends - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        picks = _ranges(starts, ends)
+        return BM25State(self.vocab, indptr, self.terms[picks], self.counts[picks])
+
+    @staticmethod
+    def concat(parts: Sequence[BM25State]) -> BM25State:
+        """Rows of ``parts`` one after the other; the last part's vocabulary must extend the others'."""
+        if not parts:
+            return BM25State.empty()
+        vocab = max((p.vocab for p in parts), key=len)
+        for p in parts:
+            if vocab[: len(p.vocab)] != p.vocab:
+                raise ValueError("BM25 states over unrelated vocabularies")
+        lengths = np.concatenate([np.diff(p.indptr) for p in parts])
+        indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        return BM25State(vocab, indptr, np.concatenate([p.terms for p in parts]),
+                         np.concatenate([p.counts for p in parts]))
+
+    def compact(self) -> BM25State:
+        """The same rows over only the terms they use (terms of removed rows dropped)."""
+        used = np.zeros(len(self.vocab), dtype=bool)
+        used[self.terms] = True
+        if used.all():
+            return self
+        remap = np.cumsum(used) - 1
+        vocab = [t for t, u in zip(self.vocab, used.tolist(), strict=True) if u]
+        return BM25State(vocab, self.indptr, remap[self.terms].astype(np.int32), self.counts)
+
+    # -- scores ----------------------------------------------------------------------------
+    def lengths(self) -> np.ndarray:
+        """Tokens per row (the BM25 document length)."""
+        cumulative = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
+        return cumulative[self.indptr[1:]] - cumulative[self.indptr[:-1]]
+
+    def retriever(self, k1: float, b: float):
+        """A ``bm25s.BM25`` (lucene variant) whose score matrix is computed from these rows."""
+        import bm25s
+
+        state = self.compact()
+        n_docs, n_vocab = len(state), len(state.vocab)
+        dl = state.lengths()
+        avg_doc_len = dl.mean()  # as bm25s: the mean of an integer array, in float64
+        df = np.bincount(state.terms, minlength=n_vocab)
+        idf = np.zeros(n_vocab, dtype=np.float32)
+        for t, d in enumerate(df.tolist()):  # math.log as bm25s, value by value
+            if d:
+                idf[t] = math.log(1 + (n_docs - d + 0.5) / (d + 0.5))
+        rows = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(state.indptr))
+        tf = state.counts.astype(np.float32).astype(np.float64)
+        denom = k1 * ((1 - b) + b * dl[rows] / avg_doc_len) + tf
+        scores = (idf[state.terms].astype(np.float64) * (tf / denom)).astype(np.float32)
+        order = np.argsort(state.terms, kind="stable")  # by column; rows stay ascending in each
+        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+        np.cumsum(df, out=indptr[1:])
+        retriever = bm25s.BM25(k1=k1, b=b)
+        retriever.scores = {"data": scores[order], "indices": rows[order].astype(np.int32), "indptr": indptr,
+                            "num_docs": n_docs}
+        vocab_dict = {t: i for i, t in enumerate(state.vocab)}
+        if "" not in vocab_dict:
+            vocab_dict[""] = n_vocab  # as bm25s.BM25.index(create_empty_token=True)
+        retriever.vocab_dict = vocab_dict
+        retriever.unique_token_ids_set = set(vocab_dict.values())
+        retriever.nonoccurrence_array = None
+        return retriever
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, folder: Path) -> list[str]:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = self.compact()
+        np.save(folder / STATE_FILES[0], state.indptr)
+        np.save(folder / STATE_FILES[1], state.terms)
+        np.save(folder / STATE_FILES[2], state.counts)
+        (folder / STATE_FILES[3]).write_text(json.dumps(state.vocab, ensure_ascii=False), encoding="utf-8")
+        return list(STATE_FILES)
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25State:
+        folder = Path(folder)
+        try:
+            indptr = np.load(folder / STATE_FILES[0])
+            terms = np.load(folder / STATE_FILES[1])
+            counts = np.load(folder / STATE_FILES[2])
+            vocab = json.loads((folder / STATE_FILES[3]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexStateError(f"cannot read the BM25 state in {folder}: {exc}; rebuild with `rag index`") from exc
+        if len(terms) != len(counts) or indptr[-1] != len(terms) or (len(terms) and terms.max() >= len(vocab)):
+            raise IndexStateError(f"the BM25 state in {folder} is inconsistent; rebuild with `rag index`")
+        return cls(vocab, indptr, terms, counts)
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, e)`` for each pair, vectorised."""
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    return np.arange(total, dtype=np.int64) + offsets

@@ -1,0 +1,244 @@
+"""Is the index up to date? The corpus files and settings an index was built from, and the check.
+
+`rag index` calls :func:`up_to_date` before anything else: when every corpus file has the size,
+mtime and sha256 the manifest recorded, the settings give the same build key and the data
+folder's files are all there with their sizes, nothing needs doing and the command says so
+without loading the model, cleaning a document or writing anything. This module uses the
+standard library only (no numpy, torch, FAISS or bm25s), so that answer comes in a fraction of
+a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+FORMAT_VERSION = 3
+# Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
+# unchanged files are otherwise taken over as the previous build made them.
+PIPELINE_VERSION = 1
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
+METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
+GLOSSARY_FILE = "glossary.tsv"  # as rag.ingest / rag.gloss: read into the English gloss
+GLOSS_KEY_VERSION = 1  # bump with rag.gloss.GLOSS_VERSION: how paragraphs are glossed
+
+
+def manifest_digest(manifest: dict[str, Any]) -> str:
+    """sha256 of the manifest without its own digest (canonical JSON), so an edit is detected."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
+    return hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def index_config(settings: Any) -> dict[str, Any]:
+    """The settings an index is built for; a loaded index must match them."""
+    from rag.normalise import normaliser_config
+
+    return {
+        "model": settings.embed_model,
+        "normaliser": normaliser_config(settings.opencc_config),
+        "chunking": {
+            "max_chars": settings.chunk_max_chars,
+            "overlap_chars": settings.chunk_overlap_chars,
+            "embed_title": settings.embed_title,
+            "sentence_vectors": settings.sentence_vectors,
+        },
+    }
+
+
+def passage_dtype_for(settings: Any) -> str:
+    from rag.hardware import cpu_has_native_bfloat16, pick_dtype
+
+    requested = settings.embed_passage_dtype
+    return pick_dtype(requested, settings.embed_device, requested == "auto" and cpu_has_native_bfloat16())
+
+
+def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str | None = None) -> dict[str, Any]:
+    """Everything whose change makes a full rebuild necessary (a different index, not an update).
+
+    ``model_id`` defaults to the default model's id (known without loading it); for another
+    model the name stands for it, as in the manifest's ``model.id`` of such a model.
+    """
+    from rag.modelid import MODEL_ID, MODEL_NAME
+
+    store: dict[str, Any] = {"kind": settings.store}
+    if settings.store == "milvus":
+        store.update(uri=settings.milvus_uri, collection=settings.milvus_collection)
+    return {
+        "format_version": FORMAT_VERSION,
+        "pipeline_version": PIPELINE_VERSION,
+        **index_config(settings),
+        "model_id": model_id or (MODEL_ID if settings.embed_model == MODEL_NAME else settings.embed_model),
+        "passage_dtype": passage_dtype or passage_dtype_for(settings),
+        "store": store,
+        "gloss": {"version": GLOSS_KEY_VERSION, "glossaries": settings.glossary or None},
+    }
+
+
+def glossary_paths(settings: Any) -> list[Path]:
+    """The files of ``RAG_GLOSSARY`` (comma- or path-separator-separated): inputs of every build."""
+    items = re.split(rf"[,{re.escape(os.pathsep)}]", getattr(settings, "glossary", None) or "")
+    return [Path(i.strip()).expanduser() for i in items if i.strip()]
+
+
+def _hidden(rel: PurePosixPath) -> bool:
+    return any(part.startswith(".") for part in rel.parts)
+
+
+def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path]:
+    """The files `rag index PATHS` reads, documents, ``metadata.json`` and glossaries alike.
+
+    A folder: every file under it that is not hidden (as ``rag.ingest.load_corpus`` walks it). A
+    file: itself, and the ``metadata.json`` and ``glossary.tsv`` beside it (recorded even when
+    absent, so adding one counts as a change). Then ``extra`` (the ``RAG_GLOSSARY`` files).
+    """
+    out: list[Path] = []
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            found = []
+            for dirpath, dirnames, filenames in os.walk(given):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+            out.extend(sorted(found, key=lambda p: p.relative_to(given).as_posix()))
+        else:
+            out.extend([given, given.parent / METADATA_FILE, given.parent / GLOSSARY_FILE])
+    out.extend(p for p in map(Path, extra) if p not in out)
+    return out
+
+
+def file_record(path: Path, *, digest: str | None = None) -> dict[str, Any] | None:
+    """{size, mtime_ns, sha256} of a file, None when absent; ``digest``: a sha256 already known."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        digest = h.hexdigest()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+
+
+def scan_sources(paths: Sequence[Path], extra: Sequence[Path] = ()) -> dict[str, dict[str, Any] | None]:
+    """Absolute path -> :func:`file_record` of every source file (hashes every one)."""
+    return {str(p.resolve()): file_record(p) for p in source_files(paths, extra)}
+
+
+def resolved_paths(paths: Sequence[Path]) -> list[str]:
+    return [str(Path(p).resolve()) for p in paths]
+
+
+def read_manifest_quick(index_dir: Path) -> dict[str, Any] | None:
+    """The manifest when it is readable, of this format and matches its own checksum, else None."""
+    try:
+        data = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        return None
+    if data.get(MANIFEST_DIGEST) != manifest_digest(data):
+        return None
+    return data
+
+
+def data_files_present(index_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Every file the manifest lists is in its data folder with the recorded size (no hashing)."""
+    name, checksums = manifest.get("data"), manifest.get("checksums")
+    if not isinstance(name, str) or not name.startswith("data-") or "/" in name or not isinstance(checksums, dict):
+        return False
+    folder = Path(index_dir) / name
+    try:
+        return all((folder / f).stat().st_size == c["size"] for f, c in checksums.items())
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def matches(manifest: dict[str, Any], key: dict[str, Any], paths: Sequence[Path],
+            sources: dict[str, dict[str, Any] | None]) -> bool:
+    """The manifest was built with ``key`` from exactly these files (size, mtime and sha256)."""
+    if manifest.get("build_key") != key or manifest.get("paths") != resolved_paths(paths):
+        return False
+    recorded = manifest.get("sources")
+    if not isinstance(recorded, dict) or recorded.keys() != sources.keys():
+        return False
+    for name, now in sources.items():
+        was = recorded[name]
+        if (was is None) != (now is None):
+            return False
+        if now is not None and (
+            not isinstance(was, dict) or any(was.get(k) != now[k] for k in ("size", "mtime_ns", "sha256"))
+        ):
+            return False
+    return True
+
+
+@dataclass
+class UpToDate:
+    index_dir: Path
+    manifest: dict[str, Any]
+    files: int
+    seconds: float
+
+    def lines(self) -> list[str]:
+        c = self.manifest.get("counts", {})
+        return [
+            f"index up to date: {c.get('documents', '?')} documents, {c.get('paragraphs', '?')} paragraphs, "
+            f"{c.get('chunks', '?')} chunks in {self.index_dir} ({self.files} files unchanged, checked in "
+            f"{self.seconds:.2f}s)"
+        ]
+
+
+def up_to_date(paths: Sequence[Path], index_dir: Path, settings: Any) -> UpToDate | None:
+    """An :class:`UpToDate` when nothing changed since the last build, else None (build then)."""
+    t0 = time.perf_counter()
+    manifest = read_manifest_quick(index_dir)
+    if manifest is None or not all(Path(p).exists() for p in paths):
+        return None
+    key = expected_key(settings, manifest)
+    recorded = manifest.get("sources")
+    if manifest.get("build_key") != key or not isinstance(recorded, dict):
+        return None
+    # Cheap before costly: the set of files and their sizes and mtimes first, hashes only then.
+    files = source_files(paths, glossary_paths(settings))
+    names = [str(p.resolve()) for p in files]
+    if set(names) != recorded.keys():
+        return None
+    for p, name in zip(files, names, strict=True):
+        was = recorded[name]
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            if was is not None:
+                return None
+            continue
+        if not isinstance(was, dict) or was.get("size") != st.st_size or was.get("mtime_ns") != st.st_mtime_ns:
+            return None
+    sources = {name: file_record(p) for p, name in zip(files, names, strict=True)}
+    if not matches(manifest, key, paths, sources) or not data_files_present(index_dir, manifest):
+        return None
+    return UpToDate(Path(index_dir), manifest, sum(1 for s in sources.values() if s), time.perf_counter() - t0)
+
+
+def expected_key(settings: Any, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The build key ``settings`` give, for comparing with ``manifest``'s.
+
+    Another model than the default has an id only once it is loaded; while its name is the one
+    recorded, the recorded id stands for it (as the name does for the vectors it made).
+    """
+    from rag.modelid import MODEL_NAME
+
+    recorded = manifest.get("build_key") or {}
+    model_id = None
+    if settings.embed_model != MODEL_NAME and recorded.get("model") == settings.embed_model:
+        model_id = recorded.get("model_id")
+    return build_key(settings, model_id=model_id)
