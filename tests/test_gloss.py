@@ -257,3 +257,10 @@ def test_gloss_bm25_equals_bm25s_over_the_token_lists():
     ref.index(docs, show_progress=False)
     for q in (["w1"], ["w2", "w3", "w2"], ["w39", "w0"]):
         assert np.allclose(ours.scores(q), ref.get_scores(q), atol=1e-6)
+
+
+def test_the_build_key_follows_the_gloss_version():
+    """The no-op check (rag/freshness.py, no heavy imports) keys builds by the gloss's version."""
+    from rag import freshness, gloss
+
+    assert freshness.GLOSS_KEY_VERSION == gloss.GLOSS_VERSION

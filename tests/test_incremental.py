@@ -34,7 +34,8 @@ DOCS = {
     "gamma.txt": "河套深港科技創新合作區香港園區的第一批大樓於年底落成。",
     "sub/delta.md": "# 創科\n\n香港科技園公司支持初創企業發展人工智能與生物科技。\n\n創新科技署推動再工業化資助計劃。",
 }
-QUERIES = ["陳祖恒", "人工智能", "新型工業化", "河套", "再工業化资助", "生物科技初创", "超算中心", "香港"]
+QUERIES = ["陳祖恒", "人工智能", "新型工業化", "河套", "再工業化资助", "生物科技初创", "超算中心", "香港",
+           "Who chairs the Productivity Council?", "Cyberport supercomputing centre"]  # the last two: the gloss
 
 
 def write(root: Path, name: str, text: str) -> None:
@@ -160,6 +161,16 @@ def test_edits_step_by_step_equal_a_fresh_build(tmp_path, corpus):
     write(corpus, "metadata.json", json.dumps({"beta.txt": {"title": "數碼港超算"}}, ensure_ascii=False))
     s = step(expect_redone=1)  # a new title for beta: all files read again, only beta redone
     assert s.files_read >= 5
+
+    digest = read_manifest(live.index_dir)["gloss"]["glossary"]["digest"]
+    write(corpus, "glossary.tsv", "數碼港\tCyberport\n超算中心\tsupercomputing centre\n")
+    s = step(expect_redone=0)  # a glossary edit: no document redone, the gloss built again
+    assert not s.renewed and read_manifest(live.index_dir)["gloss"]["glossary"]["digest"] != digest
+    svc = RagService.open(live.index_dir, live, encoder=enc)
+    scores = svc.index.gloss.scores(svc.retriever.gloss_terms("Cyberport supercomputing centre"))
+    best = list(svc.index.paragraphs)[int(np.argmax(scores))]
+    assert best.startswith("beta#") and scores.max() > 0, best  # the new glossary's names are in the gloss
+    svc.index.close()
 
     s = step(chunk_max_chars=80, chunk_overlap_chars=10)  # a setting in the build key: everything is rebuilt
     assert s.rebuilt and s.documents_redone == s.documents
