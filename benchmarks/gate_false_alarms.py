@@ -3,9 +3,9 @@
 Two ``rag eval`` results files of two configurations (``results.json`` of the report folder, or a
 stored baseline) give, per question, the outcomes of A and of B. A change with no real effect
 makes each question's difference as likely in one direction as in the other, so a "neutral"
-B' is made by swapping A's and B's outcomes question by question with a coin toss (the same toss
-for every metric of one question). The gate (``rag.evaluation.regression``) is run on A vs B'
-for ``--rounds`` tosses; the share of rounds with at least one failing (set, group, metric) is
+pair is made by putting each question's two outcomes in a random order (a coin toss per question,
+the same for every metric of it): baseline A' and run B' then differ by B's churn, with no real
+effect. The gate (``rag.evaluation.regression``) is run on B' against A' for ``--rounds`` tosses; the share of rounds with at least one failing (set, group, metric) is
 the family-wise false-alarm rate for a change of that much churn. Unchanged code gives the same
 outcomes for every question (retrieval is deterministic), so it never fails: A against A is
 checked too.
@@ -29,14 +29,26 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def neutral(a: dict, b: dict, rng: random.Random) -> dict:
-    """B with each question's outcome replaced by A's or B's by a coin toss."""
-    sets = {}
+def neutral(a: dict, b: dict, rng: random.Random) -> tuple[dict, dict]:
+    """A baseline and a run with each question's pair of outcomes (A's, B's) in a random order.
+
+    Every question keeps the size of its change; only its direction becomes a coin toss (the
+    same toss for every metric of one question), so the pair has B's churn and no real effect.
+    """
+    base_sets, run_sets = {}, {}
     for name, data in b["sets"].items():
-        base = {o["id"]: o for o in a["sets"].get(name, {}).get("outcomes", [])}
-        mixed = [base[o["id"]] if o["id"] in base and rng.random() < 0.5 else o for o in data.get("outcomes", [])]
-        sets[name] = {"outcomes": mixed}
-    return {"sets": sets}
+        before = {o["id"]: o for o in a["sets"].get(name, {}).get("outcomes", [])}
+        xs, ys = [], []
+        for o in data.get("outcomes", []):
+            x = before.get(o["id"])
+            if x is None:
+                continue
+            if rng.random() < 0.5:
+                x, o = o, x
+            xs.append(x)
+            ys.append(o)
+        base_sets[name], run_sets[name] = {"outcomes": xs}, {"outcomes": ys}
+    return {"sets": base_sets}, {"sets": run_sets}
 
 
 def failing(changes) -> list[str]:
@@ -71,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     rounds_failing = 0
     which: Counter[str] = Counter()
     for _ in range(args.rounds):
-        changes, _ = compare_runs(neutral(a, b, rng), a)
+        base, run = neutral(a, b, rng)
+        changes, _ = compare_runs(run, base)
         fails = failing(changes)
         rounds_failing += bool(fails)
         which.update(fails)
