@@ -284,7 +284,7 @@ def test_a_slightly_worse_retriever_fails_the_gate_though_every_threshold_passes
     assert not any(f.startswith("xquad/zh-dev [overall] recall@1 =") for f in worse.gate_failures)
     assert not worse.passed  # ... and still caught, question by question
     failure = next(f for f in worse.gate_failures if "[overall] recall@1" in f)
-    assert "1.000 -> 0.975 (10 worse, 0 better of 400; p=0.000977)" in failure
+    assert "1.000 -> 0.975 (10 worse, 0 better of 400; p of a drop 0.000977)" in failure
     assert not any("recall@5" in f for f in worse.gate_failures)  # R@5 did not move
     report = (world["tmp"] / "worse/report.md").read_text(encoding="utf-8")
     for n in range(0, 100, 10):

@@ -144,7 +144,7 @@ class PairedChange:
 
     def line(self) -> str:
         return (f"{self.set} [{self.group}] {self.metric} {self.before:.3f} -> {self.after:.3f} "
-                f"({self.worse} worse, {self.better} better of {self.n}; p={self.p:.3g})")
+                f"({self.worse} worse, {self.better} better of {self.n}; p of a drop {self.p:.3g})")
 
 
 def _groups(o: Mapping[str, Any]) -> list[str]:

@@ -107,7 +107,7 @@ def _changes_section(result: EvalResult) -> list[str]:
     moved = [c for c in result.changes if c.worse or c.better]
     same = len(result.changes) - len(moved)
     if moved:
-        lines += ["| set | group | metric | baseline | this run | worse | better | n | p | verdict |",
+        lines += ["| set | group | metric | baseline | this run | worse | better | n | p (drop) | verdict |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for c in sorted(moved, key=lambda c: (not c.regressed, c.set, c.group, c.metric)):
             verdict = f"**{c.verdict}**" if c.regressed else c.verdict
