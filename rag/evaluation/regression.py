@@ -28,15 +28,16 @@ EXACT_MAX = 16  # non-zero differences enumerated exactly (2**16 sign patterns)
 MONTE_CARLO_DRAWS = 20_000
 SEED = 20241201
 
-# metric -> (higher is better, which questions it is defined on)
-GATED_METRICS: dict[str, tuple[bool, str]] = {
-    "recall@1": (True, "answerable"),
-    "recall@5": (True, "answerable"),
-    "mrr@10": (True, "answerable"),
-    "answer_in_citations": (True, "answerable"),
-    "answer_in_text": (True, "answerable"),
-    "false_abstention": (False, "answerable"),
-    "abstention_recall": (True, "unanswerable"),
+# metric -> higher is better (abstention_recall is defined on unanswerable questions, the rest on
+# answerable ones; ``outcome`` records each where it is defined)
+GATED_METRICS: dict[str, bool] = {
+    "recall@1": True,
+    "recall@5": True,
+    "mrr@10": True,
+    "answer_in_citations": True,
+    "answer_in_text": True,
+    "false_abstention": False,
+    "abstention_recall": True,
 }
 
 
@@ -119,15 +120,12 @@ class PairedChange:
     worse: int  # questions whose value got worse
     better: int
     p: float  # one-sided: the chance of a drop at least this large without a real change
+    p_gain: float  # one-sided sign test of the questions that moved the other way (for "better")
 
     @property
     def regressed(self) -> bool:
-        return self.worse > self.better and self.p < ALPHA and self._dropped
-
-    @property
-    def _dropped(self) -> bool:
-        higher_better = GATED_METRICS[self.metric][0]
-        return (self.after < self.before) if higher_better else (self.after > self.before)
+        # p < ALPHA already means the mean dropped (a sum at or above 0 has p >= 0.5)
+        return self.worse > self.better and self.p < ALPHA
 
     @property
     def verdict(self) -> str:
@@ -135,12 +133,9 @@ class PairedChange:
             return "WORSE"
         if self.worse == self.better == 0:
             return "same"
-        if self.better > self.worse and sign_flip_p([-d for d in self._unit_diffs()]) < ALPHA:
+        if self.better > self.worse and self.p_gain < ALPHA:
             return "better"
         return "within noise"
-
-    def _unit_diffs(self) -> list[float]:  # for the "better" verdict, magnitudes don't matter
-        return [1.0] * self.better + [-1.0] * self.worse
 
     def line(self) -> str:
         return (f"{self.set} [{self.group}] {self.metric} {self.before:.3f} -> {self.after:.3f} "
@@ -174,18 +169,19 @@ def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapp
                 continue  # a one-language set: its language group is the overall group
             groups.setdefault(g, []).append((b, o))
     for g, members in groups.items():
-        for metric, (higher_better, _) in GATED_METRICS.items():
+        for metric, higher_better in GATED_METRICS.items():
             vals = [(b["values"][metric], o["values"][metric]) for b, o in members
                     if metric in b.get("values", {}) and metric in o.get("values", {})]
             if not vals:
                 continue
             sign = 1.0 if higher_better else -1.0
             diffs = [sign * (a - x) for x, a in vals]
+            worse, better = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
             changes.append(PairedChange(
                 set=name, group=g, metric=metric, n=len(vals),
                 before=sum(x for x, _ in vals) / len(vals), after=sum(a for _, a in vals) / len(vals),
-                worse=sum(d < 0 for d in diffs), better=sum(d > 0 for d in diffs),
-                p=sign_flip_p(diffs),
+                worse=worse, better=better, p=sign_flip_p(diffs),
+                p_gain=sign_flip_p([-1.0] * better + [1.0] * worse) if better > worse else 1.0,
             ))
     return changes
 
@@ -254,7 +250,7 @@ def question_moves(results: Mapping[str, Any], baseline: Mapping[str, Any]) -> l
             moved = [m for m in GATED_METRICS if m in bv and m in ov and bv[m] != ov[m]]
             if not moved:
                 continue
-            gain = sum((ov[m] - bv[m]) * (1 if GATED_METRICS[m][0] else -1) for m in moved)
+            gain = sum((ov[m] - bv[m]) * (1 if GATED_METRICS[m] else -1) for m in moved)
             detail = "; ".join(f"{m} {bv[m]:g} -> {ov[m]:g}" for m in moved
                                if m not in ("recall@1", "recall@5", "mrr@10"))
             found.append(QuestionMove(name, o["id"], o.get("question", ""), gold_of.get(o["id"], ()),
