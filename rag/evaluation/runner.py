@@ -300,6 +300,7 @@ class EvalResult:
     changes: list[Any] = field(default_factory=list)  # regression.PairedChange
     report_dir: Path | None = None
     baseline: dict[str, Any] | None = None
+    rule_failures: list[str] = field(default_factory=list)  # thresholds.toml and the gold set's validity
 
     @property
     def passed(self) -> bool:
@@ -396,7 +397,8 @@ def run_eval(
     if thresholds is None and default_thresholds().is_file():
         thresholds = default_thresholds()
     rules = load_thresholds(thresholds) if thresholds else []
-    failures, notes = check_gate(results, rules, with_notes=True)
+    rule_failures, notes = check_gate(results, rules, with_notes=True)
+    failures = list(rule_failures)
     if strict:
         failures += [f"set {name} not run under CI: {why}" for name, why in results["skipped"].items()]
     base = None
@@ -417,7 +419,7 @@ def run_eval(
     results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
                        "failures": failures, "not_checked": notes}
     results["baseline"] = str(baseline) if base is not None else None
-    result = EvalResult(results, failures, changes, Path(report_dir), base)
+    result = EvalResult(results, failures, changes, Path(report_dir), base, rule_failures)
     write_report(result, base)
     return result
 
