@@ -82,10 +82,15 @@ def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str 
     }
 
 
+def split_glossaries(value: str | None) -> list[tuple[str, Path]]:
+    """``RAG_GLOSSARY`` as (item as written, path): comma- or path-separator-separated."""
+    items = (i.strip() for i in re.split(rf"[,{re.escape(os.pathsep)}]", value or ""))
+    return [(i, Path(i).expanduser()) for i in items if i]
+
+
 def glossary_paths(settings: Any) -> list[Path]:
-    """The files of ``RAG_GLOSSARY`` (comma- or path-separator-separated): inputs of every build."""
-    items = re.split(rf"[,{re.escape(os.pathsep)}]", getattr(settings, "glossary", None) or "")
-    return [Path(i.strip()).expanduser() for i in items if i.strip()]
+    """The files of ``RAG_GLOSSARY``: inputs of every build, like the corpus files."""
+    return [path for _, path in split_glossaries(getattr(settings, "glossary", None))]
 
 
 def _hidden(rel: PurePosixPath) -> bool:

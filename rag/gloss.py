@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 import unicodedata
@@ -41,6 +40,7 @@ import numpy as np
 
 from rag.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
 from rag.errors import IndexStateError, InputError
+from rag.freshness import split_glossaries
 from rag.normalise import Normaliser, _jieba, has_cjk
 from rag.sentences import EN_STOPWORDS
 
@@ -372,11 +372,7 @@ def glossary_files(paths: Sequence[Path], extra: str | None) -> list[Path]:
         for candidate in candidates:
             if candidate not in found:
                 found.append(candidate)
-    for item in re.split(rf"[,{re.escape(os.pathsep)}]", extra or ""):
-        item = item.strip()
-        if not item:
-            continue
-        path = Path(item).expanduser()
+    for item, path in split_glossaries(extra):
         if not path.is_file():
             raise InputError(f"RAG_GLOSSARY names {item!r}, which is not a file: give glossary TSV files "
                              "(term<TAB>English), separated by commas")
