@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings
 from rag.errors import InputError
@@ -35,6 +35,9 @@ from rag.normalise import cjk_ratio, convert_script
 from rag.relevance import DEFAULT_FLOOR
 from rag.sentences import content_chars, overlap, question_units, split_sentences, units
 from rag.types import Answer, Citation, Hit
+
+if TYPE_CHECKING:
+    from rag.llm.judge import Judge
 
 # A hit is cited only when its calibrated answer probability (Hit.relevance, see
 # rag/relevance.py) reaches this floor; RAG_MIN_SCORE overrides it.
@@ -358,6 +361,7 @@ def make_citation(
         highlights=tuple(moved),
         date=hit.date,
         original_text=hit.text if shown != hit.text else None,
+        judge=hit.judge,
     )
 
 
@@ -525,23 +529,26 @@ def answer_from_hits(
     script: str | None = None,
     generator: Generator | None = None,
     encoder: Any = None,
+    judge: Judge | None = None,
 ) -> Answer:
     """The cited answer to ``question`` from ranked ``hits``.
 
     Abstains when there is no hit at or above the relevance floor. ``generator`` (default: built
     from ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; any
     failure falls back to the extractive answer with a warning. ``encoder`` (optional) picks
-    sentences by embedding when the question shares no words with the paragraphs.
+    sentences by embedding when the question shares no words with the paragraphs. ``judge``
+    (``RAG_LLM=local``) reads the top paragraphs against the question: only those it passes are
+    cited, and when none passes the answer abstains with its reason.
     """
     t0 = time.perf_counter()
     script_config(script)  # a bad script name fails before any work
-    answer = _answer_original(question, hits, settings, generator=generator, encoder=encoder, t0=t0)
+    answer = _answer_original(question, hits, settings, generator=generator, encoder=encoder, judge=judge, t0=t0)
     return in_script(answer, script)
 
 
 def _answer_original(
     question: str, hits: list[Hit], settings: Settings, *, generator: Generator | None,
-    encoder: Any, t0: float,
+    encoder: Any, judge: Judge | None, t0: float,
 ) -> Answer:
     """The answer in the source's own script (``in_script`` converts it for display)."""
     lang = detect_lang(question)
@@ -549,6 +556,29 @@ def _answer_original(
     above = [h for h in hits if _relevance(h) >= floor]
     if not above:
         return _abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor))
+    judged_ms: dict[str, float] = {}
+    if judge is not None:
+        t1 = time.perf_counter()
+        read = above[: judge.top_k]
+        verdicts = judge.judge(question, read)
+        judged_ms = {"judge": _ms(t1)}
+        above = [replace(h, judge=round(v.p_yes, 4)) for h, v in zip(read, verdicts, strict=True)
+                 if v.p_yes >= judge.floor]
+        if not above:
+            from rag.llm.judge import reason as judge_reason
+
+            best = max(v.p_yes for v in verdicts)
+            return _abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
+                            reason=judge_reason(lang, len(read), best, judge.floor))
+    answer = _answer_passed(question, above, settings, generator=generator, encoder=encoder, t0=t0)
+    return replace(answer, timings_ms={**judged_ms, **answer.timings_ms})
+
+
+def _answer_passed(
+    question: str, above: list[Hit], settings: Settings, *, generator: Generator | None,
+    encoder: Any, t0: float,
+) -> Answer:
+    """The answer from the paragraphs that passed the relevance floor (and the judge)."""
     warnings: list[str] = []
     if generator is None and settings.llm_base_url:
         try:

@@ -71,6 +71,15 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = 30.0
 
+    # The offline language model (README "The local language model").
+    llm: Literal["off", "local"] = Field("off", description="local: the offline model judges answerability")
+    llm_model_path: Path | None = Field(None, description="A GGUF file to use instead of the bundled model")
+    llm_threads: int | None = Field(None, ge=1, le=256, description="Threads for the model; unset = all cores")
+    llm_cache_mb: int = Field(512, ge=0, le=65536, description="Memory for paragraphs' KV caches (judge)")
+    judge_floor: float | None = Field(None, ge=0.0, le=1.0, description="Cite a paragraph only when the "
+                                      "judge's P(yes) reaches this; None = calibrated default")
+    judge_top_k: int = Field(3, ge=1, le=10, description="Paragraphs the judge reads per question")
+
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")
 

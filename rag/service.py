@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
@@ -20,6 +20,9 @@ from rag.indexer import index_config
 from rag.normalise import Normaliser
 from rag.retrieve import HybridRetriever, contextualise
 from rag.types import Answer, Hit, Paragraph
+
+if TYPE_CHECKING:
+    from rag.llm.judge import Judge
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +145,9 @@ class RagService:
     """Loaded once per process; safe to call from several threads."""
 
     encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
+    llm_load_seconds: float = 0.0  # the same for the language model (RAG_LLM=local)
 
-    def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings) -> None:
+    def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings, judge: Judge | None = None) -> None:
         self.settings = settings
         self.index = index
         self.encoder = encoder
@@ -162,6 +166,7 @@ class RagService:
             translate=settings.translate_queries,
             gloss_weight=settings.gloss_weight,
         )
+        self.judge = judge  # RAG_LLM=local: the language model's answerability check
 
     @classmethod
     def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:
@@ -184,11 +189,37 @@ class RagService:
 
     @classmethod
     def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Any) -> RagService:
+        # The models load in threads while the index opens: start-up is the longest, not the sum.
+        judged: dict[str, Any] = {}
+        judge_thread = None
+        if settings.llm != "off":
+            def load_judge() -> None:
+                t0 = time.perf_counter()
+                try:
+                    from rag.llm.service import judge_from_settings
+
+                    judged["judge"] = judge_from_settings(settings)
+                except BaseException as exc:  # re-raised in the caller's thread below
+                    judged["error"] = exc
+                judged["seconds"] = time.perf_counter() - t0
+
+            judge_thread = threading.Thread(target=load_judge, name="llm-load", daemon=True)
+            judge_thread.start()
+
+        def the_judge() -> Judge | None:
+            if judge_thread is None:
+                return None
+            judge_thread.join()
+            if "error" in judged:
+                raise judged["error"]
+            return judged["judge"]
+
         if encoder is not None:
-            svc = cls(LoadedIndex(index_dir, manifest, settings=settings), encoder, settings)
+            index = LoadedIndex(index_dir, manifest, settings=settings)
+            svc = cls(index, encoder, settings, judge=the_judge())
             svc.encoder_load_seconds = 0.0
+            svc.llm_load_seconds = judged.get("seconds", 0.0)
             return svc
-        # The model loads in a thread while the index opens: start-up is the longer, not the sum.
         from rag.embedding import get_encoder
 
         loaded: dict[str, Any] = {}
@@ -212,8 +243,9 @@ class RagService:
         if "error" in loaded:
             raise loaded["error"]
         encoder, seconds = loaded["encoder"], loaded["seconds"]
-        svc = cls(index, encoder, settings)
+        svc = cls(index, encoder, settings, judge=the_judge())
         svc.encoder_load_seconds = seconds
+        svc.llm_load_seconds = judged.get("seconds", 0.0)
         return svc
 
     # -- retrieval ------------------------------------------------------------------------
@@ -260,7 +292,7 @@ class RagService:
         hits = self.retriever.search(contextualise(question, history), k)
         t1 = time.perf_counter()
         yield "retrieved", hits
-        answer = answer_from_hits(question, hits, self.settings, script=script)
+        answer = answer_from_hits(question, hits, self.settings, script=script, judge=self.judge)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
         yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})

@@ -77,6 +77,7 @@ class Hit:
     chunk_id: str | None = None
     relevance: float | None = None  # calibrated probability that this paragraph answers (rag.relevance)
     best_sentence: tuple[int, int] | None = None  # [start, end) of the sentence closest to the query
+    judge: float | None = None  # the language model's P(this paragraph answers), when RAG_LLM=local
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +95,7 @@ class Citation:
     highlights: tuple[tuple[int, int], ...] = ()  # [start, end) spans in ``text``
     date: str | None = None
     original_text: str | None = None  # set when the display script differs from the source
+    judge: float | None = None  # the language model's P(this paragraph answers), when RAG_LLM=local
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

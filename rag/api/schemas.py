@@ -38,6 +38,8 @@ class CitationOut(_Open):
     highlights: list[list[int]] = Field(description="[start, end) character spans of the supporting sentences")
     date: str | None = None
     original_text: str | None = None
+    judge: float | None = Field(None, description="The local language model's P(this paragraph answers the "
+                                "question), when RAG_LLM=local; a cited paragraph reached RAG_JUDGE_FLOOR")
 
 
 class AnswerOut(_Open):

@@ -1,0 +1,1 @@
+"""The optional offline language model (``RAG_LLM=local``): weights, engine, judge."""

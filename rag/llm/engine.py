@@ -1,0 +1,259 @@
+"""The local language model in this process: llama.cpp (llama-cpp-python), loaded once.
+
+One :class:`LocalModel` per process and model file (:func:`get_local_model`). Every call takes
+the model's lock, so concurrent requests queue instead of interleaving their tokens in one KV
+cache. Two kinds of work:
+
+- :meth:`LocalModel.next_token_logits`: a prompt-only pass for the answerability judge. The
+  prompt is a *prefix* (the instructions and one paragraph) and a *suffix* (the question). The
+  prefix's KV cache is kept per paragraph in a byte-capped LRU, so a paragraph seen before costs
+  only the question's tokens.
+- :meth:`LocalModel.stream`: greedy generation, token by token.
+
+Thread counts are the caller's (``RAG_LLM_THREADS``). OpenMP's wait policy is the process's:
+with the default (spinning) policy and two cores, any other busy thread made generation 5-10x
+slower, so `rag serve`/`rag ask`/`rag eval` set ``OMP_WAIT_POLICY=passive`` at start when the
+model is on (``rag.cli``); a program that embeds the library sets it in its own environment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+N_CTX = 4096  # tokens: instructions + up to five paragraphs + question + answer
+N_BATCH = 512
+
+
+@dataclass
+class EngineStats:
+    """What the engine did since load (for benchmarks and `/readyz`)."""
+
+    load_seconds: float = 0.0
+    prompt_tokens: int = 0
+    prompt_seconds: float = 0.0
+    generated_tokens: int = 0
+    generate_seconds: float = 0.0
+    prefix_hits: int = 0
+    prefix_misses: int = 0
+    cache_bytes: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class LocalModel:
+    """A GGUF model under llama.cpp; thread-safe by one lock (callers queue)."""
+
+    def __init__(self, path: Path, *, threads: int, cache_mb: int = 512, n_ctx: int = N_CTX) -> None:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelError(
+                "RAG_LLM=local needs the llama.cpp engine: run `bash scripts/setup.sh --llm` "
+                f"(builds llama-cpp-python for this CPU) ({exc})"
+            ) from None
+        self._lib = llama_cpp
+        self.path = Path(path)
+        self.threads = threads
+        t0 = time.perf_counter()
+        try:
+            self.llm = llama_cpp.Llama(
+                model_path=str(self.path), n_ctx=n_ctx, n_batch=N_BATCH, n_ubatch=N_BATCH,
+                n_threads=threads, n_threads_batch=threads, seed=0, verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from None
+        self.stats = EngineStats(load_seconds=time.perf_counter() - t0)
+        self.lock = threading.Lock()
+        self.n_vocab = self.llm.n_vocab()
+        self.n_ctx = n_ctx
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+        self._cache_cap = cache_mb << 20
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+        self._formatter = None
+        st = self.path.stat()
+        self.fingerprint = hashlib.sha256(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+    # -- tokens ---------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Tokens of ``text``, special tokens (``<|im_start|>``) parsed, no BOS added."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def format_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """``messages`` as the model's own chat template renders them, ready for the answer."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not self.chat_template:
+            raise ModelError(f"{self.path.name} has no chat template (tokenizer.chat_template): use an instruct model")
+        if self._formatter is None:
+            vocab = self.llm
+            self._formatter = Jinja2ChatFormatter(
+                self.chat_template,
+                eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode("utf-8", "replace"),
+                bos_token=vocab.detokenize([vocab.token_bos()], special=True).decode("utf-8", "replace"),
+            )
+        return self._formatter(messages=list(messages)).prompt
+
+    def token_piece(self, token: int) -> bytes:
+        return self.llm.detokenize([token], special=False)
+
+    # -- prompt-only pass -----------------------------------------------------------------
+    def next_token_logits(self, prefix: Sequence[int], suffix: Sequence[int]) -> np.ndarray:
+        """The logits of the token after ``prefix + suffix`` (float32, one row of the vocabulary).
+
+        ``prefix``'s KV cache is reused when it was evaluated before (kept in memory up to
+        ``RAG_LLM_CACHE_MB``); only ``suffix`` is then evaluated.
+        """
+        if len(prefix) + len(suffix) >= self.n_ctx:
+            raise ModelError(f"prompt of {len(prefix) + len(suffix)} tokens exceeds the context of {self.n_ctx}")
+        with self.lock:
+            self._load_prefix(list(prefix))
+            self._eval(list(suffix))
+            ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+            return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
+
+    def _eval(self, tokens: list[int]) -> None:
+        if not tokens:
+            return
+        t0 = time.perf_counter()
+        self.llm.eval(tokens)
+        self.stats.prompt_seconds += time.perf_counter() - t0
+        self.stats.prompt_tokens += len(tokens)
+
+    def _load_prefix(self, prefix: list[int]) -> None:
+        """Leave the context holding exactly ``prefix`` (seq 0), from the cache when possible."""
+        llm, lib = self.llm, self._lib
+        n = len(prefix)
+        if llm.n_tokens >= n and llm.input_ids[:n].tolist() == prefix:
+            llm.n_tokens = n  # the last call's prompt starts with it: drop the rest (eval trims the KV)
+            self.stats.prefix_hits += 1
+            return
+        key = hashlib.sha256(np.asarray(prefix, dtype=np.int32).tobytes()).digest()
+        saved = self._cache.get(key)
+        llm.reset()
+        lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
+        if saved is not None:
+            buf = (ctypes.c_uint8 * len(saved)).from_buffer_copy(saved)
+            if lib.llama_state_seq_set_data(llm.ctx, buf, len(saved), 0):
+                llm.input_ids[:n] = prefix
+                llm.n_tokens = n
+                self._cache.move_to_end(key)
+                self.stats.prefix_hits += 1
+                return
+            log.debug("a cached prefix did not load; evaluating it again")
+            lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
+        self.stats.prefix_misses += 1
+        self._eval(prefix)
+        size = lib.llama_state_seq_get_size(llm.ctx, 0)
+        if size > self._cache_cap:
+            return
+        buf = (ctypes.c_uint8 * size)()
+        got = lib.llama_state_seq_get_data(llm.ctx, buf, size, 0)
+        if not got:
+            return
+        data = bytes(buf)[:got]
+        self._cache[key] = data
+        self.stats.cache_bytes += len(data)
+        while self.stats.cache_bytes > self._cache_cap and self._cache:
+            _, old = self._cache.popitem(last=False)
+            self.stats.cache_bytes -= len(old)
+
+    # -- generation -----------------------------------------------------------------------
+    def stream(
+        self, prompt: Sequence[int], *, max_tokens: int = 256, stop: Sequence[str] = (),
+        deadline: float | None = None,
+    ) -> Iterator[str]:
+        """Greedy continuation of ``prompt``, yielded as text pieces as they are decoded.
+
+        Holds the model's lock until the generator finishes or is closed. Stops at the end-of-
+        generation token, at any of ``stop``, after ``max_tokens``, or at ``deadline``
+        (``time.monotonic()``; then :class:`TimeoutError`).
+        """
+        prompt = list(prompt)
+        if len(prompt) + max_tokens >= self.n_ctx:
+            raise ModelError(f"prompt of {len(prompt)} tokens leaves no room to answer in {self.n_ctx}")
+        llm = self.llm
+        with self.lock:
+            # The prompt's paragraphs differ from a judge prefix: evaluate it whole, reusing
+            # whatever leading tokens the context already holds.
+            same = 0
+            held = llm.input_ids[: llm.n_tokens].tolist()
+            while same < min(len(held), len(prompt) - 1) and held[same] == prompt[same]:
+                same += 1
+            llm.n_tokens = same
+            self._eval(prompt[same:])
+            text = b""
+            shown = 0
+            t0 = time.perf_counter()
+            try:
+                for _ in range(max_tokens):
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError("the language model ran past RAG_LLM_TIMEOUT_S")
+                    token = self._greedy()
+                    if llm.token_eos() == token or self._lib.llama_vocab_is_eog(
+                        self._lib.llama_model_get_vocab(llm.model), token
+                    ):
+                        break
+                    text += self.token_piece(token)
+                    llm.eval([token])
+                    self.stats.generated_tokens += 1
+                    decoded = _decodable(text)
+                    hit = next((s for s in stop if s in decoded), None)
+                    if hit is not None:
+                        decoded = decoded[: decoded.index(hit)]
+                        if len(decoded) > shown:
+                            yield decoded[shown:]
+                        return
+                    # hold back a possible start of a stop string
+                    safe = len(decoded) - max((len(s) - 1 for s in stop), default=0)
+                    if safe > shown:
+                        yield decoded[shown:safe]
+                        shown = safe
+                decoded = _decodable(text)
+                if len(decoded) > shown:
+                    yield decoded[shown:]
+            finally:
+                self.stats.generate_seconds += time.perf_counter() - t0
+
+    def _greedy(self) -> int:
+        ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+        return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))))
+
+    def rss_note(self) -> str:
+        return f"{self.path.name}: {self.stats.cache_bytes >> 20} MB of paragraph caches"
+
+
+def _decodable(data: bytes) -> str:
+    """``data`` decoded, leaving out an incomplete UTF-8 sequence at its end."""
+    for cut in range(4):
+        try:
+            return data[: len(data) - cut].decode("utf-8") if cut else data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
+
+
+_MODELS: dict[tuple[str, int, int], LocalModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def get_local_model(path: Path, *, threads: int, cache_mb: int = 512) -> LocalModel:
+    """The one :class:`LocalModel` of this process for ``path`` (loaded on first call)."""
+    key = (str(Path(path).resolve()), threads, cache_mb)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = _MODELS[key] = LocalModel(path, threads=threads, cache_mb=cache_mb)
+        return model

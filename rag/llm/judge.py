@@ -1,0 +1,118 @@
+"""The answerability judge: does this paragraph answer this question? P(yes) from the model.
+
+The relevance model scores a near miss (a paragraph on the right topic that lacks the asked-for
+fact) as high as an answer; the judge *reads* the paragraph against the question. One prompt-only
+pass per paragraph: the model's chat template around
+
+    Passage: <title + paragraph>
+    Question: <question>
+    Does the passage answer the question? Reply yes or no.
+
+and P(yes) = the probability mass of the "yes" tokens against the "yes" + "no" tokens of the
+first answer token. The paragraph comes first in the prompt, so its KV cache is reused across
+questions (``rag.llm.engine``); a paragraph seen before costs only the question's ~30 tokens.
+
+The floor (``RAG_JUDGE_FLOOR``, default :data:`DEFAULT_FLOOR`) was chosen on the external dev
+sets, never on the gold set: ``benchmarks/judge_calibration.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.llm.engine import LocalModel
+from rag.types import Hit
+
+JUDGE_VERSION = 1  # part of the prompt's identity: change it when the prompt changes
+DEFAULT_FLOOR = 0.5  # replaced by the dev-set calibration (benchmarks/judge_calibration.py)
+DEFAULT_TOP_K = 3  # paragraphs judged per question: those an extractive answer may cite
+MAX_PARAGRAPH_CHARS = 1200  # a longer paragraph is judged on its first 1,200 characters
+
+SYSTEM = "You check whether a passage answers a question. Reply with one word: yes or no."
+_SLOT = "\u241fQUESTION\u241f"  # a marker no question contains: where the question goes
+USER = "Passage:\n{passage}\n\nQuestion: " + _SLOT + "\n\nDoes the passage answer the question? Reply yes or no."
+
+REASONS = {
+    "en": "none of the {n} best paragraphs answers the question, according to the language model's "
+          "check (best P(yes) {best:.2f}, below the floor {floor:.2f}, RAG_JUDGE_FLOOR)",
+    "zh-Hant": "語言模型核對後，最相關的 {n} 段文字都沒有回答這個問題（最高 P(是) {best:.2f}，"
+               "低於門檻 {floor:.2f}，RAG_JUDGE_FLOOR）",
+    "zh-Hans": "语言模型核对后，最相关的 {n} 段文字都没有回答这个问题（最高 P(是) {best:.2f}，"
+               "低于门槛 {floor:.2f}，RAG_JUDGE_FLOOR）",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    para_id: str
+    p_yes: float
+    seconds: float
+
+
+class Judge:
+    """P(yes) for (question, paragraph) pairs on one :class:`LocalModel`."""
+
+    def __init__(self, model: LocalModel, *, floor: float = DEFAULT_FLOOR, top_k: int = DEFAULT_TOP_K) -> None:
+        self.model = model
+        self.floor = floor
+        self.top_k = top_k
+        rendered = model.format_chat([
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": USER.format(passage="\u241fPASSAGE\u241f")},
+        ])
+        head, rest = rendered.split("\u241fPASSAGE\u241f")
+        between, tail = rest.split(_SLOT)
+        self._head, self._between, self._tail = head, between, tail
+        self._yes = _single_tokens(model, ("yes", "Yes", "YES"))
+        self._no = _single_tokens(model, ("no", "No", "NO"))
+        if not self._yes or not self._no:
+            raise ValueError(f"{model.path.name}: 'yes'/'no' are not single tokens; the judge needs them")
+
+    def prompt(self, question: str, title: str, text: str) -> tuple[list[int], list[int]]:
+        """(prefix, suffix) tokens: the prefix holds the paragraph, the suffix the question."""
+        passage = (f"{title}\n" if title else "") + text[:MAX_PARAGRAPH_CHARS]
+        prefix = self.model.tokenize(self._head + passage + self._between)
+        suffix = self.model.tokenize(question.strip() + self._tail)
+        return prefix, suffix
+
+    def p_yes(self, question: str, title: str, text: str) -> float:
+        prefix, suffix = self.prompt(question, title, text)
+        return self.probability(self.model.next_token_logits(prefix, suffix))
+
+    def probability(self, logits: np.ndarray) -> float:
+        yes = _logsumexp(logits[self._yes])
+        no = _logsumexp(logits[self._no])
+        return 1.0 / (1.0 + math.exp(no - yes))
+
+    def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]:
+        """A verdict for each of ``hits``, in order."""
+        out = []
+        for hit in hits:
+            t0 = time.perf_counter()
+            p = self.p_yes(question, hit.title, hit.text)
+            out.append(Verdict(hit.para_id, p, time.perf_counter() - t0))
+        return out
+
+
+def reason(lang: str, n: int, best: float, floor: float) -> str:
+    """Why the answer abstained, in the question's language."""
+    return REASONS.get(lang, REASONS["en"]).format(n=n, best=best, floor=floor)
+
+
+def _single_tokens(model: LocalModel, words: Sequence[str]) -> list[int]:
+    ids = []
+    for word in words:
+        toks = model.tokenize(word)
+        if len(toks) == 1 and toks[0] not in ids:
+            ids.append(toks[0])
+    return ids
+
+
+def _logsumexp(x: np.ndarray) -> float:
+    m = float(np.max(x))
+    return m + math.log(float(np.sum(np.exp(x - m))))
