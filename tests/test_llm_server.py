@@ -1,0 +1,76 @@
+"""The HTTP generator path (RAG_LLM_BASE_URL) against a real OpenAI-compatible server.
+
+llama-cpp-python's own server (`python -m llama_cpp.server`) runs the default model in a child
+process; the answer path sends it the numbered paragraphs and checks what comes back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from rag.answer import answer_from_hits
+
+pytestmark = [pytest.mark.model, pytest.mark.slow]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama_server(local_model_path, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(local_model_path),
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+             "--n_threads", str(os.cpu_count() or 2), "--seed", "0", "--verbose", "False"],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start in 120 s: {log.read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_a_generated_answer_from_a_real_server_cites_its_sources(llama_server, corpus_service):
+    question = "生產力局主席是誰？"
+    hits = corpus_service.search(question, k=2)
+    assert hits[0].para_id == "2024-03-11-hkpc-welcomes-two-sessions#p2"
+    settings = corpus_service.settings.model_copy(update={"llm_base_url": llama_server, "llm_timeout_s": 180.0})
+    ans = answer_from_hits(question, hits, settings)
+    assert "generate" in ans.timings_ms, ans.warnings  # written by the model, not the extractive fallback
+    assert not ans.abstained and ans.citations
+    assert "陳祖恒" in ans.answer
+    markers = {int(n) for n in re.findall(r"\[(\d+)\]", ans.answer)}
+    assert markers and markers <= {c.n for c in ans.citations}
+    assert "2024-03-11-hkpc-welcomes-two-sessions#p2" in [c.para_id for c in ans.citations]
