@@ -218,7 +218,8 @@ def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None
     for w in answer.warnings:
         click.echo(f"warning: {w}", err=True)
     for c in answer.citations:
-        click.echo(f"\n[{c.n}] {c.title} ({c.date or 'n.d.'}) {c.source}  {c.para_id}")
+        judged = f"  judge P(yes) {c.judge:.2f}" if c.judge is not None else ""
+        click.echo(f"\n[{c.n}] {c.title} ({c.date or 'n.d.'}) {c.source}  {c.para_id}{judged}")
         click.echo(f"    {c.text}")
 
 

@@ -150,7 +150,9 @@ def render_card(answer: str, c: Mapping[str, Any], turn: int, *, open_: bool = F
         + "".join(f'<p class="src-flag" title="清理時的標記 flagged while cleaning">⚑ {html.escape(f)}</p>' for f in flags)
         + f'<div class="src-foot"><code class="src-id">{html.escape(c["para_id"])}</code>'
         f'<span class="src-score" title="relevance">{float(c.get("score") or 0):.2f}</span>'
-        f'<button type="button" class="copy-cite" data-cite="{cite}">複製引用 Copy citation</button>'
+        + (f'<span class="src-judge" title="語言模型核對 P(答案) the language model\'s P(this answers)">'
+           f'✓ {float(c["judge"]):.2f}</span>' if c.get("judge") is not None else "")
+        + f'<button type="button" class="copy-cite" data-cite="{cite}">複製引用 Copy citation</button>'
         f"</div></div></details>"
     )
 
