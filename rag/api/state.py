@@ -87,7 +87,13 @@ class ServiceHolder:
             documents = len(getattr(index, "documents", {}))
         if paragraphs is None and index is not None:
             paragraphs = len(getattr(index, "paragraphs", {}))
+        judge = getattr(svc, "judge", None)
+        llm = {"mode": "off"}
+        if judge is not None:
+            llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
+                   "judge_top_k": judge.top_k, "load_s": round(getattr(svc, "llm_load_seconds", 0.0), 2)}
         return {
+            "llm": llm,
             "documents": documents,
             "paragraphs": paragraphs,
             "chunks": counts.get("chunks"),
