@@ -155,7 +155,7 @@ class LocalModel:
             log.debug("a cached prefix did not load; evaluating it again")
             lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
         self.stats.prefix_misses += 1
-        self._eval(prefix)
+        self._eval(prefix)  # from scratch: the instructions before the paragraph are few tokens
         size = lib.llama_state_seq_get_size(llm.ctx, 0)
         if size > self._cache_cap:
             return
