@@ -231,14 +231,26 @@ def test_check_gate_rules():
 
 def test_checked_in_thresholds_load():
     rules = load_thresholds(ROOT / "evals/thresholds.toml")
-    by = {(r["set"], r["metric"]): r for r in rules}
+    by = {(r["set"], r["metric"], r.get("mode")): r for r in rules}
     gold_r5 = {(r["group"], r["min"], r.get("enforce", True)) for r in rules if r["set"] == "gold" and r["metric"] == "recall@5"}
     # the 0.95 in every language, enforced in each
     assert gold_r5 == {("zh-Hant", 0.95, True), ("zh-Hans", 0.95, True), ("en", 0.95, True)}
-    assert by[("gold", "abstention_recall")]["min"] == 0.8
-    assert by[("xquad/en-zh-dev", "recall@1")]["min"] == 0.75
-    assert by[("xquad/en-zh-dev", "recall@5")]["min"] == 0.94
-    assert by[("gold", "false_abstention_rate")]["max"] == 0.05
+    assert by[("gold", "abstention_recall", "off")]["min"] == 0.8
+    assert by[("gold", "abstention_recall", "local")]["min"] == 0.75  # the judge's target (RAG_LLM=local)
+    assert by[("xquad/en-zh-dev", "recall@1", None)]["min"] == 0.75
+    assert by[("xquad/en-zh-dev", "recall@5", None)]["min"] == 0.94
+    assert by[("gold", "false_abstention_rate", None)]["max"] == 0.05
+    assert by[("gold", "false_abstention_rate", "local")]["max"] == 0.05
+
+
+def test_a_rule_for_one_mode_is_not_checked_in_the_other():
+    from rag.evaluation.runner import check_gate
+
+    rules = [{"set": "gold", "group": "overall", "metric": "abstention_recall", "min": 0.75, "mode": "local"}]
+    off = {"mode": "off", "sets": {"gold": {"groups": {"overall": {"abstention_recall": 0.0}}}}}
+    local = {"mode": "local", "sets": {"gold": {"groups": {"overall": {"abstention_recall": 0.5}}}}}
+    assert check_gate(off, rules) == []
+    assert check_gate(local, rules) == ["gold [overall] abstention_recall = 0.500 < 0.75"]
 
 
 def test_unenforced_target_is_reported_not_failed():
@@ -399,3 +411,20 @@ def test_baseline_round_trip_and_update_refusals(world, monkeypatch):
     assert out.exit_code == 2, out.output
     assert "baseline not updated" in out.output and "did not run every default set" in out.output
     assert path.read_bytes() == before
+
+
+def test_a_baseline_of_the_other_mode_is_refused_not_compared(world):
+    from rag.evaluation.report import write_baseline
+    from rag.evaluation.runner import default_baseline, default_sets
+
+    good = _run(world, broken=False, report="good", sets=["gold"])
+    write_baseline(good, world["tmp"] / "off.json")
+    assert json.loads((world["tmp"] / "off.json").read_text(encoding="utf-8"))["mode"] == "off"
+    local_settings = world["settings"].model_copy(update={"llm": "local"})
+    run = run_eval([world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / "local", sets=["gold"],
+                   baseline=world["tmp"] / "off.json", thresholds=None, settings=local_settings,
+                   backend=world["backend"](False), external_dir=world["external"])
+    assert not run.passed
+    assert any("RAG_LLM=off run" in f and "results-llm-local.json" in f for f in run.gate_failures)
+    assert default_baseline("local").name == "results-llm-local.json" and default_baseline().name == "results.json"
+    assert default_sets("local") == ("gold",)

@@ -270,7 +270,8 @@ def write_baseline(result: EvalResult, path: Path) -> None:
     """This run as the new baseline: metrics and per-question outcomes, no answers or rows."""
     res = result.results
     keep = ("kind", "counts", "n_queries_total", "sampled", "corpus_sha256", "groups", "outcomes")
-    data = {"created": res.get("created"), "settings": res.get("settings"), "max_queries": res.get("max_queries"),
+    data = {"created": res.get("created"), "mode": res.get("mode", "off"), "settings": res.get("settings"),
+            "max_queries": res.get("max_queries"),
             "seconds": res.get("seconds"),
             "sets": {name: {k: d[k] for k in keep if k in d} for name, d in res.get("sets", {}).items()}}
     path.parent.mkdir(parents=True, exist_ok=True)

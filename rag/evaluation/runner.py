@@ -423,6 +423,10 @@ def run_eval(
         elif strict:
             failures.append(f"baseline {baseline} not found: run `rag eval --update-baseline` and commit it")
     changes: list[Any] = []
+    if base is not None and base.get("mode", "off") != results["mode"]:
+        failures.append(f"baseline {baseline} is a RAG_LLM={base.get('mode', 'off')} run, this one is "
+                        f"RAG_LLM={results['mode']}: compare with {default_baseline(results['mode']).name}")
+        base = None
     if base is not None:
         changes, pairing = compare_runs(results, base)
         failures += regression_failures(changes)
