@@ -76,7 +76,10 @@ _COMPLETION_RESPONSES: dict[str, Any] = {
     "content": {
         "application/json": {"schema": {"type": "object", "title": "ChatCompletion"}},
         "text/event-stream": {
-            "schema": {"type": "string", "title": "ChatCompletionChunk events"},
+            # one server-sent event (what OpenAPI 3.2 calls the item schema of a stream)
+            "schema": {"type": "object", "title": "ChatCompletionChunk event", "required": ["data"],
+                       "properties": {"data": {"type": "string", "description": "a chat.completion.chunk "
+                                                                               "object as JSON, or [DONE]"}}},
             "example": 'data: {"object": "chat.completion.chunk", "choices": [{"index": 0, '
                        '"delta": {"content": "..."}}]}\n\ndata: [DONE]\n\n',
         },
