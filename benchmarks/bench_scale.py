@@ -364,12 +364,11 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     for q in queries[:50]:
         v = r.encode_queries([q["question"]])[0]
         t = time.perf_counter()
-        r.index.store.search(v[None, :], depth)
+        r.index.store.search_rows(v[None, :], depth)
         t_a = time.perf_counter()
-        if hasattr(r.index.bm25, "scores_at"):  # Milvus: the top rows (the candidates' exact scores are in "rest")
-            r.index.bm25.top(r.normaliser.tokenise(q["question"]), depth)
-        else:  # local BM25: every chunk row, as the search does
-            r.lexical_scores(q["question"])
+        # The question's BM25 as the search asks for it: every chunk row (bm25s), or the top
+        # rows (Milvus; the candidates' exact scores are in "rest").
+        r.index.bm25.search(r.normaliser.tokenise(q["question"]), depth)
         t_b = time.perf_counter()
         r.search(q["question"], 10, query_vector=v)
         t_c = time.perf_counter()

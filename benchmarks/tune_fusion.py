@@ -22,12 +22,35 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.config import get_settings  # noqa: E402
-from rag.fusion import convex_fuse, rank, rrf  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 EXTERNAL = ROOT.parent / "shared" / "data" / "external"
 DEFAULT_SETS = "drcd/dev,cmrc2018/dev,xquad/zh-dev,xquad/en-zh-dev"
 
+
+# Candidate fusion rules compared here (the product runs rag/fusion.py's convex rule, max-normalised).
+def rrf(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
+    """Reciprocal-rank fusion: sum over rankings of 1 / (k + rank), rank counted from 1."""
+    out: dict[str, float] = {}
+    for ranking in rankings:
+        for r, key in enumerate(ranking, start=1):
+            out[key] = out.get(key, 0.0) + 1.0 / (k + r)
+    return out
+
+
+def convex_fuse(dense: dict[str, float], lexical: dict[str, float], w: float, *, lexical_norm: str = "max") -> dict[str, float]:
+    """``(1 - w) * dense + w * lexical`` normalised by its maximum or min-max scaled."""
+    if lexical_norm == "max":
+        top = max(lexical.values(), default=0.0)
+        lex = {c: (max(0.0, s) / top if top > 0 else 0.0) for c, s in lexical.items()}
+    else:
+        lo, hi = min(lexical.values(), default=0.0), max(lexical.values(), default=0.0)
+        lex = {c: ((s - lo) / (hi - lo) if hi - lo > 1e-12 else float(hi > 0)) for c, s in lexical.items()}
+    return {c: (1.0 - w) * dense.get(c, 0.0) + w * lex.get(c, 0.0) for c in set(dense) | set(lex)}
+
+
+def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 def external_index(name: str, settings) -> Path:
     """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""

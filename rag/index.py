@@ -30,8 +30,8 @@ import numpy as np
 
 from rag.errors import IndexStateError
 from rag.freshness import FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, manifest_digest  # noqa: F401 (re-exported)
-from rag.lexical import BM25Index
-from rag.store.faiss_store import FaissStore
+from rag.store.base import LexicalIndex, Store
+from rag.store.factory import check_kind, open_backend
 from rag.types import Chunk, Document, Paragraph, Removal
 
 DOCUMENTS_FILE = "documents.json"  # doc_id, title, source, date, sha256, path (lists)
@@ -598,33 +598,19 @@ class LoadedIndex:
         self.documents = DocumentTable(columns, self.paragraphs.ids, para_doc, self.data_dir / AUDIT_FILE)
         self.gloss = _load_gloss(self.data_dir, manifest)
         kind = manifest["store"].get("kind", "faiss")
-        if settings is not None and settings.store != kind:
+        check_kind(kind, settings, self.index_dir)
+        try:
+            backend = open_backend(kind, self.data_dir, manifest["store"], settings, self.chunk_ids, self.chunk_vectors)
+            self.store: Store = backend[0]
+            self.bm25: LexicalIndex = backend[1]
+        except ValueError as exc:
+            raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir} ({exc}); "
+                                  "rebuild with `rag index`") from exc
+        if kind == "milvus" and len(self.chunk_ids) and not len(self.store):
             raise IndexStateError(
-                f"the index in {self.index_dir} was built with store {kind!r} but RAG_STORE is {settings.store!r}: "
-                f"re-index with `rag index --index {self.index_dir}` (or set RAG_STORE={kind})"
+                f"Milvus collection {self.store.collection!r} at {self.store.describe()['uri']} is empty but "  # type: ignore[attr-defined]
+                f"{self.data_dir} lists {len(self.chunk_ids)} rows; re-index with `rag index --index {self.index_dir}`"
             )
-        if kind == "milvus":
-            self._open_milvus(manifest, settings)
-            self.load_seconds = time.perf_counter() - t0
-            return
-        if kind != "faiss":
-            raise IndexStateError(f"the index in {self.index_dir} uses an unknown store {kind!r}; re-index with `rag index`")
-        store_params = {
-            k: manifest["store"][k] for k in ("hnsw_threshold", "hnsw_m", "hnsw_ef_search") if k in manifest["store"]
-        }
-        if settings is not None:  # a search-time knob: the setting wins over the value at build
-            store_params["hnsw_ef_search"] = settings.hnsw_ef_search
-        self.store: Any = FaissStore.load(self.data_dir, **store_params)
-        # Memory-mapped: the postings are read from the page cache as questions use them
-        # (-142 MiB anonymous memory at 100k paragraphs, same scores).
-        self.bm25: Any = BM25Index.load(self.data_dir, mmap=True)
-        n_chunks = len(self.chunk_ids)
-        # The checksums vouch that these files were written together; check the rows line up.
-        ends = (0, n_chunks - 1) if n_chunks else ()
-        if len(self.store) != n_chunks or len(self.bm25.ids) != n_chunks or any(
-            self.store.id_at(i) != self.chunk_ids[i] or self.bm25.ids[i] != self.chunk_ids[i] for i in ends
-        ):
-            raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir}; rebuild with `rag index`")
         self.load_seconds = time.perf_counter() - t0
 
     def close(self) -> None:
@@ -641,29 +627,6 @@ class LoadedIndex:
         """The embedding-cache key of every vector row: chunk rows, then sentence rows."""
         keys = np.load(self.data_dir / ROW_KEYS)
         return [k.tobytes() for k in keys]
-
-    def _open_milvus(self, manifest: dict[str, Any], settings: Any) -> None:
-        """Vectors and BM25 in Milvus; this data folder's chunk table is the snapshot served.
-
-        Other processes may ingest into the same collection meanwhile: rows this snapshot does
-        not know are ignored until the process reloads a newer manifest.
-        """
-        from rag.store.milvus_store import MilvusBM25, MilvusStore
-
-        self.store = MilvusStore.load(
-            self.data_dir,
-            uri=settings.milvus_uri if settings is not None else None,
-            token=settings.milvus_token if settings is not None else None,
-            collection=settings.milvus_collection if settings is not None else None,
-        )
-        ids = self.chunk_ids
-        self.store.pin(ids)
-        self.bm25 = MilvusBM25(self.store, ids=ids)
-        if ids and not len(self.store):
-            raise IndexStateError(
-                f"Milvus collection {self.store.collection!r} at {self.store.describe()['uri']} is empty but "
-                f"{self.data_dir} lists {len(ids)} rows; re-index with `rag index --index {self.index_dir}`"
-            )
 
     @classmethod
     def open(cls, index_dir: Path, *, verify: bool | str = True, settings: Any = None) -> LoadedIndex:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from rag.crosslingual import translate_query
+from rag.fusion import fuse, top_k
 from rag.gloss import question_terms
 from rag.index import LoadedIndex
 from rag.normalise import Normaliser, cjk_ratio
 from rag.relevance import relevance
+from rag.store.base import LexicalHits
 from rag.types import Hit
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 TRANSLATION_MIN_WEIGHT = 0.3
 # The English gloss channel scores a question whose CJK share of letters is below this: English
@@ -61,14 +66,14 @@ class HybridRetriever:
     def __init__(
         self,
         index: LoadedIndex,
-        encoder: Any,
+        encoder: Encoder,
         normaliser: Normaliser,
         *,
-        lexical_weight: float = 0.3,
-        lexical_weight_latin: float = 0.0,
+        lexical_weight: float,
+        lexical_weight_latin: float,
+        translate: bool,
+        gloss_weight: float,
         candidates: int = 100,
-        translate: bool = True,
-        gloss_weight: float = 0.0,
     ) -> None:
         self.index = index
         self.gloss_weight = gloss_weight
@@ -78,10 +83,6 @@ class HybridRetriever:
         self.lexical_weight = lexical_weight
         self.lexical_weight_latin = lexical_weight_latin
         self.candidates = candidates
-
-    def lexical_scores(self, query: str) -> np.ndarray:
-        """BM25 of every chunk row for the query's own tokens."""
-        return self.index.bm25.scores(self.normaliser.tokenise(query))
 
     def dense_text(self, query: str) -> str:
         """The text embedded for a query: an English question gets its likely Chinese words.
@@ -101,7 +102,7 @@ class HybridRetriever:
 
     def gloss_terms(self, query: str) -> list[str]:
         """The question's English terms for the gloss channel ([] when the channel is off for it)."""
-        if self.gloss_weight <= 0 or getattr(self.index, "gloss", None) is None or cjk_ratio(query) >= GLOSS_MAX_CJK:
+        if self.gloss_weight <= 0 or self.index.gloss is None or cjk_ratio(query) >= GLOSS_MAX_CJK:
             return []
         return question_terms(query)
 
@@ -132,39 +133,14 @@ class HybridRetriever:
             {ids[p]: chunk_ids[r] for p, r in zip(paras, c.best_chunk.tolist(), strict=True)},
         )
 
-    def _candidates(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate paragraph rows (dense top hits + BM25 top hits) and BM25 of every chunk row."""
+    def _candidates(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, LexicalHits]:
+        """Candidate paragraph rows (dense top hits + BM25 top hits) and the question's BM25."""
         index = self.index
         depth = min(self.candidates * 2, len(index.chunk_ids))
-        search_rows = getattr(index.store, "search_rows", None)
-        if search_rows is not None:  # FAISS: storage rows are chunk rows
-            rows = search_rows(query_vector[None, :], depth)[1][0]
-            rows = rows[rows >= 0]
-        else:
-            # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
-            found = (index.chunk_ids.row(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
-            rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
-        bm25 = index.bm25
-        if hasattr(bm25, "scores_at"):
-            # A shared store (Milvus): its BM25 top rows join the candidates, then one filtered
-            # search scores every chunk row of the candidate paragraphs exactly. Asking it for
-            # every matching row instead costs ~0.6 s a question at 10k paragraphs.
-            tokens = self.normaliser.tokenise(query)
-            top_rows, top_scores = bm25.top(tokens, depth)
-            rows = np.concatenate([rows, top_rows[top_scores > 0]])
-            paras = np.unique(index.chunk_table[rows.astype(np.int64), 0])
-            crows = _ranges(index.chunk_offsets[paras], index.chunk_offsets[paras + 1])
-            lex = np.zeros(len(index.chunk_ids), dtype=np.float32)
-            lex[crows] = bm25.scores_at(tokens, crows)
-            return paras, lex
-        lex = self.lexical_scores(query)
-        m = len(lex)
-        if m and depth:
-            # Every row scoring at least the depth-th best (ties included, so no arbitrary pick);
-            # a plain partition finds that score faster than an argpartition of the rows.
-            floor = float(np.partition(lex, m - depth)[m - depth]) if depth < m else 0.0
-            rows = np.concatenate([rows, np.flatnonzero(lex >= floor) if floor > 0 else np.flatnonzero(lex > 0)])
-        return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lex
+        rows = index.store.search_rows(query_vector[None, :], depth)[1][0]
+        lexical = index.bm25.search(self.normaliser.tokenise(query), depth)
+        rows = np.concatenate([rows[rows >= 0], lexical.rows])
+        return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lexical
 
     def _components(self, query: str, query_vector: np.ndarray) -> _Components:
         """Exact dense scores of every candidate paragraph, from all its chunk and sentence rows."""
@@ -177,12 +153,12 @@ class HybridRetriever:
         c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
         c_len = c_end - c_start
         crows = _ranges(c_start, c_end)
-        ccos = self._chunk_cosines(crows, query_vector)
+        ccos = index.store.cosines_at(crows, query_vector)
         best_c = _segment_argmax(ccos, c_len)
         has_c = c_len > 0  # every paragraph has a chunk; guard a damaged table anyway
         chunk_cos = np.where(has_c, ccos[best_c] if len(ccos) else 0.0, 0.0)
-        if len(lex) and len(crows):
-            clex = lex[crows]
+        if len(crows):
+            clex = lex.at(crows)
             lexical = np.where(has_c, clex[_segment_argmax(clex, c_len)], 0.0)
         else:
             lexical = np.zeros(len(paras))
@@ -212,34 +188,13 @@ class HybridRetriever:
             paras = np.union1d(paras, top[scores[top] > 0])
         return paras, scores[paras]
 
-    def _chunk_cosines(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
-        store = self.index.store
-        vectors_at = getattr(store, "vectors_at", None)
-        if vectors_at is not None:
-            return vectors_at(rows) @ query_vector
-        if self.index.chunk_vectors is not None:  # a shared store's snapshot keeps its own copy
-            return np.asarray(self.index.chunk_vectors[rows], dtype=np.float32) @ query_vector
-        ids = [self.index.chunk_ids[r] for r in rows.tolist()]
-        # Another process may have re-indexed a document of a shared store (Milvus) since this
-        # index was loaded: score what is still there; the vanished rows score nothing.
-        found = store.vectors_found(ids)
-        return np.array([float(found[c] @ query_vector) if c in found else -1.0 for c in ids], dtype=np.float32)
-
     def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
         c = self._components(query, query_vector)
         if not len(c.paragraphs):
             return []
-        w = self.weight_for(query)
-        top = float(c.lexical.max()) if len(c.lexical) else 0.0
-        fused = (1.0 - w) * c.dense + (w * np.maximum(c.lexical, 0.0) / top if top > 0 else 0.0)
-        g_top = float(c.gloss.max()) if len(c.gloss) else 0.0
-        if g_top > 0:
-            fused = fused + self.gloss_weight * c.gloss / g_top
+        fused = fuse(c.dense, c.lexical, self.weight_for(query), c.gloss, self.gloss_weight)
         ids = self.index.paragraphs.ids
-        pool = np.arange(len(fused))
-        if len(fused) > k > 0:  # every paragraph scoring at least the k-th best (ties included)
-            pool = np.flatnonzero(fused >= -np.partition(-fused, k - 1)[k - 1])
-        order = sorted(pool.tolist(), key=lambda i: (-fused[i], ids[c.paragraphs[i]]))[:k]
+        order = top_k(fused, [ids[p] for p in c.paragraphs.tolist()], k)
         hits = []
         for i in order:
             para = self.index.paragraphs.at(int(c.paragraphs[i]))

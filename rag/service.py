@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
@@ -20,6 +20,9 @@ from rag.indexer import index_config
 from rag.normalise import Normaliser
 from rag.retrieve import HybridRetriever, contextualise
 from rag.types import Answer, Hit, Paragraph
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +146,7 @@ class RagService:
 
     encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
 
-    def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings) -> None:
+    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings) -> None:
         self.settings = settings
         self.index = index
         self.encoder = encoder
@@ -164,7 +167,7 @@ class RagService:
         )
 
     @classmethod
-    def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:
+    def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
 
         The service returned answers its first question about as fast as the next ones. The
@@ -183,7 +186,7 @@ class RagService:
         return svc
 
     @classmethod
-    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Any) -> RagService:
+    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None) -> RagService:
         if encoder is not None:
             svc = cls(LoadedIndex(index_dir, manifest, settings=settings), encoder, settings)
             svc.encoder_load_seconds = 0.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ pytest.importorskip("milvus_lite", reason="milvus-lite is not installed: pip ins
 
 from rag.store import Store  # noqa: E402
 from rag.store.milvus_store import MilvusStore  # noqa: E402
-from tests.store_contract import StoreContract  # noqa: E402
+from tests.store_contract import LexicalContract, StoreContract  # noqa: E402
 
 
 class TestMilvusLite(StoreContract):
@@ -24,6 +26,21 @@ class TestMilvusLite(StoreContract):
     def reload(self, store, folder):
         store.save(folder)
         return MilvusStore.load(folder)
+
+
+class TestMilvusBM25(LexicalContract):
+    @pytest.fixture(autouse=True)
+    def _uri(self, tmp_path):
+        self.uri = str(tmp_path / "bm25.db")
+
+    def make_lexical(self, ids, tokens):
+        from rag.store.milvus_store import MilvusBM25, lexical_text
+        from tests.store_contract import unit_rows
+
+        store = MilvusStore(8, uri=self.uri, collection="lexical_contract")
+        store.add(ids, [i.split("#")[0] for i in ids], unit_rows(len(ids), 8), texts=[lexical_text(t) for t in tokens])
+        store.save(Path(self.uri).parent)
+        return MilvusBM25(store)
 
 
 def test_milvus_store_satisfies_protocol(tmp_path):

@@ -188,6 +188,15 @@ class FaissStore:
         """The vectors of these storage rows (positions in :meth:`ids`), in order."""
         return np.asarray(self._vecs[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
 
+    def pin(self, ids: Sequence[str], vectors: np.ndarray | None = None) -> None:
+        """Storage rows are the index's chunk rows (written together): check that they line up."""
+        n = len(ids)
+        if len(self._ids) != n or any(self._ids[i] != ids[i] for i in ((0, n - 1) if n else ())):
+            raise ValueError(f"{len(self._ids)} vector rows for {n} chunk rows, or in another order")
+
+    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return self.vectors_at(rows) @ query
+
     def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`search`, as (scores, storage rows) arrays; rows of -1 pad a short result."""
         queries = check_queries(queries, self.dim, k)
