@@ -125,7 +125,7 @@ def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.
     if todo:
         print(f"  encoding {len(todo)} paragraphs for the peers (once; cached)", file=sys.stderr, flush=True)
         # float32, as the key says (and as the peers' own scripts encode)
-        vecs = get_encoder(passage_dtype="float32").encode([t for _, t in todo], kind="passage", show_progress=True)
+        vecs = get_encoder(get_settings(), passage_dtype="float32").encode([t for _, t in todo], kind="passage", show_progress=True)
         peer.put_many(list(zip([k for k, _ in todo], vecs, strict=True)))
         found.update(zip([k for k, _ in todo], vecs, strict=True))
     peer.put_many([(k, found[k]) for k in keys])

@@ -294,7 +294,8 @@ def gloss_build(corpus_dir: Path, settings) -> dict:
     paragraphs = [p for d in docs for p in d.paragraphs]
     rss0 = rss_mb() or 0.0
     t0, c0 = time.perf_counter(), time.process_time()
-    gloss = build_gloss_index([corpus_dir], paragraphs, Normaliser(settings.opencc_config), settings.glossary)
+    gloss = build_gloss_index([corpus_dir], paragraphs, Normaliser(settings.opencc_config), settings.glossary,
+                              cache_dir=settings.cache_dir)
     return {"gloss_build_s": round(time.perf_counter() - t0, 1), "gloss_build_cpu_s": round(time.process_time() - c0, 1),
             "gloss_build_rss_delta_mb": round((rss_mb() or 0.0) - rss0, 1), "gloss_rows": len(gloss)}
 

@@ -115,7 +115,7 @@ def gloss_for(svc, sources, rule: str, settings) -> GlossIndex:
     n = len(svc.index.paragraphs)
     texts = [svc.index.paragraphs.at(i).text for i in range(n)]
     glossary, _ = build_glossary(sources, texts, svc.normaliser, settings.glossary)
-    glosser = Glosser(svc.normaliser, glossary, rule=rule)
+    glosser = Glosser(svc.normaliser, glossary, rule=rule, cache_dir=svc.settings.cache_dir)
     return GlossIndex.build(glosser.terms_many(texts), glosser.config(), {})
 
 
@@ -125,7 +125,7 @@ def mixed_questions(limit: int = 400, words_max: int = 1, *, chinese_frame: bool
     replaced by the English ones instead ("萨克森花园用Polish怎么说？"; gold is the same paragraph)."""
     en = load_queries(EXTERNAL / "xquad/en-zh-dev")
     zh = {q["id"].split(":", 1)[1]: q for q in load_queries(EXTERNAL / "xquad/zh-dev")}
-    dictionary = load_dictionary()
+    dictionary = load_dictionary(get_settings().cache_dir)
     from rag.normalise import convert_script
 
     out = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -146,10 +145,13 @@ def verify_cmd(index: str | None) -> None:
 
 
 def _service(index: str | None):
+    """The service of a command that asks questions; the command owns the process's threads."""
     from rag.service import RagService
+    from rag.threads import limit_process, limit_this_thread
 
     settings = _settings(index)
-    return RagService.open(settings.index_dir, settings)
+    limit_process()
+    return RagService.open(settings.index_dir, settings, on_request_thread=limit_this_thread)
 
 
 def _read_text(text: str) -> str:
@@ -277,18 +279,16 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     settings = _settings(index)
     host = host or settings.host
     port = port or settings.port
-    os.environ["RAG_INDEX_DIR"] = str(settings.index_dir)
-    from rag.config import get_settings
-
-    get_settings.cache_clear()
-    settings = get_settings()
     from rag.api.state import ServiceHolder
+    from rag.threads import limit_process, limit_this_thread
+
+    limit_process()
 
     # Index and model load in the app's lifespan, after FastAPI, uvicorn and Gradio have
     # imported: starting the load before those imports (to overlap them) was measured slower to
     # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
     # file reads, queue behind the loader.
-    holder = ServiceHolder(settings)
+    holder = ServiceHolder(settings, on_request_thread=limit_this_thread)  # each request thread: one OpenMP thread
     import uvicorn
 
     from rag.api.app import create_app
@@ -326,8 +326,10 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
     """
     from rag.evaluation.report import write_baseline
     from rag.evaluation.runner import DEFAULT_SETS, default_baseline, in_ci, run_eval
+    from rag.threads import limit_process
 
     settings = _settings(index)
+    limit_process()  # questions run on this thread
     baseline = baseline or default_baseline()
     chosen = [s.strip() for s in sets.split(",")] if sets else None
     result = run_eval(

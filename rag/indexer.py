@@ -352,7 +352,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     # The English gloss is corpus-wide (pairs mined from every text feed every paragraph's gloss):
     # its glossaries are read first (one that cannot be read fails the build before the encoder).
     para_texts = [p.text for d in docs for p in d.paragraphs]
-    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary)
+    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary, cache_dir=settings.cache_dir)
     summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss_plan.report["problems"]]
 
     # Rows: runs of unchanged documents taken over, new and changed documents chunked afresh.
@@ -543,9 +543,7 @@ def _load_encoder(settings: Settings, space: str) -> Any:
     """The model, which must embed in ``space`` (the id and precision the build was planned for)."""
     from rag.embedding import get_encoder
 
-    encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                          backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
-                          passage_dtype=settings.embed_passage_dtype)
+    encoder = get_encoder(settings)
     if vector_space(encoder.model_id, getattr(encoder, "passage_dtype", "float32")) != space:
         raise _IdentityChanged(encoder)  # plan again with this encoder's own id
     return encoder

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from rag.crosslingual import translate_query
+from rag.crosslingual import load_dictionary, translate_query
 from rag.fusion import fuse, top_k
 from rag.gloss import question_terms
 from rag.index import LoadedIndex
@@ -74,6 +75,7 @@ class HybridRetriever:
         translate: bool,
         gloss_weight: float,
         candidates: int = 100,
+        cache_dir: Path | None = None,
     ) -> None:
         self.index = index
         self.gloss_weight = gloss_weight
@@ -83,6 +85,7 @@ class HybridRetriever:
         self.lexical_weight = lexical_weight
         self.lexical_weight_latin = lexical_weight_latin
         self.candidates = candidates
+        self.cache_dir = cache_dir  # where CC-CEDICT's parse is kept (RAG_CACHE_DIR)
 
     def dense_text(self, query: str) -> str:
         """The text embedded for a query: an English question gets its likely Chinese words.
@@ -94,7 +97,7 @@ class HybridRetriever:
         """
         if not self.translate or cjk_ratio(query) >= 0.2:
             return query
-        terms = dict.fromkeys(t for t, w in translate_query(query) if w >= TRANSLATION_MIN_WEIGHT)
+        terms = dict.fromkeys(t for t, w in translate_query(query, load_dictionary(self.cache_dir)) if w >= TRANSLATION_MIN_WEIGHT)
         return f"{query} {' '.join(terms)}" if terms else query
 
     def weight_for(self, query: str) -> float:

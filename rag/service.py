@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ def warm_up(settings: Settings) -> None:
         if settings.translate_queries:
             from rag.crosslingual import load_dictionary
 
-            load_dictionary()
+            load_dictionary(settings.cache_dir)
         import rag.answer  # noqa: F401
         from rag.gloss import question_terms
 
@@ -98,56 +98,19 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
             )
 
 
-def single_threaded_retrieval() -> None:
-    """One thread for numpy's and FAISS's BLAS/OpenMP work; the encoder keeps its two.
-
-    A query's retrieval is a few small matrix products and one graph search: extra threads
-    gain nothing there, but they spin-wait after each call and take the cores from the
-    encoder's threads (measured at 100k paragraphs: query encoding p50 42 ms -> 16 ms).
-    """
-    global _OPENMP
-    try:
-        import faiss  # noqa: F401  (loads faiss's BLAS and OpenMP, so they can be limited)
-        from threadpoolctl import ThreadpoolController
-
-        ctl = ThreadpoolController()
-        ctl.select(user_api="blas").limit(limits=1)  # numpy's and faiss's OpenBLAS (global)
-        _OPENMP = list(ctl.select(internal_api="openmp").lib_controllers)
-    except Exception:  # a missing or unusual BLAS is only slower, never wrong
-        log.debug("could not limit BLAS/OpenMP threads", exc_info=True)
-    _single_threaded_here()
-
-
-_OPENMP: list[Any] = []  # the OpenMP runtimes loaded (torch's, faiss's), found once
-_THREAD = threading.local()
-
-
-def _single_threaded_here() -> None:
-    """One OpenMP thread for whatever this thread runs in parallel regions (FAISS's searches).
-
-    OpenMP's thread count is a per-thread setting, so each thread that searches sets it (a
-    request thread of `rag serve`, not only the one that opened the service). Both OpenMP
-    runtimes are set: torch loads its libgomp into the global symbol scope, so FAISS's
-    parallel regions run on torch's runtime, and a team of threads there beside the torch
-    thread's (``rag/embedding/torch_thread.py``) makes libgomp stop spinning between regions:
-    question encoding 8.6 -> 15 ms. The torch thread never calls this and keeps its two."""
-    if getattr(_THREAD, "limited", False):
-        return
-    _THREAD.limited = True
-    for lib in _OPENMP:
-        try:
-            lib.set_num_threads(1)
-        except Exception:  # only slower, never wrong
-            log.debug("could not limit %s", lib.filepath, exc_info=True)
-
-
 class RagService:
     """Loaded once per process; safe to call from several threads."""
 
     encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
 
-    def __init__(self, index: LoadedIndex, encoder: Encoder, settings: Settings) -> None:
+    def __init__(
+        self, index: LoadedIndex, encoder: Encoder, settings: Settings, *,
+        on_request_thread: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_request_thread`` runs at the start of every search and answer, on the calling
+        thread: an edge that owns the process passes :func:`rag.threads.limit_this_thread`."""
         self.settings = settings
+        self.on_request_thread = on_request_thread
         self.index = index
         self.encoder = encoder
         if index.manifest.get("model", {}).get("id") not in (None, encoder.model_id):
@@ -164,10 +127,14 @@ class RagService:
             lexical_weight_latin=settings.lexical_weight_latin,
             translate=settings.translate_queries,
             gloss_weight=settings.gloss_weight,
+            cache_dir=settings.cache_dir,
         )
 
     @classmethod
-    def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None) -> RagService:
+    def open(
+        cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None,
+        on_request_thread: Callable[[], None] | None = None,
+    ) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
 
         The service returned answers its first question about as fast as the next ones. The
@@ -175,13 +142,13 @@ class RagService:
         contending for the GIL made start-up ~1.5 s longer than doing it afterwards (~0.8 s).
         """
         settings = settings or get_settings()
-        single_threaded_retrieval()
         index_dir = Path(index_dir or settings.index_dir)
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
         check_compatible(manifest, settings, index_dir)
         svc = cls._open(index_dir, manifest, settings, encoder)
+        svc.on_request_thread = on_request_thread
         warm_up(settings)
         return svc
 
@@ -199,11 +166,7 @@ class RagService:
         def load_encoder() -> None:
             t0 = time.perf_counter()
             try:
-                loaded["encoder"] = get_encoder(
-                    settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                    backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
-                    passage_dtype=settings.embed_passage_dtype,
-                )
+                loaded["encoder"] = get_encoder(settings)
             except BaseException as exc:  # re-raised in the caller's thread below
                 loaded["error"] = exc
             loaded["seconds"] = time.perf_counter() - t0
@@ -220,14 +183,18 @@ class RagService:
         return svc
 
     # -- retrieval ------------------------------------------------------------------------
+    def _request(self) -> None:
+        if self.on_request_thread is not None:
+            self.on_request_thread()
+
     def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]:
-        _single_threaded_here()
+        self._request()
         query = clean_question(query, self.settings, field="query")
         k = check_k(k)
         return self.retriever.search(contextualise(query, history), k)
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _single_threaded_here()
+        self._request()
         k = check_k(k)
         return self.retriever.search_many([clean_question(q, self.settings, field="query") for q in queries], k)
 
@@ -255,7 +222,7 @@ class RagService:
         The chat shows each step as it happens (a generated answer can take seconds)."""
         from rag.answer import answer_from_hits, script_config
 
-        _single_threaded_here()
+        self._request()
         question = clean_question(question, self.settings)
         k = check_k(k)
         script_config(script)

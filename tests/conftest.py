@@ -18,17 +18,19 @@ def encoder():
 
     Its backend follows RAG_EMBED_BACKEND (auto: the lean one).
     """
+    from rag.config import get_settings
     from rag.embedding import get_encoder
 
-    return get_encoder()
+    return get_encoder(get_settings())
 
 
 @pytest.fixture(scope="session")
 def st_encoder():
     """The default model through sentence-transformers, all in float32 (the parity reference)."""
+    from rag.config import get_settings
     from rag.embedding import get_encoder
 
-    return get_encoder(backend="sentence-transformers", query_dtype="float32", passage_dtype="float32")
+    return get_encoder(get_settings(), backend="sentence-transformers", query_dtype="float32", passage_dtype="float32")
 
 
 @pytest.fixture(scope="session")

