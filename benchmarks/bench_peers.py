@@ -190,6 +190,9 @@ def run_rag(name: str, queries: list[dict], work: Path, query_dtype: str | None 
     index_dir = work / f"rag-{name.replace('/', '-')}"  # own folder: the lead's eval-index may be busy
     t = time.perf_counter()
     build_index([EXTERNAL / name / "corpus.jsonl"], index_dir, settings)  # vectors from the cache
+    from rag.threads import limit_process
+
+    limit_process()  # as the `rag` commands do: questions run on this thread
     svc = RagService.open(index_dir, settings)
     index_s = time.perf_counter() - t
     svc.search(queries[0]["question"], 10)

@@ -311,9 +311,13 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     _, queries = real_pool()
     queries = queries[:n_queries]
     rss0 = rss_mb()
-    # Start-up as `rag serve` does it: the index opens while the encoder loads in a thread.
+    # Start-up as `rag serve` does it: the thread limits, then the index opens while the encoder
+    # loads in a thread.
+    from rag.threads import limit_process, limit_this_thread
+
     t0, c0 = time.perf_counter(), time.process_time()
-    svc = RagService.open(index_dir, settings)
+    limit_process()
+    svc = RagService.open(index_dir, settings, on_request_thread=limit_this_thread)
     t1, c1 = time.perf_counter(), time.process_time()
     res: dict = {
         "rss_before_mb": rss0, "startup_s": round(t1 - t0, 2), "startup_cpu_s": round(c1 - c0, 2),
