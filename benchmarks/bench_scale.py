@@ -339,9 +339,9 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     enc_ms, ret_ms, search_ms, ask_ms, search_cpu, ask_cpu, recall = [], [], [], [], [], [], []
     for q in queries:
         t, c = time.perf_counter(), time.process_time()
-        v = r.encode_queries([q["question"]])[0]
+        v = r.encode_queries([svc.question(q["question"])])[0]
         t_e = time.perf_counter()
-        r.search(q["question"], 10, query_vector=v)
+        r.search(svc.question(q["question"]), 10, query_vector=v)
         enc_ms.append((t_e - t) * 1000)
         ret_ms.append((time.perf_counter() - t_e) * 1000)
         t, c = time.perf_counter(), time.process_time()
@@ -367,15 +367,15 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     stage: dict[str, list[float]] = {"dense_ann": [], "bm25": [], "rest": []}
     depth = min(r.candidates * 2, len(r.index.chunk_ids))
     for q in queries[:50]:
-        v = r.encode_queries([q["question"]])[0]
+        v = r.encode_queries([svc.question(q["question"])])[0]
         t = time.perf_counter()
         r.index.store.search_rows(v[None, :], depth)
         t_a = time.perf_counter()
         # The question's BM25 as the search asks for it: every chunk row (bm25s), or the top
         # rows (Milvus; the candidates' exact scores are in "rest").
-        r.index.bm25.search(r.normaliser.tokenise(q["question"]), depth)
+        r.index.bm25.search(svc.question(q["question"]).tokens, depth)
         t_b = time.perf_counter()
-        r.search(q["question"], 10, query_vector=v)
+        r.search(svc.question(q["question"]), 10, query_vector=v)
         t_c = time.perf_counter()
         stage["dense_ann"].append((t_a - t) * 1000)
         stage["bm25"].append((t_b - t_a) * 1000)
@@ -387,7 +387,7 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         # HNSW vs exact: the same query vectors against a flat index of the same rows.
         import faiss
 
-        qs = r.encode_queries([q["question"] for q in queries[:recall_queries]])
+        qs = r.encode_queries([svc.question(q["question"]) for q in queries[:recall_queries]])
         hnsw = store._ready_index()
         flat = faiss.IndexFlatIP(store.dim)
         flat.add(np.ascontiguousarray(store._vecs, dtype=np.float32))
@@ -397,9 +397,9 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
             _, b = flat.search(qs, k)
             out[f"row_recall@{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)])), 4)
         # Paragraph level: the full hybrid search with HNSW vs with the flat index swapped in.
-        top_h = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        top_h = [[h.para_id for h in r.search(svc.question(q["question"]), 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
         store._index = flat
-        top_f = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        top_f = [[h.para_id for h in r.search(svc.question(q["question"]), 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
         store._index = hnsw
         out["paragraph_top10_overlap"] = round(float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(top_h, top_f, strict=True)])), 4)
         out["queries"] = len(qs)
@@ -417,7 +417,7 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
     english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]
     if not english or r.index.gloss is None:
         return {}
-    vectors = r.encode_queries([q["question"] for q in english])
+    vectors = r.encode_queries([svc.question(q["question"]) for q in english])
     weight = r.gloss_weight or 0.03
     on, off, stage = [], [], []
     for _ in range(2):
@@ -425,11 +425,11 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
             for w, out in ((weight, on), (0.0, off)):
                 r.gloss_weight = w
                 t = time.perf_counter()
-                r.search(q["question"], 10, query_vector=v)
+                r.search(svc.question(q["question"]), 10, query_vector=v)
                 out.append((time.perf_counter() - t) * 1000)
             r.gloss_weight = weight
             t = time.perf_counter()
-            r._with_gloss(q["question"], np.zeros(0, dtype=np.int64))
+            r._with_gloss(svc.question(q["question"]), np.zeros(0, dtype=np.int64))
             stage.append((time.perf_counter() - t) * 1000)
     r.gloss_weight = weight
     gloss_dir = Path(r.index.data_dir) / "gloss"

@@ -54,7 +54,7 @@ def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
 
 def external_index(name: str, settings) -> Path:
     """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""
-    from rag.index import sha256_file
+    from rag.files import sha256_file
     from rag.indexer import build_index
 
     corpus = EXTERNAL / name / "corpus.jsonl"
@@ -92,10 +92,10 @@ def main() -> None:
         t0 = time.perf_counter()
         svc = RagService.open(external_index(name, settings), settings)
         queries = load_queries(folder)
-        vecs = svc.retriever.encode_queries([q["question"] for q in queries])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in queries])
         rows: dict[str, list[tuple[float, float]]] = {}
         for q, v in zip(queries, vecs, strict=True):
-            dense, lexical, _ = svc.retriever.component_scores(q["question"], v)
+            dense, lexical, _ = svc.retriever.component_scores(svc.question(q["question"]), v)
             gold = set(q["gold"])
             rules = {f"convex-max w={w}": convex_fuse(dense, lexical, w) for w in weights}
             rules.update({f"convex-minmax w={w}": convex_fuse(dense, lexical, w, lexical_norm="minmax") for w in (0.2, 0.3, 0.4, 0.5)})

@@ -61,8 +61,8 @@ def ranks_of(svc, queries, vectors, weights, *, zh_weight=None, gloss_on=True):
     r.gloss_weight = 1.0 if gloss_on else 0.0
     try:
         for q, v in zip(queries, vectors, strict=True):
-            c = r._components(q["question"], v)
-            lex_w = (r.weight_for(q["question"]) if zh_weight is None
+            c = r._components(svc.question(q["question"]), v)
+            lex_w = (r.weight_for(svc.question(q["question"])) if zh_weight is None
                      else zh_weight(q["question"]) if callable(zh_weight) else zh_weight)
             top = float(c.lexical.max()) if len(c.lexical) else 0.0
             base = (1 - lex_w) * c.dense + (lex_w * c.lexical / top if top > 0 else 0.0)
@@ -185,7 +185,7 @@ def main() -> None:
     print("|---|---|---:|---|---|---|")
     for tr in args.translate.split(",") if args.rules else ():
         svc.retriever.translate = tr == "on"
-        vecs = svc.retriever.encode_queries([q["question"] for q in queries])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in queries])
         for rule in args.rules.split(","):
             same = rule == default_gloss.config.get("sense_rule")
             svc.index.gloss = default_gloss if same else gloss_for(svc, [corpus], rule, settings)
@@ -202,7 +202,7 @@ def main() -> None:
 
     for words_max, frame in ((1, False), (3, False), (1, True)) if args.mixed else ():
         mixed = mixed_questions(args.mixed, words_max, chinese_frame=frame)
-        vecs = svc.retriever.encode_queries([q["question"] for q in mixed])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in mixed])
         how = "Chinese question, words put back in English" if frame else f"English question, up to {words_max} word(s) in Chinese"
         print(f"\n## mixed questions built from {name} ({how}): {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
         ratio = [cjk_ratio(q["question"]) for q in mixed]
@@ -220,7 +220,7 @@ def main() -> None:
         if (EXTERNAL / zh_name).exists():
             zsvc = RagService.open(external_index(zh_name, settings), settings)
             zq = load_queries(EXTERNAL / zh_name)
-            zv = zsvc.retriever.encode_queries([q["question"] for q in zq])
+            zv = zsvc.retriever.encode_queries([zsvc.question(q["question"]) for q in zq])
             before = ranks_of(zsvc, zq, zv, [0.0], gloss_on=False)[0.0]
             print(f"\n## {zh_name}: the cut on Chinese questions\n")
             print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 [95% CI] |")

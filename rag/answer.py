@@ -32,13 +32,10 @@ from rag.generate import (
     strip_markers,
 )
 from rag.normalise import cjk_ratio, convert_script
+from rag.question import Question, detect_lang  # noqa: F401  (detect_lang: re-exported)
 from rag.relevance import DEFAULT_FLOOR
-from rag.sentences import content_chars, overlap, question_units, split_sentences, units
+from rag.sentences import content_chars, overlap, split_sentences, units
 from rag.types import Answer, Citation, Hit
-
-# A hit is cited only when its calibrated answer probability (Hit.relevance, see
-# rag/relevance.py) reaches this floor; RAG_MIN_SCORE overrides it.
-DEFAULT_MIN_SCORE = DEFAULT_FLOOR
 
 MAX_PARAGRAPHS = 3  # paragraphs an extractive answer draws sentences from
 MAX_SENTENCES = 3
@@ -48,7 +45,6 @@ MIN_OVERLAP = 0.2  # weighted share of the question's units a sentence needs for
 RELATIVE_OVERLAP = 0.6  # a further sentence needs this share of the best sentence's overlap
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
 SEARCH_HIGHLIGHTS = 2  # highlighted sentences per search hit
-MAX_ENCODED_SENTENCES = 40  # sentences embedded per question when an encoder is given
 
 SCRIPTS: dict[str, str | None] = {
     "original": None,
@@ -66,8 +62,6 @@ ABSTAIN_MESSAGES = {
 _FRAME_EN_OVER_ZH = "The sources (in Chinese, untranslated) say: "
 _FRAME_ZH_OVER_EN = {"zh-Hant": "來源（英文原文）：", "zh-Hans": "来源（英文原文）："}
 
-_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CHUNK_START = re.compile(r"@(\d+)$")
 
 
@@ -80,10 +74,11 @@ def _relevance(hit: Hit) -> float:
 
 
 def relevance_floor(settings: Settings | None) -> float:
-    """The fused score below which nothing is cited."""
+    """The calibrated relevance (``Hit.relevance``, see rag/relevance.py) below which a hit is
+    not cited: ``RAG_MIN_SCORE`` when set, else the calibrated default."""
     if settings is not None and settings.min_score is not None:
         return settings.min_score
-    return DEFAULT_MIN_SCORE
+    return DEFAULT_FLOOR
 
 
 def script_config(script: str | None) -> str | None:
@@ -94,31 +89,6 @@ def script_config(script: str | None) -> str | None:
         return SCRIPTS[script]
     except KeyError:
         raise InputError(f"script must be one of {', '.join(SCRIPTS)}; got {script!r}") from None
-
-
-def detect_lang(text: str) -> str:
-    """``zh-Hant``, ``zh-Hans`` or ``en`` for a question.
-
-    English when Latin words outweigh the Chinese (a CJK character counts as half a word, so
-    "What is 新質生產力?" is English); between the Chinese scripts, the one with more characters
-    of its own, Traditional on a tie (the default corpus is from Hong Kong).
-    """
-    latin = len(_LATIN_WORD.findall(text))
-    cjk = len(_CJK_CHAR.findall(text))
-    if latin == 0 and cjk == 0:
-        return "en"
-    if latin / (latin + cjk / 2) >= 0.4:
-        return "en"
-    trad = _changed_chars(text, "t2s")
-    simp = _changed_chars(text, "s2t")
-    return "zh-Hans" if simp > trad else "zh-Hant"
-
-
-def _changed_chars(text: str, config: str) -> int:
-    converted = convert_script(text, config)
-    if len(converted) != len(text):
-        return sum(1 for c in set(text) if convert_script(c, config) != c)
-    return sum(1 for a, b in zip(text, converted, strict=True) if a != b)
 
 
 _STREAM_CUT = re.compile(
@@ -257,54 +227,26 @@ def _select_by_sentence_vectors(hits: Sequence[Hit], cands: list[_Sentence]) -> 
     return chosen or [next(c for c in cands if c.rank == 0)]
 
 
-def _select_encoded(
-    question: str, hits: Sequence[Hit], cands: list[_Sentence], encoder: Any
-) -> list[_Sentence]:
-    """Sentences closest to the question in embedding space (cheap: a few dozen sentences)."""
-    import numpy as np
-
-    pool = sorted(cands, key=lambda c: (c.rank, c.position))[:MAX_ENCODED_SENTENCES]
-    texts = [hits[c.rank].text[c.start : c.end] for c in pool]
-    q = np.asarray(encoder.encode([question], kind="query"))[0]
-    vecs = np.asarray(encoder.encode(texts, kind="passage"))
-    sims = vecs @ q
-    for c, s in zip(pool, sims, strict=True):
-        c.score = float(s) + 0.5 * c.recall + 0.01 / (1 + c.rank)
-    ranked = sorted(pool, key=lambda c: -c.score)
-    chosen = [ranked[0]]
-    for c in ranked[1:]:
-        if len(chosen) >= 2 or c.score < ranked[0].score - 0.02:
-            break
-        if not any(_near_duplicate(c, o) for o in chosen):
-            if sum(_length(o) for o in chosen) + _length(c) <= MAX_ANSWER_CHARS:
-                chosen.append(c)
-    return chosen
-
-
-def select_sentences(
-    question: str, hits: Sequence[Hit], *, encoder: Any = None
-) -> list[tuple[int, int, int]]:
+def select_sentences(question: Question, hits: Sequence[Hit]) -> list[tuple[int, int, int]]:
     """``(hit index, start, end)`` of the sentences that best answer ``question``, best first."""
     cands = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank)]
     if not cands:
         return []
-    _score(question_units(question), cands)
+    _score(question.units, cands)
     if max(c.recall for c in cands) >= MIN_OVERLAP:
         chosen = _select_lexical(hits, cands)
-    elif encoder is not None:
-        chosen = _select_encoded(question, hits, cands, encoder)
     else:
         chosen = _select_positional(hits, cands)
     return [(c.rank, c.start, c.end) for c in chosen]
 
 
-def best_spans(query: str, text: str, *, limit: int = SEARCH_HIGHLIGHTS) -> list[tuple[int, int]]:
-    """Spans of the sentences of ``text`` most related to ``query`` (none when nothing overlaps)."""
+def best_spans(question: Question, text: str, *, limit: int = SEARCH_HIGHLIGHTS) -> list[tuple[int, int]]:
+    """Spans of the sentences of ``text`` most related to ``question`` (none when nothing overlaps)."""
     hit = Hit(para_id="", doc_id="", text=text, score=0.0)
     cands = _sentences(hit, 0)
     if not cands:
         return []
-    _score(question_units(query), cands)
+    _score(question.units, cands)
     best = max(c.recall for c in cands)
     if best < MIN_OVERLAP:
         return []
@@ -361,12 +303,12 @@ def make_citation(
     )
 
 
-def search_body(query: str, hits: list[Hit], *, script: str = "original") -> dict[str, Any]:
+def search_body(question: Question, hits: list[Hit], *, script: str = "original") -> dict[str, Any]:
     """The body of ``POST /api/search``: every hit as a citation, ``n`` = rank, with highlights."""
     config = script_config(script)
     return {
         "hits": [
-            make_citation(n, hit, best_spans(query, hit.text), config).to_dict()
+            make_citation(n, hit, best_spans(question, hit.text), config).to_dict()
             for n, hit in enumerate(hits, 1)
         ]
     }
@@ -417,16 +359,15 @@ def in_script(answer: Answer, script: str | None) -> Answer:
 
 
 def extractive_answer(
-    question: str,
+    question: Question,
     hits: Sequence[Hit],
     *,
     config: str | None = None,
-    encoder: Any = None,
     warnings: Sequence[str] = (),
 ) -> Answer:
     """The extractive answer over ``hits`` (already above the relevance floor)."""
-    lang = detect_lang(question)
-    picked = select_sentences(question, hits[:MAX_PARAGRAPHS], encoder=encoder)
+    lang = question.lang
+    picked = select_sentences(question, hits[:MAX_PARAGRAPHS])
     if not picked:
         return _abstain(lang, config, warnings, reason="no sentence of the retrieved paragraphs could be quoted")
     order = sorted(picked)  # by hit rank, then position in the paragraph
@@ -474,15 +415,14 @@ class _Fallback(Exception):
 
 
 def generated_answer(
-    question: str, hits: Sequence[Hit], generator: Generator, *, config: str | None = None
+    question: Question, hits: Sequence[Hit], generator: Generator, *, config: str | None = None
 ) -> Answer:
     """Ask ``generator`` over the numbered ``hits``; enforce the citation rules on its output.
 
     Raises :class:`_Fallback` when the output is unusable (no valid citation).
     """
-    lang = detect_lang(question)
     paragraphs = [h.text for h in hits]
-    messages = build_messages(question, paragraphs, lang=lang, titles=[h.title for h in hits])
+    messages = build_messages(question.text, paragraphs, lang=question.lang, titles=[h.title for h in hits])
     raw = generator.complete(messages)
     clean, removed, flagged = check_citations(raw, len(hits), paragraphs=paragraphs)
     used = cited_numbers(clean)
@@ -518,33 +458,30 @@ def generated_answer(
 
 
 def answer_from_hits(
-    question: str,
+    question: Question,
     hits: list[Hit],
     settings: Settings,
     *,
     script: str | None = None,
     generator: Generator | None = None,
-    encoder: Any = None,
 ) -> Answer:
     """The cited answer to ``question`` from ranked ``hits``.
 
     Abstains when there is no hit at or above the relevance floor. ``generator`` (default: built
     from ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; any
-    failure falls back to the extractive answer with a warning. ``encoder`` (optional) picks
-    sentences by embedding when the question shares no words with the paragraphs.
+    failure falls back to the extractive answer with a warning.
     """
     t0 = time.perf_counter()
     script_config(script)  # a bad script name fails before any work
-    answer = _answer_original(question, hits, settings, generator=generator, encoder=encoder, t0=t0)
+    answer = _answer_original(question, hits, settings, generator=generator, t0=t0)
     return in_script(answer, script)
 
 
 def _answer_original(
-    question: str, hits: list[Hit], settings: Settings, *, generator: Generator | None,
-    encoder: Any, t0: float,
+    question: Question, hits: list[Hit], settings: Settings, *, generator: Generator | None, t0: float,
 ) -> Answer:
     """The answer in the source's own script (``in_script`` converts it for display)."""
-    lang = detect_lang(question)
+    lang = question.lang
     floor = relevance_floor(settings)
     above = [h for h in hits if _relevance(h) >= floor]
     if not above:
@@ -564,7 +501,7 @@ def _answer_original(
             warnings.extend(exc.warnings)
         except Exception as exc:  # never an error page: any generator failure -> extractive
             warnings.append(describe_failure(exc))
-    answer = extractive_answer(question, above, encoder=encoder, warnings=warnings)
+    answer = extractive_answer(question, above, warnings=warnings)
     return replace(answer, timings_ms={"extract": _ms(t0)})
 
 
@@ -576,7 +513,7 @@ __all__ = [
     "ABSTAIN_MESSAGES",
     "abstain_reason",
     "in_script",
-    "DEFAULT_MIN_SCORE",
+    "DEFAULT_FLOOR",
     "SCRIPTS",
     "answer_from_hits",
     "best_spans",

@@ -105,7 +105,7 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
     if report:
         from rag.index import LoadedIndex
 
-        loaded = LoadedIndex.open(settings.index_dir, verify=False)
+        loaded = LoadedIndex.open(settings.index_dir, verify="off")
         for doc in sorted(loaded.documents.values(), key=lambda d: d.doc_id):
             click.echo(f"\n== {doc.doc_id} ({len(doc.paragraph_ids)} paragraphs) {doc.title}")
             for flag in doc.flags:
@@ -180,8 +180,9 @@ def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None
 
     query = _checked(_read_text(query), k, index, field="query")
     svc = _service(index)
-    hits = svc.search(query, k)
-    body = search_body(query, hits, script=script)
+    question = svc.question(query, field="query")
+    hits = svc.search(question, k)
+    body = search_body(question, hits, script=script)
     if as_json:
         click.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return

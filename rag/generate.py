@@ -91,19 +91,6 @@ class OpenAIChatGenerator:
             headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport
         )
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAIChatGenerator:
-        if not settings.llm_base_url:
-            raise ValueError(
-                "no generator configured: set RAG_LLM_BASE_URL (and RAG_LLM_MODEL, RAG_LLM_API_KEY)"
-            )
-        return cls(
-            settings.llm_base_url,
-            settings.llm_model,
-            api_key=settings.llm_api_key,
-            timeout_s=settings.llm_timeout_s,
-        )
-
     def complete(self, messages: list[dict[str, str]]) -> str:
         body = {
             "model": self.model,

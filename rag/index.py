@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -24,15 +23,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
 from rag.errors import IndexStateError
+from rag.files import fsync_dir, sha256_file
 from rag.freshness import FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, manifest_digest  # noqa: F401 (re-exported)
 from rag.store.base import LexicalIndex, Store
 from rag.store.factory import check_kind, open_backend
 from rag.types import Chunk, Document, Paragraph, Removal
+
+if TYPE_CHECKING:
+    from rag.config import Settings
+
+Verify = Literal["off", "stamped", "full"]  # how much of an index's files an open checks
 
 DOCUMENTS_FILE = "documents.json"  # doc_id, title, source, date, sha256, path (lists)
 AUDIT_FILE = "audit.json"  # doc_id -> what cleaning removed or flagged (documents that have any)
@@ -52,14 +57,6 @@ LOCK = ".lock"
 _DATA_NAME = re.compile(r"^data-[A-Za-z0-9._-]+$")
 
 
-def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(bufsize):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -67,16 +64,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager
@@ -305,7 +293,7 @@ def checksum_files(data_dir: Path, names: list[str], stamps: VerifiedStamps | No
     return out
 
 
-def stamps_for(settings: Any = None, *, trust: bool = True) -> VerifiedStamps:
+def stamps_for(settings: Settings | None = None, *, trust: bool = True) -> VerifiedStamps:
     """The stamps in the cache folder of ``settings`` (None: no stamps, every file is hashed)."""
     if settings is None:
         return VerifiedStamps(None)
@@ -546,16 +534,20 @@ class LoadedIndex:
     """
 
     def __init__(
-        self, index_dir: Path, manifest: dict[str, Any], *, verify: bool | str = True, settings: Any = None
+        self, index_dir: Path, manifest: dict[str, Any], *, verify: Verify = "stamped", settings: Settings | None = None
     ) -> None:
+        """``verify``: "stamped" checks every file's size and hashes those no stamp vouches for
+        (see :class:`VerifiedStamps`), "full" hashes every file (``rag verify``), "off" checks
+        nothing (a read-only look at an index just built)."""
+        if verify not in ("off", "stamped", "full"):
+            raise ValueError(f"verify must be 'off', 'stamped' or 'full', got {verify!r}")
         self.index_dir = Path(index_dir)
         self.manifest = manifest
         self.data_dir = self.index_dir / manifest["data"]
         t0 = time.perf_counter()
         self._lease = hold_data(self.data_dir)  # released when this object is closed or collected
         self.verified: dict[str, int] = {}
-        if verify:
-            # verify="full" hashes every file; True skips files a stamp vouches for
+        if verify != "off":
             stamps = stamps_for(settings, trust=verify != "full")
             self.verified = verify_files(self.data_dir, manifest["checksums"], stamps=stamps)
         current = self.data_dir / DOCUMENTS_FILE
@@ -627,7 +619,7 @@ class LoadedIndex:
         return [k.tobytes() for k in keys]
 
     @classmethod
-    def open(cls, index_dir: Path, *, verify: bool | str = True, settings: Any = None) -> LoadedIndex:
+    def open(cls, index_dir: Path, *, verify: Verify = "stamped", settings: Settings | None = None) -> LoadedIndex:
         manifest = read_manifest(Path(index_dir))
         if manifest is None:
             raise IndexStateError(

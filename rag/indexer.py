@@ -130,7 +130,7 @@ class _Previous:
     def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
                  sources: dict[str, Any]) -> None:
         self.manifest = manifest
-        self.index = LoadedIndex(index_dir, manifest, verify=True, settings=settings)
+        self.index = LoadedIndex(index_dir, manifest, verify="stamped", settings=settings)
         self.data_dir = self.index.data_dir
         if not isinstance(self.index.store, FaissStore):  # only a local store's rows are taken over
             raise IndexStateError(f"the index in {index_dir} does not keep its vectors in its data folder")

@@ -103,7 +103,8 @@ def build_server(get_service: Callable[[], Any]) -> Any:
         from rag.answer import search_body
 
         def go(svc: Any) -> SearchResult:
-            body = search_body(query, svc.search(query, k), script=script)
+            question = svc.question(query, field="query")
+            body = search_body(question, svc.search(question, k), script=script)
             return SearchResult(query=query, hits=[_cited(c) for c in body["hits"]])
 
         return run(go)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from rag.crosslingual import load_dictionary, translate_query
 from rag.fusion import fuse, top_k
-from rag.gloss import question_terms
 from rag.index import LoadedIndex
-from rag.normalise import Normaliser, cjk_ratio
+from rag.normalise import Normaliser
+from rag.question import Question
 from rag.relevance import relevance
 from rag.store.base import LexicalHits
 from rag.types import Hit
@@ -26,28 +25,6 @@ TRANSLATION_MIN_WEIGHT = 0.3
 # questions, and mixed ones ("What is 新質生產力?") together with the Chinese BM25 (which takes
 # the CJK part from 0.2 up). Measured with benchmarks/tune_gloss.py (README "Retrieval").
 GLOSS_MAX_CJK = 0.6
-
-# Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
-_ANAPHORA = re.compile(
-    r"(^|[^\w])(那|這|这|該|该|其|它|他|她|它們|他們|她们|他们|此|上述|前者|後者|后者)"
-    r"|\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b",
-    re.IGNORECASE,
-)
-
-
-def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> str:
-    """The text to retrieve with: a dependent follow-up gets the previous user question prepended."""
-    if not history:
-        return question
-    previous = [m.get("content", "") for m in history if isinstance(m, dict) and m.get("role") == "user"]
-    previous = [p for p in previous if isinstance(p, str) and p.strip()]
-    if not previous:
-        return question
-    short = len(question) <= (24 if cjk_ratio(question) > 0.5 else 60)
-    if short or _ANAPHORA.search(question):
-        return f"{previous[-1].strip()} {question}"
-    return question
-
 
 class HybridRetriever:
     """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25 + g * gloss / max gloss``.
@@ -87,47 +64,48 @@ class HybridRetriever:
         self.candidates = candidates
         self.cache_dir = cache_dir  # where CC-CEDICT's parse is kept (RAG_CACHE_DIR)
 
-    def dense_text(self, query: str) -> str:
+    def dense_text(self, question: Question) -> str:
         """The text embedded for a query: an English question gets its likely Chinese words.
 
         Appending the CC-CEDICT translations (weight >= 0.3, i.e. at most 3 senses) of an
-        English question's content words gives the multilingual encoder Chinese anchors;
-        measured on xquad/en-zh-dev R@1 0.827 -> 0.841, R@5 0.962 -> 0.966. (Scoring the same
-        translations with BM25 was worse at every weight, see README "Retrieval".)
+        English question's content words gives the multilingual encoder Chinese anchors (it
+        helps English -> Chinese recall on the dev set; scoring the same translations with BM25
+        was worse at every weight: README "Retrieval").
         """
-        if not self.translate or cjk_ratio(query) >= 0.2:
+        query = question.search_text
+        if not self.translate or question.cjk >= 0.2:
             return query
         terms = dict.fromkeys(t for t, w in translate_query(query, load_dictionary(self.cache_dir)) if w >= TRANSLATION_MIN_WEIGHT)
         return f"{query} {' '.join(terms)}" if terms else query
 
-    def weight_for(self, query: str) -> float:
-        return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
+    def weight_for(self, question: Question) -> float:
+        return self.lexical_weight if question.cjk >= 0.2 else self.lexical_weight_latin
 
-    def gloss_terms(self, query: str) -> list[str]:
+    def gloss_terms(self, question: Question) -> list[str]:
         """The question's English terms for the gloss channel ([] when the channel is off for it)."""
-        if self.gloss_weight <= 0 or self.index.gloss is None or cjk_ratio(query) >= GLOSS_MAX_CJK:
+        if self.gloss_weight <= 0 or self.index.gloss is None or question.cjk >= GLOSS_MAX_CJK:
             return []
-        return question_terms(query)
+        return question.gloss_terms
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode([self.dense_text(q) for q in queries], kind="query")
+    def encode_queries(self, questions: Sequence[Question]) -> np.ndarray:
+        return self.encoder.encode([self.dense_text(q) for q in questions], kind="query")
 
-    def search(self, query: str, k: int = 10, *, query_vector: np.ndarray | None = None) -> list[Hit]:
+    def search(self, question: Question, k: int = 10, *, query_vector: np.ndarray | None = None) -> list[Hit]:
         if query_vector is None:
-            query_vector = self.encode_queries([query])[0]
-        return self._search_one(query, np.asarray(query_vector, dtype=np.float32), k)
+            query_vector = self.encode_queries([question])[0]
+        return self._search_one(question, np.asarray(query_vector, dtype=np.float32), k)
 
-    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        if not queries:
+    def search_many(self, questions: Sequence[Question], k: int = 10) -> list[list[Hit]]:
+        if not questions:
             return []
-        vectors = self.encode_queries(queries)
-        return [self._search_one(q, v, k) for q, v in zip(queries, vectors, strict=True)]
+        vectors = self.encode_queries(questions)
+        return [self._search_one(q, v, k) for q, v in zip(questions, vectors, strict=True)]
 
     def component_scores(
-        self, query: str, query_vector: np.ndarray
+        self, question: Question, query_vector: np.ndarray
     ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
         """Per candidate paragraph: dense score, best BM25 score, and its best chunk id."""
-        c = self._components(query, query_vector)
+        c = self._components(question, query_vector)
         ids, chunk_ids = self.index.paragraphs.ids, self.index.chunk_ids
         paras = c.paragraphs.tolist()
         return (
@@ -136,22 +114,22 @@ class HybridRetriever:
             {ids[p]: chunk_ids[r] for p, r in zip(paras, c.best_chunk.tolist(), strict=True)},
         )
 
-    def _candidates(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, LexicalHits]:
+    def _candidates(self, question: Question, query_vector: np.ndarray) -> tuple[np.ndarray, LexicalHits]:
         """Candidate paragraph rows (dense top hits + BM25 top hits) and the question's BM25."""
         index = self.index
         depth = min(self.candidates * 2, len(index.chunk_ids))
         rows = index.store.search_rows(query_vector[None, :], depth)[1][0]
-        lexical = index.bm25.search(self.normaliser.tokenise(query), depth)
+        lexical = index.bm25.search(question.tokens, depth)
         rows = np.concatenate([rows[rows >= 0], lexical.rows])
         return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lexical
 
-    def _components(self, query: str, query_vector: np.ndarray) -> _Components:
+    def _components(self, question: Question, query_vector: np.ndarray) -> _Components:
         """Exact dense scores of every candidate paragraph, from all its chunk and sentence rows."""
         index = self.index
         if not index.chunk_ids:
             return _Components.empty()
-        paras, lex = self._candidates(query, query_vector)
-        paras, gloss = self._with_gloss(query, paras)
+        paras, lex = self._candidates(question, query_vector)
+        paras, gloss = self._with_gloss(question, paras)
         # Chunk rows of the candidates: one gather, one matrix product, a max per paragraph.
         c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
         c_len = c_end - c_start
@@ -179,9 +157,9 @@ class HybridRetriever:
         best_chunk = np.where(has_c, crows[best_c] if len(crows) else -1, -1)
         return _Components(paras, (chunk_cos + sent_cos) / 2, lexical, best_chunk, best_s, gloss)
 
-    def _with_gloss(self, query: str, paras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _with_gloss(self, question: Question, paras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidates plus the best gloss matches, and the gloss BM25 of each candidate (0: off)."""
-        terms = self.gloss_terms(query)
+        terms = self.gloss_terms(question)
         if not terms:
             return paras, np.zeros(len(paras), dtype=np.float32)
         scores = self.index.gloss.scores(terms)
@@ -191,11 +169,11 @@ class HybridRetriever:
             paras = np.union1d(paras, top[scores[top] > 0])
         return paras, scores[paras]
 
-    def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
-        c = self._components(query, query_vector)
+    def _search_one(self, question: Question, query_vector: np.ndarray, k: int) -> list[Hit]:
+        c = self._components(question, query_vector)
         if not len(c.paragraphs):
             return []
-        fused = fuse(c.dense, c.lexical, self.weight_for(query), c.gloss, self.gloss_weight)
+        fused = fuse(c.dense, c.lexical, self.weight_for(question), c.gloss, self.gloss_weight)
         ids = self.index.paragraphs.ids
         order = top_k(fused, [ids[p] for p in c.paragraphs.tolist()], k)
         hits = []
@@ -215,7 +193,7 @@ class HybridRetriever:
                     source=source,
                     date=date,
                     chunk_id=self.index.chunk_ids[int(c.best_chunk[i])] if c.best_chunk[i] >= 0 else None,
-                    relevance=round(relevance(query, para.text, dense), 6),
+                    relevance=round(relevance(question, para.text, dense), 6),
                     best_sentence=self.index.sentence_span(int(c.best_sentence[i])) if c.best_sentence[i] >= 0 else None,
                 )
             )
@@ -268,9 +246,9 @@ def _segment_argmax(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _float32(rows: np.ndarray) -> np.ndarray:
-    """float16 rows as float32. torch converts with SIMD: 0.12 ms for 4,000 x 384 where numpy's
-    ``astype`` takes 2.6 ms, the largest single cost of a search before. On the torch thread,
-    like all torch work (``rag/embedding/torch_thread.py``)."""
+    """float16 rows as float32. torch converts with SIMD, far faster than numpy's ``astype``
+    (benchmarks/README.md, "Scale"). On the torch thread, like all torch work
+    (``rag/embedding/torch_thread.py``)."""
     if rows.dtype == np.float32:
         return rows
     try:

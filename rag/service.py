@@ -18,7 +18,8 @@ from rag.gloss import query_config as gloss_query_config
 from rag.index import DocumentInfo, LoadedIndex, read_manifest
 from rag.indexer import index_config
 from rag.normalise import Normaliser
-from rag.retrieve import HybridRetriever, contextualise
+from rag.question import Question
+from rag.retrieve import HybridRetriever
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
@@ -139,7 +140,8 @@ class RagService:
 
         The service returned answers its first question about as fast as the next ones. The
         warm-up runs after the loads, not beside them: it is pure Python, and three threads
-        contending for the GIL made start-up ~1.5 s longer than doing it afterwards (~0.8 s).
+        contending for the GIL made start-up longer than doing it afterwards (benchmarks/README.md,
+        "Figures behind the code").
         """
         settings = settings or get_settings()
         index_dir = Path(index_dir or settings.index_dir)
@@ -187,16 +189,25 @@ class RagService:
         if self.on_request_thread is not None:
             self.on_request_thread()
 
-    def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]:
+    def question(
+        self, text: Any, history: Sequence[dict[str, Any]] | None = None, *, field: str = "question"
+    ) -> Question:
+        """The one :class:`Question` of a request: validated here, read by every later step."""
+        return Question.make(clean_question(text, self.settings, field=field), self.normaliser, history)
+
+    def search(
+        self, query: str | Question, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None
+    ) -> list[Hit]:
+        """Ranked paragraphs for ``query`` (text, or a question this service made)."""
         self._request()
-        query = clean_question(query, self.settings, field="query")
+        question = query if isinstance(query, Question) else self.question(query, history, field="query")
         k = check_k(k)
-        return self.retriever.search(contextualise(query, history), k)
+        return self.retriever.search(question, k)
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
         self._request()
         k = check_k(k)
-        return self.retriever.search_many([clean_question(q, self.settings, field="query") for q in queries], k)
+        return self.retriever.search_many([self.question(q, field="query") for q in queries], k)
 
     def ask(
         self,
@@ -223,14 +234,14 @@ class RagService:
         from rag.answer import answer_from_hits, script_config
 
         self._request()
-        question = clean_question(question, self.settings)
+        asked = self.question(question, history)
         k = check_k(k)
         script_config(script)
         t0 = time.perf_counter()
-        hits = self.retriever.search(contextualise(question, history), k)
+        hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
         yield "retrieved", hits
-        answer = answer_from_hits(question, hits, self.settings, script=script)
+        answer = answer_from_hits(asked, hits, self.settings, script=script)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
         yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})

@@ -153,9 +153,9 @@ def test_index_stores_the_gloss_and_english_questions_use_it(corpus, settings):
     dense, gloss_on = off.retriever._components, svc.retriever._components
     q = "Where is Cyberport's supercomputing centre?"
     v = enc.encode([q], kind="query")[0]
-    assert not dense(q, v).gloss.any() and gloss_on(q, v).gloss.max() > 0
+    assert not dense(off.question(q), v).gloss.any() and gloss_on(svc.question(q), v).gloss.max() > 0
     # Chinese questions keep the Chinese BM25 alone.
-    assert not gloss_on("數碼港在哪裡？", v).gloss.any()
+    assert not gloss_on(svc.question("數碼港在哪裡？"), v).gloss.any()
 
 
 def test_mixed_question_uses_both_channels(corpus, settings):
@@ -163,7 +163,7 @@ def test_mixed_question_uses_both_channels(corpus, settings):
     build_index([corpus], settings.index_dir, settings, encoder=enc)
     svc = RagService.open(settings.index_dir, settings, encoder=enc)
     q = "Who handles incidents at 網絡安全事故協調中心?"
-    c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
+    c = svc.retriever._components(svc.question(q), enc.encode([q], kind="query")[0])
     assert c.gloss.max() > 0 and c.lexical.max() > 0
 
 

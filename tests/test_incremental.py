@@ -167,7 +167,7 @@ def test_edits_step_by_step_equal_a_fresh_build(tmp_path, corpus):
     s = step(expect_redone=0)  # a glossary edit: no document redone, the gloss built again
     assert not s.renewed and read_manifest(live.index_dir)["gloss"]["glossary"]["digest"] != digest
     svc = RagService.open(live.index_dir, live, encoder=enc)
-    scores = svc.index.gloss.scores(svc.retriever.gloss_terms("Cyberport supercomputing centre"))
+    scores = svc.index.gloss.scores(svc.retriever.gloss_terms(svc.question("Cyberport supercomputing centre")))
     best = list(svc.index.paragraphs)[int(np.argmax(scores))]
     assert best.startswith("beta#") and scores.max() > 0, best  # the new glossary's names are in the gloss
     svc.index.close()

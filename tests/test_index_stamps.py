@@ -36,7 +36,7 @@ def _data(index_dir: Path) -> Path:
     return index_dir / read_manifest(index_dir)["data"]
 
 
-def _open(index_dir: Path, settings: Settings, verify: bool | str = True) -> LoadedIndex:
+def _open(index_dir: Path, settings: Settings, verify: str = "stamped") -> LoadedIndex:
     return LoadedIndex.open(index_dir, verify=verify, settings=settings)
 
 

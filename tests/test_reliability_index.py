@@ -111,7 +111,7 @@ def assert_answers(index_dir: Path, settings: Settings, encoder, want_marker: st
     """The index loads with every checksum verified and answers a search from the expected build."""
     from rag.service import RagService
 
-    LoadedIndex.open(index_dir, verify=True)
+    LoadedIndex.open(index_dir, verify="stamped")
     svc = RagService.open(index_dir, settings, encoder=encoder)
     hits = svc.search("香港新型工業化", k=5)
     assert hits, "the index answered nothing"
@@ -226,7 +226,7 @@ def assert_update_state(index_dir: Path, settings: Settings, encoder, changed: l
     """The index verifies and holds every document; the changed ones carry ``marker`` (old or new build)."""
     from rag.service import RagService
 
-    LoadedIndex.open(index_dir, verify=True).close()
+    LoadedIndex.open(index_dir, verify="stamped").close()
     svc = RagService.open(index_dir, settings, encoder=encoder)
     docs = svc.index.documents
     assert len(docs) == 20
@@ -359,10 +359,10 @@ def test_damaged_bm25_file_is_named_with_the_fix(built, damage):
         else:
             path.unlink()
         with pytest.raises(IndexStateError) as err:
-            LoadedIndex.open(index_dir, verify=True)
+            LoadedIndex.open(index_dir, verify="stamped")
         assert name in str(err.value) and "rag index" in str(err.value)
         path.write_bytes(original)
-    LoadedIndex.open(index_dir, verify=True)  # restored: loads again
+    LoadedIndex.open(index_dir, verify="stamped")  # restored: loads again
 
 
 def _edit_manifest(index_dir: Path, edit: Callable[[dict], object]) -> None:
@@ -434,4 +434,4 @@ def test_a_tampered_index_still_rebuilds(built):
     index_dir, settings = built
     (index_dir / MANIFEST).write_text("{", encoding="utf-8")
     build_index([index_dir.parent / "corpus"], index_dir, settings, encoder=HashingEncoder())
-    LoadedIndex.open(index_dir, verify=True)
+    LoadedIndex.open(index_dir, verify="stamped")

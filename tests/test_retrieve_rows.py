@@ -89,7 +89,7 @@ def test_scores_match_a_per_paragraph_reference(service, query):
         scos = max((float(enc.encode([s.text], kind="passage")[0] @ q) for s in sents), default=ccos)
         dense_ref[pid] = (ccos + scos) / 2
         lex_ref[pid] = float(lex[rows].max())
-    dense, lexical, best_chunk = svc.retriever.component_scores(query, q)
+    dense, lexical, best_chunk = svc.retriever.component_scores(svc.question(query), q)
     assert dense  # every paragraph of this small corpus is a candidate
     for pid, score in dense.items():
         assert score == pytest.approx(dense_ref[pid], abs=2e-3)  # sentence vectors are float16

@@ -276,7 +276,7 @@ def test_english_gloss_on_milvus(corpus, settings):  # noqa: F811
     assert manifest["store"]["kind"] == "milvus" and manifest["gloss"]["rows"] > 0
     svc = RagService.open(settings.index_dir, settings, encoder=enc)
     q = "Who is the chairman of the Productivity Council?"
-    c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
+    c = svc.retriever._components(svc.question(q), enc.encode([q], kind="query")[0])
     assert c.gloss.max() > 0
 
 

@@ -53,7 +53,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["lean", "sentence-transformers"]
+EncoderBackend = Literal["lean", "sentence-transformers"]
 BACKENDS = ("auto", "lean", "sentence-transformers")
 
 
@@ -78,7 +78,7 @@ _ENCODERS: dict[tuple[str, str, str, str, str, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
-def select_backend(model: str, backend: str, folder: Path | None) -> Backend:
+def select_backend(model: str, backend: str, folder: Path | None) -> EncoderBackend:
     """The backend that runs ``model``; ``folder`` is its local folder, None for a hub name.
 
     ``auto``: lean when the folder's config is one it runs exactly like sentence-transformers,
@@ -140,7 +140,7 @@ def get_encoder(
         return enc
 
 
-def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: Backend,
+def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: EncoderBackend,
           requested: str, query_dtype: str, passage_dtype: str) -> Encoder:
     """Load ``source`` (a folder or hub name) with the chosen backend."""
     if chosen == "lean":

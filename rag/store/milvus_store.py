@@ -522,7 +522,8 @@ class MilvusBM25:
 class _MilvusLexicalHits:
     """:class:`rag.store.base.LexicalHits` of Milvus: exact scores of chosen rows on demand.
 
-    Asking Milvus for every matching row instead costs ~0.6 s a question at 10k paragraphs.
+    Asking Milvus for every matching row instead is far slower (benchmarks/README.md,
+    "Figures behind the code").
     """
 
     def __init__(self, rows: np.ndarray, bm25: MilvusBM25, tokens: list[str]) -> None:

@@ -27,7 +27,8 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
     def search(body: SearchRequest, service: Service) -> dict[str, Any]:  # type: ignore[valid-type]
         from rag.answer import search_body
 
-        hits = service.search(body.query, body.k)
-        return search_body(body.query, hits, script=body.script)
+        question = service.question(body.query, field="query")
+        hits = service.search(question, body.k)
+        return search_body(question, hits, script=body.script)
 
     return router
