@@ -86,8 +86,8 @@ def questions(n: int) -> list[str]:
 
 def measure(size: int, n_queries: int) -> dict:
     from rag.config import get_settings
-    from rag.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
-    from rag.normalise import Normaliser
+    from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
+    from rag.text.normalise import Normaliser
 
     texts = corpus(size)
     norm = Normaliser("t2s")

@@ -109,8 +109,8 @@ def run_bm25s(corpus: list[dict], queries: list[dict]) -> dict:
 def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.ndarray:
     """The e5 vector of each whole paragraph (``passage: ``), cached by content hash."""
     from rag.config import get_settings
-    from rag.embedcache import EmbeddingCache, text_key
     from rag.embedding import DEFAULT_MODEL_ID, get_encoder
+    from rag.embedding.cache import EmbeddingCache, text_key
 
     keys = [text_key(DEFAULT_MODEL_ID, "passage", r["text"]) for r in corpus]
     peer = EmbeddingCache(work / "vectors.sqlite3")
@@ -181,7 +181,7 @@ def get_encoder_dtype() -> str:
 
 def run_rag(name: str, queries: list[dict], work: Path, query_dtype: str | None = None) -> dict:
     from rag.config import get_settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from rag.service import RagService
 
     settings = get_settings()

@@ -61,8 +61,8 @@ def main() -> None:
 
     from rag.config import get_settings
     from rag.embedding import get_encoder
-    from rag.indexer import build_index
-    from rag.ingest import load_corpus
+    from rag.index.build import build_index
+    from rag.ingest.corpus import load_corpus
 
     settings = get_settings()
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-pipeline-"))

@@ -138,8 +138,8 @@ def real_pool() -> tuple[list[dict], list[dict]]:
 
 def _rows_of(docs, settings):
     """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
-    from rag.chunking import chunk_documents, sentence_chunks
-    from rag.indexer import embed_text
+    from rag.index.build import embed_text
+    from rag.ingest.chunking import chunk_documents, sentence_chunks
 
     chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
     sentences = [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
@@ -160,9 +160,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def make_corpus(size: int, work: Path, settings) -> dict:
     """Write ``work/corpus-<size>/*.jsonl`` and a private cache holding a vector for every row."""
-    from rag.embedcache import EmbeddingCache, text_key
     from rag.embedding import DEFAULT_MODEL_ID
-    from rag.ingest import load_corpus
+    from rag.embedding.cache import EmbeddingCache, text_key
+    from rag.ingest.corpus import load_corpus
 
     folder = work / f"corpus-{size}"
     cache_dir = private_cache(work / f"cache-{size}")
@@ -189,7 +189,7 @@ def make_corpus(size: int, work: Path, settings) -> dict:
     missing = sum(1 for k in keys if k not in vecs)
     sent_vec: dict[str, np.ndarray] = {}  # real sentence text -> vector
     para_sents: dict[str, list[str]] = {}
-    from rag.chunking import sentence_chunks
+    from rag.ingest.chunking import sentence_chunks
 
     for d in real_docs:
         for p in d.paragraphs:
@@ -257,8 +257,8 @@ def make_corpus(size: int, work: Path, settings) -> dict:
 def build(size: int, work: Path, store: str = "faiss") -> dict:
     """Corpus + private cache + ``build_index`` into ``index-<size>[-milvus]`` (timed; nothing encoded)."""
     from rag.config import get_settings
-    from rag.index import FORMAT_VERSION
-    from rag.indexer import build_index
+    from rag.index.build import build_index
+    from rag.index.freshness import FORMAT_VERSION
 
     settings = get_settings()
     info = make_corpus(size, work, settings)
@@ -286,9 +286,9 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
 
 def gloss_build(corpus_dir: Path, settings) -> dict:
     """The English gloss alone (part of ``build_index`` above), timed again on the same paragraphs."""
-    from rag.gloss import build_gloss_index
-    from rag.ingest import load_corpus
-    from rag.normalise import Normaliser
+    from rag.ingest.corpus import load_corpus
+    from rag.retrieval.gloss import build_gloss_index
+    from rag.text.normalise import Normaliser
 
     docs, _ = load_corpus([corpus_dir])
     paragraphs = [p for d in docs for p in d.paragraphs]
@@ -313,11 +313,11 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     rss0 = rss_mb()
     # Start-up as `rag serve` does it: the thread limits, then the index opens while the encoder
     # loads in a thread.
-    from rag.threads import limit_process, limit_this_thread
+    from rag.threads import limit_process
 
     t0, c0 = time.perf_counter(), time.process_time()
     limit_process()
-    svc = RagService.open(index_dir, settings, on_request_thread=limit_this_thread)
+    svc = RagService.open(index_dir, settings)
     t1, c1 = time.perf_counter(), time.process_time()
     res: dict = {
         "rss_before_mb": rss0, "startup_s": round(t1 - t0, 2), "startup_cpu_s": round(c1 - c0, 2),
@@ -411,7 +411,7 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
     """What the English gloss channel costs an English question: retrieval with it and without
     it (same query vectors, interleaved), and its own stage (gloss BM25 of every paragraph + the
     best rows joining the candidates)."""
-    from rag.gloss import question_terms
+    from rag.retrieval.gloss import question_terms
 
     r = svc.retriever
     english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]
@@ -462,7 +462,7 @@ def evict(index_dir: Path) -> int:
 def measure_full_open(index_dir: Path, cache_dir: Path) -> dict:
     """Index open with every file hashed (``rag verify``; an open whose stamps do not vouch), cold."""
     from rag.config import get_settings
-    from rag.index import LoadedIndex
+    from rag.index.loaded import LoadedIndex
 
     settings = get_settings().model_copy(update={"cache_dir": cache_dir})
     t0 = time.perf_counter()

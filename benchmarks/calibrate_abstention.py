@@ -1,10 +1,10 @@
-"""Fit the abstention model (rag/relevance.py) on the external dev sets; check it on the gold set.
+"""Fit the abstention model (rag/retrieval/relevance.py) on the external dev sets; check it on the gold set.
 
     python benchmarks/calibrate_abstention.py [--per-set 600] [--json reports/calibration.json]
 
 Positives: each dev question's gold paragraph. Negatives: the best-ranked paragraph that is not
 gold for the same question (a same-topic near miss, like a plausible unanswerable question).
-The fitted coefficients are printed for rag/relevance.py; the gold set (evals/gold.jsonl, never
+The fitted coefficients are printed for rag/retrieval/relevance.py; the gold set (evals/gold.jsonl, never
 used for fitting) then shows abstention recall and false abstention at several floors.
 """
 
@@ -26,7 +26,7 @@ from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
 from rag.question import Question  # noqa: E402
-from rag.relevance import COEF, features, probability  # noqa: E402
+from rag.retrieval.relevance import COEF, features, probability  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 SETS = ("drcd/dev", "cmrc2018/dev", "xquad/en-zh-dev")

@@ -28,7 +28,7 @@ EXTERNAL = ROOT.parent / "shared" / "data" / "external"
 DEFAULT_SETS = "drcd/dev,cmrc2018/dev,xquad/zh-dev,xquad/en-zh-dev"
 
 
-# Candidate fusion rules compared here (the product runs rag/fusion.py's convex rule, max-normalised).
+# Candidate fusion rules compared here (the product runs rag/retrieval/fusion.py's convex rule, max-normalised).
 def rrf(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
     """Reciprocal-rank fusion: sum over rankings of 1 / (k + rank), rank counted from 1."""
     out: dict[str, float] = {}
@@ -55,7 +55,7 @@ def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
 def external_index(name: str, settings) -> Path:
     """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""
     from rag.files import sha256_file
-    from rag.indexer import build_index
+    from rag.index.build import build_index
 
     corpus = EXTERNAL / name / "corpus.jsonl"
     index_dir = settings.cache_dir / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"

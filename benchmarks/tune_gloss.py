@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
-from rag.crosslingual import load_dictionary  # noqa: E402
-from rag.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
-from rag.normalise import cjk_ratio, has_cjk  # noqa: E402
-from rag.sentences import EN_STOPWORDS  # noqa: E402
+from rag.retrieval.crosslingual import load_dictionary  # noqa: E402
+from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
 from rag.service import RagService  # noqa: E402
+from rag.text.normalise import cjk_ratio, has_cjk  # noqa: E402
+from rag.text.sentences import EN_STOPWORDS  # noqa: E402
 
 BOOT = 10_000
 
@@ -101,14 +101,14 @@ def any_cjk(question: str) -> float:
 
 def with_cut(cut: float, run):
     """Run with the retriever's CJK-share cut for the gloss channel set to ``cut``."""
-    import rag.retrieve
+    import rag.retrieval.hybrid
 
-    saved = rag.retrieve.GLOSS_MAX_CJK
-    rag.retrieve.GLOSS_MAX_CJK = cut
+    saved = rag.retrieval.hybrid.GLOSS_MAX_CJK
+    rag.retrieval.hybrid.GLOSS_MAX_CJK = cut
     try:
         return run()
     finally:
-        rag.retrieve.GLOSS_MAX_CJK = saved
+        rag.retrieval.hybrid.GLOSS_MAX_CJK = saved
 
 
 def gloss_for(svc, sources, rule: str, settings) -> GlossIndex:
@@ -126,7 +126,7 @@ def mixed_questions(limit: int = 400, words_max: int = 1, *, chinese_frame: bool
     en = load_queries(EXTERNAL / "xquad/en-zh-dev")
     zh = {q["id"].split(":", 1)[1]: q for q in load_queries(EXTERNAL / "xquad/zh-dev")}
     dictionary = load_dictionary(get_settings().cache_dir)
-    from rag.normalise import convert_script
+    from rag.text.normalise import convert_script
 
     out = []
     for q in en:

@@ -89,21 +89,23 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
     targets = list(paths) or [settings.corpus_dir]
     fresh = None
     if not full:
-        from rag.freshness import up_to_date  # standard library only: no model, numpy or FAISS
+        from rag.index.freshness import (
+            up_to_date,  # standard library only: no model, numpy or FAISS
+        )
 
         fresh = up_to_date(targets, settings.index_dir, settings)
     if fresh is not None:
         for line in fresh.lines():
             click.echo(line)
     else:
-        from rag.indexer import build_index
+        from rag.index.build import build_index
 
         summary = build_index(targets, settings.index_dir, settings, progress=not quiet and sys.stderr.isatty(),
                               full=full)
         for line in summary.lines():
             click.echo(line)
     if report:
-        from rag.index import LoadedIndex
+        from rag.index.loaded import LoadedIndex
 
         loaded = LoadedIndex.open(settings.index_dir, verify="off")
         for doc in sorted(loaded.documents.values(), key=lambda d: d.doc_id):
@@ -114,7 +116,7 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
                 where = f"line {r.line}: " if r.line else ""
                 click.echo(f"  removed [{r.kind}] {where}{r.text!r}")
         if loaded.gloss is not None:
-            from rag.gloss import report_lines
+            from rag.retrieval.gloss import report_lines
 
             click.echo("")
             for line in report_lines(loaded.gloss):
@@ -131,7 +133,7 @@ def verify_cmd(index: str | None) -> None:
     """
     import time
 
-    from rag.index import LoadedIndex
+    from rag.index.loaded import LoadedIndex
 
     settings = _settings(index)
     t0 = time.perf_counter()
@@ -147,11 +149,11 @@ def verify_cmd(index: str | None) -> None:
 def _service(index: str | None):
     """The service of a command that asks questions; the command owns the process's threads."""
     from rag.service import RagService
-    from rag.threads import limit_process, limit_this_thread
+    from rag.threads import limit_process
 
     settings = _settings(index)
-    limit_process()
-    return RagService.open(settings.index_dir, settings, on_request_thread=limit_this_thread)
+    limit_process()  # the service applies it to every thread that asks
+    return RagService.open(settings.index_dir, settings)
 
 
 def _read_text(text: str) -> str:
@@ -176,7 +178,7 @@ def _checked(text: str, k: int, index: str | None, *, field: str) -> str:
 @index_option
 def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None) -> None:
     """Rank paragraphs for QUERY (`-` reads standard input)."""
-    from rag.answer import search_body
+    from rag.answer.display import search_body
 
     query = _checked(_read_text(query), k, index, field="query")
     svc = _service(index)
@@ -281,15 +283,15 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     host = host or settings.host
     port = port or settings.port
     from rag.api.state import ServiceHolder
-    from rag.threads import limit_process, limit_this_thread
+    from rag.threads import limit_process
 
-    limit_process()
+    limit_process()  # the service applies it to each request thread
 
     # Index and model load in the app's lifespan, after FastAPI, uvicorn and Gradio have
     # imported: starting the load before those imports (to overlap them) was measured slower to
     # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
     # file reads, queue behind the loader.
-    holder = ServiceHolder(settings, on_request_thread=limit_this_thread)  # each request thread: one OpenMP thread
+    holder = ServiceHolder(settings)
     import uvicorn
 
     from rag.api.app import create_app

@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from rag.normalise import Normaliser, cjk_ratio, convert_script
-from rag.sentences import question_units
-
-LANGS = ("zh-Hant", "zh-Hans", "en")
-
-_LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
-_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+from rag.text.language import detect_lang
+from rag.text.normalise import Normaliser, cjk_ratio
+from rag.text.sentences import question_units
 
 # Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
 _ANAPHORA = re.compile(
@@ -30,31 +26,6 @@ _ANAPHORA = re.compile(
     r"|\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b",
     re.IGNORECASE,
 )
-
-
-def detect_lang(text: str) -> str:
-    """``zh-Hant``, ``zh-Hans`` or ``en`` for a question.
-
-    English when Latin words outweigh the Chinese (a CJK character counts as half a word, so
-    "What is 新質生產力?" is English); between the Chinese scripts, the one with more characters
-    of its own, Traditional on a tie (the default corpus is from Hong Kong).
-    """
-    latin = len(_LATIN_WORD.findall(text))
-    cjk = len(_CJK_CHAR.findall(text))
-    if latin == 0 and cjk == 0:
-        return "en"
-    if latin / (latin + cjk / 2) >= 0.4:
-        return "en"
-    trad = _changed_chars(text, "t2s")
-    simp = _changed_chars(text, "s2t")
-    return "zh-Hans" if simp > trad else "zh-Hant"
-
-
-def _changed_chars(text: str, config: str) -> int:
-    converted = convert_script(text, config)
-    if len(converted) != len(text):
-        return sum(1 for c in set(text) if convert_script(c, config) != c)
-    return sum(1 for a, b in zip(text, converted, strict=True) if a != b)
 
 
 def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> str:
@@ -114,13 +85,13 @@ class Question:
     @cached_property
     def content_words(self) -> tuple[str, ...]:
         """The retrieval text's content words (for relevance: words a paragraph lacks)."""
-        from rag.relevance import content_words
+        from rag.retrieval.relevance import content_words
 
         return content_words(self.search_text)
 
     @cached_property
     def gloss_terms(self) -> list[str]:
         """The retrieval text's English terms for the gloss channel."""
-        from rag.gloss import question_terms
+        from rag.retrieval.gloss import question_terms
 
         return question_terms(self.search_text)

@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
-from rag.gloss import compatible as gloss_compatible
-from rag.gloss import query_config as gloss_query_config
-from rag.index import DocumentInfo, LoadedIndex, read_manifest
-from rag.indexer import index_config
-from rag.normalise import Normaliser
+from rag.index.build import index_config
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
+from rag.index.tables import DocumentInfo
 from rag.question import Question
-from rag.retrieve import HybridRetriever
+from rag.retrieval.gloss import compatible as gloss_compatible
+from rag.retrieval.gloss import query_config as gloss_query_config
+from rag.retrieval.hybrid import HybridRetriever
+from rag.text.normalise import Normaliser
+from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
@@ -35,11 +38,11 @@ def warm_up(settings: Settings) -> None:
     try:
         Normaliser(settings.opencc_config).tokenise("香港新型工業化")
         if settings.translate_queries:
-            from rag.crosslingual import load_dictionary
+            from rag.retrieval.crosslingual import load_dictionary
 
             load_dictionary(settings.cache_dir)
-        import rag.answer  # noqa: F401
-        from rag.gloss import question_terms
+        import rag.answer.compose  # noqa: F401
+        from rag.retrieval.gloss import question_terms
 
         question_terms("warming up the stemmer")
     except Exception:  # the first question reports any real problem with these
@@ -106,10 +109,12 @@ class RagService:
 
     def __init__(
         self, index: LoadedIndex, encoder: Encoder, settings: Settings, *,
-        on_request_thread: Callable[[], None] | None = None,
+        on_request_thread: Callable[[], None] | None = limit_this_thread,
     ) -> None:
         """``on_request_thread`` runs at the start of every search and answer, on the calling
-        thread: an edge that owns the process passes :func:`rag.threads.limit_this_thread`."""
+        thread. The default applies the thread limits of a process whose edge chose them
+        (:func:`rag.threads.limit_process`, called by ``rag serve`` and the CLI) to each thread
+        that asks, such as a server's request threads; in any other process it does nothing."""
         self.settings = settings
         self.on_request_thread = on_request_thread
         self.index = index
@@ -134,7 +139,7 @@ class RagService:
     @classmethod
     def open(
         cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None,
-        on_request_thread: Callable[[], None] | None = None,
+        on_request_thread: Callable[[], None] | None = limit_this_thread,
     ) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
 
@@ -231,7 +236,8 @@ class RagService:
         """``("retrieved", hits)`` once retrieval is done, then ``("answer", Answer)``.
 
         The chat shows each step as it happens (a generated answer can take seconds)."""
-        from rag.answer import answer_from_hits, script_config
+        from rag.answer.compose import answer_from_hits
+        from rag.text.script import script_config
 
         self._request()
         asked = self.question(question, history)

@@ -1,9 +1,9 @@
 """Thread limits for a process that answers questions, set by its edges, never by library calls.
 
-``rag serve`` and the CLI commands that search call :func:`limit_process` once at start and
-:func:`limit_this_thread` on each thread that runs questions (``rag serve`` hands it to the
-service, which calls it on every request thread). A program that imports ``rag`` and opens a
-:class:`rag.service.RagService` itself keeps its own thread settings.
+``rag serve`` and the CLI commands that search call :func:`limit_process` once at start; a
+:class:`rag.service.RagService` then calls :func:`limit_this_thread` on every thread that asks
+(a server's request threads), which does nothing in a process whose edge did not choose the
+limits: a program that imports ``rag`` and opens a service itself keeps its thread settings.
 
 Why one thread: a question's retrieval is a few small matrix products and one graph search, so
 extra BLAS/OpenMP threads gain nothing there, but they spin-wait after each call and take the

@@ -12,6 +12,15 @@ SHARED = ROOT.parent / "shared"
 EXTERNAL = Path(os.environ.get("RAG_EXTERNAL_DIR", SHARED / "data" / "external"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _thread_limits():
+    """The suite runs questions as `rag serve` and the CLI do: with their thread limits (the
+    library leaves threads alone; tests/test_process_state.py checks that in a fresh process)."""
+    from rag.threads import limit_process
+
+    limit_process()
+
+
 @pytest.fixture(scope="session")
 def encoder():
     """The default encoder (converted multilingual-e5-small), built into the cache once.
@@ -46,7 +55,7 @@ def corpus_settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def corpus_service(encoder, corpus_settings):
     """The default corpus indexed once per session with the real model, opened as a service."""
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from rag.service import RagService
 
     build_index([ROOT / "corpus"], corpus_settings.index_dir, corpus_settings, encoder=encoder)

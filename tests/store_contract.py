@@ -154,7 +154,7 @@ class LexicalContract:
         raise NotImplementedError
 
     def corpus(self):
-        from rag.normalise import Normaliser
+        from rag.text.normalise import Normaliser
 
         norm = Normaliser("t2s")
         ids = [f"d{i}#p1@0" for i in range(len(MIXED))]  # sorted: the row order of every backend

@@ -6,21 +6,17 @@ import re
 
 import pytest
 
-from rag.answer import (
-    ABSTAIN_MESSAGES,
-    DEFAULT_FLOOR,
-    SCRIPTS,
-    answer_from_hits,
-    detect_lang,
-    display,
-    search_body,
-    stream_pieces,
-)
+from rag.answer.abstain import ABSTAIN_MESSAGES
+from rag.answer.compose import answer_from_hits
+from rag.answer.display import search_body, stream_pieces
 from rag.config import Settings
 from rag.errors import InputError
-from rag.normalise import convert_script
 from rag.question import Question
-from rag.sentences import split_sentences
+from rag.retrieval.relevance import DEFAULT_FLOOR
+from rag.text.language import detect_lang
+from rag.text.normalise import convert_script
+from rag.text.script import SCRIPTS, display
+from rag.text.sentences import split_sentences
 from rag.types import Answer, Hit
 
 HKPC = Hit(

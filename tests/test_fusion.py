@@ -1,9 +1,9 @@
-"""The fusion retrieval runs (rag/fusion.py), by hand and against the retriever's own ranking."""
+"""The fusion retrieval runs (rag/retrieval/fusion.py), by hand and against the retriever's own ranking."""
 
 import numpy as np
 import pytest
 
-from rag.fusion import fuse, top_k
+from rag.retrieval.fusion import fuse, top_k
 
 
 def test_fuse_hand_computed():

@@ -7,15 +7,15 @@ import socket
 
 import pytest
 
-from rag.answer import answer_from_hits
-from rag.config import Settings
-from rag.generate import (
+from rag.answer.compose import answer_from_hits
+from rag.answer.generated import (
     GeneratorError,
     OpenAIChatGenerator,
     build_messages,
     check_citations,
     supports,
 )
+from rag.config import Settings
 from rag.question import Question
 from rag.types import Hit
 

@@ -33,7 +33,7 @@ PROGRAM = textwrap.dedent("""
     before = counts()
 
     from rag.config import Settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from rag.service import RagService
 
     work = Path(sys.argv[1])
@@ -76,14 +76,14 @@ def test_importing_rag_and_searching_leaves_thread_counts_and_environment_as_the
 
 
 def test_the_request_thread_hook_runs_on_every_question(tmp_path):
-    """What `rag serve` relies on to limit each request thread: the hook it passes runs per call."""
+    """What `rag serve` relies on to limit each request thread: the service's hook runs per call."""
     from tests.test_reliability_index import write_corpus
 
     corpus = write_corpus(tmp_path / "corpus", seed=1, files=2, paras=3)
     settings = Settings(index_dir=tmp_path / "index", cache_dir=tmp_path / "cache", embed_model="test-hashing",
                         gloss_weight=0.0)
     enc = HashingEncoder()
-    from rag.indexer import build_index
+    from rag.index.build import build_index
 
     build_index([corpus], settings.index_dir, settings, encoder=enc)
     calls: list[int] = []
@@ -92,4 +92,6 @@ def test_the_request_thread_hook_runs_on_every_question(tmp_path):
     svc.search_many(["第1版", "第0篇"], k=1)
     svc.ask("第1版第0篇", k=1)
     assert len(calls) == 3
-    assert RagService.open(settings.index_dir, settings, encoder=enc).on_request_thread is None
+    from rag.threads import limit_this_thread
+
+    assert RagService.open(settings.index_dir, settings, encoder=enc).on_request_thread is limit_this_thread

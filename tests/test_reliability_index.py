@@ -29,7 +29,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStateError
-from rag.index import MANIFEST, LoadedIndex, read_manifest
+from rag.index.freshness import MANIFEST
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -330,7 +332,7 @@ def test_two_builds_at_once_the_second_refuses_cleanly(tmp_path, tiny_model, tin
 
 @pytest.fixture
 def built(tmp_path) -> tuple[Path, Settings]:
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     corpus = write_corpus(tmp_path / "corpus", seed=5, files=3, paras=5)
@@ -392,7 +394,7 @@ def test_edited_manifest_is_detected(built, edit):
 @pytest.mark.parametrize("data", ["../../etc", "/etc", "data-x/../../..", "", 7])
 def test_manifest_cannot_point_outside_the_index(built, data):
     """Even with a consistent self-checksum (an attacker can recompute it) the data folder must be local."""
-    from rag.index import seal_manifest
+    from rag.index.manifest import seal_manifest
 
     index_dir, _ = built
     path = index_dir / MANIFEST
@@ -428,7 +430,7 @@ def test_cli_reports_a_tampered_index_in_one_line(built):
 
 def test_a_tampered_index_still_rebuilds(built):
     """A damaged index never blocks `rag index`: the next build starts afresh."""
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     index_dir, settings = built

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_paragraph, sentence_chunks
 from rag.config import Settings
-from rag.indexer import build_index
-from rag.retrieve import _ranges, _segment_argmax
+from rag.index.build import build_index
+from rag.ingest.chunking import chunk_paragraph, sentence_chunks
+from rag.retrieval.hybrid import _ranges, _segment_argmax
 from rag.service import RagService
 from tests.fakes import HashingEncoder
 
@@ -39,7 +39,7 @@ def test_segment_argmax_matches_a_loop_on_random_segments():
 
 
 def test_float32_of_float16_rows_is_exact():
-    from rag.retrieve import _float32
+    from rag.retrieval.hybrid import _float32
 
     rows = np.random.default_rng(4).standard_normal((50, 384)).astype(np.float16)
     rows[0, :3] = [0.0, -0.0, 6e-8]  # zeros and a subnormal

@@ -26,7 +26,7 @@ class TestFaissHnsw(StoreContract):
 
 class TestBM25Index(LexicalContract):
     def make_lexical(self, ids, tokens):
-        from rag.lexical import BM25Index
+        from rag.store.lexical import BM25Index
 
         return BM25Index.build(ids, tokens)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import crosslingual
+from rag.retrieval import crosslingual
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ def test_an_unwritable_cache_only_costs_the_parse(fresh_cedict):
 def test_open_returns_a_warm_service(tmp_path):
     """In a fresh process: after `RagService.open`, jieba, CC-CEDICT and the answer module are loaded."""
     from rag.config import Settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
     from tests.test_reliability_index import write_corpus
 
@@ -62,13 +62,13 @@ def test_open_returns_a_warm_service(tmp_path):
         from rag.config import Settings
         from rag.service import RagService
         from tests.fakes import HashingEncoder
-        import rag.crosslingual, rag.normalise
-        assert "rag.answer" not in sys.modules and rag.normalise._jieba.cache_info().currsize == 0
+        import rag.retrieval.crosslingual, rag.text.normalise
+        assert "rag.answer.compose" not in sys.modules and rag.text.normalise._jieba.cache_info().currsize == 0
         s = Settings(index_dir={str(settings.index_dir)!r}, cache_dir={str(settings.cache_dir)!r}, embed_model="test-hashing")
         RagService.open(s.index_dir, s, encoder=HashingEncoder())
-        assert "rag.answer" in sys.modules
-        assert rag.normalise._jieba.cache_info().currsize == 1
-        assert rag.crosslingual.load_dictionary.cache_info().currsize == 1
+        assert "rag.answer.compose" in sys.modules
+        assert rag.text.normalise._jieba.cache_info().currsize == 1
+        assert rag.retrieval.crosslingual.load_dictionary.cache_info().currsize == 1
         print("warm")
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,

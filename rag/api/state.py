@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from rag.config import Settings
@@ -16,10 +15,8 @@ log = logging.getLogger("rag.api")
 class ServiceHolder:
     """Holds the one ``RagService`` of an app; loads it once (in the app's lifespan)."""
 
-    def __init__(self, settings: Settings, service: Any = None, *,
-                 on_request_thread: Callable[[], None] | None = None) -> None:
+    def __init__(self, settings: Settings, service: Any = None) -> None:
         self.settings = settings
-        self.on_request_thread = on_request_thread  # given to the service it opens (rag serve's thread limits)
         self.service = service
         self.error: str | None = None
         self.loading = False
@@ -49,8 +46,7 @@ class ServiceHolder:
             try:
                 from rag.service import RagService
 
-                self.service = RagService.open(self.settings.index_dir, self.settings,
-                                               on_request_thread=self.on_request_thread)
+                self.service = RagService.open(self.settings.index_dir, self.settings)
                 self.error = None
             except RagError as exc:
                 self.error = str(exc)

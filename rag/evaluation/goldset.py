@@ -184,7 +184,7 @@ def paragraphs_from_golden(folder: Path | str) -> dict[str, str]:
 
 def paragraphs_from_corpus(paths: Iterable[Path | str]) -> dict[str, str]:
     """para_id -> text as the current cleaner produces it from the corpus files or folders."""
-    from rag.ingest import load_corpus
+    from rag.ingest.corpus import load_corpus
 
     docs, _skipped = load_corpus([Path(p) for p in paths])
     return {p.para_id: p.text for d in docs for p in d.paragraphs}

@@ -86,7 +86,7 @@ def default_target() -> EvalTarget:
         return RagService.open(index_dir, settings, encoder=encoder)
 
     def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any) -> Any:
-        from rag.indexer import build_index
+        from rag.index.build import build_index
 
         return build_index(paths, index_dir, settings, encoder=encoder)
 

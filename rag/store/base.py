@@ -1,8 +1,8 @@
 """The two seams of a backend: :class:`Store` (chunk vectors) and :class:`LexicalIndex` (BM25).
 
-FAISS + bm25s (``rag/store/faiss_store.py``, ``rag/lexical.py``) and Milvus
+FAISS + bm25s (``rag/store/faiss_store.py``, ``rag/store/lexical.py``) and Milvus
 (``rag/store/milvus_store.py``) implement both; ``rag/store/factory.py`` picks the pair a
-manifest or the settings name. Retrieval (``rag/retrieve.py``) calls nothing else of them.
+manifest or the settings name. Retrieval (``rag/retrieval/hybrid.py``) calls nothing else of them.
 """
 
 from __future__ import annotations

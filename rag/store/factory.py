@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.bm25state import BM25State
 from rag.errors import IndexStateError
-from rag.lexical import BM25Index
 from rag.store.base import LexicalIndex, Store
+from rag.store.bm25state import BM25State
 from rag.store.faiss_store import FaissStore
+from rag.store.lexical import BM25Index
 from rag.types import Chunk
 
 KINDS = ("faiss", "milvus")

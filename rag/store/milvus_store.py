@@ -3,12 +3,12 @@
 Two collections hold the vectors of one index, both keyed by chunk id and carrying the doc id:
 
 * ``<collection>``: the paragraph chunks, each with its lexical text — *our own* normalised tokens
-  (OpenCC + jieba, see :mod:`rag.normalise`), space-joined — and a Milvus BM25 function over it
-  (k1 = 1.2, b = 0.75, like :mod:`rag.lexical`). Milvus scores the same tokens the FAISS path
+  (OpenCC + jieba, see :mod:`rag.text.normalise`), space-joined — and a Milvus BM25 function over it
+  (k1 = 1.2, b = 0.75, like :mod:`rag.store.lexical`). Milvus scores the same tokens the FAISS path
   scores, so a Simplified query finds Traditional text; the fusion stays ours.
 * ``<collection>_dense``: rows added without a lexical text, which BM25 must not see: Milvus
   counts a row with an empty text in its document count and average length, which would shift
-  every IDF away from what :class:`rag.lexical.BM25Index` computes. (The product writes only
+  every IDF away from what :class:`rag.store.lexical.BM25Index` computes. (The product writes only
   chunk rows; its per-sentence vectors live in the index's data folder, see :mod:`rag.index`.)
 
 :meth:`MilvusStore.ids` lists the lexical rows first, then the others. Writes are upserts keyed by chunk id, so a re-indexed document replaces its
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
-from rag.lexical import K1, B
 from rag.store.base import VectorHits, check_queries
+from rag.store.lexical import K1, B
 
 SCHEMA_VERSION = 1
 SCHEMA_PROPERTY = "rag.schema_version"
@@ -424,7 +424,7 @@ class MilvusStore:
             "index": "flat_ip",
             "dim": self.dim,
             "count": len(self),
-            "bm25": {"k1": K1, "b": B, "analyzer": self.analyzer, "tokens": "rag.normalise"},
+            "bm25": {"k1": K1, "b": B, "analyzer": self.analyzer, "tokens": "rag.text.normalise"},
         }
 
     def save(self, folder: Path) -> list[str]:
@@ -459,7 +459,7 @@ class MilvusStore:
 
 
 class MilvusBM25:
-    """The :class:`rag.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
+    """The :class:`rag.store.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
 
     def __init__(self, store: MilvusStore, ids: list[str] | None = None) -> None:
         self.store = store
@@ -470,7 +470,7 @@ class MilvusBM25:
         return len(self.ids)
 
     def _lexical(self, query_tokens: list[str], **kwargs: Any) -> dict[str, float]:
-        """Milvus' BM25 scores as :class:`rag.lexical.BM25Index` gives them: Milvus multiplies
+        """Milvus' BM25 scores as :class:`rag.store.lexical.BM25Index` gives them: Milvus multiplies
         each term by ``k1 + 1`` where bm25s' Lucene variant does not, so it is divided out."""
         return {cid: s / (K1 + 1.0) for cid, s in self.store.lexical_scores(query_tokens, **kwargs).items()}
 

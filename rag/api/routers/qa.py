@@ -25,7 +25,7 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
     @router.post("/search", summary="Rank paragraphs for a query (no answer)",
                  responses={200: {"model": SearchOut}})
     def search(body: SearchRequest, service: Service) -> dict[str, Any]:  # type: ignore[valid-type]
-        from rag.answer import search_body
+        from rag.answer.display import search_body
 
         question = service.question(body.query, field="query")
         hits = service.search(question, body.k)

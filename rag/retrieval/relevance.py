@@ -24,8 +24,8 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from rag.normalise import _jieba
-from rag.sentences import EN_STOPWORDS, matching_form, units
+from rag.text.normalise import _jieba
+from rag.text.sentences import EN_STOPWORDS, matching_form, units
 
 if TYPE_CHECKING:
     from rag.question import Question

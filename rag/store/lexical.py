@@ -13,9 +13,9 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from rag.bm25state import BM25State
 from rag.errors import IndexStateError
 from rag.store.base import ScoredRows
+from rag.store.bm25state import BM25State
 
 BM25_DIR = "bm25"
 K1 = 1.2

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from rag.crosslingual import load_dictionary, translate_query
-from rag.fusion import fuse, top_k
-from rag.index import LoadedIndex
-from rag.normalise import Normaliser
+from rag.index.loaded import LoadedIndex
 from rag.question import Question
-from rag.relevance import relevance
+from rag.retrieval.crosslingual import load_dictionary, translate_query
+from rag.retrieval.fusion import fuse, top_k
+from rag.retrieval.relevance import relevance
 from rag.store.base import LexicalHits
+from rag.text.normalise import Normaliser
 from rag.types import Hit
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class HybridRetriever:
     ``lexical_weight_latin`` for questions without CJK characters (BM25 cannot match English
     words to Chinese text, so what it finds there is mostly noise); both chosen on dev sets.
     ``gloss`` is the BM25 of the question's English words against the paragraph's English gloss
-    (``rag/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
+    (``rag/retrieval/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
     ``GLOSS_MAX_CJK``; its maximum is taken over the candidates, which always include the
     paragraphs with the best gloss scores of the whole index (so it is the index-wide maximum,
     at any corpus size).

@@ -1,7 +1,7 @@
 """`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically.
 
 Incremental: unchanged files are not read again, unchanged documents keep their rows (see
-:func:`build_index`), and an unchanged corpus is answered by ``rag.freshness`` before any of
+:func:`build_index`), and an unchanged corpus is answered by ``rag.index.freshness`` before any of
 this module is imported.
 """
 
@@ -20,37 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from rag import freshness
-from rag.bm25state import BM25State
-from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
-from rag.embedcache import EmbeddingCache, encode_cached, text_key
+from rag.embedding.cache import EmbeddingCache, encode_cached, text_key
 from rag.embedding.encoder import vector_space
 from rag.errors import IndexStateError, InputError
-from rag.gloss import plan_gloss_index
-from rag.index import (
-    DOCUMENTS_FILE,
-    FORMAT_VERSION,
-    KEY_BYTES,
-    MANIFEST,
+from rag.index import freshness
+from rag.index.freshness import FORMAT_VERSION, MANIFEST
+from rag.index.integrity import checksum_files, stamps_for
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import (
     READERS,
-    ROW_KEYS,
-    SENTENCE_DTYPE,
-    LoadedIndex,
     build_lock,
-    checksum_files,
     read_manifest,
     remove_unused_data,
     seal_manifest,
-    stamps_for,
     write_json_atomic,
-    write_tables,
 )
-from rag.ingest import doc_id_for, load_corpus
-from rag.lexical import BM25_DIR
-from rag.normalise import Normaliser
+from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, ROW_KEYS, SENTENCE_DTYPE, write_tables
+from rag.ingest.chunking import chunk_documents, sentence_chunks
+from rag.ingest.corpus import doc_id_for, load_corpus
+from rag.retrieval.gloss import plan_gloss_index
+from rag.store.bm25state import BM25State
 from rag.store.factory import BuildRows, build_backend
 from rag.store.faiss_store import FaissStore
+from rag.store.lexical import BM25_DIR
+from rag.text.normalise import Normaliser
 from rag.types import Chunk, Document, SkippedFile
 
 

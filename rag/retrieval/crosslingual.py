@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from rag.sentences import EN_STOPWORDS
+from rag.text.sentences import EN_STOPWORDS
 
 MAX_PHRASE = 3
 MAX_CANDIDATES = 4
