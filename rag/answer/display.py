@@ -18,8 +18,6 @@ from rag.types import Answer, Hit
 _STREAM_CUT = re.compile(
     r"[。！？!?；;：:\n]+[」』”’）)\"']*[ \t]*|(?<=[a-z0-9)\]\"'])\.(?:[ \t]+|$)"
 )
-
-
 _STREAM_MARKER = re.compile(r"[ \t]*\[\d+\][ \t]*")
 
 

@@ -1,8 +1,8 @@
 """The extractive answer: the sentences of the top paragraphs that best answer the question (lexical
 overlap of normalised units, weighted by rarity, plus a small prior for the paragraph's rank),
 each followed by its ``[n]``; the cited paragraphs are the citations, numbered in the order they
-are listed, and only paragraphs a sentence was taken from are cited. Below the relevance floor
-the answer abstains, in the question's language, with no citations.
+are listed, and only paragraphs a sentence was taken from are cited. The hits given are already
+above the relevance floor (``rag/answer/compose.py`` abstains below it).
 """
 
 from __future__ import annotations
@@ -20,32 +20,14 @@ from rag.text.sentences import content_chars, split_sentences, units
 from rag.types import Answer, Hit
 
 MAX_PARAGRAPHS = 3  # paragraphs an extractive answer draws sentences from
-
-
 MAX_SENTENCES = 3
-
-
 MAX_ANSWER_CHARS = 400  # further sentences are added only while the answer stays under this
-
-
 MIN_SENTENCE_CHARS = 6  # shorter lines (headings, bylines) are not candidate sentences
-
-
 MIN_OVERLAP = 0.2  # weighted share of the question's units a sentence needs for the lexical mode
-
-
 RELATIVE_OVERLAP = 0.6  # a further sentence needs this share of the best sentence's overlap
-
-
 SEARCH_HIGHLIGHTS = 2  # highlighted sentences per search hit
-
-
 _FRAME_EN_OVER_ZH = "The sources (in Chinese, untranslated) say: "
-
-
 _FRAME_ZH_OVER_EN = {"zh-Hant": "來源（英文原文）：", "zh-Hans": "来源（英文原文）："}
-
-
 _CHUNK_START = re.compile(r"@(\d+)$")
 
 

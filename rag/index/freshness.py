@@ -100,7 +100,7 @@ def _hidden(rel: PurePosixPath) -> bool:
 def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path]:
     """The files `rag index PATHS` reads, documents, ``metadata.json`` and glossaries alike.
 
-    A folder: every file under it that is not hidden (as ``rag.ingest.load_corpus`` walks it). A
+    A folder: every file under it that is not hidden (as ``rag.ingest.corpus.load_corpus`` walks it). A
     file: itself, and the ``metadata.json`` and ``glossary.tsv`` beside it (recorded even when
     absent, so adding one counts as a change). Then ``extra`` (the ``RAG_GLOSSARY`` files).
     """
