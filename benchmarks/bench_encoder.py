@@ -65,8 +65,9 @@ def peak_rss_mb() -> float:
 
 _FRESH = """
 import sys
+from rag.config import get_settings
 from rag.embedding import get_encoder
-enc = get_encoder(sys.argv[1] or None, backend=sys.argv[2])
+enc = get_encoder(get_settings(), sys.argv[1] or None, backend=sys.argv[2])
 enc.encode([sys.argv[3]], kind="query")
 print(type(enc).__name__, flush=True)
 """
@@ -114,7 +115,7 @@ def main() -> None:
     if model == MODEL_NAME:
         build_default_model(get_settings().cache_dir)  # a no-op once built
     t1 = time.perf_counter()
-    enc = get_encoder(model, backend=backend)
+    enc = get_encoder(get_settings(), model, backend=backend)
     t2 = time.perf_counter()
     fresh = [fresh_process_s(model, backend, queries[0], args.threads) for _ in range(args.fresh_runs)]
     if any(cls != type(enc).__name__ for _, cls in fresh):
@@ -164,7 +165,7 @@ def main() -> None:
     }
     # Question precision: the same questions in float32 and in bfloat16 (RAG_EMBED_QUERY_DTYPE),
     # interleaved so both see the same machine; cosine of each bfloat16 vector to its float32 one.
-    by_dtype = {dt: get_encoder(model, backend=backend, query_dtype=dt) for dt in ("float32", "bfloat16")}
+    by_dtype = {dt: get_encoder(get_settings(), model, backend=backend, query_dtype=dt) for dt in ("float32", "bfloat16")}
     lat_dt: dict[str, list[float]] = {dt: [] for dt in by_dtype}
     for e in by_dtype.values():
         e.encode(queries[:3], kind="query")

@@ -85,17 +85,19 @@ def questions(n: int) -> list[str]:
 
 
 def measure(size: int, n_queries: int) -> dict:
-    from rag.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
-    from rag.normalise import Normaliser
+    from rag.config import get_settings
+    from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
+    from rag.text.normalise import Normaliser
 
     texts = corpus(size)
     norm = Normaliser("t2s")
-    load_senses()
+    cache_dir = get_settings().cache_dir
+    load_senses(cache_dir)
     norm.tokenise("預熱")  # jieba's dictionary, loaded once per process in the product too
     rss0, peak0 = rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0, c0 = time.perf_counter(), time.process_time()
     glossary, mined = build_glossary([], texts, norm, None)
-    glosser = Glosser(norm, glossary)
+    glosser = Glosser(norm, glossary, cache_dir=cache_dir)
     terms = glosser.terms_many(texts)
     t1 = time.perf_counter()
     index = GlossIndex.build(terms, glosser.config(), {})

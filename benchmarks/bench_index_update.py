@@ -155,8 +155,8 @@ def scale(size: int, work: Path, hnsw_threshold: int | None) -> list[dict]:
     from bench_scale import load
 
     from rag.config import get_settings
-    from rag.index import LoadedIndex
-    from rag.indexer import build_index
+    from rag.index.build import build_index
+    from rag.index.loaded import LoadedIndex
 
     corpus = synthetic_corpus(size, work)
     cache = work / f"update-cache-{size}"

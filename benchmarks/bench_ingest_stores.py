@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("RAG_BENCH_DIR", "/tmp/rag-bench")))
     args = ap.parse_args()
     from rag.config import get_settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
 
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:

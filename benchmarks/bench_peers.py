@@ -109,8 +109,8 @@ def run_bm25s(corpus: list[dict], queries: list[dict]) -> dict:
 def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.ndarray:
     """The e5 vector of each whole paragraph (``passage: ``), cached by content hash."""
     from rag.config import get_settings
-    from rag.embedcache import EmbeddingCache, text_key
     from rag.embedding import DEFAULT_MODEL_ID, get_encoder
+    from rag.embedding.cache import EmbeddingCache, text_key
 
     keys = [text_key(DEFAULT_MODEL_ID, "passage", r["text"]) for r in corpus]
     peer = EmbeddingCache(work / "vectors.sqlite3")
@@ -125,7 +125,7 @@ def paragraph_vectors(corpus: list[dict], work: Path, model_folder: Path) -> np.
     if todo:
         print(f"  encoding {len(todo)} paragraphs for the peers (once; cached)", file=sys.stderr, flush=True)
         # float32, as the key says (and as the peers' own scripts encode)
-        vecs = get_encoder(passage_dtype="float32").encode([t for _, t in todo], kind="passage", show_progress=True)
+        vecs = get_encoder(get_settings(), passage_dtype="float32").encode([t for _, t in todo], kind="passage", show_progress=True)
         peer.put_many(list(zip([k for k, _ in todo], vecs, strict=True)))
         found.update(zip([k for k, _ in todo], vecs, strict=True))
     peer.put_many([(k, found[k]) for k in keys])
@@ -181,7 +181,7 @@ def get_encoder_dtype() -> str:
 
 def run_rag(name: str, queries: list[dict], work: Path, query_dtype: str | None = None) -> dict:
     from rag.config import get_settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from rag.service import RagService
 
     settings = get_settings()
@@ -190,6 +190,9 @@ def run_rag(name: str, queries: list[dict], work: Path, query_dtype: str | None 
     index_dir = work / f"rag-{name.replace('/', '-')}"  # own folder: the lead's eval-index may be busy
     t = time.perf_counter()
     build_index([EXTERNAL / name / "corpus.jsonl"], index_dir, settings)  # vectors from the cache
+    from rag.threads import limit_process
+
+    limit_process()  # as the `rag` commands do: questions run on this thread
     svc = RagService.open(index_dir, settings)
     index_s = time.perf_counter() - t
     svc.search(queries[0]["question"], 10)

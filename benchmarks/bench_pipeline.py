@@ -61,8 +61,8 @@ def main() -> None:
 
     from rag.config import get_settings
     from rag.embedding import get_encoder
-    from rag.indexer import build_index
-    from rag.ingest import load_corpus
+    from rag.index.build import build_index
+    from rag.ingest.corpus import load_corpus
 
     settings = get_settings()
     tmp = Path(tempfile.mkdtemp(prefix="rag-bench-pipeline-"))
@@ -74,7 +74,7 @@ def main() -> None:
     unique = list(dict.fromkeys(texts))
     chars = sum(len(t) for t in unique)
 
-    enc = get_encoder(settings.embed_model)
+    enc = get_encoder(settings)
     enc.encode(unique[:8], kind="passage")  # warm-up
     res: dict = {"set": args.set, "paragraphs": len(rows), "vector_rows": len(texts), "unique_rows": len(unique),
                  "chars": chars, "torch_threads": __import__("torch").get_num_threads(), "cpu_count": os.cpu_count()}

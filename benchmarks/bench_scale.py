@@ -138,8 +138,8 @@ def real_pool() -> tuple[list[dict], list[dict]]:
 
 def _rows_of(docs, settings):
     """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
-    from rag.chunking import chunk_documents, sentence_chunks
-    from rag.indexer import embed_text
+    from rag.index.build import embed_text
+    from rag.ingest.chunking import chunk_documents, sentence_chunks
 
     chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
     sentences = [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
@@ -160,9 +160,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def make_corpus(size: int, work: Path, settings) -> dict:
     """Write ``work/corpus-<size>/*.jsonl`` and a private cache holding a vector for every row."""
-    from rag.embedcache import EmbeddingCache, text_key
     from rag.embedding import DEFAULT_MODEL_ID
-    from rag.ingest import load_corpus
+    from rag.embedding.cache import EmbeddingCache, text_key
+    from rag.ingest.corpus import load_corpus
 
     folder = work / f"corpus-{size}"
     cache_dir = private_cache(work / f"cache-{size}")
@@ -189,7 +189,7 @@ def make_corpus(size: int, work: Path, settings) -> dict:
     missing = sum(1 for k in keys if k not in vecs)
     sent_vec: dict[str, np.ndarray] = {}  # real sentence text -> vector
     para_sents: dict[str, list[str]] = {}
-    from rag.chunking import sentence_chunks
+    from rag.ingest.chunking import sentence_chunks
 
     for d in real_docs:
         for p in d.paragraphs:
@@ -257,8 +257,8 @@ def make_corpus(size: int, work: Path, settings) -> dict:
 def build(size: int, work: Path, store: str = "faiss") -> dict:
     """Corpus + private cache + ``build_index`` into ``index-<size>[-milvus]`` (timed; nothing encoded)."""
     from rag.config import get_settings
-    from rag.index import FORMAT_VERSION
-    from rag.indexer import build_index
+    from rag.index.build import build_index
+    from rag.index.freshness import FORMAT_VERSION
 
     settings = get_settings()
     info = make_corpus(size, work, settings)
@@ -286,15 +286,16 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
 
 def gloss_build(corpus_dir: Path, settings) -> dict:
     """The English gloss alone (part of ``build_index`` above), timed again on the same paragraphs."""
-    from rag.gloss import build_gloss_index
-    from rag.ingest import load_corpus
-    from rag.normalise import Normaliser
+    from rag.ingest.corpus import load_corpus
+    from rag.retrieval.gloss import build_gloss_index
+    from rag.text.normalise import Normaliser
 
     docs, _ = load_corpus([corpus_dir])
     paragraphs = [p for d in docs for p in d.paragraphs]
     rss0 = rss_mb() or 0.0
     t0, c0 = time.perf_counter(), time.process_time()
-    gloss = build_gloss_index([corpus_dir], paragraphs, Normaliser(settings.opencc_config), settings.glossary)
+    gloss = build_gloss_index([corpus_dir], paragraphs, Normaliser(settings.opencc_config), settings.glossary,
+                              cache_dir=settings.cache_dir)
     return {"gloss_build_s": round(time.perf_counter() - t0, 1), "gloss_build_cpu_s": round(time.process_time() - c0, 1),
             "gloss_build_rss_delta_mb": round((rss_mb() or 0.0) - rss0, 1), "gloss_rows": len(gloss)}
 
@@ -310,8 +311,12 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     _, queries = real_pool()
     queries = queries[:n_queries]
     rss0 = rss_mb()
-    # Start-up as `rag serve` does it: the index opens while the encoder loads in a thread.
+    # Start-up as `rag serve` does it: the thread limits, then the index opens while the encoder
+    # loads in a thread.
+    from rag.threads import limit_process
+
     t0, c0 = time.perf_counter(), time.process_time()
+    limit_process()
     svc = RagService.open(index_dir, settings)
     t1, c1 = time.perf_counter(), time.process_time()
     res: dict = {
@@ -334,9 +339,9 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     enc_ms, ret_ms, search_ms, ask_ms, search_cpu, ask_cpu, recall = [], [], [], [], [], [], []
     for q in queries:
         t, c = time.perf_counter(), time.process_time()
-        v = r.encode_queries([q["question"]])[0]
+        v = r.encode_queries([svc.question(q["question"])])[0]
         t_e = time.perf_counter()
-        r.search(q["question"], 10, query_vector=v)
+        r.search(svc.question(q["question"]), 10, query_vector=v)
         enc_ms.append((t_e - t) * 1000)
         ret_ms.append((time.perf_counter() - t_e) * 1000)
         t, c = time.perf_counter(), time.process_time()
@@ -362,16 +367,15 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
     stage: dict[str, list[float]] = {"dense_ann": [], "bm25": [], "rest": []}
     depth = min(r.candidates * 2, len(r.index.chunk_ids))
     for q in queries[:50]:
-        v = r.encode_queries([q["question"]])[0]
+        v = r.encode_queries([svc.question(q["question"])])[0]
         t = time.perf_counter()
-        r.index.store.search(v[None, :], depth)
+        r.index.store.search_rows(v[None, :], depth)
         t_a = time.perf_counter()
-        if hasattr(r.index.bm25, "scores_at"):  # Milvus: the top rows (the candidates' exact scores are in "rest")
-            r.index.bm25.top(r.normaliser.tokenise(q["question"]), depth)
-        else:  # local BM25: every chunk row, as the search does
-            r.lexical_scores(q["question"])
+        # The question's BM25 as the search asks for it: every chunk row (bm25s), or the top
+        # rows (Milvus; the candidates' exact scores are in "rest").
+        r.index.bm25.search(svc.question(q["question"]).tokens, depth)
         t_b = time.perf_counter()
-        r.search(q["question"], 10, query_vector=v)
+        r.search(svc.question(q["question"]), 10, query_vector=v)
         t_c = time.perf_counter()
         stage["dense_ann"].append((t_a - t) * 1000)
         stage["bm25"].append((t_b - t_a) * 1000)
@@ -383,7 +387,7 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
         # HNSW vs exact: the same query vectors against a flat index of the same rows.
         import faiss
 
-        qs = r.encode_queries([q["question"] for q in queries[:recall_queries]])
+        qs = r.encode_queries([svc.question(q["question"]) for q in queries[:recall_queries]])
         hnsw = store._ready_index()
         flat = faiss.IndexFlatIP(store.dim)
         flat.add(np.ascontiguousarray(store._vecs, dtype=np.float32))
@@ -393,9 +397,9 @@ def measure(index_dir: Path, cache_dir: Path, n_queries: int, recall_queries: in
             _, b = flat.search(qs, k)
             out[f"row_recall@{k}"] = round(float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b, strict=True)])), 4)
         # Paragraph level: the full hybrid search with HNSW vs with the flat index swapped in.
-        top_h = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        top_h = [[h.para_id for h in r.search(svc.question(q["question"]), 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
         store._index = flat
-        top_f = [[h.para_id for h in r.search(q["question"], 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
+        top_f = [[h.para_id for h in r.search(svc.question(q["question"]), 10, query_vector=v)] for q, v in zip(queries, qs, strict=False)]
         store._index = hnsw
         out["paragraph_top10_overlap"] = round(float(np.mean([len(set(x) & set(y)) / 10 for x, y in zip(top_h, top_f, strict=True)])), 4)
         out["queries"] = len(qs)
@@ -407,13 +411,13 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
     """What the English gloss channel costs an English question: retrieval with it and without
     it (same query vectors, interleaved), and its own stage (gloss BM25 of every paragraph + the
     best rows joining the candidates)."""
-    from rag.gloss import question_terms
+    from rag.retrieval.gloss import question_terms
 
     r = svc.retriever
     english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]
     if not english or r.index.gloss is None:
         return {}
-    vectors = r.encode_queries([q["question"] for q in english])
+    vectors = r.encode_queries([svc.question(q["question"]) for q in english])
     weight = r.gloss_weight or 0.03
     on, off, stage = [], [], []
     for _ in range(2):
@@ -421,11 +425,11 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
             for w, out in ((weight, on), (0.0, off)):
                 r.gloss_weight = w
                 t = time.perf_counter()
-                r.search(q["question"], 10, query_vector=v)
+                r.search(svc.question(q["question"]), 10, query_vector=v)
                 out.append((time.perf_counter() - t) * 1000)
             r.gloss_weight = weight
             t = time.perf_counter()
-            r._with_gloss(q["question"], np.zeros(0, dtype=np.int64))
+            r._with_gloss(svc.question(q["question"]), np.zeros(0, dtype=np.int64))
             stage.append((time.perf_counter() - t) * 1000)
     r.gloss_weight = weight
     gloss_dir = Path(r.index.data_dir) / "gloss"
@@ -458,7 +462,7 @@ def evict(index_dir: Path) -> int:
 def measure_full_open(index_dir: Path, cache_dir: Path) -> dict:
     """Index open with every file hashed (``rag verify``; an open whose stamps do not vouch), cold."""
     from rag.config import get_settings
-    from rag.index import LoadedIndex
+    from rag.index.loaded import LoadedIndex
 
     settings = get_settings().model_copy(update={"cache_dir": cache_dir})
     t0 = time.perf_counter()

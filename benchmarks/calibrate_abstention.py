@@ -1,10 +1,10 @@
-"""Fit the abstention model (rag/relevance.py) on the external dev sets; check it on the gold set.
+"""Fit the abstention model (rag/retrieval/relevance.py) on the external dev sets; check it on the gold set.
 
     python benchmarks/calibrate_abstention.py [--per-set 600] [--json reports/calibration.json]
 
 Positives: each dev question's gold paragraph. Negatives: the best-ranked paragraph that is not
 gold for the same question (a same-topic near miss, like a plausible unanswerable question).
-The fitted coefficients are printed for rag/relevance.py; the gold set (evals/gold.jsonl, never
+The fitted coefficients are printed for rag/retrieval/relevance.py; the gold set (evals/gold.jsonl, never
 used for fitting) then shows abstention recall and false abstention at several floors.
 """
 
@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
-from rag.relevance import COEF, features, probability  # noqa: E402
+from rag.question import Question  # noqa: E402
+from rag.retrieval.relevance import COEF, features, probability  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 SETS = ("drcd/dev", "cmrc2018/dev", "xquad/en-zh-dev")
@@ -40,10 +41,10 @@ def collect(svc: RagService, queries: list[dict]) -> tuple[list[dict], list[int]
         pos = next((h for h in hits if h.para_id in gold), None)
         neg = next((h for h in hits if h.para_id not in gold), None)
         if pos is not None:
-            X.append(features(q["question"], pos.text, pos.dense_score or 0.0))
+            X.append(features(Question.make(q["question"]), pos.text, pos.dense_score or 0.0))
             y.append(1)
         if neg is not None:
-            X.append(features(q["question"], neg.text, neg.dense_score or 0.0))
+            X.append(features(Question.make(q["question"]), neg.text, neg.dense_score or 0.0))
             y.append(0)
     return X, y
 
@@ -64,7 +65,7 @@ def gold_check(coef: dict[str, float], settings) -> list[dict]:
     rows = []
     for item in gold:
         hits = svc.search(item["question"], k=5, history=item.get("history"))
-        top = max((probability(features(item["question"], h.text, h.dense_score or 0.0), coef) for h in hits), default=0.0)
+        top = max((probability(features(Question.make(item["question"]), h.text, h.dense_score or 0.0), coef) for h in hits), default=0.0)
         rows.append({"id": item["id"], "lang": item["lang"], "answerable": bool(item["gold"]), "p": top})
     return rows
 
@@ -98,7 +99,7 @@ def main() -> None:
         n = 0
         for q, hits in zip(queries, svc.search_many([q["question"] for q in queries], k=1), strict=True):
             if hits:
-                X.append(features(q["question"], hits[0].text, hits[0].dense_score or 0.0))
+                X.append(features(Question.make(q["question"]), hits[0].text, hits[0].dense_score or 0.0))
                 y.append(0)
                 n += 1
         print(f"{qset} questions on the {cset} corpus: {n} off-topic negatives", flush=True)

@@ -48,11 +48,11 @@ def collect(args: argparse.Namespace, store: dict) -> None:
     from rag.evaluation.runner import (
         _open_or_build,
         _read_jsonl,
-        default_backend,
+        default_target,
         external_root,
         sample_queries,
-        sha256_file,
     )
+    from rag.files import sha256_file
     from rag.llm.service import judge_from_settings
 
     settings = Settings(llm="local")
@@ -60,7 +60,7 @@ def collect(args: argparse.Namespace, store: dict) -> None:
     root = external_root()
     if root is None:
         sys.exit("no external dev sets found (../shared/data/external)")
-    backend = default_backend()
+    target = default_target()
     verdicts = store.setdefault("verdicts", {})  # "qid|para_id" -> p_yes
     questions = store.setdefault("questions", {})
     k = args.k
@@ -78,7 +78,7 @@ def collect(args: argparse.Namespace, store: dict) -> None:
         folder = root / name
         corpus = folder / "corpus.jsonl"
         index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
-        svc = _open_or_build(backend, index_dir, [corpus], settings)
+        svc = _open_or_build(target, index_dir, [corpus], settings)
         chosen = sample_queries(_read_jsonl(folder / "queries.jsonl"), args.per_set, seed=args.seed)
         pools[name] = []
         for q in chosen:

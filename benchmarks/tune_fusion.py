@@ -22,17 +22,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from rag.config import get_settings  # noqa: E402
-from rag.fusion import convex_fuse, rank, rrf  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 EXTERNAL = ROOT.parent / "shared" / "data" / "external"
 DEFAULT_SETS = "drcd/dev,cmrc2018/dev,xquad/zh-dev,xquad/en-zh-dev"
 
 
+# Candidate fusion rules compared here (the product runs rag/retrieval/fusion.py's convex rule, max-normalised).
+def rrf(rankings: list[list[str]], k: int = 60) -> dict[str, float]:
+    """Reciprocal-rank fusion: sum over rankings of 1 / (k + rank), rank counted from 1."""
+    out: dict[str, float] = {}
+    for ranking in rankings:
+        for r, key in enumerate(ranking, start=1):
+            out[key] = out.get(key, 0.0) + 1.0 / (k + r)
+    return out
+
+
+def convex_fuse(dense: dict[str, float], lexical: dict[str, float], w: float, *, lexical_norm: str = "max") -> dict[str, float]:
+    """``(1 - w) * dense + w * lexical`` normalised by its maximum or min-max scaled."""
+    if lexical_norm == "max":
+        top = max(lexical.values(), default=0.0)
+        lex = {c: (max(0.0, s) / top if top > 0 else 0.0) for c, s in lexical.items()}
+    else:
+        lo, hi = min(lexical.values(), default=0.0), max(lexical.values(), default=0.0)
+        lex = {c: ((s - lo) / (hi - lo) if hi - lo > 1e-12 else float(hi > 0)) for c, s in lexical.items()}
+    return {c: (1.0 - w) * dense.get(c, 0.0) + w * lex.get(c, 0.0) for c in set(dense) | set(lex)}
+
+
+def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
 def external_index(name: str, settings) -> Path:
     """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""
-    from rag.index import sha256_file
-    from rag.indexer import build_index
+    from rag.files import sha256_file
+    from rag.index.build import build_index
 
     corpus = EXTERNAL / name / "corpus.jsonl"
     index_dir = settings.cache_dir / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
@@ -69,10 +92,10 @@ def main() -> None:
         t0 = time.perf_counter()
         svc = RagService.open(external_index(name, settings), settings)
         queries = load_queries(folder)
-        vecs = svc.retriever.encode_queries([q["question"] for q in queries])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in queries])
         rows: dict[str, list[tuple[float, float]]] = {}
         for q, v in zip(queries, vecs, strict=True):
-            dense, lexical, _ = svc.retriever.component_scores(q["question"], v)
+            dense, lexical, _ = svc.retriever.component_scores(svc.question(q["question"]), v)
             gold = set(q["gold"])
             rules = {f"convex-max w={w}": convex_fuse(dense, lexical, w) for w in weights}
             rules.update({f"convex-minmax w={w}": convex_fuse(dense, lexical, w, lexical_norm="minmax") for w in (0.2, 0.3, 0.4, 0.5)})

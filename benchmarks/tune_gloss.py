@@ -34,11 +34,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
-from rag.crosslingual import load_dictionary  # noqa: E402
-from rag.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
-from rag.normalise import cjk_ratio, has_cjk  # noqa: E402
-from rag.sentences import EN_STOPWORDS  # noqa: E402
+from rag.retrieval.crosslingual import load_dictionary  # noqa: E402
+from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
 from rag.service import RagService  # noqa: E402
+from rag.text.normalise import cjk_ratio, has_cjk  # noqa: E402
+from rag.text.sentences import EN_STOPWORDS  # noqa: E402
 
 BOOT = 10_000
 
@@ -61,8 +61,8 @@ def ranks_of(svc, queries, vectors, weights, *, zh_weight=None, gloss_on=True):
     r.gloss_weight = 1.0 if gloss_on else 0.0
     try:
         for q, v in zip(queries, vectors, strict=True):
-            c = r._components(q["question"], v)
-            lex_w = (r.weight_for(q["question"]) if zh_weight is None
+            c = r._components(svc.question(q["question"]), v)
+            lex_w = (r.weight_for(svc.question(q["question"])) if zh_weight is None
                      else zh_weight(q["question"]) if callable(zh_weight) else zh_weight)
             top = float(c.lexical.max()) if len(c.lexical) else 0.0
             base = (1 - lex_w) * c.dense + (lex_w * c.lexical / top if top > 0 else 0.0)
@@ -101,21 +101,21 @@ def any_cjk(question: str) -> float:
 
 def with_cut(cut: float, run):
     """Run with the retriever's CJK-share cut for the gloss channel set to ``cut``."""
-    import rag.retrieve
+    import rag.retrieval.hybrid
 
-    saved = rag.retrieve.GLOSS_MAX_CJK
-    rag.retrieve.GLOSS_MAX_CJK = cut
+    saved = rag.retrieval.hybrid.GLOSS_MAX_CJK
+    rag.retrieval.hybrid.GLOSS_MAX_CJK = cut
     try:
         return run()
     finally:
-        rag.retrieve.GLOSS_MAX_CJK = saved
+        rag.retrieval.hybrid.GLOSS_MAX_CJK = saved
 
 
 def gloss_for(svc, sources, rule: str, settings) -> GlossIndex:
     n = len(svc.index.paragraphs)
     texts = [svc.index.paragraphs.at(i).text for i in range(n)]
     glossary, _ = build_glossary(sources, texts, svc.normaliser, settings.glossary)
-    glosser = Glosser(svc.normaliser, glossary, rule=rule)
+    glosser = Glosser(svc.normaliser, glossary, rule=rule, cache_dir=svc.settings.cache_dir)
     return GlossIndex.build(glosser.terms_many(texts), glosser.config(), {})
 
 
@@ -125,8 +125,8 @@ def mixed_questions(limit: int = 400, words_max: int = 1, *, chinese_frame: bool
     replaced by the English ones instead ("萨克森花园用Polish怎么说？"; gold is the same paragraph)."""
     en = load_queries(EXTERNAL / "xquad/en-zh-dev")
     zh = {q["id"].split(":", 1)[1]: q for q in load_queries(EXTERNAL / "xquad/zh-dev")}
-    dictionary = load_dictionary()
-    from rag.normalise import convert_script
+    dictionary = load_dictionary(get_settings().cache_dir)
+    from rag.text.normalise import convert_script
 
     out = []
     for q in en:
@@ -185,7 +185,7 @@ def main() -> None:
     print("|---|---|---:|---|---|---|")
     for tr in args.translate.split(",") if args.rules else ():
         svc.retriever.translate = tr == "on"
-        vecs = svc.retriever.encode_queries([q["question"] for q in queries])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in queries])
         for rule in args.rules.split(","):
             same = rule == default_gloss.config.get("sense_rule")
             svc.index.gloss = default_gloss if same else gloss_for(svc, [corpus], rule, settings)
@@ -202,7 +202,7 @@ def main() -> None:
 
     for words_max, frame in ((1, False), (3, False), (1, True)) if args.mixed else ():
         mixed = mixed_questions(args.mixed, words_max, chinese_frame=frame)
-        vecs = svc.retriever.encode_queries([q["question"] for q in mixed])
+        vecs = svc.retriever.encode_queries([svc.question(q["question"]) for q in mixed])
         how = "Chinese question, words put back in English" if frame else f"English question, up to {words_max} word(s) in Chinese"
         print(f"\n## mixed questions built from {name} ({how}): {len(mixed)} (e.g. {mixed[0]['question']!r})\n")
         ratio = [cjk_ratio(q["question"]) for q in mixed]
@@ -220,7 +220,7 @@ def main() -> None:
         if (EXTERNAL / zh_name).exists():
             zsvc = RagService.open(external_index(zh_name, settings), settings)
             zq = load_queries(EXTERNAL / zh_name)
-            zv = zsvc.retriever.encode_queries([q["question"] for q in zq])
+            zv = zsvc.retriever.encode_queries([zsvc.question(q["question"]) for q in zq])
             before = ranks_of(zsvc, zq, zv, [0.0], gloss_on=False)[0.0]
             print(f"\n## {zh_name}: the cut on Chinese questions\n")
             print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 [95% CI] |")

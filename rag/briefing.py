@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from rag.answer import script_config
 from rag.errors import InputError, NotFoundError
-from rag.normalise import convert_script
 from rag.service import clean_question
+from rag.text.normalise import convert_script
+from rag.text.script import script_config
 
 MAX_ITEMS = 50
 FORMATS = {

@@ -97,23 +97,25 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
     targets = list(paths) or [settings.corpus_dir]
     fresh = None
     if not full:
-        from rag.freshness import up_to_date  # standard library only: no model, numpy or FAISS
+        from rag.index.freshness import (
+            up_to_date,  # standard library only: no model, numpy or FAISS
+        )
 
         fresh = up_to_date(targets, settings.index_dir, settings)
     if fresh is not None:
         for line in fresh.lines():
             click.echo(line)
     else:
-        from rag.indexer import build_index
+        from rag.index.build import build_index
 
         summary = build_index(targets, settings.index_dir, settings, progress=not quiet and sys.stderr.isatty(),
                               full=full)
         for line in summary.lines():
             click.echo(line)
     if report:
-        from rag.index import LoadedIndex
+        from rag.index.loaded import LoadedIndex
 
-        loaded = LoadedIndex.open(settings.index_dir, verify=False)
+        loaded = LoadedIndex.open(settings.index_dir, verify="off")
         for doc in sorted(loaded.documents.values(), key=lambda d: d.doc_id):
             click.echo(f"\n== {doc.doc_id} ({len(doc.paragraph_ids)} paragraphs) {doc.title}")
             for flag in doc.flags:
@@ -122,7 +124,7 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
                 where = f"line {r.line}: " if r.line else ""
                 click.echo(f"  removed [{r.kind}] {where}{r.text!r}")
         if loaded.gloss is not None:
-            from rag.gloss import report_lines
+            from rag.retrieval.gloss import report_lines
 
             click.echo("")
             for line in report_lines(loaded.gloss):
@@ -139,7 +141,7 @@ def verify_cmd(index: str | None) -> None:
     """
     import time
 
-    from rag.index import LoadedIndex
+    from rag.index.loaded import LoadedIndex
 
     settings = _settings(index)
     t0 = time.perf_counter()
@@ -153,9 +155,12 @@ def verify_cmd(index: str | None) -> None:
 
 
 def _service(index: str | None):
+    """The service of a command that asks questions; the command owns the process's threads."""
     from rag.service import RagService
+    from rag.threads import limit_process
 
     settings = _settings(index)
+    limit_process()  # the service applies it to every thread that asks
     return RagService.open(settings.index_dir, settings)
 
 
@@ -181,12 +186,13 @@ def _checked(text: str, k: int, index: str | None, *, field: str) -> str:
 @index_option
 def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None) -> None:
     """Rank paragraphs for QUERY (`-` reads standard input)."""
-    from rag.answer import search_body
+    from rag.answer.display import search_body
 
     query = _checked(_read_text(query), k, index, field="query")
     svc = _service(index)
-    hits = svc.search(query, k)
-    body = search_body(query, hits, script=script)
+    question = svc.question(query, field="query")
+    hits = svc.search(question, k)
+    body = search_body(question, hits, script=script)
     if as_json:
         click.echo(json.dumps(body, ensure_ascii=False, indent=2))
         return
@@ -285,12 +291,10 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     settings = _settings(index)
     host = host or settings.host
     port = port or settings.port
-    os.environ["RAG_INDEX_DIR"] = str(settings.index_dir)
-    from rag.config import get_settings
-
-    get_settings.cache_clear()
-    settings = get_settings()
     from rag.api.state import ServiceHolder
+    from rag.threads import limit_process
+
+    limit_process()  # the service applies it to each request thread
 
     # Index and model load in the app's lifespan, after FastAPI, uvicorn and Gradio have
     # imported: starting the load before those imports (to overlap them) was measured slower to
@@ -334,8 +338,10 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
     """
     from rag.evaluation.report import write_baseline
     from rag.evaluation.runner import default_baseline, default_sets, in_ci, run_eval
+    from rag.threads import limit_process
 
     settings = _settings(index)
+    limit_process()  # questions run on this thread
     baseline = baseline or default_baseline(settings.llm)
     chosen = [s.strip() for s in sets.split(",")] if sets else None
     result = run_eval(

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     gloss_weight: float = Field(0.03, ge=0.0, le=1.0, description="Share of the English-gloss BM25 for English "
                                 "and mixed questions (added to the dense score); 0 turns the channel off")
     glossary: str | None = Field(None, description="More glossary TSV files (Chinese term<TAB>English), comma-separated")
-    min_score: float | None = Field(None, description="Abstain below this fused score; None = calibrated default")
+    min_score: float | None = Field(
+        None, description="Relevance floor: cite only hits whose calibrated relevance reaches it; None = calibrated default"
+    )
 
     max_question_chars: int = Field(2000, ge=10, le=100000)
 

@@ -40,15 +40,11 @@ class ModelError(RagError):
     http_status = 503
 
 
-class IndexError_(RagError):
+class IndexStateError(RagError):
     """The index is missing, corrupt, locked or built for another configuration."""
 
     code = "index_error"
     http_status = 503
-
-
-# A readable public name that does not shadow the builtin inside this package.
-IndexStateError = IndexError_
 
 
 class UnauthorizedError(RagError):

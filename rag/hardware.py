@@ -1,6 +1,6 @@
 """What the CPU does natively, and the encoding precision that follows; standard library only.
 
-Kept free of numpy and torch so the no-op check of `rag index` (``rag.freshness``) can work out
+Kept free of numpy and torch so the no-op check of `rag index` (``rag.index.freshness``) can work out
 the precision an index would be built in without importing either.
 """
 

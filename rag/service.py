@@ -6,22 +6,27 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
-from rag.gloss import compatible as gloss_compatible
-from rag.gloss import query_config as gloss_query_config
-from rag.index import DocumentInfo, LoadedIndex, read_manifest
-from rag.indexer import index_config
-from rag.normalise import Normaliser
-from rag.retrieve import HybridRetriever, contextualise
+from rag.index.build import index_config
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
+from rag.index.tables import DocumentInfo
+from rag.question import Question
+from rag.retrieval.gloss import compatible as gloss_compatible
+from rag.retrieval.gloss import query_config as gloss_query_config
+from rag.retrieval.hybrid import HybridRetriever
+from rag.text.normalise import Normaliser
+from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
+    from rag.embedding import Encoder
     from rag.llm.judge import Judge
 
 log = logging.getLogger(__name__)
@@ -34,11 +39,11 @@ def warm_up(settings: Settings) -> None:
     try:
         Normaliser(settings.opencc_config).tokenise("香港新型工業化")
         if settings.translate_queries:
-            from rag.crosslingual import load_dictionary
+            from rag.retrieval.crosslingual import load_dictionary
 
-            load_dictionary()
-        import rag.answer  # noqa: F401
-        from rag.gloss import question_terms
+            load_dictionary(settings.cache_dir)
+        import rag.answer.compose  # noqa: F401
+        from rag.retrieval.gloss import question_terms
 
         question_terms("warming up the stemmer")
     except Exception:  # the first question reports any real problem with these
@@ -98,57 +103,23 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
             )
 
 
-def single_threaded_retrieval() -> None:
-    """One thread for numpy's and FAISS's BLAS/OpenMP work; the encoder keeps its two.
-
-    A query's retrieval is a few small matrix products and one graph search: extra threads
-    gain nothing there, but they spin-wait after each call and take the cores from the
-    encoder's threads (measured at 100k paragraphs: query encoding p50 42 ms -> 16 ms).
-    """
-    global _OPENMP
-    try:
-        import faiss  # noqa: F401  (loads faiss's BLAS and OpenMP, so they can be limited)
-        from threadpoolctl import ThreadpoolController
-
-        ctl = ThreadpoolController()
-        ctl.select(user_api="blas").limit(limits=1)  # numpy's and faiss's OpenBLAS (global)
-        _OPENMP = list(ctl.select(internal_api="openmp").lib_controllers)
-    except Exception:  # a missing or unusual BLAS is only slower, never wrong
-        log.debug("could not limit BLAS/OpenMP threads", exc_info=True)
-    _single_threaded_here()
-
-
-_OPENMP: list[Any] = []  # the OpenMP runtimes loaded (torch's, faiss's), found once
-_THREAD = threading.local()
-
-
-def _single_threaded_here() -> None:
-    """One OpenMP thread for whatever this thread runs in parallel regions (FAISS's searches).
-
-    OpenMP's thread count is a per-thread setting, so each thread that searches sets it (a
-    request thread of `rag serve`, not only the one that opened the service). Both OpenMP
-    runtimes are set: torch loads its libgomp into the global symbol scope, so FAISS's
-    parallel regions run on torch's runtime, and a team of threads there beside the torch
-    thread's (``rag/embedding/torch_thread.py``) makes libgomp stop spinning between regions:
-    question encoding 8.6 -> 15 ms. The torch thread never calls this and keeps its two."""
-    if getattr(_THREAD, "limited", False):
-        return
-    _THREAD.limited = True
-    for lib in _OPENMP:
-        try:
-            lib.set_num_threads(1)
-        except Exception:  # only slower, never wrong
-            log.debug("could not limit %s", lib.filepath, exc_info=True)
-
-
 class RagService:
     """Loaded once per process; safe to call from several threads."""
 
     encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
     llm_load_seconds: float = 0.0  # the same for the language model (RAG_LLM=local)
 
-    def __init__(self, index: LoadedIndex, encoder: Any, settings: Settings, judge: Judge | None = None) -> None:
+    def __init__(
+        self, index: LoadedIndex, encoder: Encoder, settings: Settings, *,
+        on_request_thread: Callable[[], None] | None = limit_this_thread, judge: Judge | None = None,
+    ) -> None:
+        """``on_request_thread`` runs at the start of every search and answer, on the calling
+        thread. The default applies the thread limits of a process whose edge chose them
+        (:func:`rag.threads.limit_process`, called by ``rag serve`` and the CLI) to each thread
+        that asks, such as a server's request threads; in any other process it does nothing.
+        ``judge`` (``RAG_LLM=local``) reads the top paragraphs before they are cited."""
         self.settings = settings
+        self.on_request_thread = on_request_thread
         self.index = index
         self.encoder = encoder
         if index.manifest.get("model", {}).get("id") not in (None, encoder.model_id):
@@ -165,30 +136,35 @@ class RagService:
             lexical_weight_latin=settings.lexical_weight_latin,
             translate=settings.translate_queries,
             gloss_weight=settings.gloss_weight,
+            cache_dir=settings.cache_dir,
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
 
     @classmethod
-    def open(cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Any = None) -> RagService:
+    def open(
+        cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None,
+        on_request_thread: Callable[[], None] | None = limit_this_thread,
+    ) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
 
         The service returned answers its first question about as fast as the next ones. The
         warm-up runs after the loads, not beside them: it is pure Python, and three threads
-        contending for the GIL made start-up ~1.5 s longer than doing it afterwards (~0.8 s).
+        contending for the GIL made start-up longer than doing it afterwards (benchmarks/README.md,
+        "Figures behind the code").
         """
         settings = settings or get_settings()
-        single_threaded_retrieval()
         index_dir = Path(index_dir or settings.index_dir)
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
         check_compatible(manifest, settings, index_dir)
         svc = cls._open(index_dir, manifest, settings, encoder)
+        svc.on_request_thread = on_request_thread
         warm_up(settings)
         return svc
 
     @classmethod
-    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Any) -> RagService:
+    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None) -> RagService:
         # The models load in threads while the index opens: start-up is the longest, not the sum.
         judged: dict[str, Any] = {}
         judge_thread = None
@@ -227,11 +203,7 @@ class RagService:
         def load_encoder() -> None:
             t0 = time.perf_counter()
             try:
-                loaded["encoder"] = get_encoder(
-                    settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                    backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
-                    passage_dtype=settings.embed_passage_dtype,
-                )
+                loaded["encoder"] = get_encoder(settings)
             except BaseException as exc:  # re-raised in the caller's thread below
                 loaded["error"] = exc
             loaded["seconds"] = time.perf_counter() - t0
@@ -249,16 +221,29 @@ class RagService:
         return svc
 
     # -- retrieval ------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]:
-        _single_threaded_here()
-        query = clean_question(query, self.settings, field="query")
+    def _request(self) -> None:
+        if self.on_request_thread is not None:
+            self.on_request_thread()
+
+    def question(
+        self, text: Any, history: Sequence[dict[str, Any]] | None = None, *, field: str = "question"
+    ) -> Question:
+        """The one :class:`Question` of a request: validated here, read by every later step."""
+        return Question.make(clean_question(text, self.settings, field=field), self.normaliser, history)
+
+    def search(
+        self, query: str | Question, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None
+    ) -> list[Hit]:
+        """Ranked paragraphs for ``query`` (text, or a question this service made)."""
+        self._request()
+        question = query if isinstance(query, Question) else self.question(query, history, field="query")
         k = check_k(k)
-        return self.retriever.search(contextualise(query, history), k)
+        return self.retriever.search(question, k)
 
     def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        _single_threaded_here()
+        self._request()
         k = check_k(k)
-        return self.retriever.search_many([clean_question(q, self.settings, field="query") for q in queries], k)
+        return self.retriever.search_many([self.question(q, field="query") for q in queries], k)
 
     def ask(
         self,
@@ -282,17 +267,18 @@ class RagService:
         """``("retrieved", hits)`` once retrieval is done, then ``("answer", Answer)``.
 
         The chat shows each step as it happens (a generated answer can take seconds)."""
-        from rag.answer import answer_from_hits, script_config
+        from rag.answer.compose import answer_from_hits
+        from rag.text.script import script_config
 
-        _single_threaded_here()
-        question = clean_question(question, self.settings)
+        self._request()
+        asked = self.question(question, history)
         k = check_k(k)
         script_config(script)
         t0 = time.perf_counter()
-        hits = self.retriever.search(contextualise(question, history), k)
+        hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
         yield "retrieved", hits
-        answer = answer_from_hits(question, hits, self.settings, script=script, judge=self.judge)
+        answer = answer_from_hits(asked, hits, self.settings, script=script, judge=self.judge)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
         yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})

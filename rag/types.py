@@ -75,7 +75,7 @@ class Hit:
     source: str = ""
     date: str | None = None
     chunk_id: str | None = None
-    relevance: float | None = None  # calibrated probability that this paragraph answers (rag.relevance)
+    relevance: float | None = None  # calibrated probability that this paragraph answers (rag.retrieval.relevance)
     best_sentence: tuple[int, int] | None = None  # [start, end) of the sentence closest to the query
     judge: float | None = None  # the language model's P(this paragraph answers), when RAG_LLM=local
 

@@ -131,7 +131,7 @@ def tiny_index(root: Path, encoder: Any) -> tuple[Any, Path]:
     import json
 
     from rag.config import Settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
 
     if "index" not in _BUILT:
         corpus = root / "corpus"

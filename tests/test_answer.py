@@ -6,20 +6,17 @@ import re
 
 import pytest
 
-from rag.answer import (
-    ABSTAIN_MESSAGES,
-    DEFAULT_MIN_SCORE,
-    SCRIPTS,
-    answer_from_hits,
-    detect_lang,
-    display,
-    search_body,
-    stream_pieces,
-)
+from rag.answer.abstain import ABSTAIN_MESSAGES
+from rag.answer.compose import answer_from_hits
+from rag.answer.display import search_body, stream_pieces
 from rag.config import Settings
 from rag.errors import InputError
-from rag.normalise import convert_script
-from rag.sentences import split_sentences
+from rag.question import Question
+from rag.retrieval.relevance import DEFAULT_FLOOR
+from rag.text.language import detect_lang
+from rag.text.normalise import convert_script
+from rag.text.script import SCRIPTS, display
+from rag.text.sentences import split_sentences
 from rag.types import Answer, Hit
 
 HKPC = Hit(
@@ -111,7 +108,7 @@ def sentence_texts(text: str) -> set[str]:
 
 def test_traditional_question_gets_the_supporting_sentence_with_its_marker():
     hits = [HKPC, ITIB, WEATHER]
-    ans = answer_from_hits("生產力局今年投入多少資金協助企業？", hits, settings())
+    ans = answer_from_hits(Question.make("生產力局今年投入多少資金協助企業？"), hits, settings())
     assert not ans.abstained
     assert_consistent(ans, hits)
     first = ans.citations[0]
@@ -123,7 +120,7 @@ def test_traditional_question_gets_the_supporting_sentence_with_its_marker():
 
 def test_highlights_are_sentences_of_the_paragraph_and_appear_in_the_answer():
     hits = [ITIB, HKPC, XI]
-    ans = answer_from_hits("新型工業加速計劃如何資助企業？", hits, settings())
+    ans = answer_from_hits(Question.make("新型工業加速計劃如何資助企業？"), hits, settings())
     assert_consistent(ans, hits)
     assert ans.citations[0].para_id == ITIB.para_id
     for c in ans.citations:
@@ -135,7 +132,7 @@ def test_highlights_are_sentences_of_the_paragraph_and_appear_in_the_answer():
 
 def test_simplified_question_matches_traditional_paragraphs():
     hits = [HKPC, ITIB]
-    ans = answer_from_hits("生产力局今年投入多少资金？", hits, settings())
+    ans = answer_from_hits(Question.make("生产力局今年投入多少资金？"), hits, settings())
     assert not ans.abstained
     assert ans.citations[0].para_id == HKPC.para_id
     assert "5億元" in ans.answer
@@ -143,7 +140,7 @@ def test_simplified_question_matches_traditional_paragraphs():
 
 def test_at_most_three_citations_and_only_used_paragraphs():
     hits = [HKPC, ITIB, XI, WEATHER, ENGLISH]
-    ans = answer_from_hits("新質生產力", hits, settings())
+    ans = answer_from_hits(Question.make("新質生產力"), hits, settings())
     assert_consistent(ans, hits)
     assert 1 <= len(ans.citations) <= 3
     for c in ans.citations:
@@ -151,15 +148,15 @@ def test_at_most_three_citations_and_only_used_paragraphs():
 
 
 def test_hits_below_the_floor_are_never_cited():
-    low = Hit(para_id="low#p1", doc_id="low", text=HKPC.text, score=DEFAULT_MIN_SCORE - 0.05)
+    low = Hit(para_id="low#p1", doc_id="low", text=HKPC.text, score=DEFAULT_FLOOR - 0.05)
     hits = [ITIB, low]
-    ans = answer_from_hits("生產力局今年投入多少資金？", hits, settings())
+    ans = answer_from_hits(Question.make("生產力局今年投入多少資金？"), hits, settings())
     assert all(c.para_id != "low#p1" for c in ans.citations)
     assert_consistent(ans, hits)
 
 
 def test_english_question_over_english_text_quotes_sentences():
-    ans = answer_from_hits("How much will the Productivity Council invest?", [ENGLISH], settings())
+    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), [ENGLISH], settings())
     assert ans.answer.startswith(
         "The Hong Kong Productivity Council said it would invest HK$500 million"
     )
@@ -170,7 +167,7 @@ def test_english_question_over_english_text_quotes_sentences():
 def test_english_question_over_chinese_text_gets_chinese_sentences_in_an_english_frame():
     hits = [HKPC, ITIB]
     ans = answer_from_hits(
-        "What does the productivity council chairman say about industrialisation?", hits, settings()
+        Question.make("What does the productivity council chairman say about industrialisation?"), hits, settings()
     )
     assert not ans.abstained
     assert ans.answer.startswith("The sources (in Chinese")
@@ -180,7 +177,7 @@ def test_english_question_over_chinese_text_gets_chinese_sentences_in_an_english
 
 
 def test_english_question_prefers_a_sentence_sharing_its_number():
-    ans = answer_from_hits("Which programme funds up to 2 (億) per project?", [ITIB], settings())
+    ans = answer_from_hits(Question.make("Which programme funds up to 2 (億) per project?"), [ITIB], settings())
     assert "最多2億元。 [1]" in ans.answer
 
 
@@ -197,7 +194,7 @@ def test_english_question_prefers_a_sentence_sharing_its_number():
 )
 def test_abstains_on_no_hits_and_on_low_scores_in_the_question_language(question, lang):
     for hits in ([], [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72, relevance=0.2)]):
-        ans = answer_from_hits(question, hits, settings())
+        ans = answer_from_hits(Question.make(question), hits, settings())
         assert ans.abstained
         assert ans.citations == ()
         assert ans.answer == ABSTAIN_MESSAGES[lang]
@@ -206,13 +203,13 @@ def test_abstains_on_no_hits_and_on_low_scores_in_the_question_language(question
 
 def test_min_score_setting_overrides_the_default_floor():
     hits = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.9, relevance=0.72)]
-    ans = answer_from_hits("生產力局今年投入多少資金？", hits, settings(min_score=0.7))
+    ans = answer_from_hits(Question.make("生產力局今年投入多少資金？"), hits, settings(min_score=0.7))
     assert not ans.abstained and ans.citations[0].para_id == "x#p1"
-    assert answer_from_hits("生產力局今年投入多少資金？", [HKPC], settings(min_score=0.9)).abstained
+    assert answer_from_hits(Question.make("生產力局今年投入多少資金？"), [HKPC], settings(min_score=0.9)).abstained
 
 
 def test_abstention_message_follows_the_display_script():
-    ans = answer_from_hits("新型工業化的進展如何？", [], settings(), script="hans")
+    ans = answer_from_hits(Question.make("新型工業化的進展如何？"), [], settings(), script="hans")
     assert ans.answer == ABSTAIN_MESSAGES["zh-Hans"]
 
 
@@ -222,7 +219,7 @@ def test_abstention_message_follows_the_display_script():
 @pytest.mark.parametrize("script", ["hans", "hk", "tw", "hant"])
 def test_display_script_converts_answer_and_paragraphs_keeping_the_original(script):
     hits = [HKPC, XI]
-    ans = answer_from_hits("生產力局今年投入多少資金？", hits, settings(), script=script)
+    ans = answer_from_hits(Question.make("生產力局今年投入多少資金？"), hits, settings(), script=script)
     config = SCRIPTS[script]
     assert_consistent(ans, hits)
     c = ans.citations[0]
@@ -237,7 +234,7 @@ def test_display_script_converts_answer_and_paragraphs_keeping_the_original(scri
 
 
 def test_simplified_paragraph_shown_in_hong_kong_traditional():
-    ans = answer_from_hits("发展新质生产力是什么要求？", [XI], settings(), script="hk")
+    ans = answer_from_hits(Question.make("发展新质生产力是什么要求？"), [XI], settings(), script="hk")
     c = ans.citations[0]
     assert c.original_text == XI.text
     assert "發展新質生產力" in c.text and "發展新質生產力" in ans.answer
@@ -247,7 +244,7 @@ def test_highlights_stay_valid_when_conversion_changes_lengths():
     text = "记者用U盘拷贝了资料。软件公司表示，鼠标和U盘的销量今年上升三成。"
     hit = Hit(para_id="it#p1", doc_id="it", text=text, score=0.9)
     assert len(convert_script(text, "s2twp")) != len(text)  # the case this test is about
-    ans = answer_from_hits("鼠标和U盘的销量", [hit], settings(), script="tw")
+    ans = answer_from_hits(Question.make("鼠标和U盘的销量"), [hit], settings(), script="tw")
     c = ans.citations[0]
     assert c.original_text == text
     assert c.highlights
@@ -268,7 +265,7 @@ def test_display_maps_spans_exactly():
 
 def test_unknown_script_is_refused_with_the_choices():
     with pytest.raises(InputError, match="original, hant, hans, hk, tw"):
-        answer_from_hits("問題", [HKPC], settings(), script="klingon")
+        answer_from_hits(Question.make("問題"), [HKPC], settings(), script="klingon")
 
 
 # -- search body, language, streaming ----------------------------------------------------
@@ -276,7 +273,7 @@ def test_unknown_script_is_refused_with_the_choices():
 
 def test_search_body_numbers_hits_by_rank_and_highlights_related_sentences():
     hits = [ITIB, HKPC, WEATHER]
-    body = search_body("生產力局投入5億元", hits, script="hans")
+    body = search_body(Question.make("生產力局投入5億元"), hits, script="hans")
     assert [h["n"] for h in body["hits"]] == [1, 2, 3]
     assert [h["para_id"] for h in body["hits"]] == [h.para_id for h in hits]
     hk = body["hits"][1]
@@ -303,7 +300,7 @@ def test_detect_lang(text, lang):
 
 
 def test_stream_pieces_rejoin_and_separate_markers():
-    ans = answer_from_hits("新型工業加速計劃如何資助企業？", [ITIB, HKPC], settings())
+    ans = answer_from_hits(Question.make("新型工業加速計劃如何資助企業？"), [ITIB, HKPC], settings())
     pieces = list(stream_pieces(ans.answer))
     assert "".join(pieces) == ans.answer
     assert len(pieces) >= 2
@@ -314,20 +311,7 @@ def test_stream_pieces_rejoin_and_separate_markers():
 
 
 def test_answer_carries_timings_and_serialises():
-    d = answer_from_hits("生產力局今年投入多少資金？", [HKPC], settings()).to_dict()
+    d = answer_from_hits(Question.make("生產力局今年投入多少資金？"), [HKPC], settings()).to_dict()
     assert set(d) >= {"answer", "abstained", "citations", "timings_ms", "warnings"}
     assert d["citations"][0]["highlights"] and isinstance(d["citations"][0]["highlights"][0], list)
     assert "extract" in d["timings_ms"]
-
-
-@pytest.mark.model
-def test_encoder_picks_sentences_for_an_english_question(encoder):
-    hits = [HKPC, ITIB]
-    ans = answer_from_hits(
-        "How much money will the Productivity Council spend this year?",
-        hits,
-        settings(),
-        encoder=encoder,
-    )
-    assert_consistent(ans, hits)
-    assert "5億元" in ans.answer

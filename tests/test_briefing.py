@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from rag import briefing
-from rag.normalise import convert_script
+from rag.text.normalise import convert_script
 
 QUESTIONS = ["香港如何推動新型工業化？", "什么是新质生产力？", "How is Hong Kong promoting new industrialisation?",
              "What will the weather be like on Mars next Tuesday?"]

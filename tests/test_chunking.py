@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_documents, chunk_paragraph, split_spans
 from rag.errors import InputError
-from rag.ingest import load_corpus
+from rag.ingest.chunking import chunk_documents, chunk_paragraph, split_spans
+from rag.ingest.corpus import load_corpus
 from rag.types import Paragraph
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rag.clean import clean_text, is_heading, repair_line
-from rag.ingest import decode_text, load_corpus
+from rag.ingest.clean import clean_text, is_heading, repair_line
+from rag.ingest.corpus import decode_text, load_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

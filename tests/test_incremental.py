@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.bm25state import BM25State
 from rag.config import Settings
-from rag.index import LoadedIndex, read_manifest
-from rag.indexer import build_index
-from rag.lexical import BM25Index
+from rag.index.build import build_index
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
 from rag.service import RagService
+from rag.store.bm25state import BM25State
+from rag.store.lexical import BM25Index
 from tests.fakes import HashingEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +168,7 @@ def test_edits_step_by_step_equal_a_fresh_build(tmp_path, corpus):
     s = step(expect_redone=0)  # a glossary edit: no document redone, the gloss built again
     assert not s.renewed and read_manifest(live.index_dir)["gloss"]["glossary"]["digest"] != digest
     svc = RagService.open(live.index_dir, live, encoder=enc)
-    scores = svc.index.gloss.scores(svc.retriever.gloss_terms("Cyberport supercomputing centre"))
+    scores = svc.index.gloss.scores(svc.retriever.gloss_terms(svc.question("Cyberport supercomputing centre")))
     best = list(svc.index.paragraphs)[int(np.argmax(scores))]
     assert best.startswith("beta#") and scores.max() > 0, best  # the new glossary's names are in the gloss
     svc.index.close()
@@ -218,7 +219,7 @@ def test_cli_no_op_loads_no_model_and_writes_nothing(tmp_path, corpus):
     # A changed file is noticed by the same command (and then needs the model: here the setting
     # names none that loads, so only the decision is checked, through the API).
     write(corpus, "gamma.txt", "河套園區明年啟用。")
-    from rag.freshness import up_to_date
+    from rag.index.freshness import up_to_date
 
     assert up_to_date([corpus], s.index_dir, s) is None
 
@@ -272,7 +273,7 @@ def test_an_old_format_index_is_rebuilt_and_its_folder_kept_for_its_readers(tmp_
     """A format-2 manifest is refused with the re-index message; `rag index` rebuilds, keeping
     the folder it named (a server of the older version may be serving it)."""
     from rag.errors import IndexStateError
-    from rag.index import MANIFEST
+    from rag.index.freshness import MANIFEST
 
     s = settings_for(tmp_path, "live")
     build_index([corpus], s.index_dir, s, encoder=HashingEncoder())

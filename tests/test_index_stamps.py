@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import rag.index as index_mod
+import rag.index.integrity as index_mod
 from rag.config import Settings
 from rag.errors import IndexStateError
-from rag.index import STAMPS_FILE, LoadedIndex, read_manifest
+from rag.index.integrity import STAMPS_FILE
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
 from tests.test_reliability_index import write_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def built(tmp_path, monkeypatch) -> tuple[Path, Settings]:
     """A small index whose files count as settled at once (no 1 s wait for coarse clocks)."""
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     monkeypatch.setattr(index_mod, "RACY_SECONDS", 0.0)
@@ -36,7 +38,7 @@ def _data(index_dir: Path) -> Path:
     return index_dir / read_manifest(index_dir)["data"]
 
 
-def _open(index_dir: Path, settings: Settings, verify: bool | str = True) -> LoadedIndex:
+def _open(index_dir: Path, settings: Settings, verify: str = "stamped") -> LoadedIndex:
     return LoadedIndex.open(index_dir, verify=verify, settings=settings)
 
 
@@ -75,7 +77,7 @@ def test_an_altered_file_is_hashed_again_and_refused(built, how):
 
 
 def test_an_edited_checksum_is_not_vouched_for(built):
-    from rag.index import seal_manifest
+    from rag.index.manifest import seal_manifest
 
     index_dir, settings = built
     path = index_dir / "manifest.json"
@@ -88,7 +90,7 @@ def test_an_edited_checksum_is_not_vouched_for(built):
 
 def test_files_written_just_before_hashing_are_not_stamped(tmp_path, monkeypatch):
     """A coarse clock could hide a second write in the same tick: such files are hashed next time."""
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     monkeypatch.setattr(index_mod, "RACY_SECONDS", 3600.0)

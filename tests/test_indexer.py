@@ -8,8 +8,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStateError
-from rag.index import MANIFEST, build_lock, read_manifest
-from rag.indexer import build_index
+from rag.index.build import build_index
+from rag.index.freshness import MANIFEST
+from rag.index.manifest import build_lock, read_manifest
 from rag.service import RagService
 from tests.fakes import HashingEncoder
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag import ingest
 from rag.errors import IngestError
-from rag.ingest import decode_text, doc_id_for, load_corpus, load_file
+from rag.ingest import corpus as ingest
+from rag.ingest.corpus import decode_text, doc_id_for, load_corpus, load_file
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 SHARED_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.config import Settings
+from rag.config import Settings, get_settings
 from rag.embedding import (
     DEFAULT_MODEL_ID,
     DEFAULT_MODEL_NAME,
@@ -80,8 +80,8 @@ def test_default_backend_is_lean_with_the_same_model_id(encoder, st_encoder):
     if os.environ.get("RAG_EMBED_BACKEND", "auto") == "auto":
         assert isinstance(encoder, LeanEncoder)
     assert isinstance(st_encoder, SentenceTransformerEncoder)
-    lean = get_encoder(backend="lean")
-    assert isinstance(lean, LeanEncoder) and get_encoder(backend="lean") is lean
+    lean = get_encoder(get_settings(), backend="lean")
+    assert isinstance(lean, LeanEncoder) and get_encoder(get_settings(), backend="lean") is lean
     assert lean.model_id == st_encoder.model_id == DEFAULT_MODEL_ID  # indexes and caches stay valid
     for attr in ("dim", "name", "prompts", "batch_size", "max_seq_length", "max_tokens_per_batch"):
         assert getattr(lean, attr) == getattr(st_encoder, attr), attr
@@ -90,14 +90,14 @@ def test_default_backend_is_lean_with_the_same_model_id(encoder, st_encoder):
 @pytest.mark.model
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_vectors_match_sentence_transformers(st_encoder, kind):
-    lean = get_encoder(backend="lean", query_dtype="float32", passage_dtype="float32")
+    lean = get_encoder(get_settings(), backend="lean", query_dtype="float32", passage_dtype="float32")
     _assert_same(lean.encode(MIXED, kind=kind, batch_size=8), st_encoder.encode(MIXED, kind=kind, batch_size=8))
 
 
 @pytest.mark.model
 @pytest.mark.parametrize("kind", ["query", "passage"])
 def test_token_ids_match_sentence_transformers(st_encoder, kind):
-    lean = get_encoder(backend="lean")
+    lean = get_encoder(get_settings(), backend="lean")
     prompt = lean.prompts[0] if kind == "query" else lean.prompts[1]
     texts = [prompt + t for t in MIXED]
     theirs = st_encoder._model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]
@@ -110,7 +110,7 @@ def test_token_ids_match_sentence_transformers(st_encoder, kind):
 @pytest.mark.model
 def test_batch_size_does_not_change_vectors():
     """In float32, batching (padding) moves no vector by more than rounding."""
-    lean = get_encoder(backend="lean", passage_dtype="float32")
+    lean = get_encoder(get_settings(), backend="lean", passage_dtype="float32")
     texts = MIXED[:6] + MIXED[-4:]
     one_by_one = lean.encode(texts, kind="passage", batch_size=1)
     for bs in (2, 3, 64):
@@ -124,7 +124,7 @@ def test_batch_size_does_not_change_vectors():
 def test_batch_size_moves_bfloat16_vectors_only_by_its_rounding():
     """bfloat16 sums in another order for another padded length: vectors move by its rounding
     (the cache keeps the first vector of a text, so an index does not depend on batching)."""
-    lean = get_encoder(backend="lean", passage_dtype="bfloat16")
+    lean = get_encoder(get_settings(), backend="lean", passage_dtype="bfloat16")
     texts = MIXED[:6] + MIXED[-4:]
     one_by_one = lean.encode(texts, kind="passage", batch_size=1)
     for bs in (2, 3, 64):
@@ -135,7 +135,7 @@ def test_batch_size_moves_bfloat16_vectors_only_by_its_rounding():
 
 @pytest.mark.model
 def test_validation_errors_match(st_encoder):
-    lean = get_encoder(backend="lean")
+    lean = get_encoder(get_settings(), backend="lean")
     bad_calls = [
         ({"texts": ["x"], "kind": "document"}),
         ({"texts": "one string", "kind": "query"}),
@@ -161,11 +161,12 @@ def test_validation_errors_match(st_encoder):
 
 @pytest.mark.model
 def test_default_model_does_not_import_transformers(encoder):
-    """A fresh process: `get_encoder()` of the default model loads neither library."""
+    """A fresh process: `get_encoder` of the default model loads neither library."""
     code = textwrap.dedent("""
         import sys
+        from rag.config import get_settings
         from rag.embedding import get_encoder
-        enc = get_encoder()
+        enc = get_encoder(get_settings())
         enc.encode(["新型工業化？"], kind="query")
         print(type(enc).__name__, sorted(m for m in ("transformers", "sentence_transformers") if m in sys.modules))
     """)
@@ -228,8 +229,8 @@ def test_native_bfloat16_reads_this_cpu():
 @pytest.mark.parametrize("backend", ["lean", "sentence-transformers"])
 def test_bfloat16_questions_stay_next_to_float32_ones(backend, st_encoder):
     """bfloat16 changes question vectors by a cosine of ~3e-5, passages not at all."""
-    full = get_encoder(backend=backend, query_dtype="float32")
-    low = get_encoder(backend=backend, query_dtype="bfloat16")
+    full = get_encoder(get_settings(), backend=backend, query_dtype="float32")
+    low = get_encoder(get_settings(), backend=backend, query_dtype="bfloat16")
     assert low is not full and low.query_dtype == "bfloat16" and full.query_dtype == "float32"
     assert "queries in bfloat16" in repr(low)
     questions = [t for t in MIXED if len(t) < 200]
@@ -267,8 +268,8 @@ def test_passage_dtype_setting_and_resolution(monkeypatch):
 @pytest.mark.parametrize("backend", ["lean", "sentence-transformers"])
 def test_bfloat16_passages_stay_next_to_float32_ones(backend, st_encoder):
     """bfloat16 passages move by a cosine of ~1e-4 at most; questions are not affected."""
-    full = get_encoder(backend=backend, query_dtype="float32", passage_dtype="float32")
-    low = get_encoder(backend=backend, query_dtype="float32", passage_dtype="bfloat16")
+    full = get_encoder(get_settings(), backend=backend, query_dtype="float32", passage_dtype="float32")
+    low = get_encoder(get_settings(), backend=backend, query_dtype="float32", passage_dtype="bfloat16")
     assert low is not full and low.passage_dtype == "bfloat16" and "passages in bfloat16" in repr(low)
     assert low.passage_space == f"{low.model_id}@bfloat16" and full.passage_space == full.model_id
     a, b = full.encode(MIXED, kind="passage"), low.encode(MIXED, kind="passage")
@@ -314,7 +315,7 @@ def test_unsupported_config_is_a_model_error(default_folder, tmp_path, file, cha
     with pytest.raises(ModelError, match=says):
         select_backend(str(folder), "lean", folder)
     with pytest.raises(ModelError, match=says):
-        get_encoder(str(folder), backend="lean")
+        get_encoder(get_settings(), str(folder), backend="lean")
 
 
 @pytest.mark.model

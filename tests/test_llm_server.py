@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from rag.answer import answer_from_hits
+from rag.answer.compose import answer_from_hits
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -67,7 +67,7 @@ def test_a_generated_answer_from_a_real_server_cites_its_sources(llama_server, c
     hits = corpus_service.search(question, k=2)
     assert hits[0].para_id == "2024-03-11-hkpc-welcomes-two-sessions#p2"
     settings = corpus_service.settings.model_copy(update={"llm_base_url": llama_server, "llm_timeout_s": 180.0})
-    ans = answer_from_hits(question, hits, settings)
+    ans = answer_from_hits(corpus_service.question(question), hits, settings)
     assert "generate" in ans.timings_ms, ans.warnings  # written by the model, not the extractive fallback
     assert not ans.abstained and ans.citations
     assert "陳祖恒" in ans.answer

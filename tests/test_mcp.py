@@ -77,7 +77,7 @@ async def exercise(client: Any, service: Any) -> None:
 
     para_id = hits[0]["para_id"]
     res = await client.call_tool("get_paragraph", {"para_id": para_id, "script": "hans"})
-    from rag.normalise import convert_script
+    from rag.text.normalise import convert_script
 
     assert res.structured_content["text"] == convert_script(service.paragraph(para_id).text, "t2s")
 

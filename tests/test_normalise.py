@@ -1,4 +1,4 @@
-from rag.normalise import Normaliser, cjk_ratio, has_cjk
+from rag.text.normalise import Normaliser, cjk_ratio, has_cjk
 
 
 def test_simplified_and_traditional_normalise_to_one_script():

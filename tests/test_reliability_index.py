@@ -29,7 +29,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import IndexStateError
-from rag.index import MANIFEST, LoadedIndex, read_manifest
+from rag.index.freshness import MANIFEST
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +113,7 @@ def assert_answers(index_dir: Path, settings: Settings, encoder, want_marker: st
     """The index loads with every checksum verified and answers a search from the expected build."""
     from rag.service import RagService
 
-    LoadedIndex.open(index_dir, verify=True)
+    LoadedIndex.open(index_dir, verify="stamped")
     svc = RagService.open(index_dir, settings, encoder=encoder)
     hits = svc.search("香港新型工業化", k=5)
     assert hits, "the index answered nothing"
@@ -226,7 +228,7 @@ def assert_update_state(index_dir: Path, settings: Settings, encoder, changed: l
     """The index verifies and holds every document; the changed ones carry ``marker`` (old or new build)."""
     from rag.service import RagService
 
-    LoadedIndex.open(index_dir, verify=True).close()
+    LoadedIndex.open(index_dir, verify="stamped").close()
     svc = RagService.open(index_dir, settings, encoder=encoder)
     docs = svc.index.documents
     assert len(docs) == 20
@@ -330,7 +332,7 @@ def test_two_builds_at_once_the_second_refuses_cleanly(tmp_path, tiny_model, tin
 
 @pytest.fixture
 def built(tmp_path) -> tuple[Path, Settings]:
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     corpus = write_corpus(tmp_path / "corpus", seed=5, files=3, paras=5)
@@ -359,10 +361,10 @@ def test_damaged_bm25_file_is_named_with_the_fix(built, damage):
         else:
             path.unlink()
         with pytest.raises(IndexStateError) as err:
-            LoadedIndex.open(index_dir, verify=True)
+            LoadedIndex.open(index_dir, verify="stamped")
         assert name in str(err.value) and "rag index" in str(err.value)
         path.write_bytes(original)
-    LoadedIndex.open(index_dir, verify=True)  # restored: loads again
+    LoadedIndex.open(index_dir, verify="stamped")  # restored: loads again
 
 
 def _edit_manifest(index_dir: Path, edit: Callable[[dict], object]) -> None:
@@ -392,7 +394,7 @@ def test_edited_manifest_is_detected(built, edit):
 @pytest.mark.parametrize("data", ["../../etc", "/etc", "data-x/../../..", "", 7])
 def test_manifest_cannot_point_outside_the_index(built, data):
     """Even with a consistent self-checksum (an attacker can recompute it) the data folder must be local."""
-    from rag.index import seal_manifest
+    from rag.index.manifest import seal_manifest
 
     index_dir, _ = built
     path = index_dir / MANIFEST
@@ -428,10 +430,10 @@ def test_cli_reports_a_tampered_index_in_one_line(built):
 
 def test_a_tampered_index_still_rebuilds(built):
     """A damaged index never blocks `rag index`: the next build starts afresh."""
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
 
     index_dir, settings = built
     (index_dir / MANIFEST).write_text("{", encoding="utf-8")
     build_index([index_dir.parent / "corpus"], index_dir, settings, encoder=HashingEncoder())
-    LoadedIndex.open(index_dir, verify=True)
+    LoadedIndex.open(index_dir, verify="stamped")

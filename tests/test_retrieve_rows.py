@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.chunking import chunk_paragraph, sentence_chunks
 from rag.config import Settings
-from rag.indexer import build_index
-from rag.retrieve import _ranges, _segment_argmax
+from rag.index.build import build_index
+from rag.ingest.chunking import chunk_paragraph, sentence_chunks
+from rag.retrieval.hybrid import _ranges, _segment_argmax
 from rag.service import RagService
 from tests.fakes import HashingEncoder
 
@@ -39,7 +39,7 @@ def test_segment_argmax_matches_a_loop_on_random_segments():
 
 
 def test_float32_of_float16_rows_is_exact():
-    from rag.retrieve import _float32
+    from rag.retrieval.hybrid import _float32
 
     rows = np.random.default_rng(4).standard_normal((50, 384)).astype(np.float16)
     rows[0, :3] = [0.0, -0.0, 6e-8]  # zeros and a subnormal
@@ -78,7 +78,7 @@ def test_scores_match_a_per_paragraph_reference(service, query):
     svc, enc, settings = service
     index = svc.index
     q = enc.encode([query], kind="query")[0]
-    lex = svc.retriever.lexical_scores(query)
+    lex = index.bm25.search(svc.normaliser.tokenise(query), 1).at(np.arange(len(index.chunk_ids)))
     dense_ref, lex_ref = {}, {}
     for pid in index.paragraphs:
         p = index.paragraphs[pid]
@@ -89,7 +89,7 @@ def test_scores_match_a_per_paragraph_reference(service, query):
         scos = max((float(enc.encode([s.text], kind="passage")[0] @ q) for s in sents), default=ccos)
         dense_ref[pid] = (ccos + scos) / 2
         lex_ref[pid] = float(lex[rows].max())
-    dense, lexical, best_chunk = svc.retriever.component_scores(query, q)
+    dense, lexical, best_chunk = svc.retriever.component_scores(svc.question(query), q)
     assert dense  # every paragraph of this small corpus is a candidate
     for pid, score in dense.items():
         assert score == pytest.approx(dense_ref[pid], abs=2e-3)  # sentence vectors are float16

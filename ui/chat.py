@@ -59,7 +59,8 @@ HEADER = """
 
 def _k_max(settings: Settings | None) -> int:
     """What ``k`` can change: the paragraphs an answer may draw on (3 extractive, 5 generated)."""
-    from rag.answer import MAX_GEN_PARAGRAPHS, MAX_PARAGRAPHS
+    from rag.answer.compose import MAX_GEN_PARAGRAPHS
+    from rag.answer.extractive import MAX_PARAGRAPHS
 
     return MAX_GEN_PARAGRAPHS if settings is not None and settings.llm_base_url else MAX_PARAGRAPHS
 
@@ -89,7 +90,7 @@ class ChatUI:
 
     @staticmethod
     def _shown(answer: dict[str, Any], script: str) -> dict[str, Any]:
-        from rag.answer import in_script
+        from rag.answer.display import in_script
 
         return in_script(answer_from_dict(answer), script).to_dict()
 

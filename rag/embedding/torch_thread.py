@@ -4,8 +4,8 @@ libgomp (torch's OpenMP runtime) gives every thread that starts a parallel regio
 of worker threads. Once the teams together hold more threads than there are cores, libgomp
 stops spinning between parallel regions ("throttled"), so each of the ~100 parallel regions of
 a forward pass waits for a futex wake-up. A server runs questions on many request threads,
-each of which would grow its own team: a question took 16.8 ms there instead of 8.4 ms
-(bfloat16, measured on 2 cores), and any other thread's stray team slowed even the main
+each of which would grow its own team: a question took about twice as long there
+(benchmarks/README.md, "Scale"), and any other thread's stray team slowed even the main
 thread's. Every torch operation of the encoders (loading, casting, forward passes) and of
 retrieval runs here instead, so the process has one team.
 """

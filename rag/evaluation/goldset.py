@@ -182,20 +182,9 @@ def paragraphs_from_golden(folder: Path | str) -> dict[str, str]:
     return out
 
 
-def paragraphs_from_jsonl(path: Path | str) -> dict[str, str]:
-    """para_id -> text from a ``{"id", "title", "text"}`` corpus file."""
-    out: dict[str, str] = {}
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                out[str(row["id"])] = row["text"]
-    return out
-
-
 def paragraphs_from_corpus(paths: Iterable[Path | str]) -> dict[str, str]:
     """para_id -> text as the current cleaner produces it from the corpus files or folders."""
-    from rag.ingest import load_corpus
+    from rag.ingest.corpus import load_corpus
 
     docs, _skipped = load_corpus([Path(p) for p in paths])
     return {p.para_id: p.text for d in docs for p in d.paragraphs}

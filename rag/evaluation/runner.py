@@ -26,6 +26,7 @@ from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import compare_runs, outcome, regression_failures
+from rag.files import sha256_file
 
 
 def project_root() -> Path:
@@ -75,8 +76,8 @@ class EvalService(Protocol):
 
 
 @dataclass
-class Backend:
-    """How to open and build indexes; the default uses the real service, tests inject fakes."""
+class EvalTarget:
+    """The system under evaluation: how to open and build its indexes (the real service by default; tests inject fakes)."""
 
     open: Callable[[Path, Settings, Any], EvalService]
     build: Callable[[list[Path], Path, Settings, Any], Any]
@@ -88,18 +89,18 @@ class Backend:
         return svc
 
 
-def default_backend() -> Backend:
+def default_target() -> EvalTarget:
     def _open(index_dir: Path, settings: Settings, encoder: Any) -> EvalService:
         from rag.service import RagService
 
         return RagService.open(index_dir, settings, encoder=encoder)
 
     def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any) -> Any:
-        from rag.indexer import build_index
+        from rag.index.build import build_index
 
         return build_index(paths, index_dir, settings, encoder=encoder)
 
-    return Backend(open=_open, build=_build)
+    return EvalTarget(open=_open, build=_build)
 
 
 # ------------------------------------------------------------------------------- records
@@ -211,14 +212,6 @@ def list_external_sets(root: Path | None) -> list[str]:
                   if (p.parent / "corpus.jsonl").is_file())
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -232,16 +225,16 @@ def sample_queries(queries: list[dict[str, Any]], max_queries: int | None, seed:
     return [queries[i] for i in keep]
 
 
-def _open_or_build(backend: Backend, index_dir: Path, sources: list[Path], settings: Settings) -> EvalService:
+def _open_or_build(target: EvalTarget, index_dir: Path, sources: list[Path], settings: Settings) -> EvalService:
     """Reuse a cached index when it opens (same model and settings), else (re)build it."""
     if (index_dir / "manifest.json").is_file():
         try:
-            return backend.open_service(index_dir, settings)
+            return target.open_service(index_dir, settings)
         except IndexStateError as e:
             print(f"eval: rebuilding {index_dir}: {e}", file=sys.stderr)
     index_dir.mkdir(parents=True, exist_ok=True)
-    backend.build(sources, index_dir, settings, backend.encoder)
-    return backend.open_service(index_dir, settings)
+    target.build(sources, index_dir, settings, target.encoder)
+    return target.open_service(index_dir, settings)
 
 
 def corpus_fingerprint(corpus_dir: Path) -> str:
@@ -259,17 +252,17 @@ def _local(path: Path) -> Path:
     return other if other.exists() else path
 
 
-def open_gold_service(backend: Backend, index_dir: Path, settings: Settings) -> tuple[EvalService, str]:
+def open_gold_service(target: EvalTarget, index_dir: Path, settings: Settings) -> tuple[EvalService, str]:
     """The default-corpus index at ``index_dir``; when absent, one built from corpus/ in the cache."""
     index_dir = _local(index_dir)
     if (index_dir / "manifest.json").is_file():
-        return backend.open_service(index_dir, settings), str(index_dir)
+        return target.open_service(index_dir, settings), str(index_dir)
     corpus = _local(Path(settings.corpus_dir))
     if not corpus.is_dir() or not any(corpus.iterdir()):
         raise IndexStateError(f"no index in {index_dir} and no corpus in {corpus}: run `rag index` first")
     cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}"
     print(f"eval: no index in {index_dir}; using {cached} built from {corpus}", file=sys.stderr)
-    return _open_or_build(backend, cached, [corpus], settings), str(cached)
+    return _open_or_build(target, cached, [corpus], settings), str(cached)
 
 
 def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
@@ -288,12 +281,12 @@ def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
             "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
 
 
-def run_external(backend: Backend, root: Path, name: str, settings: Settings, max_queries: int | None) -> dict[str, Any]:
+def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None) -> dict[str, Any]:
     folder = root / name
     corpus = folder / "corpus.jsonl"
     digest = sha256_file(corpus)[:16]
     index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{digest}"
-    svc = _open_or_build(backend, index_dir, [corpus], settings)
+    svc = _open_or_build(target, index_dir, [corpus], settings)
     queries = _read_jsonl(folder / "queries.jsonl")
     chosen = sample_queries(queries, max_queries)
     rows = score_retrieval_set(svc, chosen)
@@ -351,7 +344,7 @@ def run_eval(
     baseline: Path | None = None,
     thresholds: Path | None = None,
     settings: Settings | None = None,
-    backend: Backend | None = None,
+    target: EvalTarget | None = None,
     external_dir: Path | None = None,
     strict: bool = False,
 ) -> EvalResult:
@@ -368,7 +361,7 @@ def run_eval(
     from rag.evaluation.report import load_thresholds, write_report
 
     settings = settings or get_settings()
-    backend = backend or default_backend()
+    target = target or default_target()
     if max_queries is not None and max_queries < 1:
         raise InputError(f"max_queries must be >= 1, got {max_queries}")
     root = external_dir if external_dir is not None else external_root()
@@ -391,7 +384,7 @@ def run_eval(
         if name == GOLD_SET:
             paths = list(gold_paths or [default_gold()])
             items = load_gold_files(paths)
-            svc, used_index = open_gold_service(backend, Path(index_dir or settings.index_dir), settings)
+            svc, used_index = open_gold_service(target, Path(index_dir or settings.index_dir), settings)
             print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
             results["sets"][GOLD_SET] = {**run_gold(svc, items), "index_dir": used_index,
                                          "files": [str(p) for p in paths]}
@@ -403,7 +396,7 @@ def run_eval(
         else:
             print(f"eval: external set {name}", file=sys.stderr)
             t1 = time.perf_counter()
-            results["sets"][name] = run_external(backend, root, name, settings, max_queries)
+            results["sets"][name] = run_external(target, root, name, settings, max_queries)
             results["sets"][name]["seconds"] = round(time.perf_counter() - t1, 1)
     for name, why in results["skipped"].items():
         print(f"eval: skipped {name}: {why}", file=sys.stderr)

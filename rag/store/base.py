@@ -1,4 +1,9 @@
-"""The vector store seam: anything that can add, delete by document, search, save and load."""
+"""The two seams of a backend: :class:`Store` (chunk vectors) and :class:`LexicalIndex` (BM25).
+
+FAISS + bm25s (``rag/store/faiss_store.py``, ``rag/store/lexical.py``) and Milvus
+(``rag/store/milvus_store.py``) implement both; ``rag/store/factory.py`` picks the pair a
+manifest or the settings name. Retrieval (``rag/retrieval/hybrid.py``) calls nothing else of them.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,11 @@ def check_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
 
 @runtime_checkable
 class Store(Protocol):
-    """A store of L2-normalised chunk vectors, scored by inner product (= cosine)."""
+    """A store of L2-normalised chunk vectors, scored by inner product (= cosine).
+
+    A loaded index numbers its chunk rows ``0..n-1``; :meth:`pin` tells the store that
+    numbering, and :meth:`search_rows` / :meth:`cosines_at` speak in it.
+    """
 
     dim: int
 
@@ -56,3 +65,59 @@ class Store(Protocol):
 
     def describe(self) -> dict[str, object]:
         """Kind and parameters, recorded in the manifest."""
+
+    def pin(self, ids: Sequence[str], vectors: np.ndarray | None = None) -> None:
+        """Serve the chunk rows ``ids`` (a loaded index's, in its row order).
+
+        ``vectors`` is the index's own snapshot of their vectors, for a store that keeps its
+        vectors elsewhere. Raises ``ValueError`` when the store cannot serve those rows.
+        """
+
+    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(scores, rows)`` arrays per query row; rows index the pinned ids.
+
+        A row of -1 pads a short result or stands for a hit the pinned rows do not know (a
+        shared store may hold rows written after the index was loaded).
+        """
+
+    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Inner product of ``query`` with the vector of each pinned row, in order (float32);
+        -1 for a row whose vector has vanished (another process re-indexed a shared store)."""
+
+
+class LexicalHits(Protocol):
+    """The lexical side of one question: its top rows, and the exact score of any row."""
+
+    rows: np.ndarray  # the best-scoring rows (int64), every one scoring above 0
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        """BM25 of these rows (float32, in order; 0 where no term matches)."""
+
+
+@runtime_checkable
+class LexicalIndex(Protocol):
+    """BM25 over the chunk rows (same rows, same order as the pinned :class:`Store` rows)."""
+
+    ids: Sequence[str]
+
+    def __len__(self) -> int: ...
+
+    def search(self, tokens: list[str], depth: int) -> LexicalHits:
+        """The question's top ``depth`` rows (ties at the last place included where the index
+        can tell) and a way to score any other row."""
+
+    def save(self, folder: Path) -> list[str]:
+        """Write the index into ``folder``; returns the file names written (none: kept elsewhere)."""
+
+    def describe(self) -> dict[str, object]:
+        """Library and parameters, recorded in the manifest."""
+
+
+class ScoredRows(NamedTuple):
+    """:class:`LexicalHits` of an index that scores every row at once (bm25s)."""
+
+    rows: np.ndarray
+    scores: np.ndarray  # the score of every row
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        return self.scores[rows]

@@ -188,6 +188,15 @@ class FaissStore:
         """The vectors of these storage rows (positions in :meth:`ids`), in order."""
         return np.asarray(self._vecs[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
 
+    def pin(self, ids: Sequence[str], vectors: np.ndarray | None = None) -> None:
+        """Storage rows are the index's chunk rows (written together): check that they line up."""
+        n = len(ids)
+        if len(self._ids) != n or any(self._ids[i] != ids[i] for i in ((0, n - 1) if n else ())):
+            raise ValueError(f"{len(self._ids)} vector rows for {n} chunk rows, or in another order")
+
+    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        return self.vectors_at(rows) @ query
+
     def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`search`, as (scores, storage rows) arrays; rows of -1 pad a short result."""
         queries = check_queries(queries, self.dim, k)
@@ -285,7 +294,8 @@ class FaissStore:
         if store.approximate and (folder / FAISS_FILE).exists():
             try:
                 # Memory-mapped: the graph's copy of the vectors stays in the page cache, not
-                # in the process heap (-1.8 GB anonymous RSS at 1.1M rows); it is never written.
+                # in the process heap (benchmarks/README.md, "Figures behind the code"); it is
+                # never written.
                 flags = faiss.IO_FLAG_MMAP_IFC if mmap else 0
                 index = faiss.read_index(str(folder / FAISS_FILE), flags)
             except RuntimeError as exc:
@@ -308,7 +318,7 @@ class FaissStore:
             if index.ntotal != len(vecs) or index.d != vecs.shape[1] or not isinstance(storage, faiss.IndexFlat):
                 raise IndexStateError(f"{folder / FAISS_FILE} does not match {VECTORS_FILE}; rebuild with `rag index`")
             # Re-score from the graph's own (mapped) copy of the vectors: the same numbers as
-            # vectors.npy, and one copy in memory instead of two (-245 MB at 160k rows).
+            # vectors.npy, and one copy in memory instead of two.
             store._vecs = faiss.rev_swig_ptr(storage.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
             store._index = index  # owns the memory _vecs views; replaced only together with _vecs
         return store

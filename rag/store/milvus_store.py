@@ -3,12 +3,12 @@
 Two collections hold the vectors of one index, both keyed by chunk id and carrying the doc id:
 
 * ``<collection>``: the paragraph chunks, each with its lexical text — *our own* normalised tokens
-  (OpenCC + jieba, see :mod:`rag.normalise`), space-joined — and a Milvus BM25 function over it
-  (k1 = 1.2, b = 0.75, like :mod:`rag.lexical`). Milvus scores the same tokens the FAISS path
+  (OpenCC + jieba, see :mod:`rag.text.normalise`), space-joined — and a Milvus BM25 function over it
+  (k1 = 1.2, b = 0.75, like :mod:`rag.store.lexical`). Milvus scores the same tokens the FAISS path
   scores, so a Simplified query finds Traditional text; the fusion stays ours.
 * ``<collection>_dense``: rows added without a lexical text, which BM25 must not see: Milvus
   counts a row with an empty text in its document count and average length, which would shift
-  every IDF away from what :class:`rag.lexical.BM25Index` computes. (The product writes only
+  every IDF away from what :class:`rag.store.lexical.BM25Index` computes. (The product writes only
   chunk rows; its per-sentence vectors live in the index's data folder, see :mod:`rag.index`.)
 
 :meth:`MilvusStore.ids` lists the lexical rows first, then the others. Writes are upserts keyed by chunk id, so a re-indexed document replaces its
@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
-from rag.lexical import K1, B
 from rag.store.base import VectorHits, check_queries
+from rag.store.lexical import K1, B
 
 SCHEMA_VERSION = 1
 SCHEMA_PROPERTY = "rag.schema_version"
@@ -132,6 +132,8 @@ class MilvusStore:
                 raise IndexStateError(f"cannot open Milvus at {display_uri(self.uri)}: {exc}{hint}") from exc
         self._client = client
         self._pinned: list[str] | None = None
+        self._pinned_vectors: np.ndarray | None = None
+        self._pinned_row: dict[str, int] | None = None
         self._ensure(self.collection, lexical=True)
         self._ensure(self.dense_collection, lexical=False)
 
@@ -225,9 +227,23 @@ class MilvusStore:
             return list(self._pinned)
         return self.lexical_ids() + sorted(r["chunk_id"] for r in self._all(self.dense_collection, ["chunk_id"]))
 
-    def pin(self, ids: Sequence[str]) -> None:
-        """Serve this list as :meth:`ids` (an index snapshot) instead of scanning the collection."""
+    def pin(self, ids: Sequence[str], vectors: np.ndarray | None = None) -> None:
+        """Serve this list as :meth:`ids` (an index snapshot) instead of scanning the collection.
+
+        ``vectors`` (the snapshot's copy of their vectors) re-scores candidates without a query
+        to Milvus per question; without it :meth:`cosines_at` fetches them.
+        """
+        if vectors is not None and len(vectors) != len(ids):
+            raise ValueError(f"{len(vectors)} snapshot vectors for {len(ids)} rows")
         self._pinned = list(ids)
+        self._pinned_vectors = vectors
+        self._pinned_row: dict[str, int] | None = None
+
+    def _row_of(self, chunk_id: str) -> int | None:
+        """The pinned row of a chunk id (the lookup is built on first use)."""
+        if self._pinned_row is None:
+            self._pinned_row = {c: i for i, c in enumerate(self._pinned if self._pinned is not None else self.ids())}
+        return self._pinned_row.get(chunk_id)
 
     def document_keys(self) -> dict[str, str]:
         """doc_id -> the content key its rows were written with (``doc_keys`` in :meth:`add`)."""
@@ -278,6 +294,29 @@ class MilvusStore:
                 batch = rows[i : i + _BATCH]
                 self._client.upsert(name, batch)
                 self._client.delete(other, filter=id_filter("chunk_id", [r["chunk_id"] for r in batch]))
+
+    def sync_documents(
+        self, doc_keys: dict[str, str], chunks: Sequence[Any], vectors: np.ndarray, tokens: Sequence[Sequence[str]]
+    ) -> None:
+        """Ingestion by document: rows of new or changed documents (``doc_keys``: doc_id ->
+        content key) are written, rows of changed or vanished documents removed; unchanged
+        documents are not touched. ``chunks`` are every chunk of the corpus, with their vectors
+        and normalised tokens."""
+        held = self.document_keys()
+        stale = [d for d, k in held.items() if doc_keys.get(d) != k]
+        if stale:
+            self.delete_documents(stale)
+        todo = {d for d in doc_keys if held.get(d) != doc_keys[d]}
+        pick = [i for i, c in enumerate(chunks) if c.doc_id in todo]
+        if pick:
+            self.add(
+                [chunks[i].chunk_id for i in pick],
+                [chunks[i].doc_id for i in pick],
+                vectors[pick],
+                texts=[lexical_text(tokens[i]) for i in pick],
+                para_ids=[chunks[i].para_id for i in pick],
+                doc_keys=[doc_keys[chunks[i].doc_id] for i in pick],
+            )
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         removed = 0
@@ -330,6 +369,25 @@ class MilvusStore:
             out_scores.append([s for s, _ in row[:k]])
         return VectorHits(out_ids, out_scores)
 
+    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` in pinned rows; -1 for a row this snapshot does not know (yet)."""
+        hits = self.search(queries, k)
+        width = max((len(r) for r in hits.ids), default=0)
+        scores = np.zeros((len(hits.ids), width), dtype=np.float32)
+        rows = np.full((len(hits.ids), width), -1, dtype=np.int64)
+        for q, (ids, found) in enumerate(zip(hits.ids, hits.scores, strict=True)):
+            scores[q, : len(found)] = found
+            rows[q, : len(ids)] = [-1 if (r := self._row_of(c)) is None else r for c in ids]
+        return scores, rows
+
+    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        if self._pinned_vectors is not None:
+            return np.asarray(self._pinned_vectors[rows], dtype=np.float32) @ query
+        pinned = self._pinned if self._pinned is not None else self.ids()
+        ids = [pinned[r] for r in np.asarray(rows).tolist()]
+        found = self.vectors_found(ids)
+        return np.array([float(found[c] @ query) if c in found else -1.0 for c in ids], dtype=np.float32)
+
     def lexical_scores(
         self, tokens: Sequence[str], limit: int = MAX_TOPK, *, ids: Sequence[str] | None = None
     ) -> dict[str, float]:
@@ -366,7 +424,7 @@ class MilvusStore:
             "index": "flat_ip",
             "dim": self.dim,
             "count": len(self),
-            "bm25": {"k1": K1, "b": B, "analyzer": self.analyzer, "tokens": "rag.normalise"},
+            "bm25": {"k1": K1, "b": B, "analyzer": self.analyzer, "tokens": "rag.text.normalise"},
         }
 
     def save(self, folder: Path) -> list[str]:
@@ -401,7 +459,7 @@ class MilvusStore:
 
 
 class MilvusBM25:
-    """The :class:`rag.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
+    """The :class:`rag.store.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
 
     def __init__(self, store: MilvusStore, ids: list[str] | None = None) -> None:
         self.store = store
@@ -412,7 +470,7 @@ class MilvusBM25:
         return len(self.ids)
 
     def _lexical(self, query_tokens: list[str], **kwargs: Any) -> dict[str, float]:
-        """Milvus' BM25 scores as :class:`rag.lexical.BM25Index` gives them: Milvus multiplies
+        """Milvus' BM25 scores as :class:`rag.store.lexical.BM25Index` gives them: Milvus multiplies
         each term by ``k1 + 1`` where bm25s' Lucene variant does not, so it is divided out."""
         return {cid: s / (K1 + 1.0) for cid, s in self.store.lexical_scores(query_tokens, **kwargs).items()}
 
@@ -448,12 +506,33 @@ class MilvusBM25:
                 out[i] = found[cid]
         return out
 
+    def search(self, tokens: list[str], depth: int) -> _MilvusLexicalHits:
+        """The ``depth`` best rows (one small search); other rows are scored by a filtered search."""
+        rows, scores = self.top(tokens, depth)
+        return _MilvusLexicalHits(rows[scores > 0], self, tokens)
+
     def save(self, folder: Path) -> list[str]:
         """Nothing to write: the BM25 state lives in the Milvus collection."""
         return []
 
     def describe(self) -> dict[str, object]:
         return {"library": "milvus", "k1": K1, "b": B, "method": "milvus-bm25", "rows": len(self.ids)}
+
+
+class _MilvusLexicalHits:
+    """:class:`rag.store.base.LexicalHits` of Milvus: exact scores of chosen rows on demand.
+
+    Asking Milvus for every matching row instead is far slower (benchmarks/README.md,
+    "Figures behind the code").
+    """
+
+    def __init__(self, rows: np.ndarray, bm25: MilvusBM25, tokens: list[str]) -> None:
+        self.rows = rows
+        self._bm25 = bm25
+        self._tokens = tokens
+
+    def at(self, rows: np.ndarray) -> np.ndarray:
+        return self._bm25.scores_at(self._tokens, rows)
 
 
 def settings_uri(settings: Any, index_dir: Path) -> str:

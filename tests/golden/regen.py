@@ -29,7 +29,7 @@ def dumps(data: dict) -> str:
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from rag.ingest import load_corpus
+    from rag.ingest.corpus import load_corpus
 
     docs, skipped = load_corpus([CORPUS])
     if skipped:

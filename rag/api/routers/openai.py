@@ -117,7 +117,7 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
                 **extra,
             }
 
-        from rag.answer import stream_pieces
+        from rag.answer.display import stream_pieces
 
         async def events() -> AsyncIterator[str]:
             head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}

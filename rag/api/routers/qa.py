@@ -25,9 +25,10 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
     @router.post("/search", summary="Rank paragraphs for a query (no answer)",
                  responses={200: {"model": SearchOut}})
     def search(body: SearchRequest, service: Service) -> dict[str, Any]:  # type: ignore[valid-type]
-        from rag.answer import search_body
+        from rag.answer.display import search_body
 
-        hits = service.search(body.query, body.k)
-        return search_body(body.query, hits, script=body.script)
+        question = service.question(body.query, field="query")
+        hits = service.search(question, body.k)
+        return search_body(question, hits, script=body.script)
 
     return router

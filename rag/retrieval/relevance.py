@@ -22,9 +22,13 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from rag.normalise import _jieba, cjk_ratio
-from rag.sentences import EN_STOPWORDS, matching_form, question_units, units
+from rag.text.normalise import _jieba
+from rag.text.sentences import EN_STOPWORDS, matching_form, units
+
+if TYPE_CHECKING:
+    from rag.question import Question
 
 _QWORDS = frozenset(
     "什么 甚么 哪里 哪裡 哪些 哪个 哪一 多少 几多 如何 怎样 怎么 为何 为什么 是否 是不是 谁 何时 何地 "
@@ -53,12 +57,13 @@ def content_words(question: str) -> tuple[str, ...]:
 _paragraph_form = lru_cache(maxsize=4096)(matching_form)
 
 
-def features(question: str, paragraph: str, dense: float) -> dict[str, float]:
-    wanted = question_units(question)
+def features(question: Question, paragraph: str, dense: float) -> dict[str, float]:
+    """The model's inputs for one (question, paragraph); the question's side is its retrieval text."""
+    wanted = question.search_units
     have = units(paragraph)
     coverage = sum(1 for u in wanted if u in have) / len(wanted) if wanted else 0.0
-    latin = 1.0 if cjk_ratio(question) < 0.2 else 0.0
-    words = content_words(question)
+    latin = 1.0 if question.cjk < 0.2 else 0.0
+    words = question.content_words
     form = _paragraph_form(paragraph)
     missing = sum(1 for w in words if w not in form) if words else 0
     return {
@@ -77,6 +82,6 @@ def probability(feats: dict[str, float], coef: dict[str, float] | None = None) -
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
-def relevance(question: str, paragraph: str, dense: float | None) -> float:
+def relevance(question: Question, paragraph: str, dense: float | None) -> float:
     """Probability that ``paragraph`` answers ``question`` (0..1)."""
     return probability(features(question, paragraph, dense or 0.0))

@@ -1,4 +1,7 @@
-"""BM25 (bm25s) over normalised jieba tokens; one row per chunk, same order as the chunk store."""
+"""BM25 (bm25s) over normalised jieba tokens; one row per chunk, same order as the chunk store.
+
+:class:`BM25Index` is the :class:`rag.store.base.LexicalIndex` of the FAISS backend.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from rag.bm25state import BM25State
 from rag.errors import IndexStateError
+from rag.store.base import ScoredRows
+from rag.store.bm25state import BM25State
 
 BM25_DIR = "bm25"
 K1 = 1.2
@@ -55,6 +59,16 @@ class BM25Index:
         if self._bm25 is None or not query_tokens:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(query_tokens), dtype=np.float32)
+
+    def search(self, tokens: list[str], depth: int) -> ScoredRows:
+        """Every row scoring at least the ``depth``-th best (ties included, so no arbitrary pick)."""
+        scores = self.scores(tokens)
+        m = len(scores)
+        if not (m and depth):
+            return ScoredRows(np.zeros(0, dtype=np.int64), scores)
+        # A plain partition finds that score faster than an argpartition of the rows.
+        floor = float(np.partition(scores, m - depth)[m - depth]) if depth < m else 0.0
+        return ScoredRows(np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores > 0), scores)
 
     def describe(self) -> dict[str, object]:
         return {"library": "bm25s", "k1": K1, "b": B, "method": "lucene", "rows": len(self.ids)}

@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from rag.crosslingual import translate_query
-from rag.gloss import question_terms
-from rag.index import LoadedIndex
-from rag.normalise import Normaliser, cjk_ratio
-from rag.relevance import relevance
+from rag.index.loaded import LoadedIndex
+from rag.question import Question
+from rag.retrieval.crosslingual import load_dictionary, translate_query
+from rag.retrieval.fusion import fuse, top_k
+from rag.retrieval.relevance import relevance
+from rag.store.base import LexicalHits
+from rag.text.normalise import Normaliser
 from rag.types import Hit
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 TRANSLATION_MIN_WEIGHT = 0.3
 # The English gloss channel scores a question whose CJK share of letters is below this: English
 # questions, and mixed ones ("What is 新質生產力?") together with the Chinese BM25 (which takes
 # the CJK part from 0.2 up). Measured with benchmarks/tune_gloss.py (README "Retrieval").
 GLOSS_MAX_CJK = 0.6
-
-# Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
-_ANAPHORA = re.compile(
-    r"(^|[^\w])(那|這|这|該|该|其|它|他|她|它們|他們|她们|他们|此|上述|前者|後者|后者)"
-    r"|\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b",
-    re.IGNORECASE,
-)
-
-
-def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> str:
-    """The text to retrieve with: a dependent follow-up gets the previous user question prepended."""
-    if not history:
-        return question
-    previous = [m.get("content", "") for m in history if isinstance(m, dict) and m.get("role") == "user"]
-    previous = [p for p in previous if isinstance(p, str) and p.strip()]
-    if not previous:
-        return question
-    short = len(question) <= (24 if cjk_ratio(question) > 0.5 else 60)
-    if short or _ANAPHORA.search(question):
-        return f"{previous[-1].strip()} {question}"
-    return question
-
 
 class HybridRetriever:
     """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25 + g * gloss / max gloss``.
@@ -52,7 +35,7 @@ class HybridRetriever:
     ``lexical_weight_latin`` for questions without CJK characters (BM25 cannot match English
     words to Chinese text, so what it finds there is mostly noise); both chosen on dev sets.
     ``gloss`` is the BM25 of the question's English words against the paragraph's English gloss
-    (``rag/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
+    (``rag/retrieval/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
     ``GLOSS_MAX_CJK``; its maximum is taken over the candidates, which always include the
     paragraphs with the best gloss scores of the whole index (so it is the index-wide maximum,
     at any corpus size).
@@ -61,14 +44,15 @@ class HybridRetriever:
     def __init__(
         self,
         index: LoadedIndex,
-        encoder: Any,
+        encoder: Encoder,
         normaliser: Normaliser,
         *,
-        lexical_weight: float = 0.3,
-        lexical_weight_latin: float = 0.0,
+        lexical_weight: float,
+        lexical_weight_latin: float,
+        translate: bool,
+        gloss_weight: float,
         candidates: int = 100,
-        translate: bool = True,
-        gloss_weight: float = 0.0,
+        cache_dir: Path | None = None,
     ) -> None:
         self.index = index
         self.gloss_weight = gloss_weight
@@ -78,52 +62,50 @@ class HybridRetriever:
         self.lexical_weight = lexical_weight
         self.lexical_weight_latin = lexical_weight_latin
         self.candidates = candidates
+        self.cache_dir = cache_dir  # where CC-CEDICT's parse is kept (RAG_CACHE_DIR)
 
-    def lexical_scores(self, query: str) -> np.ndarray:
-        """BM25 of every chunk row for the query's own tokens."""
-        return self.index.bm25.scores(self.normaliser.tokenise(query))
-
-    def dense_text(self, query: str) -> str:
+    def dense_text(self, question: Question) -> str:
         """The text embedded for a query: an English question gets its likely Chinese words.
 
         Appending the CC-CEDICT translations (weight >= 0.3, i.e. at most 3 senses) of an
-        English question's content words gives the multilingual encoder Chinese anchors;
-        measured on xquad/en-zh-dev R@1 0.827 -> 0.841, R@5 0.962 -> 0.966. (Scoring the same
-        translations with BM25 was worse at every weight, see README "Retrieval".)
+        English question's content words gives the multilingual encoder Chinese anchors (it
+        helps English -> Chinese recall on the dev set; scoring the same translations with BM25
+        was worse at every weight: README "Retrieval").
         """
-        if not self.translate or cjk_ratio(query) >= 0.2:
+        query = question.search_text
+        if not self.translate or question.cjk >= 0.2:
             return query
-        terms = dict.fromkeys(t for t, w in translate_query(query) if w >= TRANSLATION_MIN_WEIGHT)
+        terms = dict.fromkeys(t for t, w in translate_query(query, load_dictionary(self.cache_dir)) if w >= TRANSLATION_MIN_WEIGHT)
         return f"{query} {' '.join(terms)}" if terms else query
 
-    def weight_for(self, query: str) -> float:
-        return self.lexical_weight if cjk_ratio(query) >= 0.2 else self.lexical_weight_latin
+    def weight_for(self, question: Question) -> float:
+        return self.lexical_weight if question.cjk >= 0.2 else self.lexical_weight_latin
 
-    def gloss_terms(self, query: str) -> list[str]:
+    def gloss_terms(self, question: Question) -> list[str]:
         """The question's English terms for the gloss channel ([] when the channel is off for it)."""
-        if self.gloss_weight <= 0 or getattr(self.index, "gloss", None) is None or cjk_ratio(query) >= GLOSS_MAX_CJK:
+        if self.gloss_weight <= 0 or self.index.gloss is None or question.cjk >= GLOSS_MAX_CJK:
             return []
-        return question_terms(query)
+        return question.gloss_terms
 
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
-        return self.encoder.encode([self.dense_text(q) for q in queries], kind="query")
+    def encode_queries(self, questions: Sequence[Question]) -> np.ndarray:
+        return self.encoder.encode([self.dense_text(q) for q in questions], kind="query")
 
-    def search(self, query: str, k: int = 10, *, query_vector: np.ndarray | None = None) -> list[Hit]:
+    def search(self, question: Question, k: int = 10, *, query_vector: np.ndarray | None = None) -> list[Hit]:
         if query_vector is None:
-            query_vector = self.encode_queries([query])[0]
-        return self._search_one(query, np.asarray(query_vector, dtype=np.float32), k)
+            query_vector = self.encode_queries([question])[0]
+        return self._search_one(question, np.asarray(query_vector, dtype=np.float32), k)
 
-    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]:
-        if not queries:
+    def search_many(self, questions: Sequence[Question], k: int = 10) -> list[list[Hit]]:
+        if not questions:
             return []
-        vectors = self.encode_queries(queries)
-        return [self._search_one(q, v, k) for q, v in zip(queries, vectors, strict=True)]
+        vectors = self.encode_queries(questions)
+        return [self._search_one(q, v, k) for q, v in zip(questions, vectors, strict=True)]
 
     def component_scores(
-        self, query: str, query_vector: np.ndarray
+        self, question: Question, query_vector: np.ndarray
     ) -> tuple[dict[str, float], dict[str, float], dict[str, str]]:
         """Per candidate paragraph: dense score, best BM25 score, and its best chunk id."""
-        c = self._components(query, query_vector)
+        c = self._components(question, query_vector)
         ids, chunk_ids = self.index.paragraphs.ids, self.index.chunk_ids
         paras = c.paragraphs.tolist()
         return (
@@ -132,57 +114,32 @@ class HybridRetriever:
             {ids[p]: chunk_ids[r] for p, r in zip(paras, c.best_chunk.tolist(), strict=True)},
         )
 
-    def _candidates(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate paragraph rows (dense top hits + BM25 top hits) and BM25 of every chunk row."""
+    def _candidates(self, question: Question, query_vector: np.ndarray) -> tuple[np.ndarray, LexicalHits]:
+        """Candidate paragraph rows (dense top hits + BM25 top hits) and the question's BM25."""
         index = self.index
         depth = min(self.candidates * 2, len(index.chunk_ids))
-        search_rows = getattr(index.store, "search_rows", None)
-        if search_rows is not None:  # FAISS: storage rows are chunk rows
-            rows = search_rows(query_vector[None, :], depth)[1][0]
-            rows = rows[rows >= 0]
-        else:
-            # A shared store (Milvus) may hold rows ingested after this index was loaded: skip them.
-            found = (index.chunk_ids.row(c) for c in index.store.search(query_vector[None, :], depth).ids[0])
-            rows = np.fromiter((r for r in found if r is not None), dtype=np.int64)
-        bm25 = index.bm25
-        if hasattr(bm25, "scores_at"):
-            # A shared store (Milvus): its BM25 top rows join the candidates, then one filtered
-            # search scores every chunk row of the candidate paragraphs exactly. Asking it for
-            # every matching row instead costs ~0.6 s a question at 10k paragraphs.
-            tokens = self.normaliser.tokenise(query)
-            top_rows, top_scores = bm25.top(tokens, depth)
-            rows = np.concatenate([rows, top_rows[top_scores > 0]])
-            paras = np.unique(index.chunk_table[rows.astype(np.int64), 0])
-            crows = _ranges(index.chunk_offsets[paras], index.chunk_offsets[paras + 1])
-            lex = np.zeros(len(index.chunk_ids), dtype=np.float32)
-            lex[crows] = bm25.scores_at(tokens, crows)
-            return paras, lex
-        lex = self.lexical_scores(query)
-        m = len(lex)
-        if m and depth:
-            # Every row scoring at least the depth-th best (ties included, so no arbitrary pick);
-            # a plain partition finds that score faster than an argpartition of the rows.
-            floor = float(np.partition(lex, m - depth)[m - depth]) if depth < m else 0.0
-            rows = np.concatenate([rows, np.flatnonzero(lex >= floor) if floor > 0 else np.flatnonzero(lex > 0)])
-        return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lex
+        rows = index.store.search_rows(query_vector[None, :], depth)[1][0]
+        lexical = index.bm25.search(question.tokens, depth)
+        rows = np.concatenate([rows[rows >= 0], lexical.rows])
+        return np.unique(index.chunk_table[rows.astype(np.int64), 0]), lexical
 
-    def _components(self, query: str, query_vector: np.ndarray) -> _Components:
+    def _components(self, question: Question, query_vector: np.ndarray) -> _Components:
         """Exact dense scores of every candidate paragraph, from all its chunk and sentence rows."""
         index = self.index
         if not index.chunk_ids:
             return _Components.empty()
-        paras, lex = self._candidates(query, query_vector)
-        paras, gloss = self._with_gloss(query, paras)
+        paras, lex = self._candidates(question, query_vector)
+        paras, gloss = self._with_gloss(question, paras)
         # Chunk rows of the candidates: one gather, one matrix product, a max per paragraph.
         c_start, c_end = index.chunk_offsets[paras], index.chunk_offsets[paras + 1]
         c_len = c_end - c_start
         crows = _ranges(c_start, c_end)
-        ccos = self._chunk_cosines(crows, query_vector)
+        ccos = index.store.cosines_at(crows, query_vector)
         best_c = _segment_argmax(ccos, c_len)
         has_c = c_len > 0  # every paragraph has a chunk; guard a damaged table anyway
         chunk_cos = np.where(has_c, ccos[best_c] if len(ccos) else 0.0, 0.0)
-        if len(lex) and len(crows):
-            clex = lex[crows]
+        if len(crows):
+            clex = lex.at(crows)
             lexical = np.where(has_c, clex[_segment_argmax(clex, c_len)], 0.0)
         else:
             lexical = np.zeros(len(paras))
@@ -200,9 +157,9 @@ class HybridRetriever:
         best_chunk = np.where(has_c, crows[best_c] if len(crows) else -1, -1)
         return _Components(paras, (chunk_cos + sent_cos) / 2, lexical, best_chunk, best_s, gloss)
 
-    def _with_gloss(self, query: str, paras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _with_gloss(self, question: Question, paras: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Candidates plus the best gloss matches, and the gloss BM25 of each candidate (0: off)."""
-        terms = self.gloss_terms(query)
+        terms = self.gloss_terms(question)
         if not terms:
             return paras, np.zeros(len(paras), dtype=np.float32)
         scores = self.index.gloss.scores(terms)
@@ -212,34 +169,13 @@ class HybridRetriever:
             paras = np.union1d(paras, top[scores[top] > 0])
         return paras, scores[paras]
 
-    def _chunk_cosines(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
-        store = self.index.store
-        vectors_at = getattr(store, "vectors_at", None)
-        if vectors_at is not None:
-            return vectors_at(rows) @ query_vector
-        if self.index.chunk_vectors is not None:  # a shared store's snapshot keeps its own copy
-            return np.asarray(self.index.chunk_vectors[rows], dtype=np.float32) @ query_vector
-        ids = [self.index.chunk_ids[r] for r in rows.tolist()]
-        # Another process may have re-indexed a document of a shared store (Milvus) since this
-        # index was loaded: score what is still there; the vanished rows score nothing.
-        found = store.vectors_found(ids)
-        return np.array([float(found[c] @ query_vector) if c in found else -1.0 for c in ids], dtype=np.float32)
-
-    def _search_one(self, query: str, query_vector: np.ndarray, k: int) -> list[Hit]:
-        c = self._components(query, query_vector)
+    def _search_one(self, question: Question, query_vector: np.ndarray, k: int) -> list[Hit]:
+        c = self._components(question, query_vector)
         if not len(c.paragraphs):
             return []
-        w = self.weight_for(query)
-        top = float(c.lexical.max()) if len(c.lexical) else 0.0
-        fused = (1.0 - w) * c.dense + (w * np.maximum(c.lexical, 0.0) / top if top > 0 else 0.0)
-        g_top = float(c.gloss.max()) if len(c.gloss) else 0.0
-        if g_top > 0:
-            fused = fused + self.gloss_weight * c.gloss / g_top
+        fused = fuse(c.dense, c.lexical, self.weight_for(question), c.gloss, self.gloss_weight)
         ids = self.index.paragraphs.ids
-        pool = np.arange(len(fused))
-        if len(fused) > k > 0:  # every paragraph scoring at least the k-th best (ties included)
-            pool = np.flatnonzero(fused >= -np.partition(-fused, k - 1)[k - 1])
-        order = sorted(pool.tolist(), key=lambda i: (-fused[i], ids[c.paragraphs[i]]))[:k]
+        order = top_k(fused, [ids[p] for p in c.paragraphs.tolist()], k)
         hits = []
         for i in order:
             para = self.index.paragraphs.at(int(c.paragraphs[i]))
@@ -257,7 +193,7 @@ class HybridRetriever:
                     source=source,
                     date=date,
                     chunk_id=self.index.chunk_ids[int(c.best_chunk[i])] if c.best_chunk[i] >= 0 else None,
-                    relevance=round(relevance(query, para.text, dense), 6),
+                    relevance=round(relevance(question, para.text, dense), 6),
                     best_sentence=self.index.sentence_span(int(c.best_sentence[i])) if c.best_sentence[i] >= 0 else None,
                 )
             )
@@ -310,9 +246,9 @@ def _segment_argmax(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 def _float32(rows: np.ndarray) -> np.ndarray:
-    """float16 rows as float32. torch converts with SIMD: 0.12 ms for 4,000 x 384 where numpy's
-    ``astype`` takes 2.6 ms, the largest single cost of a search before. On the torch thread,
-    like all torch work (``rag/embedding/torch_thread.py``)."""
+    """float16 rows as float32. torch converts with SIMD, far faster than numpy's ``astype``
+    (benchmarks/README.md, "Scale"). On the torch thread, like all torch work
+    (``rag/embedding/torch_thread.py``)."""
     if rows.dtype == np.float32:
         return rows
     try:

@@ -27,8 +27,8 @@ PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
 METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
-GLOSSARY_FILE = "glossary.tsv"  # as rag.ingest / rag.gloss: read into the English gloss
-GLOSS_KEY_VERSION = 1  # bump with rag.gloss.GLOSS_VERSION: how paragraphs are glossed
+GLOSSARY_FILE = "glossary.tsv"  # as rag.ingest / rag.retrieval.gloss: read into the English gloss
+GLOSS_KEY_VERSION = 1  # bump with rag.retrieval.gloss.GLOSS_VERSION: how paragraphs are glossed
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
@@ -39,7 +39,7 @@ def manifest_digest(manifest: dict[str, Any]) -> str:
 
 def index_config(settings: Any) -> dict[str, Any]:
     """The settings an index is built for; a loaded index must match them."""
-    from rag.normalise import normaliser_config
+    from rag.text.normalise import normaliser_config
 
     return {
         "model": settings.embed_model,
@@ -100,7 +100,7 @@ def _hidden(rel: PurePosixPath) -> bool:
 def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path]:
     """The files `rag index PATHS` reads, documents, ``metadata.json`` and glossaries alike.
 
-    A folder: every file under it that is not hidden (as ``rag.ingest.load_corpus`` walks it). A
+    A folder: every file under it that is not hidden (as ``rag.ingest.corpus.load_corpus`` walks it). A
     file: itself, and the ``metadata.json`` and ``glossary.tsv`` beside it (recorded even when
     absent, so adding one counts as a change). Then ``extra`` (the ``RAG_GLOSSARY`` files).
     """

@@ -1,12 +1,13 @@
 """`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically.
 
 Incremental: unchanged files are not read again, unchanged documents keep their rows (see
-:func:`build_index`), and an unchanged corpus is answered by ``rag.freshness`` before any of
+:func:`build_index`), and an unchanged corpus is answered by ``rag.index.freshness`` before any of
 this module is imported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,36 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from rag import freshness
-from rag.bm25state import BM25State
-from rag.chunking import chunk_documents, sentence_chunks
 from rag.config import Settings, get_settings
-from rag.embedcache import EmbeddingCache, encode_cached, text_key
+from rag.embedding.cache import EmbeddingCache, encode_cached, text_key
 from rag.embedding.encoder import vector_space
 from rag.errors import IndexStateError, InputError
-from rag.gloss import plan_gloss_index
-from rag.index import (
-    DOCUMENTS_FILE,
-    FORMAT_VERSION,
-    KEY_BYTES,
-    MANIFEST,
+from rag.index import freshness
+from rag.index.freshness import FORMAT_VERSION, MANIFEST
+from rag.index.integrity import checksum_files, stamps_for
+from rag.index.loaded import LoadedIndex
+from rag.index.manifest import (
     READERS,
-    ROW_KEYS,
-    SENTENCE_DTYPE,
-    LoadedIndex,
     build_lock,
-    checksum_files,
     read_manifest,
     remove_unused_data,
     seal_manifest,
-    stamps_for,
     write_json_atomic,
-    write_tables,
 )
-from rag.ingest import doc_id_for, load_corpus
-from rag.lexical import BM25_DIR, BM25Index
-from rag.normalise import Normaliser
+from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, ROW_KEYS, SENTENCE_DTYPE, write_tables
+from rag.ingest.chunking import chunk_documents, sentence_chunks
+from rag.ingest.corpus import doc_id_for, load_corpus
+from rag.retrieval.gloss import plan_gloss_index
+from rag.store.bm25state import BM25State
+from rag.store.factory import BuildRows, build_backend
 from rag.store.faiss_store import FaissStore
+from rag.store.lexical import BM25_DIR
+from rag.text.normalise import Normaliser
 from rag.types import Chunk, Document, SkippedFile
 
 
@@ -128,8 +124,11 @@ class _Previous:
     def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
                  sources: dict[str, Any]) -> None:
         self.manifest = manifest
-        self.index = LoadedIndex(index_dir, manifest, verify=True, settings=settings)
+        self.index = LoadedIndex(index_dir, manifest, verify="stamped", settings=settings)
         self.data_dir = self.index.data_dir
+        if not isinstance(self.index.store, FaissStore):  # only a local store's rows are taken over
+            raise IndexStateError(f"the index in {index_dir} does not keep its vectors in its data folder")
+        self.store: FaissStore = self.index.store
         docs = self.index.documents
         self.doc_row = docs.row
         self.doc_sha = docs._cols["sha256"]
@@ -192,7 +191,7 @@ class _Previous:
             if i is None:
                 continue
             if i < n_chunks:
-                out[k] = self.index.store.vectors_at(np.array([i]))[0]
+                out[k] = self.store.vectors_at(np.array([i]))[0]
             else:
                 out[k] = np.asarray(self.index.sentence_vectors[i - n_chunks], dtype=np.float32)
         return out
@@ -347,7 +346,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     # The English gloss is corpus-wide (pairs mined from every text feed every paragraph's gloss):
     # its glossaries are read first (one that cannot be read fails the build before the encoder).
     para_texts = [p.text for d in docs for p in d.paragraphs]
-    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary)
+    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary, cache_dir=settings.cache_dir)
     summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss_plan.report["problems"]]
 
     # Rows: runs of unchanged documents taken over, new and changed documents chunked afresh.
@@ -439,27 +438,20 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
 
     # BM25: term counts of new chunks only; the statistics are recomputed over all rows.
     base = prev.bm25 if prev is not None else BM25State.empty()
-    added = base.with_rows(normaliser.tokenise_many(rows.new_chunk_texts))
+    new_tokens = normaliser.tokenise_many(rows.new_chunk_texts)
+    added = base.with_rows(new_tokens)
     parts = [base.take(sel) if kind == "old" else added.take(np.arange(*sel)) for kind, sel in rows.bm25_parts]
     state = BM25State.concat(parts) if parts else BM25State.empty()
 
-    store: Any
-    bm25: Any
-    if settings.store == "milvus":
-        store, bm25 = _ingest_milvus(settings, index_dir, encoder or _load_encoder(settings, space), docs,
-                                     rows.new_chunks, rows.new_chunk_texts, new_vectors[:n_new_chunks],
-                                     normaliser, space)
-        chunk_vectors = new_vectors[:n_new_chunks]
-    else:
-        if prev is not None:
-            store = prev.index.store.updated(chunk_src, new_vectors[:n_new_chunks], chunk_ids, chunk_docs,
-                                             folder=prev.data_dir, hnsw_threshold=settings.hnsw_threshold,
-                                             hnsw_ef_search=settings.hnsw_ef_search)
-        else:
-            store = FaissStore(dim, hnsw_threshold=settings.hnsw_threshold, hnsw_ef_search=settings.hnsw_ef_search)
-            store.add(chunk_ids, chunk_docs, new_vectors[:n_new_chunks])
-        chunk_vectors = None
-        bm25 = BM25Index.from_state(chunk_ids, state)
+    config = json.dumps([index_config(settings), space, FORMAT_VERSION], sort_keys=True)
+    build_rows = BuildRows(
+        chunk_ids=chunk_ids, chunk_docs=chunk_docs, chunk_src=chunk_src, new_chunks=rows.new_chunks,
+        new_vectors=new_vectors[:n_new_chunks], new_tokens=new_tokens, bm25=state,
+        doc_keys={d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs},
+    )
+    store, bm25, chunk_vectors = build_backend(
+        settings, index_dir, dim, build_rows, (prev.store, prev.data_dir) if prev is not None else None
+    )
 
     gloss = gloss_plan.build(para_texts)
 
@@ -545,9 +537,7 @@ def _load_encoder(settings: Settings, space: str) -> Any:
     """The model, which must embed in ``space`` (the id and precision the build was planned for)."""
     from rag.embedding import get_encoder
 
-    encoder = get_encoder(settings.embed_model, cache_dir=settings.cache_dir, device=settings.embed_device,
-                          backend=settings.embed_backend, query_dtype=settings.embed_query_dtype,
-                          passage_dtype=settings.embed_passage_dtype)
+    encoder = get_encoder(settings)
     if vector_space(encoder.model_id, getattr(encoder, "passage_dtype", "float32")) != space:
         raise _IdentityChanged(encoder)  # plan again with this encoder's own id
     return encoder
@@ -603,45 +593,6 @@ def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: _Prev
         return dict(zip(cols["doc_id"], cols["sha256"], strict=True))
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-
-
-def _ingest_milvus(
-    settings: Settings,
-    index_dir: Path,
-    encoder: Any,
-    docs: list[Document],
-    chunks: list[Chunk],
-    texts: list[str],
-    vectors: np.ndarray,
-    normaliser: Normaliser,
-    space: str,
-) -> tuple[Any, Any]:
-    """Ingestion by document into Milvus: rows of new or changed documents are written (upserts),
-    rows of changed or vanished documents removed; unchanged documents are not touched."""
-    import hashlib
-
-    from rag.store.milvus_store import MilvusBM25, lexical_text, open_for
-
-    store = open_for(settings, index_dir, encoder.dim)
-    config = json.dumps([index_config(settings), space, FORMAT_VERSION], sort_keys=True)
-    key = {d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs}
-    held = store.document_keys()
-    stale = [d for d, k in held.items() if key.get(d) != k]
-    if stale:
-        store.delete_documents(stale)
-    todo = {d for d in key if held.get(d) != key[d]}
-    pick = [i for i, c in enumerate(chunks) if c.doc_id in todo]
-    if pick:
-        tokens = normaliser.tokenise_many([texts[i] for i in pick])
-        store.add(
-            [chunks[i].chunk_id for i in pick],
-            [chunks[i].doc_id for i in pick],
-            vectors[pick],
-            texts=[lexical_text(t) for t in tokens],
-            para_ids=[chunks[i].para_id for i in pick],
-            doc_keys=[key[chunks[i].doc_id] for i in pick],
-        )
-    return store, MilvusBM25(store, ids=[c.chunk_id for c in chunks])
 
 
 def _dedupe(docs: list[Document], origins: list[str], summary: IndexSummary) -> tuple[list[Document], list[str]]:

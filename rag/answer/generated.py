@@ -16,10 +16,14 @@ from typing import Protocol, runtime_checkable
 
 import httpx
 
+from rag.answer.citations import make_citation
+from rag.answer.extractive import MIN_SENTENCE_CHARS
 from rag.config import Settings
 from rag.errors import RagError
-from rag.normalise import cjk_ratio
-from rag.sentences import content_chars, numbers, overlap, split_sentences, units
+from rag.question import Question
+from rag.text.normalise import cjk_ratio, convert_script
+from rag.text.sentences import content_chars, numbers, overlap, split_sentences, units
+from rag.types import Answer, Hit
 
 # A sentence is supported by a paragraph when at least this share of its matching units
 # (CJK bigrams, English word stems, numbers) occur in the paragraph. Faithful paraphrases of
@@ -89,19 +93,6 @@ class OpenAIChatGenerator:
             headers["Authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(
             headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> OpenAIChatGenerator:
-        if not settings.llm_base_url:
-            raise ValueError(
-                "no generator configured: set RAG_LLM_BASE_URL (and RAG_LLM_MODEL, RAG_LLM_API_KEY)"
-            )
-        return cls(
-            settings.llm_base_url,
-            settings.llm_model,
-            api_key=settings.llm_api_key,
-            timeout_s=settings.llm_timeout_s,
         )
 
     def complete(self, messages: list[dict[str, str]]) -> str:
@@ -284,3 +275,70 @@ def _shared_generator(
 ) -> OpenAIChatGenerator:
     # One client (and its connection pool) per configuration, shared by all requests.
     return OpenAIChatGenerator(base_url, model, api_key=api_key, timeout_s=timeout_s)
+
+
+def _sentence_spans_for(claims: Sequence[str], text: str) -> list[tuple[int, int]]:
+    """For each generated claim, the paragraph sentence that shares most with it (if any)."""
+    cands = [
+        (a, b, units(text[a:b])) for a, b in split_sentences(text, min_chars=MIN_SENTENCE_CHARS)
+    ]
+    spans = []
+    for claim in claims:
+        wanted = units(claim)
+        scored = [(overlap(wanted, u), a, b) for a, b, u in cands]
+        if scored:
+            share, a, b = max(scored)
+            if share >= 0.15:
+                spans.append((a, b))
+    return spans
+
+
+class UnusableGeneration(Exception):
+    """The generated answer is unusable; ``warnings`` go into the extractive answer's."""
+
+    def __init__(self, warnings: Sequence[str]) -> None:
+        super().__init__("; ".join(warnings))
+        self.warnings = list(warnings)
+
+
+def generated_answer(
+    question: Question, hits: Sequence[Hit], generator: Generator, *, config: str | None = None
+) -> Answer:
+    """Ask ``generator`` over the numbered ``hits``; enforce the citation rules on its output.
+
+    Raises :class:`UnusableGeneration` when the output is unusable (no valid citation).
+    """
+    paragraphs = [h.text for h in hits]
+    messages = build_messages(question.text, paragraphs, lang=question.lang, titles=[h.title for h in hits])
+    raw = generator.complete(messages)
+    clean, removed, flagged = check_citations(raw, len(hits), paragraphs=paragraphs)
+    used = cited_numbers(clean)
+    warnings = []
+    if removed:
+        warnings.append(
+            f"citation check: removed marker(s) {' '.join(removed)} that name no listed source"
+        )
+    if not used:
+        raise UnusableGeneration(
+            [*warnings, "generator answer cited no listed source; showing extractive answer"]
+        )
+    mapping = {old: new for new, old in enumerate(used, 1)}
+    text = renumber(clean, mapping)
+    for sentence in flagged:
+        warnings.append(f"citation check: not supported by its cited source: {sentence[:120]}")
+    claims_for: dict[int, list[str]] = {old: [] for old in used}
+    for a, b in split_sentences(clean):
+        sentence = clean[a:b]
+        for old in cited_numbers(sentence):
+            claims_for[old].append(strip_markers(sentence))
+    citations = tuple(
+        make_citation(
+            mapping[old],
+            hits[old - 1],
+            _sentence_spans_for(claims_for[old], hits[old - 1].text),
+            config,
+        )
+        for old in used
+    )
+    shown = convert_script(text, config) if config else text
+    return Answer(shown, False, citations, {}, tuple(warnings))

