@@ -26,6 +26,7 @@ from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
+    from rag.answer.generated import Generator
     from rag.embedding import Encoder
     from rag.llm.judge import Judge
 
@@ -139,6 +140,11 @@ class RagService:
             cache_dir=settings.cache_dir,
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
+        self.generator: Generator | None = None  # RAG_LLM=local: the same model writes the answer
+        if judge is not None and not settings.llm_base_url:
+            from rag.llm.generate import LocalGenerator
+
+            self.generator = LocalGenerator(judge.model, timeout_s=settings.llm_timeout_s)
 
     @classmethod
     def open(
@@ -278,7 +284,8 @@ class RagService:
         hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
         yield "retrieved", hits
-        answer = answer_from_hits(asked, hits, self.settings, script=script, judge=self.judge)
+        answer = answer_from_hits(asked, hits, self.settings, script=script, judge=self.judge,
+                                  generator=self.generator, encoder=self.encoder)
         t2 = time.perf_counter()
         timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
         yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})

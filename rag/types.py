@@ -111,10 +111,12 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     abstain_reason: str | None = None  # why nothing was cited (set when ``abstained``)
+    mode: str = "extractive"  # "generated": written by a language model from the cited paragraphs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
+            "mode": self.mode,
             "abstained": self.abstained,
             "abstain_reason": self.abstain_reason,
             "citations": [c.to_dict() for c in self.citations],

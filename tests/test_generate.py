@@ -292,3 +292,50 @@ def test_english_answer_over_chinese_sources_is_kept(stub, gen_settings):
     assert ans.answer == stub.reply and ans.warnings == ()
     assert [c.para_id for c in ans.citations] == [HKPC.para_id]
     assert "English" in stub.requests[-1]["messages"][0]["content"]
+
+
+def test_numbers_compare_in_every_form():
+    from rag.answer.generated import chinese_numeral, number_forms
+
+    assert [chinese_numeral(t) for t in ("一千二百", "十五", "兩萬", "三千五百萬", "一百零五", "二〇二四")] == [
+        1200, 15, 20000, 35_000_000, 105, 2024]
+    assert number_forms("投入1,200萬元") == {"1200"}
+    assert number_forms("投入一千二百萬元") == {"12000000"}
+    assert number_forms("一千二百個") == {"1200"}
+    assert supports("The council invests 1200 units.", "生產力局投入一千二百個單位。")
+    assert supports("生產力局投入1,200個單位。", "生產力局投入一千二百個單位。")
+    assert not supports("生產力局投入1,300個單位。", "生產力局投入一千二百個單位。")
+
+
+def test_quoted_and_kept_chinese_names_must_be_in_the_source():
+    para = "生產力局主席陳祖恒表示，「新質生產力」是兩會的關鍵詞。"
+    assert supports("The chairman is 陳祖恒.", para)
+    assert supports("The chairman is 陈祖恒.", para)  # script-blind
+    assert not supports("The chairman is 李世伯.", para)
+    assert supports("他提到「新質生產力」是關鍵詞。", para)
+    assert not supports("他提到「新質生產關係」是關鍵詞。", para)
+
+
+def test_a_missing_marker_is_repaired_and_an_unsupported_sentence_removed(stub, gen_settings):
+    stub.reply = "生產力局今年將投入5億元。 天文台預測明日天氣晴朗，最高氣溫約三十度。[2] 每個項目最多2億元。[2]"
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
+    assert ans.mode == "generated"
+    assert "5億元。[1]" in ans.answer  # the marker of the paragraph that says it
+    assert "天文台" not in ans.answer  # removed from what is shown...
+    assert any("removed, not supported" in w and "天文台" in w for w in ans.warnings)  # ...and said
+    assert any("added the missing marker" in w and "5億元" in w for w in ans.warnings)
+    assert ans.to_dict()["mode"] == "generated"
+    assert_rules(ans, HITS)
+
+
+def test_the_extractive_fallback_says_its_mode(stub, gen_settings):
+    stub.reply = "I could not find this in the sources."
+    ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
+    assert ans.mode == "extractive" and ans.to_dict()["mode"] == "extractive"
+
+
+def test_a_sentence_that_only_restates_the_question_is_removed(stub, gen_settings):
+    stub.reply = "生產力局今年投入的資金是。[1] 生產力局今年將投入5億元。[1]"
+    ans = answer_from_hits(Question.make("生產力局今年投入的資金是多少？"), HITS, gen_settings)
+    assert ans.answer == "生產力局今年將投入5億元。[1]"
+    assert any("removed" in w and "投入的資金是" in w for w in ans.warnings)

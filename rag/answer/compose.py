@@ -25,6 +25,7 @@ from rag.text.script import script_config
 from rag.types import Answer, Hit
 
 if TYPE_CHECKING:
+    from rag.embedding import Encoder
     from rag.llm.judge import Judge
 
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
@@ -38,6 +39,7 @@ def answer_from_hits(
     script: str | None = None,
     generator: Generator | None = None,
     judge: Judge | None = None,
+    encoder: Encoder | None = None,
 ) -> Answer:
     """The cited answer to ``question`` from ranked ``hits``.
 
@@ -45,17 +47,18 @@ def answer_from_hits(
     reads the top paragraphs against the question: only those it passes are cited, and when none
     passes the answer abstains with its reason. ``generator`` (default: built from
     ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; any failure
-    falls back to the extractive answer with a warning.
+    falls back to the extractive answer with a warning. ``encoder`` (the retrieval embedder) finds
+    the paragraph that supports a generated sentence the model left without its marker.
     """
     t0 = time.perf_counter()
     script_config(script)  # a bad script name fails before any work
-    answer = _answer_original(question, hits, settings, generator=generator, judge=judge, t0=t0)
+    answer = _answer_original(question, hits, settings, generator=generator, judge=judge, encoder=encoder, t0=t0)
     return in_script(answer, script)
 
 
 def _answer_original(
     question: Question, hits: list[Hit], settings: Settings, *, generator: Generator | None,
-    judge: Judge | None, t0: float,
+    judge: Judge | None, encoder: Encoder | None, t0: float,
 ) -> Answer:
     """The answer in the source's own script (``in_script`` converts it for display)."""
     lang = question.lang
@@ -77,12 +80,13 @@ def _answer_original(
             best = max(v.p_yes for v in verdicts)
             return abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
                            reason=judge_reason(lang, len(read), best, judge.floor))
-    answer = _answer_passed(question, above, settings, generator=generator, t0=t0)
+    answer = _answer_passed(question, above, settings, generator=generator, encoder=encoder, t0=t0)
     return replace(answer, timings_ms={**judged_ms, **answer.timings_ms})
 
 
 def _answer_passed(
-    question: Question, above: list[Hit], settings: Settings, *, generator: Generator | None, t0: float,
+    question: Question, above: list[Hit], settings: Settings, *, generator: Generator | None,
+    encoder: Encoder | None, t0: float,
 ) -> Answer:
     """The answer from the paragraphs that passed the relevance floor (and the judge)."""
     warnings: list[str] = []
@@ -94,7 +98,7 @@ def _answer_passed(
     if generator is not None:
         t1 = time.perf_counter()
         try:
-            answer = generated_answer(question, above[:MAX_GEN_PARAGRAPHS], generator)
+            answer = generated_answer(question, above[:MAX_GEN_PARAGRAPHS], generator, encoder=encoder)
             return replace(answer, timings_ms={"generate": _ms(t1)})
         except UnusableGeneration as exc:
             warnings.extend(exc.warnings)

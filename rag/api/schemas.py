@@ -44,6 +44,9 @@ class CitationOut(_Open):
 
 class AnswerOut(_Open):
     answer: str
+    mode: Literal["generated", "extractive"] = Field(
+        "extractive", description="generated: written by the language model from the cited paragraphs and "
+        "checked; extractive: quoted sentences of the cited paragraphs (also the fallback)")
     abstained: bool
     abstain_reason: str | None = Field(None, description="Why nothing is cited (set when abstained)")
     citations: list[CitationOut]
