@@ -59,6 +59,8 @@ def test_answer_markers_become_card_links_and_text_is_escaped():
     assert "\\*強調\\*" in md
     assert escape_md("a_b [c]") == "a\\_b \\[c\\]"
     assert "no-source-msg" in render_answer("找不到。", 0, turn=1, abstained=True)
+    assert "answer-mode" in render_answer("主席是陳祖恒。[1]", 1, turn=1, mode="generated")
+    assert "answer-mode" not in render_answer("主席是陳祖恒。[1]", 1, turn=1)  # quoted: no badge
 
 
 def test_citation_text_is_briefing_ready():

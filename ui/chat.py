@@ -98,7 +98,8 @@ class ChatUI:
     def _bubble(shown: dict[str, Any], turn: int) -> dict[str, str]:
         return {"role": "assistant", "content": render_answer(
             shown["answer"], len(shown["citations"]), turn, abstained=shown["abstained"],
-            warnings=shown.get("warnings") or (), reason=shown.get("abstain_reason"), actions=True)}
+            warnings=shown.get("warnings") or (), reason=shown.get("abstain_reason"), actions=True,
+            mode=shown.get("mode") or "extractive")}
 
     # -- events -------------------------------------------------------------------------------
     def respond(self, question: str, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
@@ -255,7 +256,7 @@ def answer_from_dict(d: dict[str, Any]) -> Any:
         for c in d.get("citations") or ()
     )
     return Answer(d["answer"], bool(d["abstained"]), citations, dict(d.get("timings_ms") or {}),
-                  tuple(d.get("warnings") or ()), d.get("abstain_reason"))
+                  tuple(d.get("warnings") or ()), d.get("abstain_reason"), d.get("mode") or "extractive")
 
 
 def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:

@@ -29,11 +29,13 @@ def escape_md(text: str) -> str:
 
 
 def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = False,
-                  warnings: Sequence[str] = (), reason: str | None = None, actions: bool = False) -> str:
+                  warnings: Sequence[str] = (), reason: str | None = None, actions: bool = False,
+                  mode: str = "extractive") -> str:
     """The answer as chat Markdown; each ``[n]`` (1..n_citations) becomes a link to card n.
 
     ``warnings`` (citation checks, generator fallbacks) are listed under the answer;
-    ``reason`` says why nothing was cited; ``actions`` adds the "add to briefing" link."""
+    ``reason`` says why nothing was cited; ``actions`` adds the "add to briefing" link; ``mode``
+    "generated" marks an answer the language model wrote (checked against its sources)."""
     out: list[str] = []
     pos = 0
     for m in MARKER.finditer(text):
@@ -53,6 +55,9 @@ def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = F
         body = (f'<div class="no-source-msg"><strong>{html.escape(NO_SOURCE_TITLE)}</strong><br>'
                 f"{html.escape(MARKER.sub('', text))}{why}</div>")
     blocks = [body]
+    if mode == "generated" and not abstained:
+        blocks.append('<div class="answer-mode" title="每句已核對其來源 every sentence checked against its source">'
+                      "✍ 語言模型撰寫 written by the local language model</div>")
     if warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         blocks.append(f'<div class="answer-warn" role="note"><strong>⚠️ 注意 Check:</strong><ul>{items}</ul></div>')
