@@ -285,6 +285,15 @@ def test_chat_completion_plain(client):
     for c in citations:  # the sources are in the message text too
         assert f"[{c['n']}] {c['title']}" in msg["content"] and c["para_id"] in msg["content"]
     assert body["usage"]["total_tokens"] >= body["usage"]["prompt_tokens"] > 0
+    assert body["mode"] == "extractive" and body["warnings"] == [] and "Checks:" not in msg["content"]
+
+
+def test_chat_completion_text_shows_the_citation_checks():
+    from rag.api.routers.openai import checks_text
+
+    shown = checks_text(["citation check: removed, not supported by its cited source: 天文台預測明日天晴"])
+    assert shown.startswith("\n\nChecks:\n- citation check: removed") and "天文台" in shown
+    assert checks_text([]) == ""
 
 
 def test_chat_completion_content_parts(client):

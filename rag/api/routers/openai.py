@@ -54,6 +54,14 @@ def sources_text(citations: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def checks_text(warnings: list[str]) -> str:
+    """What the citation check removed, repaired or fell back on, shown after the sources: a
+    client that reads only the message text still sees it."""
+    if not warnings:
+        return ""
+    return "\n\nChecks:\n" + "\n".join(f"- {w}" for w in warnings)
+
+
 def _usage(question: str, history: list[dict[str, str]], reply: str) -> dict[str, int]:
     """Rough token counts (a CJK character or a Latin word is one token); no tokenizer involved."""
 
@@ -103,11 +111,12 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
         answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script)
         data = answer.to_dict()
         citations = data["citations"]
-        reply = data["answer"] + sources_text(citations)
+        reply = data["answer"] + sources_text(citations) + checks_text(data["warnings"])
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.model or MODEL_ID
-        extra = {"abstained": data["abstained"]}
+        extra = {"abstained": data["abstained"], "abstain_reason": data["abstain_reason"], "mode": data["mode"],
+                 "warnings": data["warnings"]}
         if not body.stream:
             return {
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
@@ -124,7 +133,7 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
             yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                              "finish_reason": None}], "citations": citations})
             pieces = list(stream_pieces(data["answer"])) or [data["answer"]]
-            tail = sources_text(citations)
+            tail = sources_text(citations) + checks_text(data["warnings"])
             for piece in [*pieces, tail] if tail else pieces:
                 if piece:
                     yield _sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
