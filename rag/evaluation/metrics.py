@@ -207,4 +207,16 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     if judged:  # RAG_LLM=local: the answerability judge's share of the latency
         out["judge_p50_ms"] = percentile(judged, 50)
         out["judge_p95_ms"] = percentile(judged, 95)
+    answered = [r for r in rows if r.get("abstained") is False]
+    generated = [r for r in answered if r.get("generated")]
+    if generated:  # answers a language model wrote, and what their checks did
+        out["generated_share"] = len(generated) / len(answered)
+        out["removed_sentences"] = sum(int(r.get("removed_sentences") or 0) for r in generated)  # type: ignore[call-overload]
+        out["repaired_sentences"] = sum(int(r.get("repaired_sentences") or 0) for r in generated)  # type: ignore[call-overload]
+        english = [r for r in generated if r.get("written_in_english") is not None]
+        if english:
+            out["english_answers_in_english"] = mean(1.0 if r["written_in_english"] else 0.0 for r in english)
+        gen_ms = [float(r["generate_ms"]) for r in rows if r.get("generate_ms") is not None]  # type: ignore[arg-type]
+        out["generate_p50_ms"] = percentile(gen_ms, 50)
+        out["generate_p95_ms"] = percentile(gen_ms, 95)
     return out

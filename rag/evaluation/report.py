@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
                  "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
-                 "false_abstention_rate", "latency_p50_ms", "latency_p95_ms", "judge_p50_ms", "judge_p95_ms")
+                 "false_abstention_rate", "latency_p50_ms", "latency_p95_ms", "judge_p50_ms", "judge_p95_ms",
+                 "generated_share", "english_answers_in_english", "removed_sentences", "repaired_sentences",
+                 "generate_p50_ms", "generate_p95_ms")
 EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10", "ndcg@10", "latency_p50_ms")
 MAX_FAILURES_LISTED = 40
 MAX_MOVES_LISTED = 30  # per set and direction in report.md
@@ -47,7 +49,9 @@ def _fmt(v: Any, metric: str = "") -> str:
         return "–"
     if isinstance(v, int) or metric == "n":
         return str(v)
-    return f"{v:.1f}" if metric.startswith(("latency", "judge")) else f"{v:.3f}"
+    if metric.endswith("_sentences"):
+        return f"{v:g}"
+    return f"{v:.1f}" if metric.startswith(("latency", "judge", "generate_")) else f"{v:.3f}"
 
 
 def _table(groups: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> list[str]:
@@ -288,7 +292,8 @@ def summary_lines(result: EvalResult) -> list[str]:
         for g, m in data["groups"].items():
             keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
                      "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
-                     "judge_p50_ms")
+                     "judge_p50_ms", "generated_share", "english_answers_in_english", "removed_sentences",
+                     "generate_p50_ms")
                     if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))
             cells = "  ".join(f"{k}={_fmt(m.get(k), k)}" for k in keys if k in m)
             lines.append(f"{name:<16} {g:<9} n={m['n']:<5} {cells}")

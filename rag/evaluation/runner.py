@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from rag.answer.generated import strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import compare_runs, outcome, regression_failures
 from rag.files import sha256_file
+from rag.text.normalise import cjk_ratio
 
 
 def project_root() -> Path:
@@ -127,9 +129,18 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         t0 = time.perf_counter()
         ans = svc.ask(item.question, ASK_K, history=history)
         row["latency_ms"] = (time.perf_counter() - t0) * 1000
-        judge_ms = (getattr(ans, "timings_ms", None) or {}).get("judge")
-        if judge_ms is not None:
-            row["judge_ms"] = judge_ms
+        timings = getattr(ans, "timings_ms", None) or {}
+        if timings.get("judge") is not None:
+            row["judge_ms"] = timings["judge"]
+        if timings.get("generate") is not None:
+            row["generate_ms"] = timings["generate"]
+        mode = getattr(ans, "mode", "extractive")
+        if mode == "generated":  # written by a language model: what its checks did
+            row["generated"] = True
+            row["removed_sentences"] = sum("citation check: removed" in w for w in ans.warnings)
+            row["repaired_sentences"] = sum("added the missing marker" in w for w in ans.warnings)
+            if item.lang == "en":
+                row["written_in_english"] = cjk_ratio(strip_markers(ans.answer)) < 0.5
     except RagError as e:  # a question the service refuses is a failure, not a crash
         row.update(ranked=[], error=str(e), abstained=False, answer="", cited=[],
                    answer_in_citations=False, answer_in_text=False, citation_precision=None)
