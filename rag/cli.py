@@ -319,6 +319,9 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
               help="Comma-separated sets to run instead of the default ones (gold, drcd/dev, cmrc2018/dev, "
                    "xquad/zh-dev, xquad/en-zh-dev), or 'all' for every external set.")
 @click.option("--max-queries", type=int, default=None, help="Sample at most N queries per external set (fixed seed).")
+@click.option("--gold-sample", type=int, default=None,
+              help="Run a fixed-seed sample of about N gold questions, the same share of each language "
+                   "(CI's RAG_LLM=local run).")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Stored run to compare with, question by question [default: evals/baseline/results.json "
                    "of the project].")
@@ -330,7 +333,8 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
                    "accepted, and listed.")
 @index_option
 def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
-             baseline: Path | None, thresholds: Path | None, update_baseline: bool, index: str | None) -> None:
+             gold_sample: int | None, baseline: Path | None, thresholds: Path | None, update_baseline: bool,
+             index: str | None) -> None:
     """Run the gold set and the external dev sets through the answer path and gate the result.
 
     Exits 1 when a threshold rule fails or a metric dropped significantly against the baseline.
@@ -350,6 +354,7 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
         report_dir=report_dir,
         sets=chosen,
         max_queries=max_queries,
+        gold_sample=gold_sample,
         baseline=baseline,
         thresholds=thresholds,
         settings=settings,
@@ -363,6 +368,8 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
         problems = []
         if max_queries is not None:
             problems.append("it sampled the external sets (--max-queries)")
+        if gold_sample is not None:
+            problems.append("it sampled the gold set (--gold-sample)")
         if res["skipped"]:
             problems.append(f"sets were skipped: {', '.join(res['skipped'])}")
         wanted = default_sets(settings.llm)

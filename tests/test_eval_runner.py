@@ -428,3 +428,22 @@ def test_a_baseline_of_the_other_mode_is_refused_not_compared(world):
     assert any("RAG_LLM=off run" in f and "results-llm-local.json" in f for f in run.gate_failures)
     assert default_baseline("local").name == "results-llm-local.json" and default_baseline().name == "results.json"
     assert default_sets("local") == ("gold",)
+
+
+def test_a_gold_sample_is_fixed_per_language_and_compared_only_on_what_it_ran(world):
+    from rag.evaluation.goldset import load_gold_files
+    from rag.evaluation.report import write_baseline
+    from rag.evaluation.runner import sample_gold
+
+    items = load_gold_files([world["gold"]])
+    picked = sample_gold(items, 6)
+    assert picked == sample_gold(items, 6)  # the same questions every run
+    assert [i.id for i in picked] == [i.id for i in items if i in picked]  # file order
+    per_lang = {lang: sum(i.lang == lang for i in picked) for lang in ("zh-Hant", "zh-Hans", "en")}
+    assert len(set(per_lang.values())) == 1 and sum(per_lang.values()) == 6
+    full = _run(world, broken=False, report="full", sets=["gold"])
+    write_baseline(full, world["tmp"] / "base.json")
+    sampled = _run(world, broken=False, report="sampled", sets=["gold"], gold_sample=6,
+                   baseline=world["tmp"] / "base.json", strict=True)
+    assert sampled.passed, sampled.gate_failures
+    assert sampled.results["sets"]["gold"]["sampled"] and sampled.results["sets"]["gold"]["groups"]["overall"]["n"] == 6

@@ -228,6 +228,22 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def sample_gold(items: list[GoldItem], n: int | None, seed: int = SAMPLE_SEED) -> list[GoldItem]:
+    """A fixed-seed sample of about ``n`` gold questions, the same share from each language
+    (unanswerable and follow-up questions sampled with the rest), in file order."""
+    if n is None or len(items) <= n:
+        return items
+    rng = random.Random(seed)
+    keep: set[int] = set()
+    by_lang: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        by_lang.setdefault(item.lang, []).append(i)
+    for idx in by_lang.values():
+        share = max(1, round(n * len(idx) / len(items)))
+        keep.update(rng.sample(idx, min(share, len(idx))))
+    return [items[i] for i in sorted(keep)]
+
+
 def sample_queries(queries: list[dict[str, Any]], max_queries: int | None, seed: int = SAMPLE_SEED) -> list[dict[str, Any]]:
     """A fixed-seed sample of at most ``max_queries``, kept in file order."""
     if max_queries is None or len(queries) <= max_queries:
@@ -352,6 +368,7 @@ def run_eval(
     report_dir: Path = Path("reports/eval"),
     sets: Sequence[str] | None = None,
     max_queries: int | None = None,
+    gold_sample: int | None = None,
     baseline: Path | None = None,
     thresholds: Path | None = None,
     settings: Settings | None = None,
@@ -362,7 +379,9 @@ def run_eval(
     """Run the chosen sets, write ``results.json``, ``report.md`` and ``comparison.png``, gate.
 
     ``sets``: names among ``gold`` and the external sets (``xquad/zh-dev``...), or ``all``;
-    None runs ``DEFAULT_SETS``. ``max_queries`` samples each external set (fixed seed).
+    None runs ``DEFAULT_SETS``. ``max_queries`` samples each external set (fixed seed);
+    ``gold_sample`` the gold set (fixed seed, the same share of each language, file order kept):
+    the questions it runs are compared with their baseline selves, the others are not missed.
     ``baseline``: a previous ``results.json``; every question is paired with its baseline self
     and a significant drop fails the run (``rag.evaluation.regression``); None: no comparison.
     ``thresholds``: None uses ``evals/thresholds.toml`` of the project when it exists.
@@ -375,6 +394,8 @@ def run_eval(
     target = target or default_target()
     if max_queries is not None and max_queries < 1:
         raise InputError(f"max_queries must be >= 1, got {max_queries}")
+    if gold_sample is not None and gold_sample < 1:
+        raise InputError(f"gold_sample must be >= 1, got {gold_sample}")
     root = external_dir if external_dir is not None else external_root()
     if root is not None and not root.is_dir():
         root = None
@@ -395,10 +416,13 @@ def run_eval(
         if name == GOLD_SET:
             paths = list(gold_paths or [default_gold()])
             items = load_gold_files(paths)
+            n_total = len(items)
+            items = sample_gold(items, gold_sample)
             svc, used_index = open_gold_service(target, Path(index_dir or settings.index_dir), settings)
             print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
             results["sets"][GOLD_SET] = {**run_gold(svc, items), "index_dir": used_index,
-                                         "files": [str(p) for p in paths]}
+                                         "files": [str(p) for p in paths], "n_queries_total": n_total,
+                                         "sampled": len(items) < n_total}
         elif root is None:
             results["skipped"][name] = ("external data folder ../shared/data/external not found "
                                         "(set RAG_EXTERNAL_DIR)")
