@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     judge_floor: float | None = Field(None, ge=0.0, le=1.0, description="Cite a paragraph only when the "
                                       "judge's P(yes) reaches this; None = calibrated default")
     judge_top_k: int = Field(3, ge=1, le=10, description="Paragraphs the judge reads per question")
+    llm_answers: Literal["extractive", "generated"] = Field(
+        "extractive", description="With RAG_LLM=local: generated = the model writes the answer from the "
+        "paragraphs the judge passed (checked); extractive = quoted sentences")
 
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")

@@ -141,7 +141,7 @@ class RagService:
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
         self.generator: Generator | None = None  # RAG_LLM=local: the same model writes the answer
-        if judge is not None and not settings.llm_base_url:
+        if judge is not None and settings.llm_answers == "generated" and not settings.llm_base_url:
             from rag.llm.generate import LocalGenerator
 
             self.generator = LocalGenerator(judge.model, timeout_s=settings.llm_timeout_s)

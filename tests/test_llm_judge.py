@@ -90,3 +90,19 @@ def test_the_service_abstains_when_no_paragraph_answers(judged_service, question
     ans = judged_service.ask(question)
     assert ans.abstained and not ans.citations
     assert reason_part in (ans.abstain_reason or "")
+
+
+def test_local_mode_quotes_by_default_and_writes_when_asked(corpus_service, local_judge, judged_service):
+    from rag.llm.generate import LocalGenerator
+
+    assert judged_service.generator is None  # RAG_LLM_ANSWERS defaults to extractive
+    assert judged_service.ask("生產力局主席是誰？").mode == "extractive"
+    settings = corpus_service.settings.model_copy(update={"llm": "local", "llm_answers": "generated",
+                                                          "llm_timeout_s": 120.0})
+    writer = RagService(corpus_service.index, corpus_service.encoder, settings, judge=local_judge)
+    assert isinstance(writer.generator, LocalGenerator)
+    pieces = list(writer.generator.stream([{"role": "user", "content": "Reply with the word OK."}]))
+    assert len(pieces) >= 1 and "OK" in "".join(pieces).upper()  # decoded token by token
+    ans = writer.ask("生產力局主席是誰？")
+    assert ans.mode == "generated", ans.warnings
+    assert "陳祖恒" in ans.answer and "2024-03-11-hkpc-welcomes-two-sessions#p2" in [c.para_id for c in ans.citations]
