@@ -57,6 +57,11 @@ def _credit_tail(line: str) -> bool:
     return 0 < len(tail) <= CREDIT_MAX_CHARS and bool(_CREDIT.search(tail))
 
 
+def _near_length(line: str, title: str) -> bool:
+    """Could ``line`` be ``title`` give or take punctuation? (skips the script conversion)"""
+    return abs(len(line) - len(title)) <= len(title) // 2 + 2
+
+
 def _lines(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for piece in text.split("\n"):
@@ -86,7 +91,7 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
             kind = "headline"
         else:
             leading = False
-        if kind is None and bare_title and _bare(line) == bare_title:
+        if kind is None and bare_title and _near_length(line, title) and _bare(line) == bare_title:
             kind = "title"
         elif kind is None and (_CAPTION_LABEL.match(line) or _CAPTION_LEAD.match(line) or _POSITION.search(line)):
             kind = "caption"
