@@ -20,26 +20,81 @@ from rag.text.language import detect_lang
 from rag.text.normalise import Normaliser, cjk_ratio
 from rag.text.sentences import question_units
 
-# Follow-up questions lean on the previous turn: short, or pointing back with a demonstrative.
-_ANAPHORA = re.compile(
-    r"(^|[^\w])(那|這|这|該|该|其|它|他|她|它們|他們|她们|他们|此|上述|前者|後者|后者)"
-    r"|\b(it|its|they|them|their|this|that|these|those|he|she|his|her)\b",
+# What makes a follow-up lean on the turn before it (see ``depends_on_history``).
+# Chinese words in which a pointing character does not point back: 其他 "other", 應該 "should",
+# 因此 "therefore", 那麼多 "so many" ... They are removed before the pointers are looked for.
+_ZH_FIXED = re.compile(
+    r"其他|其它|其實|其实|其次|其餘|其余|尤其|極其|极其|與其|与其|應該|应该|活該|活该"
+    r"|因此|此外|如此|彼此|從此|从此|特此|那麼|那么"
+)
+_ZH_POINTER = re.compile(r"[它他她其這这那該该此]|上述|前者|後者|后者")
+_ZH_LEAD = re.compile(r"^(?:那|還有|还有|另外|至於|至于|然後|然后|以及)")
+_ZH_WH = re.compile(r"什麼|甚麼|什么|甚么|誰|谁|哪|如何|怎|為何|为何|多少|幾|几|何時|何时|是否|有沒有|有没有")
+_ZH_BARE_NE = re.compile(r"呢\s*[？?。.!！]*\s*$")
+_EN_POINTER = re.compile(
+    r"\b(?:it|its|itself|they|them|their|theirs|he|him|his|she|her|hers|these|those|else)\b"
+    r"|\bthis\b(?!\s+(?:year|month|week|quarter|decade|century)\b)"
+    # "that" points back as a pronoun or determiner ("about that", "did that centre ..."),
+    # not as a relative pronoun or conjunction ("the centre that opened", "say that ...").
+    r"|(?:^|\b(?:about|of|for|from|with|on|in|by|after|before|like|than|is|was|are|were|does|did|do"
+    r"|will|can|has|had|have)\s+)that\b|\bthat\W*$",
     re.IGNORECASE,
 )
+_EN_LEAD = re.compile(r"^\W*(?:and|also|then|so|what about|how about|as for|same for|but)\b", re.IGNORECASE)
+# A lone content word stands alone when it names something: an acronym, a number, a quoted
+# term, or a Chinese word of three or more characters (陳祖恒, 生產力局); 主席 or "funding" do not.
+_NAMED = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z0-9&-]+(?![A-Za-z0-9])|\d|[「『“《\"][^」』”》\"]+[」』”》\"]")
+_LONG_CJK_WORD = re.compile(r"^[\u3400-\u9fff]{3,}$")
+
+
+def depends_on_history(question: str) -> str | None:
+    """Why ``question`` cannot stand alone after a conversation, or None when it can.
+
+    A question depends on the turn before it when one of these holds, in 繁體, 简体 or English:
+
+    - ``reference``: it points back with a pronoun or demonstrative: 它/他/她/其/這/这/那/該/该/
+      此/上述/前者/後者 (not inside fixed words such as 其他, 應該, 因此, 那麼), or it, its,
+      they, them, their, he, she, his, her, these, those, else, "this" (not "this year"),
+      "that" as a pronoun or determiner ("about that", "did that centre"; not "the centre that
+      opened" or "say that").
+    - ``ellipsis``: it names only a new facet of the topic: it ends in a bare 呢 with no
+      question word ("那資助呢？" — with a question word, as in "為什麼要推動呢", 呢 only
+      softens a complete question), or it opens with 那/還有/另外/至於/然後/以及, "and",
+      "also", "then", "so", "but", "what about", "how about", "as for", "same for".
+    - ``too short``: it has no content word of its own ("為什麼？", "How much?"), or one
+      generic word ("主席是誰？", "Who is the chairman?"). One word that names something (an
+      acronym such as FLAIR, a number, a quoted term, a Chinese word of three or more
+      characters such as 陳祖恒) is a topic of its own.
+
+    Anything else is a new, standalone question, however short: a change of topic such as
+    "新型工業加速計劃資助甚麼？" after a question about the 生產力局 keeps its own words only.
+    """
+    from rag.retrieval.relevance import content_words
+
+    text = question.strip()
+    zh = _ZH_FIXED.sub(" ", text)
+    if _ZH_POINTER.search(zh) or _EN_POINTER.search(text):
+        return "reference"
+    if (_ZH_BARE_NE.search(text) and not _ZH_WH.search(text)) or _ZH_LEAD.match(text) or _EN_LEAD.match(text):
+        return "ellipsis"
+    words = content_words(text)
+    if not words:
+        return "too short"
+    if len(words) == 1 and not (_NAMED.search(text) or _LONG_CJK_WORD.match(words[0])):
+        return "too short"
+    return None
 
 
 def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> str:
-    """The text to retrieve with: a dependent follow-up gets the previous user question prepended."""
+    """The text to retrieve with: the previous user question and ``question`` when
+    ``question`` depends on the history (:func:`depends_on_history`), else ``question``."""
     if not history:
         return question
     previous = [m.get("content", "") for m in history if isinstance(m, dict) and m.get("role") == "user"]
     previous = [p for p in previous if isinstance(p, str) and p.strip()]
-    if not previous:
+    if not previous or depends_on_history(question) is None:
         return question
-    short = len(question) <= (24 if cjk_ratio(question) > 0.5 else 60)
-    if short or _ANAPHORA.search(question):
-        return f"{previous[-1].strip()} {question}"
-    return question
+    return f"{previous[-1].strip()} {question}"
 
 
 @dataclass(frozen=True)

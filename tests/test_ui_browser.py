@@ -444,7 +444,10 @@ def test_k_and_the_briefing(ui_server, browser, width, tmp_path):
     questions = [q, "什么是新质生产力？", "What will the weather be like on Mars next Tuesday?"]
     chat.clear()
     for i, question in enumerate(questions, 1):
-        chat.ask(question, service.ask(question, 3, history=_history(service, questions[: i - 1])).to_dict()["answer"])
+        expected = service.ask(question, 3, history=_history(service, questions[: i - 1])).to_dict()
+        # The off-topic last question stands alone (no history prepended) and finds nothing.
+        assert expected["abstained"] == (i == 3), expected
+        chat.ask(question, _shown(expected))
         _click(chat, page.locator("#chat a.add-brief").last)
         page.wait_for_function("(n) => document.querySelectorAll('#brief-panel .brief-item').length === n", arg=i)
     assert "✓" in page.locator("#chat a.add-brief").last.inner_text()
@@ -486,6 +489,11 @@ def test_k_and_the_briefing(ui_server, browser, width, tmp_path):
     assert md.index("## 1. ") < md.index("## 2. ") and "參考資料 References" in md
     assert not chat.dialogs
     context.close()
+
+
+def _shown(answer: dict[str, Any]) -> str:
+    """The answer's text as the chat shows it (an abstention under its "no source" banner)."""
+    return ("找不到可引用的來源 · No source found" if answer["abstained"] else "") + answer["answer"]
 
 
 def _history(service: Any, earlier: list[str]) -> list[dict[str, str]]:

@@ -3,6 +3,9 @@ overlap of normalised units, weighted by rarity, plus a small prior for the para
 each followed by its ``[n]``; the cited paragraphs are the citations, numbered in the order they
 are listed, and only paragraphs a sentence was taken from are cited. The hits given are already
 above the relevance floor (``rag/answer/compose.py`` abstains below it).
+
+Headlines, captions and credits (``rag/text/headlines.py``) are not quoted while any other
+sentence of the hits can be; they stay in the cited paragraph's text.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from rag.answer.abstain import abstain
 from rag.answer.citations import make_citation
 from rag.question import Question
+from rag.text.headlines import label_lines
 from rag.text.normalise import cjk_ratio, convert_script
 from rag.text.sentences import content_chars, split_sentences, units
 from rag.types import Answer, Hit
@@ -38,17 +42,30 @@ class _Sentence:
     start: int
     end: int
     units: frozenset[str]
+    label: str | None = None  # "headline", "title", "caption" or "credit": not quoted (rag.text.headlines)
     recall: float = 0.0
     score: float = 0.0
 
 
 def _sentences(hit: Hit, rank: int) -> list[_Sentence]:
+    """The paragraph's sentences, each labelled when it lies in a headline, caption or credit line."""
     spans = split_sentences(hit.text, min_chars=MIN_SENTENCE_CHARS)
     if not spans and hit.text.strip():  # a short paragraph is its own sentence
         stripped = hit.text.strip()
         start = hit.text.index(stripped)
         spans = [(start, start + len(stripped))]
-    return [_Sentence(rank, i, a, b, units(hit.text[a:b])) for i, (a, b) in enumerate(spans)]
+    labels = label_lines(hit.text, hit.title)
+    out = []
+    for i, (a, b) in enumerate(spans):
+        label = next((kind for la, lb, kind in labels if la <= a and b <= lb), None)
+        out.append(_Sentence(rank, i, a, b, units(hit.text[a:b]), label))
+    return out
+
+
+def _quotable(cands: list[_Sentence]) -> list[_Sentence]:
+    """The candidates that are not headlines, captions or credits; all of them when none is."""
+    body = [c for c in cands if c.label is None]
+    return body or cands
 
 
 def _idf(question: frozenset[str], cands: Sequence[_Sentence]) -> dict[str, float]:
@@ -98,33 +115,40 @@ def _chunk_start(hit: Hit) -> int:
     return int(m.group(1)) if m else 0
 
 
-def _select_positional(hits: Sequence[Hit], cands: list[_Sentence]) -> list[_Sentence]:
+def _select_positional(hits: Sequence[Hit], cands: list[_Sentence], labelled: list[_Sentence]) -> list[_Sentence]:
     """No lexical signal (an English question over Chinese text): the top paragraph's lead.
 
     A sentence of the top hit that shares a number or name with the question comes first;
-    else the first sentence of the best-matching chunk; a short one gets its successor.
+    else the first sentence of the best-matching chunk; a short one gets its successor. The top
+    hit is the best-ranked one with a quotable sentence (a paragraph that is all caption is not).
     """
-    top = [c for c in cands if c.rank == 0]
-    if not top:
+    if not cands:
         return []
     if any(h.best_sentence for h in hits):
-        return _select_by_sentence_vectors(hits, cands)
+        return _select_by_sentence_vectors(hits, cands, labelled)
+    lead = min(c.rank for c in cands)
+    top = [c for c in cands if c.rank == lead]
     matched = [c for c in top if c.recall > 0]
     if matched:
         first = max(matched, key=lambda c: (c.recall, -c.position))
     else:
-        start = _chunk_start(hits[0])
+        start = _chunk_start(hits[lead])
         first = next((c for c in top if c.end > start), top[0])
     chosen = [first]
     nxt = next((c for c in top if c.position == first.position + 1), None)
-    if nxt is not None and content_chars(hits[0].text[first.start : first.end]) < 50:
+    if nxt is not None and content_chars(hits[lead].text[first.start : first.end]) < 50:
         if _length(first) + _length(nxt) <= MAX_ANSWER_CHARS:
             chosen.append(nxt)
     return chosen
 
 
-def _select_by_sentence_vectors(hits: Sequence[Hit], cands: list[_Sentence]) -> list[_Sentence]:
+def _select_by_sentence_vectors(
+    hits: Sequence[Hit], cands: list[_Sentence], labelled: list[_Sentence]
+) -> list[_Sentence]:
     """Each top paragraph's sentence closest to the question, as retrieval measured it.
+
+    ``labelled`` are all sentences, headlines included: when the closest sentence is a
+    headline or caption, the paragraph's next quotable sentence stands in for it.
 
     With no lexical overlap to check (an English question over Chinese text) the top paragraph
     is right only about 60% of the time, so every paragraph above the floor (up to
@@ -135,33 +159,39 @@ def _select_by_sentence_vectors(hits: Sequence[Hit], cands: list[_Sentence]) -> 
         if hit.best_sentence is None:
             continue
         start, end = hit.best_sentence
-        mine = [c for c in cands if c.rank == rank]
+        mine = [c for c in labelled if c.rank == rank]
         best = max(mine, key=lambda c: min(c.end, end) - max(c.start, start), default=None)
         if best is None or min(best.end, end) <= max(best.start, start):
             continue
+        if best.label is not None and best not in cands:  # closest is a headline: the body after it
+            after = [c for c in cands if c.rank == rank and c.start >= best.end]
+            if not after:
+                continue
+            best = after[0]
         if sum(_length(o) for o in chosen) + _length(best) > MAX_ANSWER_CHARS and chosen:
             break
         chosen.append(best)
-    return chosen or [next(c for c in cands if c.rank == 0)]
+    return chosen or [min(cands, key=lambda c: (c.rank, c.position))]
 
 
 def select_sentences(question: Question, hits: Sequence[Hit]) -> list[tuple[int, int, int]]:
     """``(hit index, start, end)`` of the sentences that best answer ``question``, best first."""
-    cands = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank)]
+    labelled = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank)]
+    cands = _quotable(labelled)
     if not cands:
         return []
     _score(question.units, cands)
     if max(c.recall for c in cands) >= MIN_OVERLAP:
         chosen = _select_lexical(hits, cands)
     else:
-        chosen = _select_positional(hits, cands)
+        chosen = _select_positional(hits, cands, labelled)
     return [(c.rank, c.start, c.end) for c in chosen]
 
 
 def best_spans(question: Question, text: str, *, limit: int = SEARCH_HIGHLIGHTS) -> list[tuple[int, int]]:
     """Spans of the sentences of ``text`` most related to ``question`` (none when nothing overlaps)."""
     hit = Hit(para_id="", doc_id="", text=text, score=0.0)
-    cands = _sentences(hit, 0)
+    cands = _quotable(_sentences(hit, 0))
     if not cands:
         return []
     _score(question.units, cands)
