@@ -25,7 +25,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,7 @@ N_BATCH = 512
 
 @dataclass
 class EngineStats:
-    """What the engine did since load (for benchmarks and `/readyz`)."""
+    """What the engine did since load (benchmarks and tests read it)."""
 
     load_seconds: float = 0.0
     prompt_tokens: int = 0
@@ -50,7 +50,6 @@ class EngineStats:
     prefix_hits: int = 0
     prefix_misses: int = 0
     cache_bytes: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class LocalModel:
@@ -230,9 +229,6 @@ class LocalModel:
     def _greedy(self) -> int:
         ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))))
-
-    def rss_note(self) -> str:
-        return f"{self.path.name}: {self.stats.cache_bytes >> 20} MB of paragraph caches"
 
 
 def _decodable(data: bytes) -> str:
