@@ -175,7 +175,7 @@ class ChatPage:
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         # The answer's own text: without the warnings, the abstention reason and the actions under it.
         page.add_init_script("""window.__answerText = (el) => { const c = el.cloneNode(true);
-            c.querySelectorAll('.answer-warn, .answer-actions, .abstain-reason').forEach(x => x.remove());
+            c.querySelectorAll('.answer-warn, .answer-actions, .abstain-reason, .answer-mode').forEach(x => x.remove());
             return c.textContent; };""")
         page.goto(base_url + "/", wait_until="load")
         page.wait_for_selector("#question textarea", timeout=60_000)
@@ -565,6 +565,7 @@ def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
             chat.ask(q, expected["answer"])
             box = chat.page.locator("#chat .answer-warn").last
             assert box.is_visible()
+            assert expected["mode"] == "generated" and chat.page.locator("#chat .answer-mode").last.is_visible()
             text = box.inner_text()
             for w in expected["warnings"]:
                 assert w[:60] in text, (w, text)

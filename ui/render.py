@@ -57,7 +57,7 @@ def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = F
     blocks = [body]
     if mode == "generated" and not abstained:
         blocks.append('<div class="answer-mode" title="每句已核對其來源 every sentence checked against its source">'
-                      "✍ 語言模型撰寫 written by the local language model</div>")
+                      "✍ 語言模型撰寫 written by the language model</div>")
     if warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         blocks.append(f'<div class="answer-warn" role="note"><strong>⚠️ 注意 Check:</strong><ul>{items}</ul></div>')
