@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from rag.llm.judge import Judge
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def warm_up(settings: Settings) -> None:
@@ -104,6 +105,31 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
             )
 
 
+def in_background(load: Callable[[], T], name: str) -> Callable[[], tuple[T, float]]:
+    """Start ``load`` in a daemon thread; the function returned waits for it and gives its result
+    and seconds, or raises its exception in the caller's thread."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        t0 = time.perf_counter()
+        try:
+            box["value"] = load()
+        except BaseException as exc:  # re-raised by wait()
+            box["error"] = exc
+        box["seconds"] = time.perf_counter() - t0
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+
+    def wait() -> tuple[T, float]:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"], box["seconds"]
+
+    return wait
+
+
 class RagService:
     """Loaded once per process; safe to call from several threads."""
 
@@ -172,58 +198,27 @@ class RagService:
     @classmethod
     def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None) -> RagService:
         # The models load in threads while the index opens: start-up is the longest, not the sum.
-        judged: dict[str, Any] = {}
-        judge_thread = None
+        judge_ready = None
         if settings.llm != "off":
-            def load_judge() -> None:
-                t0 = time.perf_counter()
-                try:
-                    from rag.llm.service import judge_from_settings
+            def load_judge() -> Judge | None:
+                from rag.llm.service import judge_from_settings
 
-                    judged["judge"] = judge_from_settings(settings)
-                except BaseException as exc:  # re-raised in the caller's thread below
-                    judged["error"] = exc
-                judged["seconds"] = time.perf_counter() - t0
+                return judge_from_settings(settings)
 
-            judge_thread = threading.Thread(target=load_judge, name="llm-load", daemon=True)
-            judge_thread.start()
+            judge_ready = in_background(load_judge, "llm-load")
+        encoder_ready = None
+        if encoder is None:
+            from rag.embedding import get_encoder
 
-        def the_judge() -> Judge | None:
-            if judge_thread is None:
-                return None
-            judge_thread.join()
-            if "error" in judged:
-                raise judged["error"]
-            return judged["judge"]
-
-        if encoder is not None:
-            index = LoadedIndex(index_dir, manifest, settings=settings)
-            svc = cls(index, encoder, settings, judge=the_judge())
-            svc.encoder_load_seconds = 0.0
-            svc.llm_load_seconds = judged.get("seconds", 0.0)
-            return svc
-        from rag.embedding import get_encoder
-
-        loaded: dict[str, Any] = {}
-
-        def load_encoder() -> None:
-            t0 = time.perf_counter()
-            try:
-                loaded["encoder"] = get_encoder(settings)
-            except BaseException as exc:  # re-raised in the caller's thread below
-                loaded["error"] = exc
-            loaded["seconds"] = time.perf_counter() - t0
-
-        thread = threading.Thread(target=load_encoder, name="encoder-load", daemon=True)
-        thread.start()
+            encoder_ready = in_background(lambda: get_encoder(settings), "encoder-load")
         index = LoadedIndex(index_dir, manifest, settings=settings)  # an error here is reported at once
-        thread.join()
-        if "error" in loaded:
-            raise loaded["error"]
-        encoder, seconds = loaded["encoder"], loaded["seconds"]
-        svc = cls(index, encoder, settings, judge=the_judge())
-        svc.encoder_load_seconds = seconds
-        svc.llm_load_seconds = judged.get("seconds", 0.0)
+        encoder_seconds = 0.0
+        if encoder_ready is not None:
+            encoder, encoder_seconds = encoder_ready()
+        judge, judge_seconds = judge_ready() if judge_ready is not None else (None, 0.0)
+        svc = cls(index, encoder, settings, judge=judge)
+        svc.encoder_load_seconds = encoder_seconds
+        svc.llm_load_seconds = judge_seconds
         return svc
 
     # -- retrieval ------------------------------------------------------------------------

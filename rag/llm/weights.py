@@ -15,15 +15,15 @@ concatenated, in order, into ``<cache_dir>/models/<name>.gguf``:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import ModelError
+from rag.files import exclusive_lock, fsync_dir
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def assemble(
         return target
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _exclusive_lock(target.parent / f".{target.name}.lock"):
+        with exclusive_lock(target.parent / f".{target.name}.lock"):
             if _verified(target, model):  # another process finished it while we waited
                 return target
             _assemble_into(target, model, progress)
@@ -172,22 +172,4 @@ def _assemble_into(target: Path, model: SplitModel, progress: Callable[[int, int
     os.replace(partial, target)
     st = target.stat()
     _stamp(target).write_text(f"{model.sha256} {st.st_size} {st.st_mtime_ns}\n", encoding="utf-8")
-    with contextlib.suppress(OSError):
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    fsync_dir(target.parent)
