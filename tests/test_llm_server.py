@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from rag.answer.compose import answer_from_hits
@@ -21,38 +18,21 @@ from rag.answer.compose import answer_from_hits
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def llama_server(local_model_path, tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+def llama_server(local_model_path):
+    from tests.server_utils import free_port, wait_until
+
+    port = free_port()
     env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(local_model_path),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-             "--n_threads", str(os.cpu_count() or 2), "--seed", "0", "--verbose", "False"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(local_model_path),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+         "--n_threads", str(os.cpu_count() or 2), "--seed", "0", "--verbose", "False"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama_cpp.server did not start in 120 s: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
+        wait_until(f"{base}/models", timeout=120, proc=proc)
         yield base
     finally:
         proc.terminate()
@@ -60,6 +40,7 @@ def llama_server(local_model_path, tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 def test_a_generated_answer_from_a_real_server_cites_its_sources(llama_server, corpus_service):
