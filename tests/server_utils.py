@@ -83,12 +83,17 @@ def rag_serve(index_dir: Path, *, env: dict[str, str] | None = None, timeout: fl
         wait_until(base + "/healthz", timeout=timeout, proc=proc)
         yield Server(base)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """End a server child process: terminate, and kill it when it does not exit in ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # -- a tiny real corpus, indexed once per test session ------------------------------------------

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def llama_server(local_model_path):
-    from tests.server_utils import free_port, wait_until
+    from tests.server_utils import free_port, stop, wait_until
 
     port = free_port()
     env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
@@ -35,12 +35,7 @@ def llama_server(local_model_path):
         wait_until(f"{base}/models", timeout=120, proc=proc)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=20)
 
 
 def test_a_generated_answer_from_a_real_server_cites_its_sources(llama_server, corpus_service):

@@ -195,15 +195,14 @@ class LocalModel:
             self._eval(prompt[same:])
             text = b""
             shown = 0
+            vocab = self._lib.llama_model_get_vocab(llm.model)
             t0 = time.perf_counter()
             try:
                 for _ in range(max_tokens):
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError("the language model ran past RAG_LLM_TIMEOUT_S")
                     token = self._greedy()
-                    if llm.token_eos() == token or self._lib.llama_vocab_is_eog(
-                        self._lib.llama_model_get_vocab(llm.model), token
-                    ):
+                    if self._lib.llama_vocab_is_eog(vocab, token):  # end of generation (EOS among them)
                         break
                     text += self.token_piece(token)
                     llm.eval([token])
