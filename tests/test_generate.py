@@ -289,8 +289,12 @@ def test_check_splits_english_sentences_with_markers_before_the_full_stop():
 def test_english_answer_over_chinese_sources_is_kept(stub, gen_settings):
     stub.reply = "The Productivity Council will invest HK$5 hundred million this year [1]."
     ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings)
-    assert ans.answer == stub.reply and ans.warnings == ()
+    # the English sentence, then the source's sentence that supports it (the one with its number)
+    assert ans.answer == stub.reply + " 「他指出，生產力局今年將投入5億元，協助本地企業引入智能生產線。」[1]"
+    assert ans.warnings == ()
     assert [c.para_id for c in ans.citations] == [HKPC.para_id]
+    assert [HKPC.text[a:b] for a, b in ans.citations[0].highlights] == [
+        "他指出，生產力局今年將投入5億元，協助本地企業引入智能生產線。"]
     assert "English" in stub.requests[-1]["messages"][0]["content"]
 
 

@@ -174,6 +174,12 @@ def _select_by_sentence_vectors(
     return chosen or [min(cands, key=lambda c: (c.rank, c.position))]
 
 
+def quotable_spans(hit: Hit) -> list[tuple[int, int]]:
+    """``[start, end)`` of the sentences of ``hit`` an answer may quote (headlines, captions and
+    credits left out while any other sentence is there)."""
+    return [(c.start, c.end) for c in _quotable(_sentences(hit, 0))]
+
+
 def select_sentences(question: Question, hits: Sequence[Hit]) -> list[tuple[int, int, int]]:
     """``(hit index, start, end)`` of the sentences that best answer ``question``, best first."""
     labelled = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank)]
