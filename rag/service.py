@@ -265,10 +265,11 @@ class RagService:
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """``("retrieved", hits)`` once retrieval is done, then ``("answer", Answer)``.
-
-        The chat shows each step as it happens (a generated answer can take seconds)."""
-        from rag.answer.compose import answer_from_hits
+        """``("retrieved", hits)`` once retrieval is done; with a generator ``("draft", Answer)``
+        (the extractive answer) and ``("piece", str)`` for each checked sentence as the model
+        writes it; last ``("answer", Answer)``. The chat and ``/v1`` streaming show each step as it
+        happens (a generated answer takes seconds)."""
+        from rag.answer.compose import answer_steps
         from rag.text.script import script_config
 
         self._request()
@@ -279,11 +280,18 @@ class RagService:
         hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
         yield "retrieved", hits
-        answer = answer_from_hits(asked, hits, self.settings, script=script, judge=self.judge,
-                                  generator=self.generator, encoder=self.encoder)
-        t2 = time.perf_counter()
-        timings = {"retrieve": round((t1 - t0) * 1000, 2), "answer": round((t2 - t1) * 1000, 2), "total": round((t2 - t0) * 1000, 2)}
-        yield "answer", replace(answer, timings_ms={**answer.timings_ms, **timings})
+        retrieve = round((t1 - t0) * 1000, 2)
+        for step, value in answer_steps(asked, hits, self.settings, script=script, judge=self.judge,
+                                        generator=self.generator, encoder=self.encoder):
+            if step == "answer":
+                t2 = time.perf_counter()
+                timings = {**value.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),
+                           "total": round((t2 - t0) * 1000, 2)}
+                for key in ("first_token", "first_shown"):  # from the question, not from the answer step
+                    if key in timings:
+                        timings[key] = round(timings[key] + retrieve, 2)
+                value = replace(value, timings_ms=timings)
+            yield step, value
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

@@ -3,6 +3,7 @@
     with LLMStub() as stub:
         stub.reply = "香港成立了新型工業化委員會。[1]"     # or a callable(request_json) -> str
         stub.delay_s = 2.0                                 # a slow reply, for timeouts
+        stub.piece_delay_s = 0.1                           # slow pieces of a streamed reply
         stub.status = 500                                  # an HTTP error
         ... settings.llm_base_url = stub.base_url ...
         stub.requests[-1]["messages"]                      # what the client sent
@@ -14,6 +15,7 @@ dependency beyond the standard library.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +29,7 @@ class LLMStub:
     def __init__(self) -> None:
         self.reply: Reply = "OK"
         self.delay_s = 0.0
+        self.piece_delay_s = 0.0  # between streamed pieces (stream: true)
         self.status = 200
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -60,6 +63,9 @@ class LLMStub:
                     self._send(stub.status, {"error": {"message": "scripted failure"}})
                     return
                 text = stub.reply(body) if callable(stub.reply) else stub.reply
+                if body.get("stream"):
+                    self._send_stream(text)
+                    return
                 self._send(
                     200,
                     {
@@ -75,6 +81,24 @@ class LLMStub:
                         ],
                     },
                 )
+
+            def _send_stream(self, text: str) -> None:
+                """The reply as server-sent chunks, a word or a character (CJK) each."""
+                pieces = re.findall(r"\s*[\u3400-\u9fff]|\s*[^\s\u3400-\u9fff]+|\s+$", text)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for piece in pieces:
+                        chunk = {"object": "chat.completion.chunk",
+                                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                        self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
+                        self.wfile.flush()
+                        if stub.piece_delay_s:
+                            time.sleep(stub.piece_delay_s)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, payload: dict[str, Any]) -> None:
                 data = json.dumps(payload, ensure_ascii=False).encode()

@@ -343,3 +343,88 @@ def test_a_sentence_that_only_restates_the_question_is_removed(stub, gen_setting
     ans = answer_from_hits(Question.make("生產力局今年投入的資金是多少？"), HITS, gen_settings)
     assert ans.answer == "生產力局今年將投入5億元。[1]"
     assert any("removed" in w and "投入的資金是" in w for w in ans.warnings)
+
+
+# -- streamed, checked sentence by sentence -----------------------------------------------------
+
+
+def _steps(settings_, question=QUESTION, hits=HITS, script=None):
+    from rag.answer.compose import answer_steps
+
+    return list(answer_steps(Question.make(question), list(hits), settings_, script=script))
+
+
+def test_streamed_answer_shows_only_checked_sentences_and_joins_to_the_answer(stub, gen_settings):
+    stub.reply = ("生產力局今年將投入5億元，協助企業引入智能生產線。[1] 天文台預測明日天氣晴朗，最高氣溫約三十度。[2] "
+                  "「新型工業加速計劃」每個項目最多2億元。[2]")
+    steps = _steps(gen_settings)
+    kinds = [k for k, _ in steps]
+    assert kinds[0] == "draft" and kinds[-1] == "answer"
+    draft, answer = steps[0][1], steps[-1][1]
+    assert draft.mode == "extractive" and answer.mode == "generated"
+    pieces = [v for k, v in steps if k == "piece"]
+    assert len(pieces) == 2  # the unsupported weather sentence never reached the reader
+    assert "".join(pieces) == answer.answer
+    assert "天文台" not in answer.answer and any("天文台" in w for w in answer.warnings)
+    # the stub sends a character or a word per chunk: the unchecked sentence was seen growing
+    pending = [v for k, v in steps if k == "pending"]
+    assert len(pending) > 20 and any(p.startswith("天文台") for p in pending)
+    assert {"first_token", "first_shown", "generate"} <= set(answer.timings_ms)
+    assert answer.timings_ms["first_token"] <= answer.timings_ms["first_shown"]
+    assert_rules(answer, HITS)
+
+
+def test_streamed_and_whole_generation_give_the_same_answer(stub, gen_settings):
+    from rag.answer.generated import CheckedStream
+
+    stub.reply = "「新型工業加速計劃」以一比一配對形式資助企業。[2] 生產力局今年將投入5億元。[1] 每個項目最多2億元。[2]"
+    whole = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
+    checked = CheckedStream(Question.make(QUESTION), HITS)
+    shown = "".join(checked.feed(ch) for ch in stub.reply) + checked.close()
+    assert shown == checked.answer().answer == whole.answer
+    assert whole.answer.startswith("「新型工業加速計劃」") and whole.answer.count("[1]") == 2  # renumbered by first use
+
+
+def test_streamed_answer_in_the_display_script(stub, gen_settings):
+    stub.reply = "生產力局今年將投入5億元。[1] 每個項目最多2億元。[2]"
+    steps = _steps(gen_settings, script="hans")
+    pieces = "".join(v for k, v in steps if k == "piece")
+    assert pieces == steps[-1][1].answer == "生产力局今年将投入5亿元。[1]每个项目最多2亿元。[2]"
+    assert steps[0][0] == "draft" and "生产力局" in steps[0][1].answer  # the draft is converted too
+
+
+def test_generator_failing_mid_stream_keeps_the_checked_sentences(stub):
+    stub.reply = "生產力局今年將投入5億元，協助企業引入智能生產線。[1] 每個項目最多2億元，以一比一配對形式資助。[2] 另外" + "還有" * 40
+    stub.piece_delay_s = 0.05
+    steps = _steps(settings(llm_base_url=stub.base_url, llm_timeout_s=1.5))
+    answer = steps[-1][1]
+    assert answer.mode == "generated" and answer.answer == "".join(v for k, v in steps if k == "piece")
+    assert answer.answer.startswith("生產力局今年將投入5億元")
+    assert any("timeout" in w and "incomplete" in w for w in answer.warnings)
+
+
+def test_generator_failing_before_any_sentence_falls_back_to_the_draft(stub):
+    stub.delay_s = 2.0
+    steps = _steps(settings(llm_base_url=stub.base_url, llm_timeout_s=0.3))
+    assert [k for k, _ in steps] == ["draft", "answer"]
+    assert steps[-1][1].mode == "extractive" and steps[-1][1].answer == steps[0][1].answer
+    assert any("timeout" in w for w in steps[-1][1].warnings)
+
+
+def test_openai_generator_streams_server_sent_pieces(stub):
+    stub.reply = "生產力局今年將投入5億元。[1]"
+    gen = OpenAIChatGenerator(stub.base_url, timeout_s=5)
+    pieces = list(gen.stream([{"role": "user", "content": "hi"}]))
+    assert len(pieces) > 5 and "".join(pieces) == stub.reply
+    assert stub.requests[-1]["stream"] is True
+    stub.status = 503
+    with pytest.raises(GeneratorError, match="HTTP 503"):
+        list(gen.stream([{"role": "user", "content": "hi"}]))
+
+
+def test_english_sentence_quotes_its_source_once(stub, gen_settings):
+    stub.reply = ("The Productivity Council will invest HK$5 hundred million this year [1]. "
+                  "It will spend the 5 hundred million on smart production lines [1].")
+    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings)
+    assert ans.answer.count("「他指出，生產力局今年將投入5億元") == 1  # the second sentence rests on the same one
+    assert ans.answer.startswith("The Productivity Council will invest")

@@ -576,6 +576,50 @@ def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
 
 @pytest.mark.slow
 @pytest.mark.model
+def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder, browser):
+    """With a language model: the extractive answer and its sources at once, then the model's
+    text as it arrives (the sentence being written greyed), then the checked answer."""
+    from rag.api.app import create_app
+    from rag.service import RagService
+    from tests.llm_stub import LLMStub
+    from tests.server_utils import serve_app, tiny_index
+
+    base, index_dir = tiny_index(tmp_path_factory.mktemp("ui-stream"), encoder)
+    with LLMStub() as stub:
+        stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1]"
+        settings = base.model_copy(update={"llm_base_url": stub.base_url})
+        service = RagService.open(index_dir, settings, encoder=encoder)
+        q = "香港如何推動新型工業化？"
+        expected = service.ask(q, 5).to_dict()
+        assert expected["mode"] == "generated" and "月球" not in expected["answer"], expected
+        stub.piece_delay_s = 0.08  # a character each: about 2.5 s of writing
+        with serve_app(create_app(settings, service=service)) as server:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            chat = ChatPage(context.new_page(), server.base_url)
+            page = chat.page
+            page.fill("#question textarea", q)
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#chat .writing", timeout=60_000)
+            # the sources of the quoted answer are there while the model writes
+            assert page.locator("#sources .src-card").count() >= 1
+            assert "Quoted from the sources" in page.locator("#chat .draft-label").last.inner_text()
+            page.wait_for_function("() => (document.querySelector('#chat .writing .pending')?.textContent || '')"
+                                   ".length >= 3", timeout=30_000)
+            seen = [page.locator("#chat .writing").last.inner_text()]
+            page.screenshot(path=str(ARTIFACTS / "chat-writing.png"))
+            page.wait_for_function("() => (document.querySelector('#chat .writing')?.innerText || '').length > "
+                                   f"{len(seen[0])}", timeout=30_000)
+            seen.append(page.locator("#chat .writing").last.inner_text())
+            assert seen[1].rstrip("▍").startswith(seen[0].rstrip("▍")[:2])  # it grew; nothing was replayed
+            chat.wait_answer(expected["answer"])
+            assert page.locator("#chat .writing").count() == 0
+            assert page.locator("#chat .answer-mode").last.is_visible()
+            assert any("月球" in w for w in expected["warnings"])  # the unsupported sentence was removed
+            context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.model
 def test_api_docs_render_with_the_network_blocked(ui_server, browser):
     """/docs (Swagger UI) and /redoc load everything from this server: with every other host
     blocked, both render the operations."""

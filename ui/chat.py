@@ -33,11 +33,13 @@ from .render import (  # noqa: E402
     render_answer,
     render_briefing,
     render_sources,
+    render_writing,
 )
 
 log = logging.getLogger("rag.ui")
 HERE = Path(__file__).resolve().parent
 MAX_TURNS = 10  # earlier turns kept as retrieval context
+PENDING_EVERY_S = 0.1  # the sentence being written is redrawn at most this often
 
 EXAMPLES = [
     ("繁", "香港如何推動新型工業化？"),
@@ -105,7 +107,10 @@ class ChatUI:
     def respond(self, question: str, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
                 script: str, k: int) -> Iterator[tuple[Any, ...]]:
         """Answer in steps, each shown as it happens: the question with a placeholder, the
-        retrieval result, the answer. Nothing waits between steps (no replay of a finished text)."""
+        retrieval result, the answer. With a language model writing: the extractive answer and
+        its sources first, then the model's tokens as it decodes them (each sentence final once
+        checked), then the checked answer. Nothing waits between steps (no replay of a finished
+        text)."""
         state = dict(state or self.new_state())
         chat = list(chat or [])
         question = (question or "").strip()
@@ -116,12 +121,27 @@ class ChatUI:
         yield "", chat, gr.skip(), state
         history = state["turns"][-2 * MAX_TURNS :]
         answer: dict[str, Any] | None = None
+        turn = state["turn"] + 1
+        draft: dict[str, Any] | None = None
+        written, pending, shown_at = "", "", 0.0
         try:
             for step, value in self.holder.get().ask_steps(question, int(k), history=history):
                 if step == "retrieved":
                     chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(value))}
                     yield "", chat, gr.skip(), state
-                else:
+                elif step == "draft":  # the extractive answer and its sources, while the model writes
+                    draft = self._shown(value.to_dict(), script)
+                    chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, "", "")}
+                    yield "", chat, render_sources(draft, turn, self._flags(draft)), state
+                elif step in ("piece", "pending") and draft is not None:
+                    if step == "piece":
+                        written += _in_script(value, script)
+                    pending = _in_script(value, script) if step == "pending" else ""
+                    if step == "piece" or time.monotonic() - shown_at >= PENDING_EVERY_S:
+                        shown_at = time.monotonic()
+                        chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, written, pending)}
+                        yield "", chat, gr.skip(), state
+                elif step == "answer":
                     answer = value.to_dict()
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": f"⚠️ {escape_md(str(exc))}"}
@@ -133,7 +153,6 @@ class ChatUI:
             yield "", chat, gr.skip(), state
             return
         assert answer is not None
-        turn = state["turn"] + 1
         shown = self._shown(answer, script)
         chat[-1] = self._bubble(shown, turn)
         state = {
@@ -244,6 +263,15 @@ def _export_folder() -> Path:
         except OSError:
             pass
     return Path(tempfile.mkdtemp(dir=EXPORTS))
+
+
+def _in_script(text: str, script: str) -> str:
+    """Streamed answer text in the display script (the answer's own conversion)."""
+    from rag.text.normalise import convert_script
+    from rag.text.script import script_config
+
+    config = script_config(script)
+    return convert_script(text, config) if config else text
 
 
 def answer_from_dict(d: dict[str, Any]) -> Any:

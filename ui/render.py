@@ -67,6 +67,24 @@ def render_answer(text: str, n_citations: int, turn: int, *, abstained: bool = F
     return "\n\n".join(blocks)
 
 
+def render_writing(draft: Mapping[str, Any], turn: int, written: str, pending: str) -> str:
+    """The bubble while the language model writes: its checked sentences so far, the sentence it
+    is writing greyed (not yet checked), and the extractive answer (``draft``, whose ``[n]`` link
+    to the source cards shown) under it. The written text's markers are left out until the
+    answer is complete and its sources are numbered."""
+    text = html.escape(MARKER.sub("", written))
+    now = html.escape(MARKER.sub("", pending))
+    blocks = [
+        f'<div class="writing">{text}<span class="pending" title="尚未核對 not yet checked">{now}</span>'
+        '<span class="cursor">▍</span></div>',
+        '<div class="answer-mode">✍ 語言模型撰寫中：每句核對來源後顯示，灰字尚未核對 · the language model is writing; '
+        "each sentence is checked against its source (grey: not yet checked)</div>",
+        '<div class="draft-label">來源摘錄 Quoted from the sources:</div>',
+        render_answer(draft["answer"], len(draft["citations"]), turn, warnings=draft.get("warnings") or ()),
+    ]
+    return "\n\n".join(blocks)
+
+
 def render_briefing(items: Sequence[Mapping[str, Any]]) -> str:
     """The briefing panel: numbered items with move up / move down / remove controls."""
     if not items:

@@ -1,26 +1,31 @@
 """The cited answer to a question: abstain below the relevance floor; with the judge
 (``RAG_LLM=local``) cite only the paragraphs it passes and abstain when none does; else a
-generated answer when a generator is set (checked, with the extractive one as its fallback), else
-the extractive answer; converted to the display script last."""
+generated answer when a generator is set (checked sentence by sentence as it streams, with the
+extractive one shown first and kept as its fallback), else the extractive answer; converted to
+the display script last."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rag.answer.abstain import abstain, abstain_reason, relevance_floor, relevance_of
 from rag.answer.display import in_script
 from rag.answer.extractive import extractive_answer
 from rag.answer.generated import (
+    CheckedStream,
     Generator,
     UnusableGeneration,
+    answer_messages,
+    cited_numbers,
     describe_failure,
-    generated_answer,
     generator_from_settings,
 )
 from rag.config import Settings
 from rag.question import Question
+from rag.text.normalise import convert_script
 from rag.text.script import script_config
 from rag.types import Answer, Hit
 
@@ -41,31 +46,49 @@ def answer_from_hits(
     judge: Judge | None = None,
     encoder: Encoder | None = None,
 ) -> Answer:
-    """The cited answer to ``question`` from ranked ``hits``.
+    """The cited answer to ``question`` from ranked ``hits`` (the last step of :func:`answer_steps`)."""
+    answer = None
+    for step, value in answer_steps(question, hits, settings, script=script, generator=generator, judge=judge,
+                                    encoder=encoder):
+        if step == "answer":
+            answer = value
+    assert answer is not None
+    return answer
+
+
+def answer_steps(
+    question: Question,
+    hits: list[Hit],
+    settings: Settings,
+    *,
+    script: str | None = None,
+    generator: Generator | None = None,
+    judge: Judge | None = None,
+    encoder: Encoder | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """The cited answer to ``question`` from ranked ``hits``, step by step.
 
     Abstains when there is no hit at or above the relevance floor. ``judge`` (``RAG_LLM=local``)
     reads the top paragraphs against the question: only those it passes are cited, and when none
     passes the answer abstains with its reason. ``generator`` (default: built from
-    ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; any failure
-    falls back to the extractive answer with a warning. ``encoder`` (the retrieval embedder) finds
-    the paragraph that supports a generated sentence the model left without its marker.
+    ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; then the
+    steps are ``("draft", Answer)`` (the extractive answer, shown while the model writes),
+    ``("piece", str)`` for each checked sentence as it is written (:class:`CheckedStream`), with
+    ``("pending", str)`` after every token (the sentence being written, not yet checked: the chat
+    shows it greyed), and ``("answer", Answer)``; any failure before a cited sentence falls back to the extractive
+    answer with a warning. Without a generator the one step is ``("answer", Answer)``.
+    ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
+    generated sentence. Every answer is converted to the display ``script`` last.
     """
     t0 = time.perf_counter()
-    script_config(script)  # a bad script name fails before any work
-    answer = _answer_original(question, hits, settings, generator=generator, judge=judge, encoder=encoder, t0=t0)
-    return in_script(answer, script)
-
-
-def _answer_original(
-    question: Question, hits: list[Hit], settings: Settings, *, generator: Generator | None,
-    judge: Judge | None, encoder: Encoder | None, t0: float,
-) -> Answer:
-    """The answer in the source's own script (``in_script`` converts it for display)."""
+    config = script_config(script)  # a bad script name fails before any work
     lang = question.lang
     floor = relevance_floor(settings)
     above = [h for h in hits if relevance_of(h) >= floor]
     if not above:
-        return abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor))
+        yield "answer", in_script(abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor)),
+                                  script)
+        return
     judged_ms: dict[str, float] = {}
     if judge is not None:
         from rag.llm.judge import reason as judge_reason
@@ -78,34 +101,57 @@ def _answer_original(
                  if v.p_yes >= judge.floor]
         if not above:
             best = max(v.p_yes for v in verdicts)
-            return abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
-                           reason=judge_reason(lang, len(read), best, judge.floor))
-    answer = _answer_passed(question, above, settings, generator=generator, encoder=encoder, t0=t0)
-    return replace(answer, timings_ms={**judged_ms, **answer.timings_ms})
-
-
-def _answer_passed(
-    question: Question, above: list[Hit], settings: Settings, *, generator: Generator | None,
-    encoder: Encoder | None, t0: float,
-) -> Answer:
-    """The answer from the paragraphs that passed the relevance floor (and the judge)."""
+            yield "answer", in_script(abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
+                                              reason=judge_reason(lang, len(read), best, judge.floor)), script)
+            return
     warnings: list[str] = []
     if generator is None and settings.llm_base_url:
         try:
             generator = generator_from_settings(settings)
         except ValueError as exc:
             warnings.append(f"generator misconfigured: {exc}; showing extractive answer")
-    if generator is not None:
-        t1 = time.perf_counter()
-        try:
-            answer = generated_answer(question, above[:MAX_GEN_PARAGRAPHS], generator, encoder=encoder)
-            return replace(answer, timings_ms={"generate": _ms(t1)})
-        except UnusableGeneration as exc:
-            warnings.extend(exc.warnings)
-        except Exception as exc:  # never an error page: any generator failure -> extractive
-            warnings.append(describe_failure(exc))
-    answer = extractive_answer(question, above, warnings=warnings)
-    return replace(answer, timings_ms={"extract": _ms(t0)})
+    extractive = extractive_answer(question, above, warnings=warnings)
+    if generator is None:
+        yield "answer", in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script)
+        return
+    yield "draft", in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script)
+    t1 = time.perf_counter()
+    checked = CheckedStream(question, above[:MAX_GEN_PARAGRAPHS], encoder=encoder, config=config)
+    timings: dict[str, float] = {}
+    shown = False
+    try:
+        for piece in generator.stream(answer_messages(question, checked.hits)):
+            timings.setdefault("first_token", _ms(t0))
+            out = checked.feed(piece)
+            if out:
+                timings.setdefault("first_shown", _ms(t0))
+                shown = True
+                yield "piece", out
+            yield "pending", convert_script(checked.pending, config) if config else checked.pending
+        out = checked.close()
+        if out:
+            timings.setdefault("first_shown", _ms(t0))
+            shown = True
+            yield "piece", out
+        answer = checked.answer()
+    except UnusableGeneration as exc:
+        warnings = [*extractive.warnings, *exc.warnings]
+        answer = None
+    except Exception as exc:  # never an error page: a generator failure -> extractive (or what was checked)
+        if shown and cited_numbers(checked.clean):
+            answer = checked.answer()
+            answer = replace(answer, warnings=(*answer.warnings, f"{describe_failure(exc).split(';')[0]}; "
+                                                                 "the answer may be incomplete"))
+        else:
+            warnings = [*extractive.warnings, describe_failure(exc)]
+            answer = None
+    if answer is None:
+        answer = replace(extractive, warnings=tuple(warnings))
+        yield "answer", in_script(replace(answer, timings_ms={**judged_ms, **timings, "extract": _ms(t0)}), script)
+        return
+    answer = replace(answer, warnings=(*extractive.warnings, *answer.warnings),
+                     timings_ms={**judged_ms, **timings, "generate": _ms(t1)})
+    yield "answer", answer  # CheckedStream converted it to the display script
 
 
 def _ms(t0: float) -> float:

@@ -8,9 +8,11 @@ reported, and a sentence whose cited paragraph does not support it is flagged.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -74,9 +76,12 @@ class GeneratorError(RagError):
 
 @runtime_checkable
 class Generator(Protocol):
-    """Chat messages in, the model's text out; raises :class:`GeneratorError` on any failure."""
+    """Chat messages in, the model's text out (whole, or in pieces as it is written); raises
+    :class:`GeneratorError` on any failure."""
 
     def complete(self, messages: list[dict[str, str]]) -> str: ...
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]: ...
 
 
 class OpenAIChatGenerator:
@@ -139,6 +144,41 @@ class OpenAIChatGenerator:
         if not text:
             raise GeneratorError("empty output")
         return text
+
+    def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
+        """The answer's pieces as the server sends them (``stream: true``, server-sent events);
+        the whole reply must arrive within the timeout."""
+        body = {"model": self.model, "messages": messages, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "stream": True}
+        deadline = time.monotonic() + self.timeout_s
+        got = ""
+        try:
+            with self._client.stream("POST", self.url, json=body) as resp:
+                if resp.status_code >= 400:
+                    raise GeneratorError(f"HTTP {resp.status_code} from {self.url}")
+                for line in resp.iter_lines():
+                    if time.monotonic() > deadline:
+                        raise GeneratorError(f"timeout after {self.timeout_s:g}s")
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        piece = json.loads(data)["choices"][0].get("delta", {}).get("content")
+                    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                        raise GeneratorError(
+                            f"unexpected stream from {self.url} (not OpenAI chat completion chunks)"
+                        ) from None
+                    if piece:
+                        got += piece
+                        yield piece
+        except httpx.TimeoutException:
+            raise GeneratorError(f"timeout after {self.timeout_s:g}s") from None
+        except httpx.HTTPError as exc:
+            raise GeneratorError(f"cannot reach {self.url}: {type(exc).__name__}") from None
+        if not _THINK.sub("", got).strip():
+            raise GeneratorError("empty output")
 
     def close(self) -> None:
         self._client.close()
@@ -486,7 +526,7 @@ class CheckedStream:
     """A generated answer checked sentence by sentence while the model writes it.
 
     :meth:`feed` takes the model's text pieces as they are decoded and returns what may be
-    shown now: each sentence once it is complete (the next one has begun, or the text ended)
+    shown as final now (``pending`` holds the sentence still being written, unchecked): each sentence once it is complete (the next one has begun, or the text ended)
     and :func:`check_sentence` kept or repaired it, its out-of-range markers removed and its
     markers renumbered by first use (the sources shown are 1..k in the order cited). With
     ``quote_sources``, an English sentence over a Chinese paragraph is followed by the
@@ -510,6 +550,7 @@ class CheckedStream:
         self.mapping: dict[int, int] = {}
         self.warnings: list[str] = []
         self.removed_markers: list[str] = []
+        self.pending = ""  # the sentence being written, unchecked (the model's own markers)
 
     def feed(self, piece: str) -> str:
         """Add a decoded piece; the checked text that can be shown now ('' while a sentence is open)."""
@@ -524,11 +565,13 @@ class CheckedStream:
         raw = self.raw
         if "<think>" in raw:  # a reasoning model's thoughts are never shown
             if "</think>" not in raw and not final:
+                self.pending = ""
                 return ""
             raw = _THINK.sub("", raw)
         text = normalise_markers(raw.strip() if final else raw.lstrip())
         spans = split_sentences(text)
         ready = spans if final else spans[:-1]
+        self.pending = text[spans[-1][0]:] if spans and not final else ""
         shown = ""
         for start, end in ready[self.done:]:
             shown += self._check(text[start:end])

@@ -26,17 +26,19 @@ class LocalGenerator:
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """The answer's text pieces as the engine decodes them (raises GeneratorError on failure)."""
+        got = ""
         try:
             prompt = self.model.tokenize(self.model.format_chat(messages))
             deadline = time.monotonic() + self.timeout_s
-            yield from self.model.stream(prompt, max_tokens=self.max_tokens, deadline=deadline)
+            for piece in self.model.stream(prompt, max_tokens=self.max_tokens, deadline=deadline):
+                got += piece
+                yield piece
         except TimeoutError:
             raise GeneratorError(f"the local model ran past {self.timeout_s:g} s (RAG_LLM_TIMEOUT_S)") from None
         except ModelError as exc:
             raise GeneratorError(str(exc)) from None
+        if not got.strip():
+            raise GeneratorError("empty output")
 
     def complete(self, messages: list[dict[str, str]]) -> str:
-        text = "".join(self.stream(messages)).strip()
-        if not text:
-            raise GeneratorError("empty output")
-        return text
+        return "".join(self.stream(messages)).strip()

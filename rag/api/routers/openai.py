@@ -2,14 +2,19 @@
 
 The last user message is the question, earlier user/assistant turns the history. The reply
 lists its sources in the message text and carries them structured in a top-level
-``citations`` field (on the response, or on the first and last chunk of a stream).
+``citations`` field (on the response, or on the last chunk of a stream; also on the first
+chunk when no language model writes the answer). With a language model, the stream carries its
+sentences as they are written and checked (a sentence is sent once its check passed: a client
+cannot take text back), then the sources and the checks.
 """
 
 
 import json
+import queue
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from fastapi import APIRouter
@@ -74,6 +79,44 @@ def _usage(question: str, history: list[dict[str, str]], reply: str) -> dict[str
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _extra(data: dict[str, Any]) -> dict[str, Any]:
+    return {"abstained": data["abstained"], "abstain_reason": data["abstain_reason"], "mode": data["mode"],
+            "warnings": data["warnings"]}
+
+
+class _Steps:
+    """The service's answer steps, run on one worker thread (the request thread's limits apply
+    to all of it) and handed to the event loop one at a time; :meth:`stop` ends them early (the
+    client went away) so the language model is not kept busy for nobody."""
+
+    def __init__(self, steps: Iterator[tuple[str, Any]]) -> None:
+        self._steps = steps
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, name="v1-stream", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for step in self._steps:
+                if self._stop.is_set():
+                    break
+                self._queue.put(step)
+            self._queue.put(None)
+        except BaseException as exc:  # handed to the request: an error response, or a cut stream
+            self._queue.put(exc)
+        finally:
+            self._steps.close()
+
+    async def next(self) -> tuple[str, Any] | None:
+        item = await run_in_threadpool(self._queue.get)
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def _sse(obj: dict[str, Any]) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
@@ -107,39 +150,61 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
                  response_model=None, responses={200: _COMPLETION_RESPONSES})
     async def chat_completions(body: ChatCompletionRequest, service: Service) -> Any:  # type: ignore[valid-type]
         question, history = split_messages(body.messages, max_chars)
-        # Answer before the first byte, so that bad input still gets a 4xx JSON error.
-        answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script)
-        data = answer.to_dict()
-        citations = data["citations"]
-        reply = data["answer"] + sources_text(citations) + checks_text(data["warnings"])
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.model or MODEL_ID
-        extra = {"abstained": data["abstained"], "abstain_reason": data["abstain_reason"], "mode": data["mode"],
-                 "warnings": data["warnings"]}
         if not body.stream:
+            answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script)
+            data = answer.to_dict()
+            reply = data["answer"] + sources_text(data["citations"]) + checks_text(data["warnings"])
             return {
                 "id": cid, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
                 "usage": _usage(question, history, reply),
-                "citations": citations,
-                **extra,
+                "citations": data["citations"],
+                **_extra(data),
             }
+        steps = _Steps(service.ask_steps(question, body.k, history=history, script=body.script))
+        # The first step (validation, retrieval) before the first byte: bad input still gets a 4xx JSON error.
+        first = await steps.next()
+        head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
 
-        from rag.answer.display import stream_pieces
+        def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
+            return _sse({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **more})
 
         async def events() -> AsyncIterator[str]:
-            head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
-            yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                             "finish_reason": None}], "citations": citations})
-            pieces = list(stream_pieces(data["answer"])) or [data["answer"]]
-            tail = sources_text(citations) + checks_text(data["warnings"])
-            for piece in [*pieces, tail] if tail else pieces:
-                if piece:
-                    yield _sse({**head, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
-            yield _sse({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                        "citations": citations, "usage": _usage(question, history, reply), **extra})
-            yield "data: [DONE]\n\n"
+            from rag.answer.display import stream_pieces
+
+            streamed = ""
+            step: tuple[str, Any] | None = first
+            try:
+                while step is not None and step[0] != "answer":
+                    kind, value = step
+                    if kind == "draft":  # the model writes now: its checked sentences follow
+                        yield chunk({"role": "assistant", "content": ""})
+                    elif kind == "piece":
+                        streamed += value
+                        yield chunk({"content": value})
+                    step = await steps.next()
+                if step is None:
+                    return
+                data = step[1].to_dict()
+                citations = data["citations"]
+                if data["mode"] == "generated" and streamed:
+                    text = ""  # already sent, sentence by sentence, exactly as data["answer"]
+                else:
+                    if not streamed:  # no model, or it failed before a checked sentence
+                        yield chunk({"role": "assistant", "content": ""}, citations=citations)
+                    text = ("\n\n" if streamed else "") + data["answer"]
+                pieces = [*stream_pieces(text), sources_text(citations) + checks_text(data["warnings"])]
+                for piece in pieces:
+                    if piece:
+                        yield chunk({"content": piece})
+                reply = streamed + text + pieces[-1]
+                yield chunk({}, "stop", citations=citations, usage=_usage(question, history, reply), **_extra(data))
+                yield "data: [DONE]\n\n"
+            finally:
+                steps.stop()
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
