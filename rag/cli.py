@@ -211,14 +211,27 @@ def search_cmd(query: str, k: int, as_json: bool, script: str, index: str | None
               help="Script of the shown answer and paragraphs.")
 @index_option
 def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None) -> None:
-    """Answer QUESTION with cited source paragraphs (`-` reads standard input)."""
+    """Answer QUESTION with cited source paragraphs (`-` reads standard input).
+
+    With a language model writing the answer, its sentences are printed as they are written
+    and checked."""
     question = _checked(_read_text(question), k, index, field="question")
     svc = _service(index)
-    answer = svc.ask(question, k, script=script)
+    answer, streamed = None, ""
+    for step, value in svc.ask_steps(question, k, script=script):
+        if step == "piece" and not as_json:  # a language model writes: each sentence once checked
+            click.echo(value, nl=False)
+            streamed += value
+        elif step == "answer":
+            answer = value
+    assert answer is not None
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
-    click.echo(answer.answer)
+    if streamed and answer.mode == "generated":
+        click.echo()
+    else:
+        click.echo(("\n" if streamed else "") + answer.answer)
     if answer.abstained and answer.abstain_reason:
         click.echo(f"(no source cited: {answer.abstain_reason})")
     for w in answer.warnings:

@@ -102,15 +102,25 @@ class Question:
     """A question and what every step derives from it (each derived once, on first use)."""
 
     text: str  # as asked (validated at the boundary)
-    search_text: str  # what retrieval uses: ``text``, or the previous question and ``text``
+    search_text: str  # what retrieval uses: ``text``, the standalone rewrite, or the previous question and ``text``
     normaliser: Normaliser = field(compare=False, repr=False)
+    rewritten: str | None = None  # the language model's standalone form of a follow-up
 
     @classmethod
     def make(
-        cls, text: str, normaliser: Normaliser | None = None, history: Sequence[dict[str, Any]] | None = None
+        cls, text: str, normaliser: Normaliser | None = None, history: Sequence[dict[str, Any]] | None = None,
+        *, rewritten: str | None = None,
     ) -> Question:
-        """The question ``text`` (already validated), in the conversation ``history``."""
-        return cls(text, contextualise(text, history), normaliser or Normaliser())
+        """The question ``text`` (already validated), in the conversation ``history``;
+        ``rewritten``, when given, is what retrieval uses instead."""
+        search = rewritten or contextualise(text, history)
+        return cls(text, search, normaliser or Normaliser(), rewritten or None)
+
+    @property
+    def standalone(self) -> str:
+        """The question as the judge and the answer writer read it: the rewrite of a follow-up,
+        else the text as asked."""
+        return self.rewritten or self.text
 
     @cached_property
     def lang(self) -> str:
@@ -129,8 +139,8 @@ class Question:
 
     @cached_property
     def units(self) -> frozenset[str]:
-        """Matching units of the text as asked: which sentences answer it, which to highlight."""
-        return question_units(self.text)
+        """Matching units of the question (its standalone form): which sentences answer it, which to highlight."""
+        return question_units(self.standalone)
 
     @cached_property
     def search_units(self) -> frozenset[str]:

@@ -17,7 +17,7 @@ from rag.index.build import index_config
 from rag.index.loaded import LoadedIndex
 from rag.index.manifest import read_manifest
 from rag.index.tables import DocumentInfo
-from rag.question import Question
+from rag.question import Question, depends_on_history
 from rag.retrieval.gloss import compatible as gloss_compatible
 from rag.retrieval.gloss import query_config as gloss_query_config
 from rag.retrieval.hybrid import HybridRetriever
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from rag.answer.generated import Generator
     from rag.embedding import Encoder
     from rag.llm.judge import Judge
+    from rag.llm.rewrite import Rewriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -166,6 +167,11 @@ class RagService:
             cache_dir=settings.cache_dir,
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
+        self.rewriter: Rewriter | None = None  # RAG_LLM=local: follow-ups made standalone
+        if judge is not None:
+            from rag.llm.rewrite import Rewriter
+
+            self.rewriter = Rewriter(judge.model)
         self.generator: Generator | None = None  # RAG_LLM=local: the same model writes the answer
         if judge is not None and settings.llm_answers == "generated" and not settings.llm_base_url:
             from rag.llm.generate import LocalGenerator
@@ -229,8 +235,15 @@ class RagService:
     def question(
         self, text: Any, history: Sequence[dict[str, Any]] | None = None, *, field: str = "question"
     ) -> Question:
-        """The one :class:`Question` of a request: validated here, read by every later step."""
-        return Question.make(clean_question(text, self.settings, field=field), self.normaliser, history)
+        """The one :class:`Question` of a request: validated here, read by every later step.
+
+        With the local model, a follow-up that depends on ``history`` is rewritten into a
+        standalone question (``rag.llm.rewrite``); else retrieval prepends the previous question."""
+        text = clean_question(text, self.settings, field=field)
+        rewritten = None
+        if self.rewriter is not None and history and depends_on_history(text) is not None:
+            rewritten = self.rewriter.rewrite(text, history)
+        return Question.make(text, self.normaliser, history, rewritten=rewritten)
 
     def search(
         self, query: str | Question, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None

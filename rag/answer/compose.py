@@ -95,7 +95,7 @@ def answer_steps(
 
         t1 = time.perf_counter()
         read = above[: judge.top_k]
-        verdicts = judge.judge(question.text, read)
+        verdicts = judge.judge(question.standalone, read)
         judged_ms = {"judge": _ms(t1)}
         above = [replace(h, judge=round(v.p_yes, 4)) for h, v in zip(read, verdicts, strict=True)
                  if v.p_yes >= judge.floor]

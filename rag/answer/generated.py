@@ -469,6 +469,14 @@ def restates(plain: str, question: str) -> bool:
     return bool(said) and said <= have
 
 
+_EVIDENCE = re.compile(r" ?「[^」]*」(?:\[\d+\])+")
+
+
+def own_words(text: str) -> str:
+    """A generated answer without the source sentences quoted after its English sentences."""
+    return _EVIDENCE.sub("", text).strip()
+
+
 def check_sentence(
     sentence: str, texts: Sequence[str], encoder: Encoder | None = None, *, question: str = ""
 ) -> tuple[str | None, str]:
@@ -623,7 +631,7 @@ class CheckedStream:
     def _check(self, sentence: str) -> str:
         n = len(self.hits)
         self.removed_markers += [f"[{d}]" for d in _MARKER.findall(sentence) if not 1 <= int(d) <= n]
-        kept, verdict = check_sentence(sentence, self.texts, self.encoder, question=self.question.text)
+        kept, verdict = check_sentence(sentence, self.texts, self.encoder, question=self.question.standalone)
         plain = strip_markers(sentence)
         if kept is None:
             self.warnings.append(f"citation check: removed, not supported by its cited source: {plain[:120]}")
@@ -669,7 +677,7 @@ class CheckedStream:
 
 def answer_messages(question: Question, hits: Sequence[Hit], framing: str = DEFAULT_FRAMING) -> list[dict[str, str]]:
     """The chat messages that ask for the answer to ``question`` over the numbered ``hits``."""
-    return build_messages(question.text, [h.text for h in hits], lang=question.lang,
+    return build_messages(question.standalone, [h.text for h in hits], lang=question.lang,
                           titles=[h.title for h in hits], framing=framing)
 
 

@@ -216,7 +216,17 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
         english = [r for r in generated if r.get("written_in_english") is not None]
         if english:
             out["english_answers_in_english"] = mean(1.0 if r["written_in_english"] else 0.0 for r in english)
+        own = [r for r in generated if r.get("answerable") and r.get("answer_in_own_words") is not None]
+        if own:  # the answer string in the model's own sentences, the quoted sources left out
+            out["answer_in_own_words"] = mean(1.0 if r["answer_in_own_words"] else 0.0 for r in own)
         gen_ms = [float(r["generate_ms"]) for r in rows if r.get("generate_ms") is not None]  # type: ignore[arg-type]
         out["generate_p50_ms"] = percentile(gen_ms, 50)
         out["generate_p95_ms"] = percentile(gen_ms, 95)
+        for key in ("first_token", "first_shown"):  # from the question to the model's first token / checked sentence
+            got = [float(r[f"{key}_ms"]) for r in generated if r.get(f"{key}_ms") is not None]  # type: ignore[arg-type]
+            out[f"{key}_p50_ms"] = percentile(got, 50)
+            out[f"{key}_p95_ms"] = percentile(got, 95)
+        whole = [float(r["latency_ms"]) for r in generated if r.get("latency_ms") is not None]  # type: ignore[arg-type]
+        out["generated_answer_p50_ms"] = percentile(whole, 50)
+        out["generated_answer_p95_ms"] = percentile(whole, 95)
     return out

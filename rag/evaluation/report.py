@@ -16,7 +16,9 @@ TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", 
                  "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
                  "false_abstention_rate", "latency_p50_ms", "latency_p95_ms", "judge_p50_ms", "judge_p95_ms",
                  "generated_share", "english_answers_in_english", "removed_sentences", "repaired_sentences",
-                 "generate_p50_ms", "generate_p95_ms")
+                 "answer_in_own_words", "generate_p50_ms", "generate_p95_ms", "first_token_p50_ms",
+                 "first_token_p95_ms", "first_shown_p50_ms", "first_shown_p95_ms", "generated_answer_p50_ms",
+                 "generated_answer_p95_ms")
 EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10", "ndcg@10", "latency_p50_ms")
 MAX_FAILURES_LISTED = 40
 MAX_MOVES_LISTED = 30  # per set and direction in report.md

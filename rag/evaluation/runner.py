@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.answer.generated import strip_markers
+from rag.answer.generated import own_words, strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
@@ -139,8 +139,13 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
             row["generated"] = True
             row["removed_sentences"] = sum("citation check: removed" in w for w in ans.warnings)
             row["repaired_sentences"] = sum("added the missing marker" in w for w in ans.warnings)
+            own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
-                row["written_in_english"] = cjk_ratio(strip_markers(ans.answer)) < 0.5
+                row["written_in_english"] = bool(own) and cjk_ratio(own) < 0.5
+            row["answer_in_own_words"] = bool(item.answers) and answer_in_texts(item.answers, [own])
+            for key in ("first_token", "first_shown"):
+                if timings.get(key) is not None:
+                    row[f"{key}_ms"] = timings[key]
     except RagError as e:  # a question the service refuses is a failure, not a crash
         row.update(ranked=[], error=str(e), abstained=False, answer="", cited=[],
                    answer_in_citations=False, answer_in_text=False, citation_precision=None)

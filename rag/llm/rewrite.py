@@ -1,0 +1,97 @@
+"""Follow-ups made standalone by the local model before retrieval (``RAG_LLM=local``).
+
+A follow-up that leans on the conversation ("他認為…", "What about its budget?": see
+``rag.question.depends_on_history``) is rewritten from the last exchange into a question that
+stands alone ("陳祖恒認為…"), in the follow-up's own language and script. Retrieval, the judge
+and the answer read the rewrite; without the model (or when its rewrite is unusable) retrieval
+prepends the previous question instead.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from rag.llm.engine import LocalModel
+from rag.text.normalise import cjk_ratio
+from rag.text.sentences import question_units, units
+
+MAX_TOKENS = 60  # one question
+MAX_TURN_CHARS = 300  # of the previous answer shown to the model
+TIMEOUT_S = 10.0
+
+SYSTEM = (
+    "You rewrite the last question of a conversation so that it can be understood on its own. Replace "
+    "every pronoun or reference (it, they, he, this, 他, 它, 這個, 该…) with the name or thing it refers to "
+    "in the conversation, and keep everything else as asked. Write it in the same language and the same "
+    "script as the last question. Reply with the rewritten question only."
+)
+_LABEL = re.compile(r"^\s*(?:rewritten question|question|改寫|改写|問題|问题)\s*[:：]\s*", re.IGNORECASE)
+
+
+def _turns(history: Sequence[dict[str, Any]]) -> str:
+    """The last user question and the answer after it, as the model reads them."""
+    lines: list[str] = []
+    last_user = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=None)
+    if last_user is None:
+        return ""
+    for m in history[last_user:last_user + 2]:
+        text = re.sub(r"\[\d+\]", "", str(m.get("content") or "")).strip()[:MAX_TURN_CHARS]
+        lines.append(f"{'User' if m.get('role') == 'user' else 'Assistant'}: {text}")
+    return "\n".join(lines)
+
+
+def usable(rewrite: str, question: str, turns: str = "") -> bool:
+    """A rewrite keeps the question's script family, stays a question's length, and brings in
+    something of the conversation (``turns``) the question lacked: else it resolved nothing
+    ("那资助呢？" -> "资助是什么？")."""
+    if not rewrite or len(rewrite) > max(4 * len(question), 200) or "\n" in rewrite:
+        return False
+    if (cjk_ratio(rewrite) >= 0.5) != (cjk_ratio(question) >= 0.5):
+        return False
+    if not turns:
+        return True
+    added = question_units(rewrite) - question_units(question)
+    return bool(added & (units(turns) | question_units(turns)))
+
+
+class Rewriter:
+    """The local model's standalone rewrites, kept per (question, last exchange) in a small LRU."""
+
+    def __init__(self, model: LocalModel, *, timeout_s: float = TIMEOUT_S, size: int = 256) -> None:
+        self.model = model
+        self.timeout_s = timeout_s
+        self._cache: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def rewrite(self, question: str, history: Sequence[dict[str, Any]]) -> str | None:
+        """The standalone form of ``question`` after ``history``, or None when none is usable."""
+        turns = _turns(history)
+        if not turns:
+            return None
+        key = (question, turns)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": f"Conversation:\n{turns}\n\nLast question: {question}\n\n"
+                                                "Rewritten question:"}]
+        try:
+            prompt = self.model.tokenize(self.model.format_chat(messages))
+            text = "".join(self.model.stream(prompt, max_tokens=MAX_TOKENS, stop=("\n",),
+                                             deadline=time.monotonic() + self.timeout_s))
+        except (TimeoutError, Exception):  # noqa: BLE001 - any failure: retrieval prepends instead
+            text = ""
+        text = _LABEL.sub("", text.strip()).strip().strip("\"'“”「」")
+        out = text if usable(text, question, turns) else None
+        with self._lock:
+            self._cache[key] = out
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return out
