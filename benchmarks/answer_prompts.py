@@ -46,7 +46,7 @@ def main() -> None:
     from rag.types import Hit
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 25
-    names = sys.argv[2].split(",") if len(sys.argv) > 2 else [*FRAMINGS, "plain+quotes"]
+    names = sys.argv[2].split(",") if len(sys.argv) > 2 else [f"{f}+quotes" for f in FRAMINGS]
     settings = Settings(llm="local")
     model = get_local_model(resolve_model_path(settings.llm_model_path, settings.cache_dir), threads=2, cache_mb=64)
     encoder = get_encoder(settings)
@@ -78,7 +78,7 @@ def main() -> None:
                     "ok_own_words": used and answer_in_texts(q["answers"], [QUOTE.sub("", text)]),
                     "english": cjk_ratio(text) < 0.5 if used else None,
                     "removed": sum("removed" in w for w in warnings),
-                    "repaired": sum("added the missing marker" in w for w in warnings),
+                    "repaired": sum("added the missing marker" in w or "moved the marker" in w for w in warnings),
                     "used": used, "seconds": time.perf_counter() - t0,
                 })
                 print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr, flush=True)

@@ -354,12 +354,12 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
     Under CI (CI=true) a skipped set or a missing baseline also fails.
     """
     from rag.evaluation.report import write_baseline
-    from rag.evaluation.runner import default_baseline, default_sets, in_ci, run_eval
+    from rag.evaluation.runner import default_baseline, default_sets, eval_mode, in_ci, run_eval
     from rag.threads import limit_process
 
     settings = _settings(index)
     limit_process()  # questions run on this thread
-    baseline = baseline or default_baseline(settings.llm)
+    baseline = baseline or default_baseline(eval_mode(settings))
     chosen = [s.strip() for s in sets.split(",")] if sets else None
     result = run_eval(
         list(gold) or None,
@@ -385,7 +385,7 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
             problems.append("it sampled the gold set (--gold-sample)")
         if res["skipped"]:
             problems.append(f"sets were skipped: {', '.join(res['skipped'])}")
-        wanted = default_sets(settings.llm)
+        wanted = default_sets(eval_mode(settings))
         if not set(wanted) <= ran:
             problems.append(f"it did not run every default set ({', '.join(s for s in wanted if s not in ran)})")
         if result.rule_failures:

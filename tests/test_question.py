@@ -130,3 +130,24 @@ def test_topic_switches_both_ways_through_the_service(corpus_service, first, swi
     answer = corpus_service.ask(switch, k=3, history=about_centre)
     assert answer.citations[0].para_id == switch_gold
     assert "陳祖恒" in answer.answer
+
+
+def test_a_rewrite_must_resolve_something_from_the_conversation():
+    from rag.llm.rewrite import usable
+
+    turns = "User: 创新科技署有哪些新计划？\nAssistant: 推出新型工业加速计划。"
+    assert not usable("资助是什么？", "那资助呢？", turns)  # the subject was lost, not resolved
+    assert usable("新型工业加速计划的资助是什么？", "那资助呢？", turns)
+    assert not usable("What is the funding?", "那资助呢？", turns)  # another language
+    assert not usable("", "那资助呢？", turns) and not usable("资助" * 200, "那资助呢？", turns)
+
+
+def test_a_rewrite_must_keep_what_the_question_asks():
+    from rag.llm.rewrite import usable
+
+    turns = "User: 數碼港由哪個機構管理？\nAssistant: 由香港數碼港管理有限公司管理。"
+    # 這個園區 resolved to the company, and 園區 dropped: the question is no longer the one asked
+    assert not usable("香港數碼港管理有限公司的主席是誰？", "那麼這個園區的主席是誰？", turns)
+    assert usable("數碼港園區的主席是誰？", "那麼這個園區的主席是誰？", turns)
+    assert not usable("What does Cyberport do?", "Which start-up programmes does it run?",
+                      "User: What is Cyberport?\nAssistant: A digital technology hub.")

@@ -48,9 +48,18 @@ def default_thresholds() -> Path:
     return project_root() / "evals" / "thresholds.toml"
 
 
+def eval_mode(settings: Settings) -> str:
+    """What a run measures: ``off`` (extractive answers), ``local`` (``RAG_LLM=local``: the judge
+    decides what is cited and when to abstain) or ``local-generated`` (the model also writes the
+    answer, ``RAG_LLM_ANSWERS=generated``). Each mode has its own baseline and rules."""
+    if settings.llm == "local" and settings.llm_answers == "generated" and not settings.llm_base_url:
+        return "local-generated"
+    return settings.llm
+
+
 def default_baseline(llm: str = "off") -> Path:
-    """The committed baseline of a mode: ``results.json`` (extractive), ``results-llm.json``
-    (``RAG_LLM=local``: the judge decides what is cited and when to abstain)."""
+    """The committed baseline of a mode (:func:`eval_mode`): ``results.json`` (extractive),
+    ``results-llm-local.json``, ``results-llm-local-generated.json``."""
     name = "results.json" if llm == "off" else f"results-llm-{llm}.json"
     return project_root() / "evals" / "baseline" / name
 
@@ -138,7 +147,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         if mode == "generated":  # written by a language model: what its checks did
             row["generated"] = True
             row["removed_sentences"] = sum("citation check: removed" in w for w in ans.warnings)
-            row["repaired_sentences"] = sum("added the missing marker" in w for w in ans.warnings)
+            row["repaired_sentences"] = sum("added the missing marker" in w or "moved the marker" in w for w in ans.warnings)
             own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
                 row["written_in_english"] = bool(own) and cjk_ratio(own) < 0.5
@@ -405,11 +414,12 @@ def run_eval(
     if root is not None and not root.is_dir():
         root = None
     available = list_external_sets(root)
-    chosen = _resolve_sets(sets, available, default_sets(settings.llm))
+    mode = eval_mode(settings)
+    chosen = _resolve_sets(sets, available, default_sets(mode))
     t0 = time.perf_counter()
     results: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "mode": settings.llm,
+        "mode": mode,
         "settings": {"embed_model": settings.embed_model, "opencc_config": settings.opencc_config,
                      "lexical_weight": settings.lexical_weight, "min_score": settings.min_score,
                      "llm": settings.llm, "judge_floor": settings.judge_floor, "judge_top_k": settings.judge_top_k,
@@ -458,8 +468,8 @@ def run_eval(
             failures.append(f"baseline {baseline} not found: run `rag eval --update-baseline` and commit it")
     changes: list[Any] = []
     if base is not None and base.get("mode", "off") != results["mode"]:
-        failures.append(f"baseline {baseline} is a RAG_LLM={base.get('mode', 'off')} run, this one is "
-                        f"RAG_LLM={results['mode']}: compare with {default_baseline(results['mode']).name}")
+        failures.append(f"baseline {baseline} is a {base.get('mode', 'off')} run, this one is "
+                        f"{results['mode']}: compare with {default_baseline(results['mode']).name}")
         base = None
     if base is not None:
         changes, pairing = compare_runs(results, base)
@@ -501,7 +511,8 @@ def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = F
         failures.append(f"gold set invalid: {problem}")
     mode = results.get("mode", "off")
     for rule in rules:
-        if rule.get("mode", mode) != mode:  # a rule for the other mode (RAG_LLM)
+        modes = rule.get("mode", mode)
+        if mode not in ([modes] if isinstance(modes, str) else modes):  # a rule for another mode
             continue
         data = sets.get(rule["set"])
         if data is None:

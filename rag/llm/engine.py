@@ -172,21 +172,24 @@ class LocalModel:
     # -- generation -----------------------------------------------------------------------
     def stream(
         self, prompt: Sequence[int], *, max_tokens: int = 256, stop: Sequence[str] = (),
-        deadline: float | None = None,
+        deadline: float | None = None, cached_prefix: int = 0,
     ) -> Iterator[str]:
         """Greedy continuation of ``prompt``, yielded as text pieces as they are decoded.
 
         Holds the model's lock until the generator finishes or is closed. Stops at the end-of-
         generation token, at any of ``stop``, after ``max_tokens``, or at ``deadline``
-        (``time.monotonic()``; then :class:`TimeoutError`).
+        (``time.monotonic()``; then :class:`TimeoutError`). The first ``cached_prefix`` tokens
+        (instructions shared by many prompts) are restored from the prefix cache when they were
+        evaluated before, like a judge prefix.
         """
         prompt = list(prompt)
         if len(prompt) + max_tokens >= self.n_ctx:
             raise ModelError(f"prompt of {len(prompt)} tokens leaves no room to answer in {self.n_ctx}")
         llm = self.llm
         with self.lock:
-            # The prompt's paragraphs differ from a judge prefix: evaluate it whole, reusing
-            # whatever leading tokens the context already holds.
+            if 0 < cached_prefix < len(prompt):
+                self._load_prefix(prompt[:cached_prefix])
+            # Evaluate the rest, reusing whatever leading tokens the context already holds.
             same = 0
             held = llm.input_ids[: llm.n_tokens].tolist()
             while same < min(len(held), len(prompt) - 1) and held[same] == prompt[same]:

@@ -6,6 +6,7 @@ message), rendered with the model's own chat template and decoded greedily, toke
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,7 @@ class LocalGenerator:
         self.model = model
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
+        self._prefixes: dict[str, int] = {}  # system message -> tokens shared by its prompts
 
     def stream(self, messages: list[dict[str, str]]) -> Iterator[str]:
         """The answer's text pieces as the engine decodes them (raises GeneratorError on failure)."""
@@ -30,7 +32,9 @@ class LocalGenerator:
         try:
             prompt = self.model.tokenize(self.model.format_chat(messages))
             deadline = time.monotonic() + self.timeout_s
-            for piece in self.model.stream(prompt, max_tokens=self.max_tokens, deadline=deadline):
+            shared = self._shared_prefix(messages[:-1])
+            for piece in self.model.stream(prompt, max_tokens=self.max_tokens, deadline=deadline,
+                                           cached_prefix=shared):
                 got += piece
                 yield piece
         except TimeoutError:
@@ -39,6 +43,18 @@ class LocalGenerator:
             raise GeneratorError(str(exc)) from None
         if not got.strip():
             raise GeneratorError("empty output")
+
+    def _shared_prefix(self, before: list[dict[str, str]]) -> int:
+        """How many leading tokens every prompt with these messages before the question shares
+        (the system message, any worked example, the last user turn's header), whatever the
+        question: the engine keeps their KV cache."""
+        key = json.dumps(before, ensure_ascii=False)
+        if key not in self._prefixes:
+            a = self.model.tokenize(self.model.format_chat([*before, {"role": "user", "content": "a"}]))
+            b = self.model.tokenize(self.model.format_chat([*before, {"role": "user", "content": "Q"}]))
+            self._prefixes[key] = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                                       min(len(a), len(b)))
+        return self._prefixes[key]
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         return "".join(self.stream(messages)).strip()

@@ -18,11 +18,13 @@ from typing import Any
 
 from rag.llm.engine import LocalModel
 from rag.text.normalise import cjk_ratio
-from rag.text.sentences import question_units, units
+from rag.text.sentences import matching_form, question_units, units
 
 MAX_TOKENS = 60  # one question
 MAX_TURN_CHARS = 300  # of the previous answer shown to the model
 TIMEOUT_S = 10.0
+KEEP_SHARE = 0.75  # of the question's own content words a rewrite keeps
+_POINTING = re.compile(r"[它他她其這这那該该此]")
 
 SYSTEM = (
     "You rewrite the last question of a conversation so that it can be understood on its own. Replace "
@@ -46,13 +48,20 @@ def _turns(history: Sequence[dict[str, Any]]) -> str:
 
 
 def usable(rewrite: str, question: str, turns: str = "") -> bool:
-    """A rewrite keeps the question's script family, stays a question's length, and brings in
+    """A rewrite keeps the question's script family, stays a question's length, keeps at least
+    KEEP_SHARE of the question's own content words (the pointing ones aside), and brings in
     something of the conversation (``turns``) the question lacked: else it resolved nothing
     ("那资助呢？" -> "资助是什么？")."""
     if not rewrite or len(rewrite) > max(4 * len(question), 200) or "\n" in rewrite:
         return False
     if (cjk_ratio(rewrite) >= 0.5) != (cjk_ratio(question) >= 0.5):
         return False
+    from rag.retrieval.relevance import content_words
+
+    own = [w for w in content_words(question) if not _POINTING.search(w)]
+    have = matching_form(rewrite)
+    if own and sum(matching_form(w) in have for w in own) < KEEP_SHARE * len(own):
+        return False  # it dropped what the question itself asks ("這個中心的主任" -> "生產力局的主任")
     if not turns:
         return True
     added = question_units(rewrite) - question_units(question)
