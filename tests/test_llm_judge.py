@@ -119,7 +119,7 @@ def test_a_written_answer_streams_from_the_engine_checked(writer, local_judge):
     """The steps of a real written answer: the extractive draft, the engine's tokens (the open
     sentence, unchecked), each checked sentence, then the answer those sentences make."""
     before = local_judge.model.stats.generated_tokens
-    steps = list(writer.ask_steps("Who is the chairman of the Productivity Council?"))
+    steps = list(writer.ask_steps("What is the name of the industrial AI platform developed by FLAIR?"))
     kinds = [k for k, _ in steps]
     assert kinds[:2] == ["retrieved", "draft"] and kinds[-1] == "answer"
     answer = steps[-1][1]
@@ -130,23 +130,24 @@ def test_a_written_answer_streams_from_the_engine_checked(writer, local_judge):
     assert tokens > 5 and kinds.count("pending") >= tokens // 2  # a step per decoded piece (a CJK character may take two tokens)
     assert 0 < answer.timings_ms["first_token"] <= answer.timings_ms["first_shown"] <= answer.timings_ms["total"]
     # the English answer keeps the source's name, and quotes the sentence it rests on
-    assert "陳祖恒" in answer.answer and "「" in answer.answer
-    assert "2024-03-11-hkpc-welcomes-two-sessions#p2" in [c.para_id for c in answer.citations]
+    assert "天工開物" in answer.answer and "「" in answer.answer
+    assert "2024-03-11-hkpc-welcomes-two-sessions#p5" in [c.para_id for c in answer.citations]
 
 
 @pytest.mark.parametrize(
     ("history", "follow_up", "wanted"),
     [
-        ([{"role": "user", "content": "生產力局主席是誰？"}, {"role": "assistant", "content": "生產力局主席是陳祖恒。[1]"}],
-         "他認為香港工業要透過甚麼新模式發展？", "陳祖恒"),
+        ([{"role": "user", "content": "天工開物平台是甚麼？"},
+          {"role": "assistant", "content": "天工開物是FLAIR開發的多用途工業人工智能應用平台。[1]"}],
+         "它有甚麼用途？", ("天工開物", "FLAIR")),
         ([{"role": "user", "content": "What is the New Industrialisation Acceleration Scheme?"},
           {"role": "assistant", "content": "「新型工業加速計劃」以一比一配對形式資助企業。[1]"}],
-         "How much does it fund each project?", "Acceleration Scheme"),
+         "How much does it fund each project?", ("Acceleration Scheme", "新型工業加速計劃")),
     ],
 )
 def test_a_follow_up_is_rewritten_to_stand_alone(writer, history, follow_up, wanted):
     question = writer.question(follow_up, history)
-    assert question.rewritten and wanted in question.rewritten, question.rewritten
+    assert question.rewritten and any(w in question.rewritten for w in wanted), question.rewritten
     assert question.search_text == question.rewritten and question.standalone == question.rewritten
     assert question.text == follow_up and question.lang == writer.question(follow_up).lang
     # a change of topic is not rewritten: it is asked as it stands
