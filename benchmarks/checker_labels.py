@@ -5,12 +5,16 @@ Two steps:
     # 1. collect: the local model answers a fixed sample of gold questions over the paragraphs
     #    the judge passed; each sentence it wrote is stored with the paragraphs it could cite
     OMP_WAIT_POLICY=passive RAG_LLM=local .venv/bin/python benchmarks/checker_labels.py collect evals/checker/sentences.jsonl 30
+    # a second, held-out sample: other questions than those of the first file
+    OMP_WAIT_POLICY=passive RAG_LLM=local .venv/bin/python benchmarks/checker_labels.py collect evals/checker/heldout.jsonl 40 evals/checker/sentences.jsonl
     # (a person then sets "label" on every row: "supported" when the cited paragraph states what
     #  the sentence says, "unsupported" otherwise, reading the paragraphs, not the checker's verdict)
     # 2. score: the check as it is now against those labels (no language model needed)
     .venv/bin/python benchmarks/checker_labels.py score evals/checker/sentences.jsonl
 
-"Flagged" is what the reader never sees as written: removed, or kept only after a marker was
+The first sample guided the number rules of the check (magnitudes, bounds); the held-out
+sample, labelled before the check was run on it, is the measurement. "Flagged" is what the
+reader never sees as written: removed, or kept only after a marker was
 added (repaired). Precision: the share of removed sentences that were unsupported; recall: the
 share of unsupported sentences removed. Wilson 95% intervals (the sample is small).
 """
@@ -32,7 +36,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def collect(out: Path, n: int) -> None:
+def collect(out: Path, n: int, skip: Path | None = None) -> None:
     from rag.answer.abstain import relevance_floor, relevance_of
     from rag.answer.compose import MAX_GEN_PARAGRAPHS
     from rag.answer.generated import answer_messages, normalise_markers
@@ -48,7 +52,10 @@ def collect(out: Path, n: int) -> None:
         sys.exit("collect needs RAG_LLM=local")
     svc = RagService.open(Path(settings.index_dir), settings)
     gen = LocalGenerator(svc.judge.model, timeout_s=120)
-    items = [i for i in sample_gold(load_gold(default_gold()), n) if i.answerable]
+    seen = {json.loads(line)["id"] for line in skip.open(encoding="utf-8")} if skip else set()
+    items = [i for i in sample_gold(load_gold(default_gold()), n + len(seen), seed=7)
+             if i.answerable and i.id not in seen][:n] if seen else \
+        [i for i in sample_gold(load_gold(default_gold()), n) if i.answerable]
     rows = []
     for item in items:
         question = svc.question(item.question, list(item.history) or None)
@@ -113,7 +120,8 @@ def score(path: Path) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "collect":
-        collect(Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 30)
+        collect(Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 30,
+                Path(sys.argv[4]) if len(sys.argv) > 4 else None)
     elif len(sys.argv) == 3 and sys.argv[1] == "score":
         score(Path(sys.argv[2]))
     else:

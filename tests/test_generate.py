@@ -309,7 +309,7 @@ def test_numbers_compare_in_every_form():
 
     assert [chinese_numeral(t) for t in ("一千二百", "十五", "兩萬", "三千五百萬", "一百零五", "二〇二四")] == [
         1200, 15, 20000, 35_000_000, 105, 2024]
-    assert number_forms("投入1,200萬元") == {"1200"}
+    assert number_forms("投入1,200萬元") == {"1200", "12000000"}  # its digits and its value
     assert number_forms("投入一千二百萬元") == {"12000000"}
     assert number_forms("一千二百個") == {"1200"}
     assert supports("The council invests 1200 units.", "生產力局投入一千二百個單位。")
@@ -445,3 +445,23 @@ def test_a_marker_on_the_wrong_source_moves_to_the_one_that_supports_it(stub, ge
     stub.reply = "The scheme funds each project with up to 9億元 [1]."  # in no source: removed
     ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings)
     assert ans.mode == "extractive" and any("not supported" in w for w in ans.warnings)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [
+        ("本地研發總開支超過330億元。", True),
+        ("Research spending rose to over HK$33 billion in 2023.", True),  # 330億 = 33 billion
+        ("Research spending rose to over 330 billion yuan in 2023.", False),  # ten times too much
+        ("Research spending rose to over 3.3 hundred million.", False),
+        ("本地研發總開支為330億元。", False),  # the source gives a bound: 超過330億元
+        ("智能生產線現時有90條。", False),  # 90多條 is not 90
+        ("智能生產線現時有90多條。", True),
+        ("There are now more than 90 smart production lines.", True),
+        ("There are now 90 smart production lines.", False),
+        ("The ratio rose to 1.11% in 2023.", True),
+    ],
+)
+def test_numbers_keep_their_magnitude_and_their_bounds(sentence, ok):
+    source = "本地研發總開支於2023年增加至超過330億元,比率升至1.11%。智能生產線由約30條增至現時90多條。"
+    assert supports(sentence, source) is ok
