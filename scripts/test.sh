@@ -11,4 +11,8 @@ RAG_SETUP_BROWSER=1 RAG_SETUP_LLM=$llm bash scripts/setup.sh
 if [ "$llm" = "1" ]; then
   # The gold set with the answerability judge (RAG_LLM=local), against its own baseline.
   OMP_WAIT_POLICY=passive RAG_LLM=local .venv/bin/rag eval --report reports/eval-llm
+  # Answers written by the local model, on a fixed sample of the gold set (the whole set is a
+  # benchmark run: the same command without --gold-sample).
+  OMP_WAIT_POLICY=passive RAG_LLM=local RAG_LLM_ANSWERS=generated .venv/bin/rag eval --gold-sample 45 \
+    --report reports/eval-llm-generated
 fi
