@@ -34,7 +34,12 @@ def load(folder: Path, n: int, seed: int = 7) -> tuple[list[dict], dict[str, dic
 
 
 def main() -> None:
-    from rag.answer.generated import FRAMINGS, UnusableGeneration, generated_answer, own_words
+    from rag.answer.generated import (
+        FRAMINGS,
+        UnusableGeneration,
+        generated_answer,
+        written_in_english,
+    )
     from rag.config import Settings
     from rag.embedding import get_encoder
     from rag.evaluation.metrics import answer_in_texts
@@ -42,7 +47,7 @@ def main() -> None:
     from rag.llm.generate import LocalGenerator
     from rag.llm.weights import resolve_model_path
     from rag.question import Question
-    from rag.text.normalise import Normaliser, cjk_ratio
+    from rag.text.normalise import Normaliser
     from rag.types import Hit
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 25
@@ -76,7 +81,7 @@ def main() -> None:
                     "framing": name, "lang": q.get("lang") or lang, "id": q["id"], "answer": text,
                     "ok": used and answer_in_texts(q["answers"], [text]),
                     "ok_own_words": used and answer_in_texts(q["answers"], [QUOTE.sub("", text)]),
-                    "english": cjk_ratio(own_words(text)) < 0.5 if used else None,
+                    "english": written_in_english(text) if used else None,
                     "removed": sum("removed" in w for w in warnings),
                     "repaired": sum("added the missing marker" in w or "moved the marker" in w for w in warnings),
                     "used": used, "seconds": time.perf_counter() - t0,

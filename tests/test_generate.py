@@ -465,3 +465,15 @@ def test_a_marker_on_the_wrong_source_moves_to_the_one_that_supports_it(stub, ge
 def test_numbers_keep_their_magnitude_and_their_bounds(sentence, ok):
     source = "本地研發總開支於2023年增加至超過330億元,比率升至1.11%。智能生產線由約30條增至現時90多條。"
     assert supports(sentence, source) is ok
+
+
+def test_what_counts_as_an_english_answer():
+    from rag.answer.generated import own_words, written_in_english
+
+    quoted = "The platform is 天工開物 [1]. 「FLAIR開發的「天工開物」平臺。」[1]"
+    assert own_words(quoted) == "The platform is 天工開物 [1]."  # a quote holding 「」 goes whole
+    assert written_in_english(quoted)
+    # names and titles kept in Chinese inside an English sentence
+    assert written_in_english("The agreement was signed by 生產力局首席數碼總監黎少斌 [1] and 中心副主任馮旭 [2].")
+    assert not written_in_english("生產力局主席是陳祖恒。[1]")
+    assert not written_in_english("生產力局主席是陳祖恒 (the chairman)。[1]")

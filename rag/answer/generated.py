@@ -532,12 +532,23 @@ def restates(plain: str, question: str) -> bool:
     return bool(said) and said <= have
 
 
-_EVIDENCE = re.compile(r" ?「[^」]*」(?:\[\d+\])+")
+_EVIDENCE = re.compile(r" ?「.*?」(?:\[\d+\])+")  # a quoted source sentence may hold 「」 itself
+_LATIN_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 
 
 def own_words(text: str) -> str:
     """A generated answer without the source sentences quoted after its English sentences."""
     return _EVIDENCE.sub("", text).strip()
+
+
+def written_in_english(text: str) -> bool:
+    """Whether the model's own sentences of ``text`` are English: at least three English words,
+    and one for every ten Chinese characters at most (names and titles kept in Chinese, as the
+    rules ask, do not make an English sentence Chinese; a Chinese sentence has no English frame)."""
+    own = strip_markers(own_words(text))
+    words = len(_LATIN_WORD.findall(own))
+    cjk = sum(1 for ch in own if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
+    return words >= 3 and words * 10 >= cjk
 
 
 def check_sentence(

@@ -21,14 +21,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.answer.generated import own_words, strip_markers
+from rag.answer.generated import own_words, strip_markers, written_in_english
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import compare_runs, outcome, regression_failures
 from rag.files import sha256_file
-from rag.text.normalise import cjk_ratio
 
 
 def project_root() -> Path:
@@ -150,7 +149,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
             row["repaired_sentences"] = sum("added the missing marker" in w or "moved the marker" in w for w in ans.warnings)
             own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
-                row["written_in_english"] = bool(own) and cjk_ratio(own) < 0.5
+                row["written_in_english"] = written_in_english(ans.answer)
             row["answer_in_own_words"] = bool(item.answers) and answer_in_texts(item.answers, [own])
             for key in ("first_token", "first_shown"):
                 if timings.get(key) is not None:
