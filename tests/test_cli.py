@@ -92,3 +92,26 @@ def test_ask_prints_warnings_and_the_abstention_reason(tmp_path_factory, encoder
     assert result.exit_code == 0, result.output
     assert "warning: generator unavailable:" in result.output and "showing extractive answer" in result.output
     assert "[1]" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_ask_prints_a_written_answer_as_it_is_checked(tmp_path_factory, encoder, monkeypatch):
+    from rag.config import get_settings
+    from tests.llm_stub import LLMStub
+    from tests.server_utils import tiny_index
+
+    _, index_dir = tiny_index(tmp_path_factory.mktemp("cli-stream"), encoder)
+    with LLMStub() as stub:
+        stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1]"
+        monkeypatch.setenv("RAG_LLM_BASE_URL", stub.base_url)
+        get_settings.cache_clear()
+        try:
+            result = CliRunner().invoke(main, ["ask", "香港如何推動新型工業化？", "--index", str(index_dir)])
+        finally:
+            get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert stub.requests and stub.requests[-1]["stream"] is True
+    first = result.output.splitlines()[0]
+    assert first == "香港正積極推動新型工業化。[1]"  # the checked sentence, once; the unsupported one never
+    assert "月球" not in first and "citation check: removed" in result.output

@@ -519,6 +519,10 @@ def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = F
             if note not in notes:
                 notes.append(note)
             continue
+        if rule.get("full_set_only") and data.get("sampled"):  # a target of the whole set, not of a sample
+            notes.append(f"{rule['set']} [{rule['group']}] {rule['metric']}: not checked on a sample "
+                         "(full_set_only)")
+            continue
         groups = list(LANGS) if rule["group"] == "each_lang" else [rule["group"]]
         for g in groups:
             metrics = data["groups"].get(g)

@@ -37,9 +37,6 @@ SYSTEM = "You check whether a passage answers a question. Reply with one word: y
 _SLOT = "\u241fQUESTION\u241f"  # a marker no question contains: where the question goes
 USER = "Passage:\n{passage}\n\nQuestion: " + _SLOT + "\n\nDoes the passage answer the question? Reply yes or no."
 
-# The claim check (Judge.p_claim): after the judge's passage and question, a proposed answer.
-CLAIM_ASK = "\n\nDoes the passage state the proposed answer? Reply yes or no."
-
 REASONS = {
     "en": "none of the {n} best paragraphs answers the question, according to the language model's "
           "check (best P(yes) {best:.2f}, below the floor {floor:.2f}, RAG_JUDGE_FLOOR)",
@@ -71,8 +68,6 @@ class Judge:
         head, rest = rendered.split("\u241fPASSAGE\u241f")
         between, tail = rest.split(_SLOT)
         self._head, self._between, self._tail = head, between, tail
-        ask = USER.split(_SLOT)[1]
-        self._claim_tail = CLAIM_ASK + tail[tail.index(ask) + len(ask):] if ask in tail else None
         self._yes = _single_tokens(model, ("yes", "Yes", "YES"))
         self._no = _single_tokens(model, ("no", "No", "NO"))
         if not self._yes or not self._no:
@@ -93,16 +88,6 @@ class Judge:
         yes = _logsumexp(logits[self._yes])
         no = _logsumexp(logits[self._no])
         return 1.0 / (1.0 + math.exp(no - yes))
-
-    def p_claim(self, question: str, claim: str, title: str, text: str) -> float:
-        """P(yes) that the passage states ``claim`` (a sentence of a written answer to
-        ``question``). The same prefix as :meth:`p_yes` (the passage's KV cache is the judge's),
-        another question after it: only the question, the claim and the ask are evaluated."""
-        if self._claim_tail is None:
-            raise ValueError(f"{self.model.path.name}: its chat template hides the judge's question")
-        prefix, _ = self.prompt(question, title, text)
-        suffix = self.model.tokenize(question.strip() + "\nProposed answer: " + claim.strip() + self._claim_tail)
-        return self.probability(self.model.next_token_logits(prefix, suffix))
 
     def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]:
         """A verdict for each of ``hits``, in order."""
