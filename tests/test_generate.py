@@ -388,6 +388,7 @@ def test_streamed_and_whole_generation_give_the_same_answer(stub, gen_settings):
     checked = CheckedStream(Question.make(QUESTION), HITS)
     shown = "".join(checked.feed(ch) for ch in stub.reply) + checked.close()
     assert shown == checked.answer().answer == whole.answer
+    assert checked.answer().warnings == whole.warnings == ()  # a marker arriving "[", "2", "]" stays its sentence's
     assert whole.answer.startswith("「新型工業加速計劃」") and whole.answer.count("[1]") == 2  # renumbered by first use
 
 

@@ -532,6 +532,7 @@ def restates(plain: str, question: str) -> bool:
     return bool(said) and said <= have
 
 
+_OPEN_MARKER = re.compile(r"[ \t]*[\[【［][\d\s,，、^]*$")
 _EVIDENCE = re.compile(r" ?「.*?」(?:\[\d+\])+")  # a quoted source sentence may hold 「」 itself
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
 
@@ -659,6 +660,8 @@ class CheckedStream:
                 return ""
             raw = _THINK.sub("", raw)
         text = normalise_markers(raw.strip() if final else raw.lstrip())
+        if not final:  # a marker being written ("…。[", "…。[1") still belongs to the sentence before it
+            text = _OPEN_MARKER.sub("", text)
         spans = split_sentences(text)
         ready = spans if final else spans[:-1]
         self.pending = text[spans[-1][0]:] if spans and not final else ""
