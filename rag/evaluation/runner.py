@@ -467,7 +467,7 @@ def run_eval(
             failures.append(f"baseline {baseline} not found: run `rag eval --update-baseline` and commit it")
     changes: list[Any] = []
     if base is not None and base.get("mode", "off") != results["mode"]:
-        failures.append(f"baseline {baseline} is a {base.get('mode', 'off')} run, this one is "
+        failures.append(f"baseline {baseline} is a run of mode {base.get('mode', 'off')}, this one of mode "
                         f"{results['mode']}: compare with {default_baseline(results['mode']).name}")
         base = None
     if base is not None:
