@@ -248,7 +248,7 @@ def test_injected_instructions_cannot_change_the_citation_rules(stub, gen_settin
     assert_rules(ans, hits)
     # the injection reached the model only as fenced data, after the rules
     sent = [m["content"] for m in stub.requests[-1]["messages"]]
-    system, user = sent[0], sent[-1]
+    user = sent[-1]
     assert not any("IGNORE PREVIOUS" in m for m in sent[:-1])
     assert user.index("IGNORE PREVIOUS") > user.index("<<<SOURCE 3 ")
 
