@@ -220,7 +220,7 @@ def test_answer_without_valid_citations_falls_back(stub, gen_settings):
     stub.reply = "I could not find this in the sources."
     ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert "5億元" in ans.answer
-    assert any("cited no listed source" in w for w in ans.warnings)
+    assert any("no sentence of the written answer cites a source" in w for w in ans.warnings)
 
 
 def test_generator_is_not_called_when_abstaining(stub, gen_settings):

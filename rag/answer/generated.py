@@ -745,7 +745,8 @@ class CheckedStream:
         used = cited_numbers(self.clean)
         if not used:
             raise UnusableGeneration(
-                [*warnings, "generator answer cited no listed source; showing extractive answer"]
+                [*warnings, "no sentence of the written answer cites a source that supports it; showing "
+                            "extractive answer"]
             )
         text = renumber(self.clean, self.mapping)
         claims_for: dict[int, list[str]] = {old: [] for old in used}
