@@ -458,3 +458,32 @@ def test_fuzzed_requests_never_fail_the_server(server):
                 assert set(response.json()["error"]) == {"code", "message"}
 
         check()
+
+
+def test_chat_completion_streams_a_written_answer_sentence_by_sentence(tmp_path_factory, encoder):
+    """With a generator: checked sentences as they are written, then the sources and the checks,
+    citations and mode on the last chunk; the unsupported sentence is never sent."""
+    from tests.llm_stub import LLMStub
+
+    base, index_dir = tiny_index(tmp_path_factory.mktemp("v1-stream"), encoder)
+    with LLMStub() as stub:
+        stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1] 創新科技及工業局成立新型工業化辦公室。[2]"
+        stub.piece_delay_s = 0.01
+        settings = base.model_copy(update={"llm_base_url": stub.base_url})
+        service = RagService.open(index_dir, settings, encoder=encoder)
+        with serve_app(create_app(settings, service=service)) as srv, srv.client() as client:
+            plain = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]}).json()
+            with client.stream("POST", "/v1/chat/completions", json={
+                    "stream": True, "messages": [{"role": "user", "content": QUESTION}]}) as r:
+                assert r.status_code == 200
+                text = "".join(r.iter_text())
+    chunks, done = parse_sse(text)
+    assert done and plain["mode"] == "generated" and chunks[-1]["mode"] == "generated"
+    deltas = [c["choices"][0]["delta"].get("content") or "" for c in chunks]
+    content = "".join(deltas)
+    assert content == plain["choices"][0]["message"]["content"]  # the same reply as without streaming
+    assert "月球" not in content.split("Checks:")[0] and "月球" in content.split("Checks:")[1]
+    sentences = [d for d in deltas if "。[" in d]
+    assert len(sentences) == 2  # each checked sentence sent once it passed
+    assert "citations" not in chunks[0] and chunks[-1]["citations"] == plain["citations"]
+    assert chunks[-1]["warnings"] and chunks[-1]["choices"][0]["finish_reason"] == "stop"
