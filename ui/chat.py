@@ -270,8 +270,7 @@ def _in_script(text: str, script: str) -> str:
     from rag.text.normalise import convert_script
     from rag.text.script import script_config
 
-    config = script_config(script)
-    return convert_script(text, config) if config else text
+    return convert_script(text, script_config(script))
 
 
 def answer_from_dict(d: dict[str, Any]) -> Any:

@@ -117,31 +117,28 @@ def answer_steps(
     yield "draft", in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script)
     t1 = time.perf_counter()
     checked = CheckedStream(question, above[:MAX_GEN_PARAGRAPHS], encoder=encoder, config=config)
-    timings: dict[str, float] = {}
-    shown = False
+    timings: dict[str, float] = {}  # first_shown: a checked sentence reached the reader
     try:
         for piece in generator.stream(answer_messages(question, checked.hits)):
             timings.setdefault("first_token", _ms(t0))
             out = checked.feed(piece)
             if out:
                 timings.setdefault("first_shown", _ms(t0))
-                shown = True
                 yield "piece", out
-            yield "pending", convert_script(checked.pending, config) if config else checked.pending
+            yield "pending", convert_script(checked.pending, config)
         out = checked.close()
         if out:
             timings.setdefault("first_shown", _ms(t0))
-            shown = True
             yield "piece", out
         answer = checked.answer()
     except UnusableGeneration as exc:
         warnings = [*extractive.warnings, *exc.warnings]
         answer = None
     except Exception as exc:  # never an error page: a generator failure -> extractive (or what was checked)
-        if shown and cited_numbers(checked.clean):
+        if "first_shown" in timings and cited_numbers(checked.clean):
             answer = checked.answer()
-            answer = replace(answer, warnings=(*answer.warnings, f"{describe_failure(exc).split(';')[0]}; "
-                                                                 "the answer may be incomplete"))
+            answer = replace(answer, warnings=(*answer.warnings,
+                                               describe_failure(exc, then="the answer may be incomplete")))
         else:
             warnings = [*extractive.warnings, describe_failure(exc)]
             answer = None

@@ -453,10 +453,10 @@ def renumber(text: str, mapping: dict[int, int]) -> str:
     )
 
 
-def describe_failure(exc: BaseException) -> str:
-    """One line for ``Answer.warnings``."""
+def describe_failure(exc: BaseException, then: str = "showing extractive answer") -> str:
+    """One line for ``Answer.warnings``: the failure, and ``then`` what the reader gets instead."""
     reason = str(exc) if isinstance(exc, GeneratorError) else f"{type(exc).__name__}: {exc}"
-    return f"generator unavailable: {reason}; showing extractive answer"
+    return f"generator unavailable: {reason}; {then}"
 
 
 def generator_from_settings(settings: Settings) -> Generator | None:
@@ -510,6 +510,12 @@ def _evidenced(plain: str, text: str) -> bool:
     return bool(number_forms(plain) or quoted_names(plain) or _CJK_RUN.findall(plain))
 
 
+def _most_similar(encoder: Encoder, plain: str, texts: Sequence[str]) -> int:
+    """The index of the text in ``texts`` closest to ``plain`` by the embedder (cross-lingual)."""
+    vec = encoder.encode([plain], kind="query")[0]
+    return int((encoder.encode(list(texts), kind="passage") @ vec).argmax())
+
+
 def _best_source(plain: str, texts: Sequence[str], encoder: Encoder | None) -> int | None:
     """The 1-based source that supports ``plain`` best (None when none does with evidence): by
     cross-lingual similarity with the embedder when given, else by shared matching units."""
@@ -517,9 +523,7 @@ def _best_source(plain: str, texts: Sequence[str], encoder: Encoder | None) -> i
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
     if encoder is not None:
-        vecs = encoder.encode([plain], kind="query")
-        paras = encoder.encode([texts[i - 1] for i in candidates], kind="passage")
-        return candidates[int((paras @ vecs[0]).argmax())]
+        return candidates[_most_similar(encoder, plain, [texts[i - 1] for i in candidates])]
     wanted = units(plain)
     return max(candidates, key=lambda i: overlap(wanted, units(texts[i - 1])))
 
@@ -590,27 +594,6 @@ def _with_marker(plain: str, n: int) -> str:
 def _joiner(before: str) -> str:
     """What goes between a kept sentence and the next: nothing after Chinese, a space after English."""
     return "" if cjk_ratio(strip_markers(before)) >= 0.5 else " "
-
-
-def repair(
-    clean: str, texts: Sequence[str], encoder: Encoder | None = None, *, question: str = ""
-) -> tuple[str, list[str], list[str]]:
-    """Every checked sentence of ``clean`` cites a source that supports it, or goes
-    (:func:`check_sentence`, sentence by sentence). ``clean`` is the model's text with its
-    markers normalised (``[1, 2]`` -> ``[1][2]``). Returns ``(text, repaired, removed)``."""
-    out = ""
-    repaired: list[str] = []
-    dropped: list[str] = []
-    for start, end in split_sentences(clean):
-        sentence = clean[start:end]
-        shown, verdict = check_sentence(sentence, texts, encoder, question=question)
-        if shown is None:
-            dropped.append(strip_markers(sentence))
-            continue
-        if verdict in ("repaired", "moved"):
-            repaired.append(strip_markers(sentence))
-        out = f"{out}{_joiner(out)}{shown}" if out else shown
-    return out, repaired, dropped
 
 
 class CheckedStream:
@@ -699,9 +682,7 @@ class CheckedStream:
         one; else the one sharing most numbers and kept Chinese names, then retrieval's best
         sentence, then the first."""
         if len(spans) > 1 and self.encoder is not None:
-            vec = self.encoder.encode([plain], kind="query")[0]
-            sents = self.encoder.encode([hit.text[a:b] for a, b in spans], kind="passage")
-            return spans[int((sents @ vec).argmax())]
+            return spans[_most_similar(self.encoder, plain, [hit.text[a:b] for a, b in spans])]
         nums = number_forms(plain)
         names = [matching_form(r) for r in _CJK_RUN.findall(plain)]
         start, end = hit.best_sentence or (-1, -1)
@@ -734,7 +715,7 @@ class CheckedStream:
         joiner = _joiner(self.clean) if self.clean else ""
         self.clean = f"{self.clean}{joiner}{kept}"
         piece = joiner + renumber(kept, self.mapping)
-        return convert_script(piece, self.config) if self.config else piece
+        return convert_script(piece, self.config)
 
     def answer(self) -> Answer:
         """The checked answer; raises :class:`UnusableGeneration` when nothing cited is left."""
@@ -759,8 +740,7 @@ class CheckedStream:
                           _sentence_spans_for(claims_for[old], self.hits[old - 1].text), self.config)
             for old in sorted(used, key=self.mapping.__getitem__)
         )
-        shown = convert_script(text, self.config) if self.config else text
-        return Answer(shown, False, citations, {}, tuple(warnings), mode="generated")
+        return Answer(convert_script(text, self.config), False, citations, {}, tuple(warnings), mode="generated")
 
 
 def answer_messages(question: Question, hits: Sequence[Hit], framing: str = DEFAULT_FRAMING) -> list[dict[str, str]]:

@@ -48,8 +48,8 @@ def _opencc(config: str):
         raise InputError(f"unknown OpenCC config {config!r}: use e.g. t2s, s2t, hk2s, s2hk, tw2s") from exc
 
 
-def convert_script(text: str, config: str) -> str:
-    """OpenCC conversion (e.g. ``t2s``, ``s2hk``); ``config`` empty or 'none' returns ``text``."""
+def convert_script(text: str, config: str | None) -> str:
+    """OpenCC conversion (e.g. ``t2s``, ``s2hk``); ``config`` None, empty or 'none' returns ``text``."""
     if not config or config == "none":
         return text
     return _opencc(config).convert(text)
