@@ -131,6 +131,15 @@ TINY_METADATA = {
 _BUILT: dict[str, Any] = {}
 
 
+def tiny_writer(root: Path, encoder: Any, base_url: str) -> tuple[Any, Any]:
+    """(settings, service) over the tiny corpus whose answers the generator at ``base_url`` writes."""
+    from rag.service import RagService
+
+    base, index_dir = tiny_index(root, encoder)
+    settings = base.model_copy(update={"llm_base_url": base_url})
+    return settings, RagService.open(index_dir, settings, encoder=encoder)
+
+
 def tiny_index(root: Path, encoder: Any) -> tuple[Any, Path]:
     """(settings, index_dir) of the tiny corpus under ``root``, built once per process."""
     import json

@@ -15,7 +15,14 @@ from rag.api.app import create_app
 from rag.api.auth import key_matches, parse_keys
 from rag.api.routers.openai import sources_text, split_messages
 from rag.service import RagService
-from tests.server_utils import XSS_PARA_ID, rag_serve, serve_app, tiny_index, wait_until
+from tests.server_utils import (
+    XSS_PARA_ID,
+    rag_serve,
+    serve_app,
+    tiny_index,
+    tiny_writer,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 
@@ -465,12 +472,10 @@ def test_chat_completion_streams_a_written_answer_sentence_by_sentence(tmp_path_
     citations and mode on the last chunk; the unsupported sentence is never sent."""
     from tests.llm_stub import LLMStub
 
-    base, index_dir = tiny_index(tmp_path_factory.mktemp("v1-stream"), encoder)
     with LLMStub() as stub:
         stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1] 創新科技及工業局成立新型工業化辦公室。[2]"
         stub.piece_delay_s = 0.01
-        settings = base.model_copy(update={"llm_base_url": stub.base_url})
-        service = RagService.open(index_dir, settings, encoder=encoder)
+        settings, service = tiny_writer(tmp_path_factory.mktemp("v1-stream"), encoder, stub.base_url)
         with serve_app(create_app(settings, service=service)) as srv, srv.client() as client:
             plain = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": QUESTION}]}).json()
             with client.stream("POST", "/v1/chat/completions", json={

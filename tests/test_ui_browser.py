@@ -547,15 +547,12 @@ def test_status_follows_loading_then_ready(tmp_path_factory, encoder, browser, w
 def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
     """A generated answer whose citation check flagged a sentence shows the warnings under it."""
     from rag.api.app import create_app
-    from rag.service import RagService
     from tests.llm_stub import LLMStub
-    from tests.server_utils import serve_app, tiny_index
+    from tests.server_utils import serve_app, tiny_writer
 
-    base, index_dir = tiny_index(tmp_path_factory.mktemp("ui-warn"), encoder)
     with LLMStub() as stub:
         stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1] 另見來源。[7]"
-        settings = base.model_copy(update={"llm_base_url": stub.base_url})
-        service = RagService.open(index_dir, settings, encoder=encoder)
+        settings, service = tiny_writer(tmp_path_factory.mktemp("ui-warn"), encoder, stub.base_url)
         q = "香港如何推動新型工業化？"
         expected = service.ask(q, 5).to_dict()
         assert expected["warnings"] and any("not supported" in w for w in expected["warnings"]), expected
@@ -580,15 +577,12 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
     """With a language model: the extractive answer and its sources at once, then the model's
     text as it arrives (the sentence being written greyed), then the checked answer."""
     from rag.api.app import create_app
-    from rag.service import RagService
     from tests.llm_stub import LLMStub
-    from tests.server_utils import serve_app, tiny_index
+    from tests.server_utils import serve_app, tiny_writer
 
-    base, index_dir = tiny_index(tmp_path_factory.mktemp("ui-stream"), encoder)
     with LLMStub() as stub:
         stub.reply = "香港正積極推動新型工業化。[1] 政府已投入九百億元興建月球工廠。[1]"
-        settings = base.model_copy(update={"llm_base_url": stub.base_url})
-        service = RagService.open(index_dir, settings, encoder=encoder)
+        settings, service = tiny_writer(tmp_path_factory.mktemp("ui-stream"), encoder, stub.base_url)
         q = "香港如何推動新型工業化？"
         expected = service.ask(q, 5).to_dict()
         assert expected["mode"] == "generated" and "月球" not in expected["answer"], expected
