@@ -5,7 +5,7 @@
 
 Each set's corpus is indexed on its own (cached by content hash). For every query the dense
 and BM25 candidate scores are computed once, then each fusion rule is replayed over them.
-Dev sets only: the weights chosen here are the product defaults (see README "Retrieval").
+Dev sets only: the weights chosen here are the product defaults (see docs/retrieval.md, "Fusion").
 """
 
 from __future__ import annotations
