@@ -21,13 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from rag.answer.generated import own_words, strip_markers, written_in_english
+from rag.answer.written.checks import own_words, written_in_english
+from rag.answer.written.markers import strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import compare_runs, outcome, regression_failures
 from rag.files import sha256_file
+from rag.types import CITATION_MARKER_ADDED, CITATION_MARKER_MOVED, CITATION_REMOVED
 
 
 def project_root() -> Path:
@@ -145,8 +147,9 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         mode = getattr(ans, "mode", "extractive")
         if mode == "generated":  # written by a language model: what its checks did
             row["generated"] = True
-            row["removed_sentences"] = sum("citation check: removed" in w for w in ans.warnings)
-            row["repaired_sentences"] = sum("added the missing marker" in w or "moved the marker" in w for w in ans.warnings)
+            codes = [w.code for w in ans.warnings]
+            row["removed_sentences"] = codes.count(CITATION_REMOVED)
+            row["repaired_sentences"] = codes.count(CITATION_MARKER_ADDED) + codes.count(CITATION_MARKER_MOVED)
             own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
                 row["written_in_english"] = written_in_english(ans.answer)
