@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rag.errors import InputError
-
-if TYPE_CHECKING:
-    from rag.evaluation.runner import EvalResult
+from rag.evaluation.results import EvalResult
 
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
                  "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
