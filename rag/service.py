@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -286,7 +286,7 @@ class RagService:
         *,
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
-    ) -> Iterator[Step]:
+    ) -> Generator[Step, None, None]:
         """:class:`~rag.answer.steps.Retrieved` once retrieval is done; with a generator
         ``Draft`` (the extractive answer), ``Piece`` for each checked sentence as the model writes
         it and ``Pending`` after every token; last ``Final``. The chat and ``/v1`` streaming show

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable
 from typing import Any
 
 from fastapi import APIRouter
@@ -90,7 +90,7 @@ class _Steps:
     to all of it) and handed to the event loop one at a time; :meth:`stop` ends them early (the
     client went away) so the language model is not kept busy for nobody."""
 
-    def __init__(self, steps: Iterator[Step]) -> None:
+    def __init__(self, steps: Generator[Step, None, None]) -> None:
         self._steps = steps
         self._queue: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
