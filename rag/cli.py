@@ -358,7 +358,7 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
     Exits 1 when a threshold rule fails or a metric dropped significantly against the baseline.
     Under CI (CI=true) a skipped set or a missing baseline also fails.
     """
-    from rag.evaluation.report import summary_lines, write_baseline
+    from rag.evaluation.report import write_baseline
     from rag.evaluation.runner import default_baseline, default_sets, eval_mode, in_ci, run_eval
     from rag.threads import limit_process
 
@@ -378,7 +378,7 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
         settings=settings,
         strict=in_ci(),
     )
-    for line in summary_lines(result):
+    for line in result.summary_lines():
         click.echo(line)
     if update_baseline:
         res = result.results

@@ -10,7 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import NotFoundError
-from rag.evaluation.report import load_thresholds, summary_lines
+from rag.evaluation.report import load_thresholds
 from rag.evaluation.runner import EvalTarget, check_gate, run_eval, sample_queries
 from rag.types import Answer, Citation, Hit, Paragraph
 
@@ -147,7 +147,7 @@ def test_gold_first_ranks_pass_the_gate_and_write_the_report(world):
         assert (world["tmp"] / "good" / name).stat().st_size > 0
     report = (world["tmp"] / "good" / "report.md").read_text(encoding="utf-8")
     assert "Gate: PASSED" in report and "## xquad/zh-dev" in report and "skipped set `drcd/dev`" in report
-    assert any(line.startswith("gate passed") for line in summary_lines(result))
+    assert any(line.startswith("gate passed") for line in result.summary_lines())
 
 
 def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
@@ -162,7 +162,7 @@ def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
     # abstention recall is a target not enforced yet: it must still be shown, as not met
     notes = bad.results["gate"]["not_checked"]
     assert any(n.startswith("TARGET NOT MET") and "abstention_recall" in n for n in notes)
-    assert any("TARGET NOT MET" in line and "abstention_recall" in line for line in summary_lines(bad))
+    assert any("TARGET NOT MET" in line and "abstention_recall" in line for line in bad.summary_lines())
     worse = [c for c in bad.changes if c.regressed]
     assert any(c.set == "gold" and c.metric == "recall@5" for c in worse)
     assert any(f.startswith("regression: xquad/zh-dev [overall] recall@1 1.000 -> ") for f in bad.gate_failures)
@@ -172,7 +172,7 @@ def test_shuffled_ranks_fail_the_gate_and_show_in_the_comparison(world):
     assert report.index("## What changed against the baseline") < report.index("## gold")
     assert "### Questions that got worse" in report and "`q0` external question 0? — gold x:0: rank 1 →" in report
     assert (world["tmp"] / "bad/comparison.png").is_file()
-    assert any("significantly worse" in line for line in summary_lines(bad))
+    assert any("significantly worse" in line for line in bad.summary_lines())
 
 
 def test_external_index_is_cached_by_content_hash(world):

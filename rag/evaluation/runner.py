@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rag.answer.written.checks import own_words, written_in_english
+from rag.answer.written.factory import writes_locally
 from rag.answer.written.markers import strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
@@ -65,7 +66,7 @@ def eval_mode(settings: Settings) -> str:
     """What a run measures: ``off`` (extractive answers), ``local`` (``RAG_LLM=local``: the judge
     decides what is cited and when to abstain) or ``local-generated`` (the model also writes the
     answer, ``RAG_LLM_ANSWERS=generated``). Each mode has its own baseline and rules."""
-    if settings.llm == "local" and settings.llm_answers == "generated" and not settings.llm_base_url:
+    if writes_locally(settings):
         return "local-generated"
     return settings.llm
 
