@@ -175,9 +175,8 @@ class RagService:
 
             self.rewriter = Rewriter(judge.model)
         # RAG_LLM_BASE_URL: a server writes the answer; RAG_LLM=local: the judge's model may.
-        from rag.answer.written.factory import (
-            generator_from_settings,  # httpx: loaded with the service, not the CLI
-        )
+        # Imported here: the factory loads httpx, which a process without a service never needs.
+        from rag.answer.written.factory import generator_from_settings
 
         self.generator: Generator | None = None
         try:

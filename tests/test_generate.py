@@ -188,6 +188,7 @@ def test_out_of_range_marker_is_removed_and_reported(stub, gen_settings):
     assert ans.answer.endswith("[1]")
     assert any("[7]" in w for w in _texts(ans.warnings))
     assert _codes(ans.warnings) == [CITATION_MARKERS_DROPPED]
+    assert ans.to_dict()["warnings"] == _texts(ans.warnings)  # the JSON bodies carry the text, as before
     assert_rules(ans, HITS)
 
 

@@ -112,6 +112,17 @@ def answer_steps(
         yield Final(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
         return
     yield Draft(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
+    yield from _written_steps(question, above, generator, extractive, encoder=encoder, script=script,
+                              config=config, judged_ms=judged_ms, t0=t0)
+
+
+def _written_steps(
+    question: Question, above: list[Hit], generator: Generator, extractive: Answer, *,
+    encoder: Encoder | None, script: str | None, config: str | None, judged_ms: dict[str, float], t0: float,
+) -> Iterator[Step]:
+    """The steps of the answer ``generator`` writes over the paragraphs ``above`` the floor: a
+    :class:`Piece` per checked sentence, :class:`Pending` after every token, then :class:`Final`
+    (the ``extractive`` answer with the reason when nothing cited came out of it)."""
     t1 = time.perf_counter()
     checked = CheckedStream(question, above[:MAX_GEN_PARAGRAPHS], encoder=encoder, config=config)
     timings: dict[str, float] = {}  # first_shown: a checked sentence reached the reader
