@@ -3,7 +3,7 @@
 English questions over Chinese paragraphs (xquad/en-zh-dev) and Chinese ones (xquad/zh-dev):
 each question is asked over its gold paragraph and the paragraph after it in the corpus (a
 distractor of the same article), in a seeded order, through the local model and the citation
-check (``rag.answer.generated``). Per framing and language it prints the share of answers whose
+check (``rag.answer.written``). Per framing and language it prints the share of answers whose
 text holds an answer string (script-blind), the share written in English (English questions),
 removed/repaired sentences, and generation time. A framing name ``X+quotes`` is framing X with
 the source sentence quoted after each English sentence (``CheckedStream(quote_sources=True)``).
@@ -34,12 +34,9 @@ def load(folder: Path, n: int, seed: int = 7) -> tuple[list[dict], dict[str, dic
 
 
 def main() -> None:
-    from rag.answer.generated import (
-        FRAMINGS,
-        UnusableGeneration,
-        generated_answer,
-        written_in_english,
-    )
+    from rag.answer.written.checks import written_in_english
+    from rag.answer.written.prompt import FRAMINGS
+    from rag.answer.written.stream import UnusableGeneration, generated_answer
     from rag.config import Settings
     from rag.embedding import get_encoder
     from rag.evaluation.metrics import answer_in_texts
@@ -48,7 +45,7 @@ def main() -> None:
     from rag.llm.weights import resolve_model_path
     from rag.question import Question
     from rag.text.normalise import Normaliser
-    from rag.types import Hit
+    from rag.types import CITATION_MARKER_ADDED, CITATION_MARKER_MOVED, CITATION_REMOVED, Hit
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 25
     names = sys.argv[2].split(",") if len(sys.argv) > 2 else [f"{f}+quotes" for f in FRAMINGS]
@@ -82,8 +79,8 @@ def main() -> None:
                     "ok": used and answer_in_texts(q["answers"], [text]),
                     "ok_own_words": used and answer_in_texts(q["answers"], [QUOTE.sub("", text)]),
                     "english": written_in_english(text) if used else None,
-                    "removed": sum("removed" in w for w in warnings),
-                    "repaired": sum("added the missing marker" in w or "moved the marker" in w for w in warnings),
+                    "removed": sum(w.code == CITATION_REMOVED for w in warnings),
+                    "repaired": sum(w.code in (CITATION_MARKER_ADDED, CITATION_MARKER_MOVED) for w in warnings),
                     "used": used, "seconds": time.perf_counter() - t0,
                 })
                 print(json.dumps(rows[-1], ensure_ascii=False), file=sys.stderr, flush=True)

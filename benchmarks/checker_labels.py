@@ -39,7 +39,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def collect(out: Path, n: int, skip: Path | None = None) -> None:
     from rag.answer.abstain import relevance_floor, relevance_of
     from rag.answer.compose import MAX_GEN_PARAGRAPHS
-    from rag.answer.generated import answer_messages, normalise_markers
+    from rag.answer.written.markers import normalise_markers
+    from rag.answer.written.prompt import answer_messages
     from rag.config import get_settings
     from rag.evaluation.goldset import load_gold
     from rag.evaluation.runner import default_gold, sample_gold
@@ -78,7 +79,7 @@ def collect(out: Path, n: int, skip: Path | None = None) -> None:
 
 
 def score(path: Path) -> None:
-    from rag.answer.generated import check_sentence
+    from rag.answer.written.checks import check_sentence
     from rag.config import get_settings
     from rag.embedding import get_encoder
 

@@ -44,6 +44,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def collect(args: argparse.Namespace, store: dict) -> None:
+    from rag.answer.written.factory import judge_from_settings
     from rag.config import Settings
     from rag.evaluation.runner import (
         _open_or_build,
@@ -53,7 +54,6 @@ def collect(args: argparse.Namespace, store: dict) -> None:
         sample_queries,
     )
     from rag.files import sha256_file
-    from rag.llm.service import judge_from_settings
 
     settings = Settings(llm="local")
     judge = judge_from_settings(settings, cache_mb=4096)

@@ -217,13 +217,18 @@ def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None
     and checked."""
     question = _checked(_read_text(question), k, index, field="question")
     svc = _service(index)
-    answer, streamed = None, ""
-    for step, value in svc.ask_steps(question, k, script=script):
-        if step == "piece" and not as_json:  # a language model writes: each sentence once checked
-            click.echo(value, nl=False)
-            streamed += value
-        elif step == "answer":
-            answer = value
+    from rag.answer.steps import Final, Piece
+    from rag.types import Answer
+
+    answer: Answer | None = None
+    streamed = ""
+    for step in svc.ask_steps(question, k, script=script):
+        match step:
+            case Piece(text) if not as_json:  # a language model writes: each sentence once checked
+                click.echo(text, nl=False)
+                streamed += text
+            case Final(answer):
+                pass
     assert answer is not None
     if as_json:
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
@@ -235,7 +240,7 @@ def ask_cmd(question: str, k: int, as_json: bool, script: str, index: str | None
     if answer.abstained and answer.abstain_reason:
         click.echo(f"(no source cited: {answer.abstain_reason})")
     for w in answer.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"warning: {w.text}", err=True)
     for c in answer.citations:
         judged = f"  judge P(yes) {c.judge:.2f}" if c.judge is not None else ""
         click.echo(f"\n[{c.n}] {c.title} ({c.date or 'n.d.'}) {c.source}  {c.para_id}{judged}")

@@ -50,3 +50,10 @@ class IndexStateError(RagError):
 class UnauthorizedError(RagError):
     code = "unauthorized"
     http_status = 401
+
+
+class GeneratorError(RagError):
+    """The generator could not produce an answer (unreachable, HTTP error, timeout, empty)."""
+
+    code = "generator_error"
+    http_status = 502

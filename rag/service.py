@@ -6,11 +6,12 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from rag.answer.steps import Final, Retrieved
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
 from rag.index.build import index_config
@@ -26,7 +27,8 @@ from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
-    from rag.answer.generated import Generator
+    from rag.answer.steps import Step
+    from rag.answer.written.client import Generator
     from rag.embedding import Encoder
     from rag.llm.judge import Judge
     from rag.llm.rewrite import Rewriter
@@ -172,11 +174,15 @@ class RagService:
             from rag.llm.rewrite import Rewriter
 
             self.rewriter = Rewriter(judge.model)
-        self.generator: Generator | None = None  # RAG_LLM=local: the same model writes the answer
-        if judge is not None and settings.llm_answers == "generated" and not settings.llm_base_url:
-            from rag.llm.generate import LocalGenerator
+        # RAG_LLM_BASE_URL: a server writes the answer; RAG_LLM=local: the judge's model may.
+        # Imported here: the factory loads httpx, which a process without a service never needs.
+        from rag.answer.written.factory import generator_from_settings
 
-            self.generator = LocalGenerator(judge.model, timeout_s=settings.llm_timeout_s)
+        self.generator: Generator | None = None
+        try:
+            self.generator = generator_from_settings(settings, judge=judge)
+        except ValueError:  # misconfigured: each answer says so (rag.answer.compose) and is extractive
+            pass
 
     @classmethod
     def open(
@@ -207,7 +213,7 @@ class RagService:
         judge_ready = None
         if settings.llm != "off":
             def load_judge() -> Judge | None:
-                from rag.llm.service import judge_from_settings
+                from rag.answer.written.factory import judge_from_settings
 
                 return judge_from_settings(settings)
 
@@ -267,8 +273,10 @@ class RagService:
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
     ) -> Answer:
-        steps = dict(self.ask_steps(question, k, history=history, script=script))
-        return steps["answer"]
+        for step in self.ask_steps(question, k, history=history, script=script):
+            if isinstance(step, Final):
+                return step.answer
+        raise AssertionError("the answer steps end with Final")
 
     def ask_steps(
         self,
@@ -277,11 +285,11 @@ class RagService:
         *,
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
-    ) -> Iterator[tuple[str, Any]]:
-        """``("retrieved", hits)`` once retrieval is done; with a generator ``("draft", Answer)``
-        (the extractive answer) and ``("piece", str)`` for each checked sentence as the model
-        writes it; last ``("answer", Answer)``. The chat and ``/v1`` streaming show each step as it
-        happens (a generated answer takes seconds)."""
+    ) -> Generator[Step, None, None]:
+        """:class:`~rag.answer.steps.Retrieved` once retrieval is done; with a generator
+        ``Draft`` (the extractive answer), ``Piece`` for each checked sentence as the model writes
+        it and ``Pending`` after every token; last ``Final``. The chat and ``/v1`` streaming show
+        each step as it happens (a generated answer takes seconds)."""
         from rag.answer.compose import answer_steps
         from rag.text.script import script_config
 
@@ -292,19 +300,19 @@ class RagService:
         t0 = time.perf_counter()
         hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
-        yield "retrieved", hits
+        yield Retrieved(hits)
         retrieve = round((t1 - t0) * 1000, 2)
-        for step, value in answer_steps(asked, hits, self.settings, script=script, judge=self.judge,
-                                        generator=self.generator, encoder=self.encoder):
-            if step == "answer":
+        for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge,
+                                 generator=self.generator, encoder=self.encoder):
+            if isinstance(step, Final):
                 t2 = time.perf_counter()
-                timings = {**value.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),
+                timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),
                            "total": round((t2 - t0) * 1000, 2)}
                 for key in ("first_token", "first_shown"):  # from the question, not from the answer step
                     if key in timings:
                         timings[key] = round(timings[key] + retrieve, 2)
-                value = replace(value, timings_ms=timings)
-            yield step, value
+                step = Final(replace(step.answer, timings_ms=timings))
+            yield step
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

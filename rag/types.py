@@ -104,12 +104,38 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A warning that comes with an answer: a stable ``code`` for programs (the eval counts
+    codes), and the ``text`` people read (the JSON bodies carry the text only)."""
+
+    code: str  # one of the constants below, e.g. CITATION_REMOVED
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# Notice codes. The citation check of a written answer:
+CITATION_REMOVED = "citation.removed"  # a sentence no cited source supports was removed
+CITATION_MARKER_ADDED = "citation.marker_added"  # a sentence without a marker got its source's
+CITATION_MARKER_MOVED = "citation.marker_moved"  # a marker moved to the source that supports it
+CITATION_MARKERS_DROPPED = "citation.markers_dropped"  # markers naming no listed source were removed
+# What the reader gets instead of a written answer, or of all of it:
+FALLBACK_NOTHING_CITED = "fallback.nothing_cited"  # no written sentence cited a supporting source
+FALLBACK_GENERATOR_FAILED = "fallback.generator_failed"  # the generator failed before a checked sentence
+FALLBACK_MISCONFIGURED = "fallback.misconfigured"  # RAG_LLM_BASE_URL & co. do not make a generator
+GENERATOR_INCOMPLETE = "generator.incomplete"  # the generator failed after a checked sentence
+# A notice read back from its JSON text, which does not carry the code:
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
 class Answer:
     answer: str
     abstained: bool
     citations: tuple[Citation, ...]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Notice, ...] = ()
     abstain_reason: str | None = None  # why nothing was cited (set when ``abstained``)
     mode: str = "extractive"  # "generated": written by a language model from the cited paragraphs
 
@@ -121,5 +147,5 @@ class Answer:
             "abstain_reason": self.abstain_reason,
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": dict(self.timings_ms),
-            "warnings": list(self.warnings),
+            "warnings": [w.text for w in self.warnings],
         }

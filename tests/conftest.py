@@ -90,7 +90,7 @@ def local_model_path():
 @pytest.fixture(scope="session")
 def local_judge(local_model_path):
     """The answerability judge on the real model, loaded once per session."""
+    from rag.answer.written.factory import judge_from_settings
     from rag.config import Settings
-    from rag.llm.service import judge_from_settings
 
     return judge_from_settings(Settings(llm="local", llm_model_path=local_model_path))

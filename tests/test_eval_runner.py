@@ -22,6 +22,8 @@ N_EXTERNAL = 400
 class FakeService:
     """Knows the right paragraphs for every question; ``broken`` shuffles the ranking instead."""
 
+    encoder = None  # no embedder to share with the next set's service
+
     def __init__(self, paragraphs: dict[str, str], truth: dict[str, list[str]], broken: bool,
                  demote: frozenset[str] = frozenset()) -> None:
         self.paragraphs = paragraphs
@@ -478,3 +480,57 @@ def test_the_eval_mode_follows_the_settings():
     assert eval_mode(Settings(_env_file=None)) == "off"
     assert eval_mode(Settings(_env_file=None, llm="local")) == "local"
     assert eval_mode(Settings(_env_file=None, llm="local", llm_answers="generated")) == "local-generated"
+
+
+class _Writes:
+    """A generator that writes ``text``, whole or a character at a time."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def complete(self, messages):
+        return self.text
+
+    def stream(self, messages):
+        yield from self.text
+
+
+class _WritingService:
+    """One paragraph; its answer written by ``generator`` and checked (``answer_from_hits``)."""
+
+    HIT = Hit(para_id="hkpc#p3", doc_id="hkpc", title="生產力局", score=0.88,
+              text="他指出，生產力局今年將投入5億元，協助本地企業引入智能生產線。")
+
+    def __init__(self, generator: _Writes) -> None:
+        self.generator = generator
+
+    def search(self, query, k=10, *, history=None):
+        return [self.HIT]
+
+    def ask(self, question, k=5, *, history=None):
+        from rag.answer.compose import answer_from_hits
+        from rag.question import Question
+
+        settings = Settings(_env_file=None, llm_base_url=None, min_score=None)
+        return answer_from_hits(Question.make(question), [self.HIT], settings, generator=self.generator)
+
+
+def _written_row(reply: str) -> dict:
+    from rag.evaluation.goldset import GoldItem
+    from rag.evaluation.runner import score_gold_item
+
+    item = GoldItem("q1", "生產力局今年投入多少資金？", "zh-Hant", ("5億元",), ("hkpc#p3",))
+    return score_gold_item(_WritingService(_Writes(reply)), item)
+
+
+def test_a_removed_marker_is_not_counted_as_a_removed_sentence():
+    """The marker [7] names no source: it goes, with a warning, but every sentence stays."""
+    row = _written_row("生產力局今年將投入5億元，協助本地企業引入智能生產線。[1][7]")
+    assert row["generated"] and "[7]" not in row["answer"]
+    assert row["removed_sentences"] == 0 and row["repaired_sentences"] == 0
+
+
+def test_removed_and_repaired_sentences_are_counted_by_their_codes():
+    row = _written_row("生產力局今年將投入5億元，協助本地企業引入智能生產線。 天文台預測明日天氣晴朗，最高氣溫約三十度。[1][7]")
+    assert row["generated"]
+    assert row["removed_sentences"] == 1 and row["repaired_sentences"] == 1

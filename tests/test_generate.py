@@ -8,21 +8,37 @@ import socket
 import pytest
 
 from rag.answer.compose import answer_from_hits
-from rag.answer.generated import (
-    GeneratorError,
-    OpenAIChatGenerator,
-    build_messages,
-    check_citations,
-    supports,
-)
+from rag.answer.steps import Draft, Final, Pending, Piece
+from rag.answer.written.checks import check_citations, supports
+from rag.answer.written.client import OpenAIChatGenerator
+from rag.answer.written.prompt import build_messages
 from rag.config import Settings
+from rag.errors import GeneratorError
 from rag.question import Question
-from rag.types import Hit
+from rag.types import (
+    CITATION_MARKER_ADDED,
+    CITATION_MARKER_MOVED,
+    CITATION_MARKERS_DROPPED,
+    CITATION_REMOVED,
+    FALLBACK_GENERATOR_FAILED,
+    FALLBACK_NOTHING_CITED,
+    GENERATOR_INCOMPLETE,
+    Hit,
+    Notice,
+)
 
 try:
     from llm_stub import LLMStub
 except ImportError:  # tests/ imported as a package
     from tests.llm_stub import LLMStub
+
+
+def _texts(warnings: tuple[Notice, ...]) -> list[str]:
+    return [w.text for w in warnings]
+
+
+def _codes(warnings: tuple[Notice, ...]) -> list[str]:
+    return [w.code for w in warnings]
 
 HKPC = Hit(
     para_id="hkpc#p3",
@@ -170,14 +186,16 @@ def test_out_of_range_marker_is_removed_and_reported(stub, gen_settings):
     ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert "[7]" not in ans.answer
     assert ans.answer.endswith("[1]")
-    assert any("[7]" in w for w in ans.warnings)
+    assert any("[7]" in w for w in _texts(ans.warnings))
+    assert _codes(ans.warnings) == [CITATION_MARKERS_DROPPED]
+    assert ans.to_dict()["warnings"] == _texts(ans.warnings)  # the JSON bodies carry the text, as before
     assert_rules(ans, HITS)
 
 
 def test_unsupported_sentence_is_flagged(stub, gen_settings):
     stub.reply = "生產力局今年將投入5億元。[1] 天文台預測明日天氣晴朗，最高氣溫約三十度。[2]"
     ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
-    assert any("not supported" in w and "天文台" in w for w in ans.warnings)
+    assert any("not supported" in w and "天文台" in w for w in _texts(ans.warnings))
     assert_rules(ans, HITS)
 
 
@@ -193,7 +211,8 @@ def test_timeout_falls_back_to_the_extractive_answer(stub):
     ans = answer_from_hits(Question.make(QUESTION), HITS, settings(llm_base_url=stub.base_url, llm_timeout_s=0.3))
     assert not ans.abstained
     assert "5億元" in ans.answer
-    assert any("timeout after 0.3s" in w and "extractive" in w for w in ans.warnings)
+    assert any("timeout after 0.3s" in w and "extractive" in w for w in _texts(ans.warnings))
+    assert _codes(ans.warnings) == [FALLBACK_GENERATOR_FAILED]
     assert_rules(ans, HITS)
 
 
@@ -204,7 +223,7 @@ def test_http_errors_and_empty_output_fall_back(stub, gen_settings, status, repl
     stub.status, stub.reply = status, reply
     ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert not ans.abstained and "5億元" in ans.answer
-    assert any(w.startswith("generator unavailable") for w in ans.warnings)
+    assert any(w.startswith("generator unavailable") for w in _texts(ans.warnings))
 
 
 def test_unreachable_server_falls_back():
@@ -213,14 +232,15 @@ def test_unreachable_server_falls_back():
         port = s.getsockname()[1]
     ans = answer_from_hits(Question.make(QUESTION), HITS, settings(llm_base_url=f"http://127.0.0.1:{port}/v1"))
     assert not ans.abstained
-    assert any("cannot reach" in w for w in ans.warnings)
+    assert any("cannot reach" in w for w in _texts(ans.warnings))
 
 
 def test_answer_without_valid_citations_falls_back(stub, gen_settings):
     stub.reply = "I could not find this in the sources."
     ans = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
     assert "5億元" in ans.answer
-    assert any("no sentence of the written answer cites a source" in w for w in ans.warnings)
+    assert any("no sentence of the written answer cites a source" in w for w in _texts(ans.warnings))
+    assert _codes(ans.warnings)[-1] == FALLBACK_NOTHING_CITED
 
 
 def test_generator_is_not_called_when_abstaining(stub, gen_settings):
@@ -243,8 +263,8 @@ def test_injected_instructions_cannot_change_the_citation_rules(stub, gen_settin
     ans = answer_from_hits(Question.make(QUESTION), hits, gen_settings)
     assert "HACKED" not in ans.answer
     assert "[9]" not in ans.answer
-    assert any("[9]" in w for w in ans.warnings)
-    assert any("extractive" in w for w in ans.warnings)
+    assert any("[9]" in w for w in _texts(ans.warnings))
+    assert any("extractive" in w for w in _texts(ans.warnings))
     assert_rules(ans, hits)
     # the injection reached the model only as fenced data, after the rules
     sent = [m["content"] for m in stub.requests[-1]["messages"]]
@@ -260,9 +280,9 @@ def test_injection_that_keeps_a_valid_marker_is_still_checked(stub, gen_settings
     hits = [HKPC, ITIB, INJECTION]
     ans = answer_from_hits(Question.make(QUESTION), hits, gen_settings)
     assert "[12]" not in ans.answer
-    assert any("[12]" in w for w in ans.warnings)
-    assert any("999億元" in w for w in ans.warnings)  # its number is in no source: flagged
-    assert any("HACKED" in w for w in ans.warnings)  # uncited: flagged
+    assert any("[12]" in w for w in _texts(ans.warnings))
+    assert any("999億元" in w for w in _texts(ans.warnings))  # its number is in no source: flagged
+    assert any("HACKED" in w for w in _texts(ans.warnings))  # uncited: flagged
     assert_rules(ans, hits)
 
 
@@ -305,7 +325,7 @@ def test_english_answer_over_chinese_sources_is_kept(stub, gen_settings):
 
 
 def test_numbers_compare_in_every_form():
-    from rag.answer.generated import chinese_numeral, number_forms
+    from rag.answer.written.numbers import chinese_numeral, number_forms
 
     assert [chinese_numeral(t) for t in ("一千二百", "十五", "兩萬", "三千五百萬", "一百零五", "二〇二四")] == [
         1200, 15, 20000, 35_000_000, 105, 2024]
@@ -332,8 +352,9 @@ def test_a_missing_marker_is_repaired_and_an_unsupported_sentence_removed(stub, 
     assert ans.mode == "generated"
     assert "5億元。[1]" in ans.answer  # the marker of the paragraph that says it
     assert "天文台" not in ans.answer  # removed from what is shown...
-    assert any("removed, not supported" in w and "天文台" in w for w in ans.warnings)  # ...and said
-    assert any("added the missing marker" in w and "5億元" in w for w in ans.warnings)
+    assert any("removed, not supported" in w and "天文台" in w for w in _texts(ans.warnings))  # ...and said
+    assert any("added the missing marker" in w and "5億元" in w for w in _texts(ans.warnings))
+    assert sorted(_codes(ans.warnings)) == sorted([CITATION_REMOVED, CITATION_MARKER_ADDED])
     assert ans.to_dict()["mode"] == "generated"
     assert_rules(ans, HITS)
 
@@ -348,7 +369,7 @@ def test_a_sentence_that_only_restates_the_question_is_removed(stub, gen_setting
     stub.reply = "生產力局今年投入的資金是。[1] 生產力局今年將投入5億元。[1]"
     ans = answer_from_hits(Question.make("生產力局今年投入的資金是多少？"), HITS, gen_settings)
     assert ans.answer == "生產力局今年將投入5億元。[1]"
-    assert any("removed" in w and "投入的資金是" in w for w in ans.warnings)
+    assert any("removed" in w and "投入的資金是" in w for w in _texts(ans.warnings))
 
 
 # -- streamed, checked sentence by sentence -----------------------------------------------------
@@ -364,16 +385,15 @@ def test_streamed_answer_shows_only_checked_sentences_and_joins_to_the_answer(st
     stub.reply = ("生產力局今年將投入5億元，協助企業引入智能生產線。[1] 天文台預測明日天氣晴朗，最高氣溫約三十度。[2] "
                   "「新型工業加速計劃」每個項目最多2億元。[2]")
     steps = _steps(gen_settings)
-    kinds = [k for k, _ in steps]
-    assert kinds[0] == "draft" and kinds[-1] == "answer"
-    draft, answer = steps[0][1], steps[-1][1]
+    assert isinstance(steps[0], Draft) and isinstance(steps[-1], Final)
+    draft, answer = steps[0].answer, steps[-1].answer
     assert draft.mode == "extractive" and answer.mode == "generated"
-    pieces = [v for k, v in steps if k == "piece"]
+    pieces = [s.text for s in steps if isinstance(s, Piece)]
     assert len(pieces) == 2  # the unsupported weather sentence never reached the reader
     assert "".join(pieces) == answer.answer
-    assert "天文台" not in answer.answer and any("天文台" in w for w in answer.warnings)
+    assert "天文台" not in answer.answer and any("天文台" in w for w in _texts(answer.warnings))
     # the stub sends a character or a word per chunk: the unchecked sentence was seen growing
-    pending = [v for k, v in steps if k == "pending"]
+    pending = [s.text for s in steps if isinstance(s, Pending)]
     assert len(pending) > 20 and any(p.startswith("天文台") for p in pending)
     assert {"first_token", "first_shown", "generate"} <= set(answer.timings_ms)
     assert answer.timings_ms["first_token"] <= answer.timings_ms["first_shown"]
@@ -381,7 +401,7 @@ def test_streamed_answer_shows_only_checked_sentences_and_joins_to_the_answer(st
 
 
 def test_streamed_and_whole_generation_give_the_same_answer(stub, gen_settings):
-    from rag.answer.generated import CheckedStream
+    from rag.answer.written.stream import CheckedStream
 
     stub.reply = "「新型工業加速計劃」以一比一配對形式資助企業。[2] 生產力局今年將投入5億元。[1] 每個項目最多2億元。[2]"
     whole = answer_from_hits(Question.make(QUESTION), HITS, gen_settings)
@@ -395,27 +415,30 @@ def test_streamed_and_whole_generation_give_the_same_answer(stub, gen_settings):
 def test_streamed_answer_in_the_display_script(stub, gen_settings):
     stub.reply = "生產力局今年將投入5億元。[1] 每個項目最多2億元。[2]"
     steps = _steps(gen_settings, script="hans")
-    pieces = "".join(v for k, v in steps if k == "piece")
-    assert pieces == steps[-1][1].answer == "生产力局今年将投入5亿元。[1]每个项目最多2亿元。[2]"
-    assert steps[0][0] == "draft" and "生产力局" in steps[0][1].answer  # the draft is converted too
+    pieces = "".join(s.text for s in steps if isinstance(s, Piece))
+    assert isinstance(steps[-1], Final) and pieces == steps[-1].answer.answer == "生产力局今年将投入5亿元。[1]每个项目最多2亿元。[2]"
+    assert isinstance(steps[0], Draft) and "生产力局" in steps[0].answer.answer  # the draft is converted too
 
 
 def test_generator_failing_mid_stream_keeps_the_checked_sentences(stub):
     stub.reply = "生產力局今年將投入5億元，協助企業引入智能生產線。[1] 每個項目最多2億元，以一比一配對形式資助。[2] 另外" + "還有" * 40
     stub.piece_delay_s = 0.05
     steps = _steps(settings(llm_base_url=stub.base_url, llm_timeout_s=1.5))
-    answer = steps[-1][1]
-    assert answer.mode == "generated" and answer.answer == "".join(v for k, v in steps if k == "piece")
+    assert isinstance(steps[-1], Final)
+    answer = steps[-1].answer
+    assert answer.mode == "generated" and answer.answer == "".join(s.text for s in steps if isinstance(s, Piece))
     assert answer.answer.startswith("生產力局今年將投入5億元")
-    assert any("timeout" in w and "incomplete" in w for w in answer.warnings)
+    assert any("timeout" in w and "incomplete" in w for w in _texts(answer.warnings))
+    assert _codes(answer.warnings)[-1] == GENERATOR_INCOMPLETE
 
 
 def test_generator_failing_before_any_sentence_falls_back_to_the_draft(stub):
     stub.delay_s = 2.0
     steps = _steps(settings(llm_base_url=stub.base_url, llm_timeout_s=0.3))
-    assert [k for k, _ in steps] == ["draft", "answer"]
-    assert steps[-1][1].mode == "extractive" and steps[-1][1].answer == steps[0][1].answer
-    assert any("timeout" in w for w in steps[-1][1].warnings)
+    assert [type(s) for s in steps] == [Draft, Final]
+    draft, answer = steps[0].answer, steps[-1].answer  # type: ignore[union-attr]
+    assert answer.mode == "extractive" and answer.answer == draft.answer
+    assert any("timeout" in w for w in _texts(answer.warnings))
 
 
 def test_openai_generator_streams_server_sent_pieces(stub):
@@ -442,10 +465,11 @@ def test_a_marker_on_the_wrong_source_moves_to_the_one_that_supports_it(stub, ge
     ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings)
     assert ans.mode == "generated" and [c.para_id for c in ans.citations] == [ITIB.para_id]
     assert ans.answer.startswith("The scheme funds each project with up to 2億元 [1].")
-    assert any("moved the marker" in w for w in ans.warnings)
+    assert any("moved the marker" in w for w in _texts(ans.warnings))
+    assert _codes(ans.warnings) == [CITATION_MARKER_MOVED]
     stub.reply = "The scheme funds each project with up to 9億元 [1]."  # in no source: removed
     ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings)
-    assert ans.mode == "extractive" and any("not supported" in w for w in ans.warnings)
+    assert ans.mode == "extractive" and any("not supported" in w for w in _texts(ans.warnings))
 
 
 @pytest.mark.parametrize(
@@ -469,7 +493,7 @@ def test_numbers_keep_their_magnitude_and_their_bounds(sentence, ok):
 
 
 def test_what_counts_as_an_english_answer():
-    from rag.answer.generated import own_words, written_in_english
+    from rag.answer.written.checks import own_words, written_in_english
 
     quoted = "The platform is 天工開物 [1]. 「FLAIR開發的「天工開物」平臺。」[1]"
     assert own_words(quoted) == "The platform is 天工開物 [1]."  # a quote holding 「」 goes whole

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from rag.answer.steps import Draft, Final, Pending, Piece, Retrieved
 from rag.service import RagService
 from rag.types import Hit
 
@@ -120,14 +121,14 @@ def test_a_written_answer_streams_from_the_engine_checked(writer, local_judge):
     sentence, unchecked), each checked sentence, then the answer those sentences make."""
     before = local_judge.model.stats.generated_tokens
     steps = list(writer.ask_steps("What is the name of the industrial AI platform developed by FLAIR?"))
-    kinds = [k for k, _ in steps]
-    assert kinds[:2] == ["retrieved", "draft"] and kinds[-1] == "answer"
-    answer = steps[-1][1]
+    kinds = [type(s) for s in steps]
+    assert kinds[:2] == [Retrieved, Draft] and isinstance(steps[-1], Final)
+    answer = steps[-1].answer
     assert answer.mode == "generated", answer.warnings
-    pieces = [v for k, v in steps if k == "piece"]
+    pieces = [s.text for s in steps if isinstance(s, Piece)]
     assert pieces and "".join(pieces) == answer.answer
     tokens = local_judge.model.stats.generated_tokens - before
-    assert tokens > 5 and kinds.count("pending") >= tokens // 2  # a step per decoded piece (a CJK character may take two tokens)
+    assert tokens > 5 and kinds.count(Pending) >= tokens // 2  # a step per decoded piece (a CJK character may take two tokens)
     assert 0 < answer.timings_ms["first_token"] <= answer.timings_ms["first_shown"] <= answer.timings_ms["total"]
     # the English answer keeps the source's name, and quotes the sentence it rests on
     assert "天工開物" in answer.answer and "「" in answer.answer

@@ -94,13 +94,14 @@ class _StepService:
         self.log: list[str] = []
 
     def ask_steps(self, question: str, k: int, *, history: Any = None) -> Any:
-        from rag.types import Answer, Citation, Hit
+        from rag.answer.steps import Final, Retrieved
+        from rag.types import CITATION_REMOVED, Answer, Citation, Hit, Notice
 
         self.log.append("retrieve")
-        yield "retrieved", [Hit("d#p1", "d", "甲。", 0.9)] * 2
+        yield Retrieved([Hit("d#p1", "d", "甲。", 0.9)] * 2)
         self.log.append("answer")
         cit = Citation(1, "d", "d#p1", "標題", "src", "甲乙。", 0.9, ((0, 3),))
-        yield "answer", Answer("甲乙。 [1]", False, (cit,), {}, ("citation check: flagged",))
+        yield Final(Answer("甲乙。 [1]", False, (cit,), {}, (Notice(CITATION_REMOVED, "citation check: flagged"),)))
 
     def document(self, doc_id: str) -> Any:
         return type("Doc", (), {"flags": ("mojibake: 1 run",)})()

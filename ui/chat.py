@@ -23,6 +23,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home fr
 import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
+from rag.answer.steps import Draft, Final, Pending, Piece, Retrieved  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 
@@ -125,24 +126,26 @@ class ChatUI:
         draft: dict[str, Any] | None = None
         written, pending, shown_at = "", "", 0.0
         try:
-            for step, value in self.holder.get().ask_steps(question, int(k), history=history):
-                if step == "retrieved":
-                    chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(value))}
-                    yield "", chat, gr.skip(), state
-                elif step == "draft":  # the extractive answer and its sources, while the model writes
-                    draft = self._shown(value.to_dict(), script)
-                    chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, "", "")}
-                    yield "", chat, render_sources(draft, turn, self._flags(draft)), state
-                elif step in ("piece", "pending") and draft is not None:
-                    if step == "piece":
-                        written += _in_script(value, script)
-                    pending = _in_script(value, script) if step == "pending" else ""
-                    if step == "piece" or time.monotonic() - shown_at >= PENDING_EVERY_S:
-                        shown_at = time.monotonic()
-                        chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, written, pending)}
+            for step in self.holder.get().ask_steps(question, int(k), history=history):
+                match step:
+                    case Retrieved(hits):
+                        chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(hits))}
                         yield "", chat, gr.skip(), state
-                elif step == "answer":
-                    answer = value.to_dict()
+                    case Draft(extractive):  # the extractive answer and its sources, while the model writes
+                        draft = self._shown(extractive.to_dict(), script)
+                        chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, "", "")}
+                        yield "", chat, render_sources(draft, turn, self._flags(draft)), state
+                    case Piece(text) | Pending(text) if draft is not None:
+                        is_piece = isinstance(step, Piece)
+                        if is_piece:
+                            written += _in_script(text, script)
+                        pending = "" if is_piece else _in_script(text, script)
+                        if is_piece or time.monotonic() - shown_at >= PENDING_EVERY_S:
+                            shown_at = time.monotonic()
+                            chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, written, pending)}
+                            yield "", chat, gr.skip(), state
+                    case Final(final):
+                        answer = final.to_dict()
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": f"⚠️ {escape_md(str(exc))}"}
             yield "", chat, gr.skip(), state
@@ -275,15 +278,16 @@ def _in_script(text: str, script: str) -> str:
 
 def answer_from_dict(d: dict[str, Any]) -> Any:
     """An ``Answer`` back from its ``to_dict()`` form (the chat keeps answers as plain dicts)."""
-    from rag.types import Answer, Citation
+    from rag.types import UNKNOWN, Answer, Citation, Notice
 
     citations = tuple(
         Citation(**{**{k: v for k, v in c.items() if k in Citation.__dataclass_fields__},
                     "highlights": tuple(tuple(h) for h in c.get("highlights") or ())})
         for c in d.get("citations") or ()
     )
+    warnings = tuple(Notice(UNKNOWN, w) for w in d.get("warnings") or ())  # the dict keeps only their text
     return Answer(d["answer"], bool(d["abstained"]), citations, dict(d.get("timings_ms") or {}),
-                  tuple(d.get("warnings") or ()), d.get("abstain_reason"), d.get("mode") or "extractive")
+                  warnings, d.get("abstain_reason"), d.get("mode") or "extractive")
 
 
 def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rag.config import Settings
 from rag.retrieval.relevance import DEFAULT_FLOOR
 from rag.text.normalise import convert_script
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, Notice
 
 ABSTAIN_MESSAGES = {
     "zh-Hant": "找不到可靠的來源回答這個問題。",
@@ -33,7 +33,7 @@ def relevance_floor(settings: Settings | None) -> float:
 def abstain(
     lang: str,
     config: str | None,
-    warnings: Sequence[str] = (),
+    warnings: Sequence[Notice] = (),
     timings: dict[str, float] | None = None,
     *,
     reason: str,

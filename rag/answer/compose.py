@@ -9,25 +9,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rag.answer.abstain import abstain, abstain_reason, relevance_floor, relevance_of
 from rag.answer.display import in_script
 from rag.answer.extractive import extractive_answer
-from rag.answer.generated import (
-    CheckedStream,
-    Generator,
-    UnusableGeneration,
-    answer_messages,
-    cited_numbers,
-    describe_failure,
-    generator_from_settings,
-)
+from rag.answer.steps import Draft, Final, Pending, Piece, Step
+from rag.answer.written.client import Generator, describe_failure
+from rag.answer.written.factory import generator_from_settings
+from rag.answer.written.markers import cited_numbers
+from rag.answer.written.prompt import answer_messages
+from rag.answer.written.stream import CheckedStream, UnusableGeneration
 from rag.config import Settings
 from rag.question import Question
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
-from rag.types import Answer, Hit
+from rag.types import FALLBACK_MISCONFIGURED, GENERATOR_INCOMPLETE, Answer, Hit, Notice
 
 if TYPE_CHECKING:
     from rag.embedding import Encoder
@@ -48,10 +45,10 @@ def answer_from_hits(
 ) -> Answer:
     """The cited answer to ``question`` from ranked ``hits`` (the last step of :func:`answer_steps`)."""
     answer = None
-    for step, value in answer_steps(question, hits, settings, script=script, generator=generator, judge=judge,
-                                    encoder=encoder):
-        if step == "answer":
-            answer = value
+    for step in answer_steps(question, hits, settings, script=script, generator=generator, judge=judge,
+                             encoder=encoder):
+        if isinstance(step, Final):
+            answer = step.answer
     assert answer is not None
     return answer
 
@@ -65,18 +62,18 @@ def answer_steps(
     generator: Generator | None = None,
     judge: Judge | None = None,
     encoder: Encoder | None = None,
-) -> Iterator[tuple[str, Any]]:
+) -> Iterator[Step]:
     """The cited answer to ``question`` from ranked ``hits``, step by step.
 
     Abstains when there is no hit at or above the relevance floor. ``judge`` (``RAG_LLM=local``)
     reads the top paragraphs against the question: only those it passes are cited, and when none
     passes the answer abstains with its reason. ``generator`` (default: built from
     ``RAG_LLM_BASE_URL`` when set) writes the answer from the numbered paragraphs; then the
-    steps are ``("draft", Answer)`` (the extractive answer, shown while the model writes),
-    ``("piece", str)`` for each checked sentence as it is written (:class:`CheckedStream`), with
-    ``("pending", str)`` after every token (the sentence being written, not yet checked: the chat
-    shows it greyed), and ``("answer", Answer)``; any failure before a cited sentence falls back to the extractive
-    answer with a warning. Without a generator the one step is ``("answer", Answer)``.
+    steps are :class:`Draft` (the extractive answer, shown while the model writes),
+    :class:`Piece` for each checked sentence as it is written (:class:`CheckedStream`), with
+    :class:`Pending` after every token (the sentence being written, not yet checked: the chat
+    shows it greyed), and :class:`Final`; any failure before a cited sentence falls back to the extractive
+    answer with a warning. Without a generator the one step is :class:`Final`.
     ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
     generated sentence. Every answer is converted to the display ``script`` last.
     """
@@ -86,8 +83,8 @@ def answer_steps(
     floor = relevance_floor(settings)
     above = [h for h in hits if relevance_of(h) >= floor]
     if not above:
-        yield "answer", in_script(abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor)),
-                                  script)
+        yield Final(in_script(abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor)),
+                              script))
         return
     judged_ms: dict[str, float] = {}
     if judge is not None:
@@ -101,20 +98,31 @@ def answer_steps(
                  if v.p_yes >= judge.floor]
         if not above:
             best = max(v.p_yes for v in verdicts)
-            yield "answer", in_script(abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
-                                              reason=judge_reason(lang, len(read), best, judge.floor)), script)
+            yield Final(in_script(abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
+                                          reason=judge_reason(lang, len(read), best, judge.floor)), script))
             return
-    warnings: list[str] = []
+    warnings: list[Notice] = []
     if generator is None and settings.llm_base_url:
         try:
             generator = generator_from_settings(settings)
         except ValueError as exc:
-            warnings.append(f"generator misconfigured: {exc}; showing extractive answer")
+            warnings.append(Notice(FALLBACK_MISCONFIGURED, f"generator misconfigured: {exc}; showing extractive answer"))
     extractive = extractive_answer(question, above, warnings=warnings)
     if generator is None:
-        yield "answer", in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script)
+        yield Final(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
         return
-    yield "draft", in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script)
+    yield Draft(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
+    yield from _written_steps(question, above, generator, extractive, encoder=encoder, script=script,
+                              config=config, judged_ms=judged_ms, t0=t0)
+
+
+def _written_steps(
+    question: Question, above: list[Hit], generator: Generator, extractive: Answer, *,
+    encoder: Encoder | None, script: str | None, config: str | None, judged_ms: dict[str, float], t0: float,
+) -> Iterator[Step]:
+    """The steps of the answer ``generator`` writes over the paragraphs ``above`` the floor: a
+    :class:`Piece` per checked sentence, :class:`Pending` after every token, then :class:`Final`
+    (the ``extractive`` answer with the reason when nothing cited came out of it)."""
     t1 = time.perf_counter()
     checked = CheckedStream(question, above[:MAX_GEN_PARAGRAPHS], encoder=encoder, config=config)
     timings: dict[str, float] = {}  # first_shown: a checked sentence reached the reader
@@ -124,12 +132,12 @@ def answer_steps(
             out = checked.feed(piece)
             if out:
                 timings.setdefault("first_shown", _ms(t0))
-                yield "piece", out
-            yield "pending", convert_script(checked.pending, config)
+                yield Piece(out)
+            yield Pending(convert_script(checked.pending, config))
         out = checked.close()
         if out:
             timings.setdefault("first_shown", _ms(t0))
-            yield "piece", out
+            yield Piece(out)
         answer = checked.answer()
     except UnusableGeneration as exc:
         warnings = [*extractive.warnings, *exc.warnings]
@@ -138,17 +146,18 @@ def answer_steps(
         if "first_shown" in timings and cited_numbers(checked.clean):
             answer = checked.answer()
             answer = replace(answer, warnings=(*answer.warnings,
-                                               describe_failure(exc, then="the answer may be incomplete")))
+                                               describe_failure(exc, then="the answer may be incomplete",
+                                                                code=GENERATOR_INCOMPLETE)))
         else:
             warnings = [*extractive.warnings, describe_failure(exc)]
             answer = None
     if answer is None:
         answer = replace(extractive, warnings=tuple(warnings))
-        yield "answer", in_script(replace(answer, timings_ms={**judged_ms, **timings, "extract": _ms(t0)}), script)
+        yield Final(in_script(replace(answer, timings_ms={**judged_ms, **timings, "extract": _ms(t0)}), script))
         return
     answer = replace(answer, warnings=(*extractive.warnings, *answer.warnings),
                      timings_ms={**judged_ms, **timings, "generate": _ms(t1)})
-    yield "answer", answer  # CheckedStream converted it to the display script
+    yield Final(answer)  # CheckedStream converted it to the display script
 
 
 def _ms(t0: float) -> float:

@@ -21,7 +21,7 @@ from rag.question import Question
 from rag.text.headlines import label_lines
 from rag.text.normalise import cjk_ratio, convert_script
 from rag.text.sentences import content_chars, split_sentences, units
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, Notice
 
 MAX_PARAGRAPHS = 3  # paragraphs an extractive answer draws sentences from
 MAX_SENTENCES = 3
@@ -214,7 +214,7 @@ def extractive_answer(
     hits: Sequence[Hit],
     *,
     config: str | None = None,
-    warnings: Sequence[str] = (),
+    warnings: Sequence[Notice] = (),
 ) -> Answer:
     """The extractive answer over ``hits`` (already above the relevance floor)."""
     lang = question.lang

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.config import Settings
 from rag.errors import RagError
+
+if TYPE_CHECKING:  # `rag serve` imports this module before the service, to load it in a thread
+    from rag.service import RagService
 
 log = logging.getLogger("rag.api")
 
@@ -15,7 +18,7 @@ log = logging.getLogger("rag.api")
 class ServiceHolder:
     """Holds the one ``RagService`` of an app; loads it once (in the app's lifespan)."""
 
-    def __init__(self, settings: Settings, service: Any = None) -> None:
+    def __init__(self, settings: Settings, service: RagService | None = None) -> None:
         self.settings = settings
         self.service = service
         self.error: str | None = None
@@ -57,7 +60,7 @@ class ServiceHolder:
             finally:
                 self.loading = False
 
-    def get(self) -> Any:
+    def get(self) -> RagService:
         """The service, or a 503 NotReadyError that says what to do (the reason is in /readyz)."""
         # Imported here: `rag serve` imports this module before the web stack.
         from rag.api.errors import NotReadyError
@@ -77,27 +80,26 @@ class ServiceHolder:
     def info(self) -> dict[str, Any]:
         """Index facts for /readyz and the UI status line."""
         svc = self.get()
-        index = getattr(svc, "index", None)
-        manifest = getattr(index, "manifest", {}) or {}
+        manifest = svc.index.manifest
         counts = manifest.get("counts", {})
         model = manifest.get("model", {})
         documents = counts.get("documents")
         paragraphs = counts.get("paragraphs")
-        if documents is None and index is not None:
-            documents = len(getattr(index, "documents", {}))
-        if paragraphs is None and index is not None:
-            paragraphs = len(getattr(index, "paragraphs", {}))
-        judge = getattr(svc, "judge", None)
-        llm = {"mode": "off"}
+        if documents is None:
+            documents = len(svc.index.documents)
+        if paragraphs is None:
+            paragraphs = len(svc.index.paragraphs)
+        judge = svc.judge
+        llm: dict[str, Any] = {"mode": "off"}
         if judge is not None:
             llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
-                   "judge_top_k": judge.top_k, "load_s": round(getattr(svc, "llm_load_seconds", 0.0), 2)}
+                   "judge_top_k": judge.top_k, "load_s": round(svc.llm_load_seconds, 2)}
         return {
             "llm": llm,
             "documents": documents,
             "paragraphs": paragraphs,
             "chunks": counts.get("chunks"),
-            "model": {"name": model.get("name"), "id": model.get("id") or getattr(svc.encoder, "model_id", None),
+            "model": {"name": model.get("name"), "id": model.get("id") or svc.encoder.model_id,
                       "dim": model.get("dim")},
             "index_created": manifest.get("created"),
         }

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rag.errors import InputError
-
-if TYPE_CHECKING:
-    from rag.evaluation.runner import EvalResult
+from rag.evaluation.results import EvalResult
+from rag.evaluation.results import format_metric as _fmt
 
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
                  "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
@@ -44,16 +43,6 @@ def load_thresholds(path: Path | str) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------- report files
-
-
-def _fmt(v: Any, metric: str = "") -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, int) or metric == "n":
-        return str(v)
-    if metric.endswith("_sentences"):
-        return f"{v:g}"
-    return f"{v:.1f}" if metric.startswith(("latency", "judge", "generate_")) else f"{v:.3f}"
 
 
 def _table(groups: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> list[str]:
@@ -284,32 +273,3 @@ def write_baseline(result: EvalResult, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(_dump_lines(data), encoding="utf-8")
     tmp.replace(path)
-
-
-def summary_lines(result: EvalResult) -> list[str]:
-    """What ``rag eval`` prints: headline metrics per set and group, changes, gate verdict."""
-    res = result.results
-    lines = []
-    for name, data in res.get("sets", {}).items():
-        for g, m in data["groups"].items():
-            keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
-                     "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
-                     "judge_p50_ms", "generated_share", "english_answers_in_english", "removed_sentences",
-                     "generate_p50_ms")
-                    if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))
-            cells = "  ".join(f"{k}={_fmt(m.get(k), k)}" for k in keys if k in m)
-            lines.append(f"{name:<16} {g:<9} n={m['n']:<5} {cells}")
-        if "seconds" in data:
-            lines.append(f"{name:<16} ran in {data['seconds']} s")
-    for name, why in res.get("skipped", {}).items():
-        lines.append(f"skipped {name}: {why}")
-    if res.get("baseline"):
-        moved = [c for c in result.changes if c.worse or c.better]
-        regressed = [c for c in moved if c.regressed]
-        lines.append(f"vs baseline {res['baseline']}: {len(moved)} of {len(result.changes)} metrics moved, "
-                     f"{len(regressed)} significantly worse")
-        lines += [f"  {c.verdict:>12}: {c.line()}" for c in moved]
-    lines += [n for n in res.get("gate", {}).get("not_checked", []) if n.startswith(("TARGET", "baseline"))]
-    lines += [f"FAIL {f}" for f in result.gate_failures]
-    lines.append(f"gate {'passed' if result.passed else 'FAILED'}; report in {result.report_dir}")
-    return lines

@@ -16,18 +16,33 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rag.answer.generated import own_words, strip_markers, written_in_english
+from rag.answer.written.checks import own_words, written_in_english
+from rag.answer.written.factory import writes_locally
+from rag.answer.written.markers import strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
-from rag.evaluation.regression import compare_runs, outcome, regression_failures
+from rag.evaluation.regression import PairedChange, compare_runs, outcome, regression_failures
+from rag.evaluation.report import load_thresholds, write_report
+from rag.evaluation.results import EvalResult
 from rag.files import sha256_file
+from rag.types import (
+    CITATION_MARKER_ADDED,
+    CITATION_MARKER_MOVED,
+    CITATION_REMOVED,
+    Answer,
+    Hit,
+    Paragraph,
+)
+
+if TYPE_CHECKING:
+    from rag.embedding import Encoder
 
 
 def project_root() -> Path:
@@ -51,7 +66,7 @@ def eval_mode(settings: Settings) -> str:
     """What a run measures: ``off`` (extractive answers), ``local`` (``RAG_LLM=local``: the judge
     decides what is cited and when to abstain) or ``local-generated`` (the model also writes the
     answer, ``RAG_LLM_ANSWERS=generated``). Each mode has its own baseline and rules."""
-    if settings.llm == "local" and settings.llm_answers == "generated" and not settings.llm_base_url:
+    if writes_locally(settings):
         return "local-generated"
     return settings.llm
 
@@ -78,34 +93,43 @@ SAMPLE_SEED = 20240311
 
 
 class EvalService(Protocol):
-    """What the runner needs from ``rag.service.RagService``."""
+    """What the runner needs from ``rag.service.RagService`` (tests pass fakes)."""
 
-    def search(self, query: str, k: int = 10, *, history: Any = None) -> list[Any]: ...
+    @property
+    def encoder(self) -> Encoder | None:
+        """The loaded embedder, shared with the next set's service (None: each loads its own)."""
+        ...
 
-    def ask(self, question: str, k: int = 5, *, history: Any = None) -> Any: ...
+    def search(self, query: str, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None) -> list[Hit]: ...
+
+    def search_many(self, queries: Sequence[str], k: int = 10) -> list[list[Hit]]: ...
+
+    def ask(self, question: str, k: int = 5, *, history: Sequence[dict[str, Any]] | None = None) -> Answer: ...
+
+    def paragraph(self, para_id: str) -> Paragraph: ...
 
 
 @dataclass
 class EvalTarget:
     """The system under evaluation: how to open and build its indexes (the real service by default; tests inject fakes)."""
 
-    open: Callable[[Path, Settings, Any], EvalService]
-    build: Callable[[list[Path], Path, Settings, Any], Any]
-    encoder: Any = None  # shared across the sets once the first service has loaded it
+    open: Callable[[Path, Settings, Encoder | None], EvalService]
+    build: Callable[[list[Path], Path, Settings, Encoder | None], object]
+    encoder: Encoder | None = None  # shared across the sets once the first service has loaded it
 
     def open_service(self, index_dir: Path, settings: Settings) -> EvalService:
         svc = self.open(index_dir, settings, self.encoder)
-        self.encoder = self.encoder or getattr(svc, "encoder", None)
+        self.encoder = self.encoder or svc.encoder
         return svc
 
 
 def default_target() -> EvalTarget:
-    def _open(index_dir: Path, settings: Settings, encoder: Any) -> EvalService:
+    def _open(index_dir: Path, settings: Settings, encoder: Encoder | None) -> EvalService:
         from rag.service import RagService
 
         return RagService.open(index_dir, settings, encoder=encoder)
 
-    def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any) -> Any:
+    def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Encoder | None) -> object:
         from rag.index.build import build_index
 
         return build_index(paths, index_dir, settings, encoder=encoder)
@@ -116,7 +140,7 @@ def default_target() -> EvalTarget:
 # ------------------------------------------------------------------------------- records
 
 
-def _hit_ids(hits: Iterable[Any]) -> list[str]:
+def _hit_ids(hits: Iterable[Hit]) -> list[str]:
     return [h.para_id for h in hits]
 
 
@@ -137,16 +161,16 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         t0 = time.perf_counter()
         ans = svc.ask(item.question, ASK_K, history=history)
         row["latency_ms"] = (time.perf_counter() - t0) * 1000
-        timings = getattr(ans, "timings_ms", None) or {}
+        timings = ans.timings_ms
         if timings.get("judge") is not None:
             row["judge_ms"] = timings["judge"]
         if timings.get("generate") is not None:
             row["generate_ms"] = timings["generate"]
-        mode = getattr(ans, "mode", "extractive")
-        if mode == "generated":  # written by a language model: what its checks did
+        if ans.mode == "generated":  # written by a language model: what its checks did
             row["generated"] = True
-            row["removed_sentences"] = sum("citation check: removed" in w for w in ans.warnings)
-            row["repaired_sentences"] = sum("added the missing marker" in w or "moved the marker" in w for w in ans.warnings)
+            codes = [w.code for w in ans.warnings]
+            row["removed_sentences"] = codes.count(CITATION_REMOVED)
+            row["repaired_sentences"] = codes.count(CITATION_MARKER_ADDED) + codes.count(CITATION_MARKER_MOVED)
             own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
                 row["written_in_english"] = written_in_english(ans.answer)
@@ -161,7 +185,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
             row["retrieval"] = retrieval_scores([], item.gold)
         return row
     cited = [c.para_id for c in ans.citations]
-    texts = [t for c in ans.citations for t in (c.text, getattr(c, "original_text", None)) if t]
+    texts = [t for c in ans.citations for t in (c.text, c.original_text) if t]
     row.update(
         ranked=ranked,
         abstained=bool(ans.abstained),
@@ -177,19 +201,11 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
 
 
 def score_retrieval_set(svc: EvalService, queries: Sequence[dict[str, Any]], k: int = EXTERNAL_K) -> list[dict[str, Any]]:
-    """Retrieval-only rows for an external set; batched through ``search_many`` when offered."""
+    """Retrieval-only rows for an external set, batched through ``search_many``."""
     questions = [q["question"] for q in queries]
     t0 = time.perf_counter()
-    many = getattr(svc, "search_many", None)
-    if callable(many):
-        ranked_lists = [_hit_ids(h) for h in many(questions, k)]
-        per_query_ms = [(time.perf_counter() - t0) * 1000 / max(len(questions), 1)] * len(questions)
-    else:
-        ranked_lists, per_query_ms = [], []
-        for q in questions:
-            t = time.perf_counter()
-            ranked_lists.append(_hit_ids(svc.search(q, k)))
-            per_query_ms.append((time.perf_counter() - t) * 1000)
+    ranked_lists = [_hit_ids(h) for h in svc.search_many(questions, k)]
+    per_query_ms = [(time.perf_counter() - t0) * 1000 / max(len(questions), 1)] * len(questions)
     rows = []
     for q, ranked, ms in zip(queries, ranked_lists, per_query_ms, strict=True):
         scores = retrieval_scores(ranked, q["gold"])
@@ -306,16 +322,13 @@ def open_gold_service(target: EvalTarget, index_dir: Path, settings: Settings) -
 
 
 def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
-    problems: list[str] = []
-    lookup = getattr(svc, "paragraph", None)
-    if callable(lookup):  # check the gold set against the very index being evaluated
-        paragraphs: dict[str, str] = {}
-        for pid in {p for i in items for p in i.gold}:
-            try:
-                paragraphs[pid] = lookup(pid).text
-            except RagError:
-                pass
-        problems = validate_gold(items, paragraphs)
+    paragraphs: dict[str, str] = {}  # the gold set is checked against the very index being evaluated
+    for pid in {p for i in items for p in i.gold}:
+        try:
+            paragraphs[pid] = svc.paragraph(pid).text
+        except RagError:
+            pass
+    problems = validate_gold(items, paragraphs)
     rows = [score_gold_item(svc, item) for item in items]
     return {"kind": "gold", "counts": gold_counts(items), "groups": group_metrics(rows, gold=True),
             "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
@@ -337,25 +350,6 @@ def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, 
 
 
 # ------------------------------------------------------------------------------- entry point
-
-
-@dataclass
-class EvalResult:
-    results: dict[str, Any]
-    gate_failures: list[str]
-    changes: list[Any] = field(default_factory=list)  # regression.PairedChange
-    report_dir: Path | None = None
-    baseline: dict[str, Any] | None = None
-    rule_failures: list[str] = field(default_factory=list)  # thresholds.toml and the gold set's validity
-
-    @property
-    def passed(self) -> bool:
-        return not self.gate_failures
-
-    def summary_lines(self) -> list[str]:
-        from rag.evaluation.report import summary_lines
-
-        return summary_lines(self)
 
 
 def _resolve_sets(sets: Sequence[str] | None, available: list[str], default: Sequence[str] = DEFAULT_SETS) -> list[str]:
@@ -401,8 +395,6 @@ def run_eval(
     ``strict`` (the CLI sets it under CI): a skipped set, or a set missing from the baseline,
     fails the run instead of being a note.
     """
-    from rag.evaluation.report import load_thresholds, write_report
-
     settings = settings or get_settings()
     target = target or default_target()
     if max_queries is not None and max_queries < 1:
@@ -414,9 +406,25 @@ def run_eval(
         root = None
     available = list_external_sets(root)
     mode = eval_mode(settings)
-    chosen = _resolve_sets(sets, available, default_sets(mode))
     t0 = time.perf_counter()
-    results: dict[str, Any] = {
+    results = _new_results(settings, mode, max_queries)
+    for name in _resolve_sets(sets, available, default_sets(mode)):
+        if name == GOLD_SET:
+            results["sets"][GOLD_SET] = _run_gold_set(target, settings, gold_paths, gold_sample, index_dir)
+        elif root is not None and name in available:
+            results["sets"][name] = _run_timed_external(target, root, name, settings, max_queries)
+        else:
+            results["skipped"][name] = _why_skipped(root, available)
+    for name, why in results["skipped"].items():
+        print(f"eval: skipped {name}: {why}", file=sys.stderr)
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    return _gate_and_report(results, thresholds=thresholds, baseline=baseline, strict=strict,
+                            report_dir=Path(report_dir))
+
+
+def _new_results(settings: Settings, mode: str, max_queries: int | None) -> dict[str, Any]:
+    """The head of ``results.json``: when, in which mode, with which settings; no set run yet."""
+    return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": mode,
         "settings": {"embed_model": settings.embed_model, "opencc_config": settings.opencc_config,
@@ -427,31 +435,45 @@ def run_eval(
         "sets": {},
         "skipped": {},
     }
-    for name in chosen:
-        if name == GOLD_SET:
-            paths = list(gold_paths or [default_gold()])
-            items = load_gold_files(paths)
-            n_total = len(items)
-            items = sample_gold(items, gold_sample)
-            svc, used_index = open_gold_service(target, Path(index_dir or settings.index_dir), settings)
-            print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
-            results["sets"][GOLD_SET] = {**run_gold(svc, items), "index_dir": used_index,
-                                         "files": [str(p) for p in paths], "n_queries_total": n_total,
-                                         "sampled": len(items) < n_total}
-        elif root is None:
-            results["skipped"][name] = ("external data folder ../shared/data/external not found "
-                                        "(set RAG_EXTERNAL_DIR)")
-        elif name not in available:
-            results["skipped"][name] = f"no such set in {root} (have: {', '.join(available) or 'none'})"
-        else:
-            print(f"eval: external set {name}", file=sys.stderr)
-            t1 = time.perf_counter()
-            results["sets"][name] = run_external(target, root, name, settings, max_queries)
-            results["sets"][name]["seconds"] = round(time.perf_counter() - t1, 1)
-    for name, why in results["skipped"].items():
-        print(f"eval: skipped {name}: {why}", file=sys.stderr)
-    results["seconds"] = round(time.perf_counter() - t0, 1)
 
+
+def _run_gold_set(
+    target: EvalTarget, settings: Settings, gold_paths: Sequence[Path] | None, gold_sample: int | None,
+    index_dir: Path | None,
+) -> dict[str, Any]:
+    """The gold set (or its sample) against the default corpus's index."""
+    paths = list(gold_paths or [default_gold()])
+    items = load_gold_files(paths)
+    n_total = len(items)
+    items = sample_gold(items, gold_sample)
+    svc, used_index = open_gold_service(target, Path(index_dir or settings.index_dir), settings)
+    print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
+    return {**run_gold(svc, items), "index_dir": used_index, "files": [str(p) for p in paths],
+            "n_queries_total": n_total, "sampled": len(items) < n_total}
+
+
+def _run_timed_external(
+    target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None
+) -> dict[str, Any]:
+    print(f"eval: external set {name}", file=sys.stderr)
+    t1 = time.perf_counter()
+    data = run_external(target, root, name, settings, max_queries)
+    data["seconds"] = round(time.perf_counter() - t1, 1)
+    return data
+
+
+def _why_skipped(root: Path | None, available: list[str]) -> str:
+    """Why an external set was not run: no data folder, or no such set in it."""
+    if root is None:
+        return "external data folder ../shared/data/external not found (set RAG_EXTERNAL_DIR)"
+    return f"no such set in {root} (have: {', '.join(available) or 'none'})"
+
+
+def _gate_and_report(
+    results: dict[str, Any], *, thresholds: Path | None, baseline: Path | None, strict: bool, report_dir: Path
+) -> EvalResult:
+    """Gate ``results`` on the threshold rules and against the baseline; record the verdict in
+    them and write the report folder."""
     if thresholds is None and default_thresholds().is_file():
         thresholds = default_thresholds()
     rules = load_thresholds(thresholds) if thresholds else []
@@ -459,31 +481,40 @@ def run_eval(
     failures = list(rule_failures)
     if strict:
         failures += [f"set {name} not run under CI: {why}" for name, why in results["skipped"].items()]
+    base, changes = _against_baseline(results, baseline, strict, failures, notes)
+    results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
+                       "failures": failures, "not_checked": notes}
+    results["baseline"] = str(baseline) if base is not None else None
+    result = EvalResult(results, failures, changes, report_dir, base, rule_failures)
+    write_report(result, base)
+    return result
+
+
+def _against_baseline(
+    results: dict[str, Any], baseline: Path | None, strict: bool, failures: list[str], notes: list[str]
+) -> tuple[dict[str, Any] | None, list[PairedChange]]:
+    """The baseline run (None when there is none to compare with) and each metric's paired
+    change against it; adds to ``failures`` and ``notes`` what the comparison finds."""
     base = None
     if baseline is not None:
         if Path(baseline).is_file():
             base = load_baseline(Path(baseline))
         elif strict:
             failures.append(f"baseline {baseline} not found: run `rag eval --update-baseline` and commit it")
-    changes: list[Any] = []
     if base is not None and base.get("mode", "off") != results["mode"]:
         failures.append(f"baseline {baseline} is a run of mode {base.get('mode', 'off')}, this one of mode "
                         f"{results['mode']}: compare with {default_baseline(results['mode']).name}")
         base = None
-    if base is not None:
-        changes, pairing = compare_runs(results, base)
-        failures += regression_failures(changes)
-        for note in pairing:
-            if strict and ("not in the baseline" in note or "not in this run" in note):
-                failures.append(f"baseline: {note}")
-            else:
-                notes.append(f"baseline: {note}")
-    results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
-                       "failures": failures, "not_checked": notes}
-    results["baseline"] = str(baseline) if base is not None else None
-    result = EvalResult(results, failures, changes, Path(report_dir), base, rule_failures)
-    write_report(result, base)
-    return result
+    if base is None:
+        return None, []
+    changes, pairing = compare_runs(results, base)
+    failures += regression_failures(changes)
+    for note in pairing:
+        if strict and ("not in the baseline" in note or "not in this run" in note):
+            failures.append(f"baseline: {note}")
+        else:
+            notes.append(f"baseline: {note}")
+    return base, changes
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -500,8 +531,6 @@ def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = F
     run are not failures (``with_notes=True`` also returns them as notes). An invalid gold set
     (missing ids, answers absent from their paragraphs) always fails.
     """
-    from rag.evaluation.report import load_thresholds
-
     rules = load_thresholds(thresholds) if isinstance(thresholds, str | Path) else list(thresholds or [])
     failures: list[str] = []
     notes: list[str] = []

@@ -1,4 +1,4 @@
-"""Answers written by the local model: the ``Generator`` protocol of ``rag.answer.generated``.
+"""Answers written by the local model: the ``Generator`` protocol of ``rag.answer.written.client``.
 
 The same prompt as the HTTP generator (numbered, fenced paragraphs; rules in the system
 message), rendered with the model's own chat template and decoded greedily, token by token.
@@ -10,8 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 
-from rag.answer.generated import GeneratorError
-from rag.errors import ModelError
+from rag.errors import GeneratorError, ModelError
 from rag.llm.engine import LocalModel
 
 MAX_ANSWER_TOKENS = 200  # a concise answer: at most five sentences

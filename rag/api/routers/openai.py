@@ -14,13 +14,14 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from rag.answer.steps import Draft, Final, Piece, Step
 from rag.api.deps import Service
 from rag.api.schemas import ERRORS, RequestModels, check_history
 from rag.errors import InputError
@@ -89,7 +90,7 @@ class _Steps:
     to all of it) and handed to the event loop one at a time; :meth:`stop` ends them early (the
     client went away) so the language model is not kept busy for nobody."""
 
-    def __init__(self, steps: Iterator[tuple[str, Any]]) -> None:
+    def __init__(self, steps: Generator[Step, None, None]) -> None:
         self._steps = steps
         self._queue: queue.Queue[Any] = queue.Queue()
         self._stop = threading.Event()
@@ -107,7 +108,7 @@ class _Steps:
         finally:
             self._steps.close()
 
-    async def next(self) -> tuple[str, Any] | None:
+    async def next(self) -> Step | None:
         item = await run_in_threadpool(self._queue.get)
         if isinstance(item, BaseException):
             raise item
@@ -176,19 +177,19 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
             from rag.answer.display import stream_pieces
 
             streamed = ""
-            step: tuple[str, Any] | None = first
+            step: Step | None = first
             try:
-                while step is not None and step[0] != "answer":
-                    kind, value = step
-                    if kind == "draft":  # the model writes now: its checked sentences follow
-                        yield chunk({"role": "assistant", "content": ""})
-                    elif kind == "piece":
-                        streamed += value
-                        yield chunk({"content": value})
+                while step is not None and not isinstance(step, Final):
+                    match step:
+                        case Draft():  # the model writes now: its checked sentences follow
+                            yield chunk({"role": "assistant", "content": ""})
+                        case Piece(text):
+                            streamed += text
+                            yield chunk({"content": text})
                     step = await steps.next()
                 if step is None:
                     return
-                data = step[1].to_dict()
+                data = step.answer.to_dict()
                 citations = data["citations"]
                 if data["mode"] == "generated" and streamed:
                     text = ""  # already sent, sentence by sentence, exactly as data["answer"]

@@ -1,0 +1,68 @@
+"""What a run of ``rag eval`` gives back: shared by the runner that makes it and the report that
+writes it (neither imports the other for it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag.evaluation.regression import PairedChange
+
+
+@dataclass
+class EvalResult:
+    results: dict[str, Any]
+    gate_failures: list[str]
+    changes: list[PairedChange] = field(default_factory=list)
+    report_dir: Path | None = None
+    baseline: dict[str, Any] | None = None
+    rule_failures: list[str] = field(default_factory=list)  # thresholds.toml and the gold set's validity
+
+    @property
+    def passed(self) -> bool:
+        return not self.gate_failures
+
+    def summary_lines(self) -> list[str]:
+        """What ``rag eval`` prints (:func:`summary_lines`)."""
+        return summary_lines(self)
+
+
+def format_metric(v: Any, metric: str = "") -> str:
+    """A metric's value as the report and the summary show it."""
+    if v is None:
+        return "–"
+    if isinstance(v, int) or metric == "n":
+        return str(v)
+    if metric.endswith("_sentences"):
+        return f"{v:g}"
+    return f"{v:.1f}" if metric.startswith(("latency", "judge", "generate_")) else f"{v:.3f}"
+
+
+def summary_lines(result: EvalResult) -> list[str]:
+    """What ``rag eval`` prints: headline metrics per set and group, changes, gate verdict."""
+    res = result.results
+    lines = []
+    for name, data in res.get("sets", {}).items():
+        for g, m in data["groups"].items():
+            keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
+                     "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
+                     "judge_p50_ms", "generated_share", "english_answers_in_english", "removed_sentences",
+                     "generate_p50_ms")
+                    if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))
+            cells = "  ".join(f"{k}={format_metric(m.get(k), k)}" for k in keys if k in m)
+            lines.append(f"{name:<16} {g:<9} n={m['n']:<5} {cells}")
+        if "seconds" in data:
+            lines.append(f"{name:<16} ran in {data['seconds']} s")
+    for name, why in res.get("skipped", {}).items():
+        lines.append(f"skipped {name}: {why}")
+    if res.get("baseline"):
+        moved = [c for c in result.changes if c.worse or c.better]
+        regressed = [c for c in moved if c.regressed]
+        lines.append(f"vs baseline {res['baseline']}: {len(moved)} of {len(result.changes)} metrics moved, "
+                     f"{len(regressed)} significantly worse")
+        lines += [f"  {c.verdict:>12}: {c.line()}" for c in moved]
+    lines += [n for n in res.get("gate", {}).get("not_checked", []) if n.startswith(("TARGET", "baseline"))]
+    lines += [f"FAIL {f}" for f in result.gate_failures]
+    lines.append(f"gate {'passed' if result.passed else 'FAILED'}; report in {result.report_dir}")
+    return lines
