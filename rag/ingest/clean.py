@@ -31,14 +31,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from rag.text.sentences import CLOSERS, ELLIPSIS, SENTENCE_ENDS
 from rag.types import Removal
 
 HEADING_MAX_CHARS = 60
 LIST_GROUP_CHARS = 600
 MAX_PASSES = 4
 
-SENT_END = "。！？!?；;…"
-CLOSERS = "」』”’）)】》〉\"'"
+SENT_END = SENTENCE_ENDS + ELLIPSIS  # cleaning, like chunking, counts an ellipsis as an end
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK = re.compile(f"[{_CJK_CLASS}]")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from rag.ingest.clean import is_heading
-from rag.text.sentences import matching_form
+from rag.text.sentences import matching_form, sentence_cuts
 
 CREDIT_MAX_CHARS = 24  # a credit tail longer than this is a sentence that lacks its full stop
 
@@ -42,7 +42,6 @@ _CREDIT = re.compile(
     re.IGNORECASE,
 )
 _SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.IGNORECASE)
-_LAST_END = re.compile(r"[。！？!?；;]+[」』”’）)】〉》\"']*|\.(?=\s)")
 _NOT_CONTENT = re.compile(r"[^\w\u3400-\u9fff]+")
 
 
@@ -50,10 +49,15 @@ def _bare(text: str) -> str:
     return _NOT_CONTENT.sub("", matching_form(text))
 
 
+def _ends(line: str) -> list[int]:
+    """Where the sentences of one line end: any full stop before a space counts, as for chunking."""
+    return sentence_cuts(line, english="space", markers=False)
+
+
 def _credit_tail(line: str) -> bool:
     """Does ``line`` end in a credit: a short unpunctuated tail after its last sentence?"""
-    ends = list(_LAST_END.finditer(line))
-    tail = line[ends[-1].end():].strip() if ends else line.strip()
+    ends = _ends(line)
+    tail = line[ends[-1]:].strip() if ends else line.strip()
     return 0 < len(tail) <= CREDIT_MAX_CHARS and bool(_CREDIT.search(tail))
 
 
@@ -98,7 +102,7 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
         elif kind is None and _SOURCE_NOTE.match(line):
             kind = "credit"
         elif kind is None and _credit_tail(line):
-            kind = "caption" if _LAST_END.search(line) else "credit"
+            kind = "caption" if _ends(line) else "credit"
         if kind is not None:
             out.append((a, b, kind))
     return out
