@@ -19,8 +19,8 @@ from typing import Any
 from rag.errors import InputError, NotFoundError
 from rag.service import clean_question
 from rag.text.normalise import convert_script
-from rag.text.sentences import MARKER
 from rag.text.script import script_config
+from rag.text.sentences import MARKER
 
 MAX_ITEMS = 50
 FORMATS = {
