@@ -14,6 +14,8 @@ from urllib.parse import urlparse
 
 from rag.text.sentences import MARKER, split_sentences
 
+# A marker with the spaces before it: "… matter [1]." reads "… matter." without it.
+_SPACED_MARKER = re.compile(rf"\s*{MARKER.pattern}")
 # Markdown punctuation that could restyle corpus text in the chat bubble (not & or ;: entities).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}~|])")
 
@@ -134,7 +136,7 @@ def answer_sentence(answer: str, n: int) -> str:
     tag = f"[{n}]"
     # The one splitter keeps the markers after a sentence's end with that sentence.
     picked = [answer[a:b] for a, b in split_sentences(answer) if tag in answer[a:b]]
-    text = " ".join(MARKER.sub("", s).strip() for s in picked) if picked else MARKER.sub("", answer)
+    text = " ".join(_SPACED_MARKER.sub("", s).strip() for s in picked) if picked else _SPACED_MARKER.sub("", answer)
     return re.sub(r"\s+", " ", text).strip()
 
 

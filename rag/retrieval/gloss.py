@@ -43,8 +43,10 @@ from rag.index.freshness import split_glossaries
 from rag.text.cedict import load_forward
 from rag.text.english import american as american  # re-exported: the gloss's spelling rule
 from rag.text.english import english_terms, stemmer_name
-from rag.text.language import EN_QUESTION_WORDS_GLOSS
 from rag.text.normalise import Normaliser, _jieba, has_cjk
+from rag.text.sentences import (
+    question_terms as question_terms,  # re-exported: a question's gloss terms
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +63,6 @@ _ZH_FUNCTION_WORDS = frozenset(
     "的 了 是 在 和 与 及 也 都 就 而 或 被 把 之 吗 呢 吧 啊 么 为 将 从 对 以 于 等 其 这 该 并 还 亦 由 向 着 个 "
     "所 则 即 且 又 更 再 很 已 有 会 能 可 要 给 让 使 地 得 过 上 下 中 内 外 此 那 其中 以及 并且 或者 而且".split()
 )
-
-
-def question_terms(question: str) -> list[str]:
-    """Terms of a question's Latin-script part for the gloss (question words dropped as well)."""
-    return english_terms(question, drop=EN_QUESTION_WORDS_GLOSS)
 
 
 # ---------------------------------------------------------------------------------------------

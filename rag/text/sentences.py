@@ -19,14 +19,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Literal
 
-from rag.text.english import EN_STOPWORDS, light_stem
-from rag.text.language import ZH_QUESTION_WORDS_UNITS
-from rag.text.normalise import Normaliser
+from rag.text.english import EN_STOPWORDS, english_terms, light_stem
+from rag.text.language import EN_QUESTION_WORDS_GLOSS, ZH_QUESTION_WORDS, ZH_QUESTION_WORDS_UNITS
+from rag.text.normalise import Normaliser, _jieba
 
 __all__ = [
     "CLAUSE_ENDS", "CLOSERS", "ELLIPSIS", "EN_STOPWORDS", "MARKER", "SENTENCE_ENDS", "content_chars",
-    "matching_form", "numbers", "overlap", "question_units", "sentence_cuts", "split_sentences",
-    "strip_markers", "units",
+    "content_words", "matching_form", "numbers", "overlap", "question_terms", "question_units",
+    "sentence_cuts", "split_sentences", "strip_markers", "units",
 ]
 
 # The one set of sentence-end characters (Chinese and English).
@@ -152,6 +152,24 @@ def question_units(question: str, normaliser: Normaliser | None = None) -> froze
     """Units of a question without its question words and English function words."""
     form = ZH_QUESTION_WORDS_UNITS.sub(" ", matching_form(question, normaliser))
     return _units_of(form, question=True)
+
+
+_WORDY = re.compile(r"^([\u3400-\u9fff]{2,}|[a-z][a-z0-9-]+|\d[\d.,]*)$")
+
+
+@lru_cache(maxsize=4096)
+def content_words(question: str, normaliser: Normaliser | None = None) -> tuple[str, ...]:
+    """The question's content words (jieba, one script), without question and function words."""
+    words = _jieba().lcut(matching_form(question, normaliser))
+    return tuple(
+        w for w in dict.fromkeys(words)
+        if _WORDY.match(w) and w not in ZH_QUESTION_WORDS and w not in EN_STOPWORDS
+    )
+
+
+def question_terms(question: str) -> list[str]:
+    """Terms of a question's Latin-script part for the English gloss (question words dropped as well)."""
+    return english_terms(question, drop=EN_QUESTION_WORDS_GLOSS)
 
 
 def _units_of(form: str, *, question: bool) -> frozenset[str]:
