@@ -5,7 +5,7 @@ sentences: "香港推動新型工業化 [1]" repeats a headline, it does not ans
 from the text itself (the paragraph and its document's title):
 
 - ``headline``: a leading line of a paragraph with more lines after it that is short and has
-  no sentence punctuation (the cleaner's own heading rule, :func:`rag.ingest.clean.is_heading`);
+  no sentence punctuation (the cleaner's own heading rule, :func:`is_heading`, which the cleaner uses too);
   consecutive leading headings ("話你知" / "香港工業發展") all count.
 - ``title``: a line that repeats the document's title (compared in the matching form, without
   punctuation or spaces), wherever it stands and however it ends.
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import re
 
-from rag.ingest.clean import is_heading
-from rag.text.sentences import matching_form, sentence_cuts
+from rag.text.sentences import SENTENCE_ENDS, matching_form, sentence_cuts
 
 CREDIT_MAX_CHARS = 24  # a credit tail longer than this is a sentence that lacks its full stop
 
@@ -41,8 +40,23 @@ _CREDIT = re.compile(
     r"|^(?:photos?|pictures?|images?|credits?)\b|\b(?:photos?|images?)\s+(?:by|courtesy)\b|\bfile\s+photo\b",
     re.IGNORECASE,
 )
-_SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.IGNORECASE)
+# A source note line ("資料來源：統計處"): a credit, never a heading.
+SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.IGNORECASE)
+HEADING_MAX_CHARS = 60
+BULLET = re.compile(r"^[-•·*▪●◦]\s*(?=\S)")
+MD_HEADING = re.compile(r"^#{1,6}\s+(?=\S)")
 _NOT_CONTENT = re.compile(r"[^\w\u3400-\u9fff]+")
+
+
+def is_heading(s: str) -> bool:
+    """A short line without sentence punctuation (and not a list item)."""
+    if MD_HEADING.match(s):
+        return True
+    if not s or len(s) > HEADING_MAX_CHARS or BULLET.match(s):
+        return False
+    if any(c in SENTENCE_ENDS for c in s) or s[-1] in ",，、:：.":
+        return False
+    return any(c.isalnum() for c in s)
 
 
 def _bare(text: str) -> str:
@@ -91,7 +105,7 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
     for i, (a, b) in enumerate(lines):
         line = text[a:b]
         kind = None
-        if leading and i + 1 < len(lines) and is_heading(line) and not _SOURCE_NOTE.match(line):
+        if leading and i + 1 < len(lines) and is_heading(line) and not SOURCE_NOTE.match(line):
             kind = "headline"
         else:
             leading = False
@@ -99,7 +113,7 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
             kind = "title"
         elif kind is None and (_CAPTION_LABEL.match(line) or _CAPTION_LEAD.match(line) or _POSITION.search(line)):
             kind = "caption"
-        elif kind is None and _SOURCE_NOTE.match(line):
+        elif kind is None and SOURCE_NOTE.match(line):
             kind = "credit"
         elif kind is None and _credit_tail(line):
             kind = "caption" if _ends(line) else "credit"
