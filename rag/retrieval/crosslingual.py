@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rag.text.cedict import MAX_PHRASE, load_reversed
-from rag.text.english import EN_STOPWORDS
+from rag.text.english import EN_STOPWORDS, spelling_variants
 from rag.text.language import EN_QUESTION_WORDS_TRANSLATE
 
 MAX_CANDIDATES = 4
@@ -52,25 +52,6 @@ def load_dictionary(cache_dir: Path | None = None) -> Dictionary | None:
     return Dictionary(entries) if entries is not None else None
 
 
-def _variants(word: str) -> list[str]:
-    out = [word]
-    if word.endswith("ies") and len(word) > 4:
-        out.append(word[:-3] + "y")
-    if word.endswith("es") and len(word) > 4:
-        out.append(word[:-2])
-    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
-        out.append(word[:-1])
-    if word.endswith("ing") and len(word) > 5:
-        out += [word[:-3], word[:-3] + "e"]
-    if word.endswith("ed") and len(word) > 4:
-        out += [word[:-2], word[:-1]]
-    if word.endswith("isation"):
-        out.append(word.replace("isation", "ization"))
-    if word.endswith("ise"):
-        out.append(word[:-3] + "ize")
-    return out
-
-
 def translate_query(question: str, dictionary: Dictionary | None = None) -> list[tuple[str, float]]:
     """Weighted Chinese (and kept Latin) terms for an English question.
 
@@ -91,9 +72,9 @@ def translate_query(question: str, dictionary: Dictionary | None = None) -> list
         matched = False
         for n in range(min(MAX_PHRASE, len(words) - i), 0, -1):
             span = words[i : i + n]
-            keys = [" ".join(span)] if n > 1 else _variants(span[0])
+            keys = [" ".join(span)] if n > 1 else spelling_variants(span[0])
             if n > 1:
-                keys += [" ".join([*span[:-1], v]) for v in _variants(span[-1])[1:]]
+                keys += [" ".join([*span[:-1], v]) for v in spelling_variants(span[-1])[1:]]
             for key in keys:
                 cands = dictionary.lookup(key)
                 if cands:

@@ -1,4 +1,4 @@
-"""English text: stop words, the two stemmers and the gloss's English terms.
+"""English text: stop words, the stemmers and the gloss's English terms.
 
 Two stemmers, named by role:
 
@@ -6,6 +6,9 @@ Two stemmers, named by role:
   manifest): BM25 tokens and matching units. Plurals and common verb forms only.
 - :func:`snowball_stem`, the English gloss's (Snowball / Porter 2 via PyStemmer, after
   British -> American spelling): glosses, glossaries and English questions.
+
+and :func:`spelling_variants`, the forms the query translation looks a word up under in the
+reversed CC-CEDICT (rag/retrieval/crosslingual.py).
 
 They are kept apart on purpose: moving BM25 and the units to Snowball changes their tokens,
 which needs an index rebuild and an eval run to show it does no harm.
@@ -50,6 +53,27 @@ def light_stem(word: str) -> str:
                 stem = stem[:-1]  # running -> run, stopped -> stop
             return stem
     return word
+
+
+def spelling_variants(word: str) -> list[str]:
+    """``word`` and the forms a dictionary may list it under (singular, stem, -ize spelling):
+    the query translation looks each up (it matches dictionary keys, so it guesses widely)."""
+    out = [word]
+    if word.endswith("ies") and len(word) > 4:
+        out.append(word[:-3] + "y")
+    if word.endswith("es") and len(word) > 4:
+        out.append(word[:-2])
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        out.append(word[:-1])
+    if word.endswith("ing") and len(word) > 5:
+        out += [word[:-3], word[:-3] + "e"]
+    if word.endswith("ed") and len(word) > 4:
+        out += [word[:-2], word[:-1]]
+    if word.endswith("isation"):
+        out.append(word.replace("isation", "ization"))
+    if word.endswith("ise"):
+        out.append(word[:-3] + "ize")
+    return out
 
 
 # British -> American spelling, applied before stemming, to glosses, glossaries and questions
