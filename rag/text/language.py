@@ -54,10 +54,7 @@ EN_QUESTION_WORDS_GLOSS = frozenset(
 )
 # ... and from the dictionary query translation (rag/retrieval/crosslingual.py), which also
 # drops "according" ("according to the report" translates to noise).
-EN_QUESTION_WORDS_TRANSLATE = frozenset(
-    "what which who whom whose when where why how many much does did do is are was were will would "
-    "can could should according name named called".split()
-)
+EN_QUESTION_WORDS_TRANSLATE = EN_QUESTION_WORDS_GLOSS | {"according"}
 
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
