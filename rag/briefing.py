@@ -20,6 +20,7 @@ from rag.errors import InputError, NotFoundError
 from rag.service import clean_question
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
+from rag.text.sentences import MARKER
 
 MAX_ITEMS = 50
 FORMATS = {
@@ -37,7 +38,6 @@ LABELS = {
     "script": "文字 script",
     "made": "製作 made",
 }
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 # Characters XML 1.0 forbids (a .docx is XML); a question or answer sent to the API may hold them.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _FONT_CJK = "Noto Sans CJK TC"
@@ -201,7 +201,7 @@ def _set_font(style: Any, size: float | None = None, *, color: tuple[int, int, i
 def _answer_runs(paragraph: Any, text: str) -> None:
     """The answer with its ``[n]`` markers as small raised numbers, as footnote marks read."""
     pos = 0
-    for m in _MARKER.finditer(text):
+    for m in MARKER.finditer(text):
         if m.start() > pos:
             paragraph.add_run(text[pos : m.start()].rstrip(" "))
         mark = paragraph.add_run(f"[{m.group(1)}]")

@@ -1,4 +1,5 @@
-"""File helpers shared by the index, the model converter and the evaluation runner."""
+"""File helpers shared by the index, the model converter and the evaluation runner, and the
+names of the files beside a corpus's documents."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+# Files beside the documents of a corpus that are not documents themselves.
+METADATA_FILE = "metadata.json"  # per-folder titles, dates, sources (rag.ingest.corpus)
+GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read into the English gloss (rag.retrieval.gloss)
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:

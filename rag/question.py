@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from rag.text.language import detect_lang
+from rag.text.language import ZH_WH, detect_lang
 from rag.text.normalise import Normaliser, cjk_ratio
-from rag.text.sentences import question_units
+from rag.text.sentences import SENTENCE_ENDS, content_words, question_terms, question_units
 
 # What makes a follow-up lean on the turn before it (see ``depends_on_history``).
 # Chinese words in which a pointing character does not point back: 其他 "other", 應該 "should",
@@ -29,8 +29,7 @@ _ZH_FIXED = re.compile(
 )
 _ZH_POINTER = re.compile(r"[它他她其這这那該该此]|上述|前者|後者|后者")
 _ZH_LEAD = re.compile(r"^(?:那|還有|还有|另外|至於|至于|然後|然后|以及)")
-_ZH_WH = re.compile(r"什麼|甚麼|什么|甚么|誰|谁|哪|如何|怎|為何|为何|多少|幾|几|何時|何时|是否|有沒有|有没有")
-_ZH_BARE_NE = re.compile(r"呢\s*[？?。.!！]*\s*$")
+_ZH_BARE_NE = re.compile(rf"呢\s*[{re.escape(SENTENCE_ENDS)}.]*\s*$")  # 呢 ending the question
 _EN_POINTER = re.compile(
     r"\b(?:it|its|itself|they|them|their|theirs|he|him|his|she|her|hers|these|those|else)\b"
     r"|\bthis\b(?!\s+(?:year|month|week|quarter|decade|century)\b)"
@@ -47,7 +46,7 @@ _NAMED = re.compile(r"(?<![A-Za-z0-9])[A-Z][A-Z0-9&-]+(?![A-Za-z0-9])|\d|[「『
 _LONG_CJK_WORD = re.compile(r"^[\u3400-\u9fff]{3,}$")
 
 
-def depends_on_history(question: str) -> str | None:
+def depends_on_history(question: str, normaliser: Normaliser | None = None) -> str | None:
     """Why ``question`` cannot stand alone after a conversation, or None when it can.
 
     A question depends on the turn before it when one of these holds, in 繁體, 简体 or English:
@@ -68,16 +67,15 @@ def depends_on_history(question: str) -> str | None:
 
     Anything else is a new, standalone question, however short: a change of topic such as
     "新型工業加速計劃資助甚麼？" after a question about the 生產力局 keeps its own words only.
+    Content words are read in ``normaliser``'s matching form (the index's; OpenCC t2s without one).
     """
-    from rag.retrieval.relevance import content_words
-
     text = question.strip()
     zh = _ZH_FIXED.sub(" ", text)
     if _ZH_POINTER.search(zh) or _EN_POINTER.search(text):
         return "reference"
-    if (_ZH_BARE_NE.search(text) and not _ZH_WH.search(text)) or _ZH_LEAD.match(text) or _EN_LEAD.match(text):
+    if (_ZH_BARE_NE.search(text) and not ZH_WH.search(text)) or _ZH_LEAD.match(text) or _EN_LEAD.match(text):
         return "ellipsis"
-    words = content_words(text)
+    words = content_words(text, normaliser)
     if not words:
         return "too short"
     if len(words) == 1 and not (_NAMED.search(text) or _LONG_CJK_WORD.match(words[0])):
@@ -85,14 +83,16 @@ def depends_on_history(question: str) -> str | None:
     return None
 
 
-def contextualise(question: str, history: Sequence[dict[str, Any]] | None) -> str:
+def contextualise(
+    question: str, history: Sequence[dict[str, Any]] | None, normaliser: Normaliser | None = None
+) -> str:
     """The text to retrieve with: the previous user question and ``question`` when
     ``question`` depends on the history (:func:`depends_on_history`), else ``question``."""
     if not history:
         return question
     previous = [m.get("content", "") for m in history if isinstance(m, dict) and m.get("role") == "user"]
     previous = [p for p in previous if isinstance(p, str) and p.strip()]
-    if not previous or depends_on_history(question) is None:
+    if not previous or depends_on_history(question, normaliser) is None:
         return question
     return f"{previous[-1].strip()} {question}"
 
@@ -113,8 +113,9 @@ class Question:
     ) -> Question:
         """The question ``text`` (already validated), in the conversation ``history``;
         ``rewritten``, when given, is what retrieval uses instead."""
-        search = rewritten or contextualise(text, history)
-        return cls(text, search, normaliser or Normaliser(), rewritten or None)
+        normaliser = normaliser or Normaliser()
+        search = rewritten or contextualise(text, history, normaliser)
+        return cls(text, search, normaliser, rewritten or None)
 
     @property
     def standalone(self) -> str:
@@ -140,23 +141,19 @@ class Question:
     @cached_property
     def units(self) -> frozenset[str]:
         """Matching units of the question (its standalone form): which sentences answer it, which to highlight."""
-        return question_units(self.standalone)
+        return question_units(self.standalone, self.normaliser)
 
     @cached_property
     def search_units(self) -> frozenset[str]:
         """Matching units of the retrieval text (its coverage in a paragraph, for relevance)."""
-        return question_units(self.search_text)
+        return question_units(self.search_text, self.normaliser)
 
     @cached_property
     def content_words(self) -> tuple[str, ...]:
         """The retrieval text's content words (for relevance: words a paragraph lacks)."""
-        from rag.retrieval.relevance import content_words
-
-        return content_words(self.search_text)
+        return content_words(self.search_text, self.normaliser)
 
     @cached_property
     def gloss_terms(self) -> list[str]:
         """The retrieval text's English terms for the gloss channel."""
-        from rag.retrieval.gloss import question_terms
-
         return question_terms(self.search_text)

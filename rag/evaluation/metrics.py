@@ -14,10 +14,11 @@ Questions without gold (unanswerable) have no retrieval metrics; callers leave t
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+
+from rag.text.normalise import Normaliser
+from rag.text.sentences import matching_form
 
 K_VALUES = (1, 5, 10)
 
@@ -85,26 +86,16 @@ def retrieval_scores(ranked: Sequence[str], gold: Iterable[str]) -> dict[str, fl
 # ---------------------------------------------------------------------------- answers
 
 
-@lru_cache(maxsize=1)
-def _t2s():
-    try:
-        import opencc
-    except ImportError:  # matching still works within one script
-        return None
-    return opencc.OpenCC("t2s")
+def match_key(text: str, normaliser: Normaliser | None = None) -> str:
+    """The key under which answer strings are matched: the matching form of ``normaliser`` (the
+    index's: NFKC, case-folded, one script; OpenCC t2s without one), as retrieval matches."""
+    return matching_form(text, normaliser)
 
 
-def match_key(text: str) -> str:
-    """NFKC, case-folded, Simplified: the key under which answer strings are matched."""
-    key = unicodedata.normalize("NFKC", text).casefold()
-    conv = _t2s()
-    return conv.convert(key) if conv is not None else key
-
-
-def answer_in_texts(answers: Iterable[str], texts: Iterable[str]) -> bool:
+def answer_in_texts(answers: Iterable[str], texts: Iterable[str], normaliser: Normaliser | None = None) -> bool:
     """True when any answer string occurs in any text (script- and width-insensitive)."""
-    keys = [match_key(t) for t in texts if t]
-    return any(match_key(a) in key for a in answers if a for key in keys)
+    keys = [match_key(t, normaliser) for t in texts if t]
+    return any(match_key(a, normaliser) in key for a in answers if a for key in keys)
 
 
 def citation_precision(cited: Sequence[str], gold: Iterable[str]) -> float | None:

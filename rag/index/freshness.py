@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from rag.files import GLOSSARY_FILE
+
 FORMAT_VERSION = 3
 # Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
 # unchanged files are otherwise taken over as the previous build made them.
@@ -27,7 +29,6 @@ PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
 METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
-GLOSSARY_FILE = "glossary.tsv"  # as rag.ingest / rag.retrieval.gloss: read into the English gloss
 GLOSS_KEY_VERSION = 1  # bump with rag.retrieval.gloss.GLOSS_VERSION: how paragraphs are glossed
 
 

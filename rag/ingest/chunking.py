@@ -13,11 +13,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
 from rag.errors import InputError
+from rag.text.sentences import ELLIPSIS, sentence_cuts
 from rag.types import Chunk, Document, Paragraph
 
-_CLOSERS = "」』”’）)】》〉\"'"
-# Boundaries are positions *after* the separator (and any closing quotes/spaces after it).
-_SENTENCE = re.compile(rf"(?:[。！？!?；;…]+[{_CLOSERS}]*\s*|\.[{_CLOSERS}]*\s+|\n+)")
 _CLAUSE = re.compile(r"(?:[，、,：:]\s*|\s+)")
 
 
@@ -30,6 +28,16 @@ def _check(max_chars: int, overlap: int) -> None:
 
 def _boundaries(rx: re.Pattern[str], text: str) -> list[int]:
     return sorted({m.end() for m in rx.finditer(text) if 0 < m.end() < len(text)})
+
+
+def _sentence_boundaries(text: str) -> list[int]:
+    """Positions *after* each sentence end and the closing quotes and spaces after it.
+
+    Chunking's variant of the one splitter: an ellipsis ends a sentence, so does any full stop
+    followed by a space ("Mr. " too: a chunk may cut there), and markers are not looked for.
+    """
+    cuts = sentence_cuts(text, extra_ends=ELLIPSIS, english="space", markers=False, spaces=True)
+    return sorted({c for c in cuts if 0 < c < len(text)})
 
 
 def _last_in(bounds: list[int], lo: int, hi: int) -> int | None:
@@ -50,7 +58,7 @@ def split_spans(text: str, max_chars: int = 400, overlap: int = 60) -> list[tupl
     n = len(text)
     if n <= max_chars:
         return [(0, n)]
-    sentences = _boundaries(_SENTENCE, text)
+    sentences = _sentence_boundaries(text)
     clauses = _boundaries(_CLAUSE, text)
     spans: list[tuple[int, int]] = []
     start, prev_end = 0, 0
@@ -107,5 +115,5 @@ def sentence_chunks(p: Paragraph, min_chars: int = 8) -> list[Chunk]:
 
 
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
-    bounds = [0, *_boundaries(_SENTENCE, text), len(text)]
+    bounds = [0, *_sentence_boundaries(text), len(text)]
     return [(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]

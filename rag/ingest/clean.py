@@ -31,14 +31,14 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from rag.text.headlines import BULLET, HEADING_MAX_CHARS, MD_HEADING, SOURCE_NOTE, is_heading
+from rag.text.sentences import CLOSERS, ELLIPSIS, SENTENCE_ENDS
 from rag.types import Removal
 
-HEADING_MAX_CHARS = 60
 LIST_GROUP_CHARS = 600
 MAX_PASSES = 4
 
-SENT_END = "。！？!?；;…"
-CLOSERS = "」』”’）)】》〉\"'"
+SENT_END = SENTENCE_ENDS + ELLIPSIS  # cleaning, like chunking, counts an ellipsis as an end
 _CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK = re.compile(f"[{_CJK_CLASS}]")
 
@@ -100,7 +100,6 @@ _PROMO = re.compile(
     re.I,
 )
 _QR_PROMO = re.compile(r"^(?:掃碼|扫码|Scan)", re.I)
-_SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.I)
 _NAV_MARKER = re.compile(
     r"^(?:(?:相關|相关)(?:熱詞|热词|文章|新聞|新闻|閱讀|阅读|推薦|推荐|報道|报道|連結|链接)"
     r"|延伸閱讀|延伸阅读|推薦閱讀|推荐阅读|熱門文章|热门文章|Related (?:articles|posts|stories)"
@@ -108,8 +107,6 @@ _NAV_MARKER = re.compile(
     re.I,
 )
 _BARCODE = re.compile(r"^\d[\d ]*\d$")
-_BULLET = re.compile(r"^[-•·*▪●◦]\s*(?=\S)")
-_MD_HEADING = re.compile(r"^#{1,6}\s+(?=\S)")
 
 # Starts that plainly continue the sentence above (a new paragraph never starts like this).
 _CONT_PUNCT = "，、,。；;：:）)」』”%％"
@@ -392,7 +389,7 @@ def _mark_boilerplate(lines: list[_Line], log: _Log) -> None:
             drop(j, "promo")
         # A source line right after a promo block credits the promo, not the article.
         j = neighbour(i, 1)
-        if j is not None and _SOURCE_NOTE.match(lines[j].text) and len(lines[j].text) <= HEADING_MAX_CHARS:
+        if j is not None and SOURCE_NOTE.match(lines[j].text) and len(lines[j].text) <= HEADING_MAX_CHARS:
             drop(j, "promo")
     seen_items: set[str] = set()
     i = 0
@@ -410,7 +407,7 @@ def _mark_boilerplate(lines: list[_Line], log: _Log) -> None:
                 j += 1
             i = j
             continue
-        if _BULLET.match(ln.text):
+        if BULLET.match(ln.text):
             if ln.text in seen_items:
                 drop(i, "repeated")
             seen_items.add(ln.text)
@@ -423,21 +420,10 @@ def _is_barcode(s: str) -> bool:
 
 
 def _is_link_item(s: str) -> bool:
-    return bool(_BULLET.match(s)) or (len(s) <= 40 and not any(c in SENT_END for c in s[:-1]))
+    return bool(BULLET.match(s)) or (len(s) <= 40 and not any(c in SENT_END for c in s[:-1]))
 
 
 # --- structure --------------------------------------------------------------------------------
-
-
-def is_heading(s: str) -> bool:
-    """A short line without sentence punctuation (and not a list item)."""
-    if _MD_HEADING.match(s):
-        return True
-    if not s or len(s) > HEADING_MAX_CHARS or _BULLET.match(s):
-        return False
-    if any(c in "。！？!?；;" for c in s) or s[-1] in ",，、:：.":
-        return False
-    return any(c.isalnum() for c in s)
 
 
 def _ends_sentence(s: str) -> bool:
@@ -453,7 +439,7 @@ def _is_latin(s: str) -> bool:
 def _continues(prev: _Line, cur: _Line, mode: str) -> str | None:
     """The separator if ``cur`` continues the sentence in ``prev`` ("" or " "), else None."""
     p, c = prev.text, cur.text
-    if _BULLET.match(c) or _MD_HEADING.match(c) or _MD_HEADING.match(p) or _BULLET.match(p):
+    if BULLET.match(c) or MD_HEADING.match(c) or MD_HEADING.match(p) or BULLET.match(p):
         return None
     sep = " " if (p[-1].isascii() and c[0].isascii()) else ""
     if mode in ("markdown", "wrapped") and not cur.blank_before:
@@ -496,19 +482,19 @@ def _paragraphs(units: list[_Line], mode: str) -> list[CleanParagraph]:
     i = 0
     while i < len(units):
         u = units[i]
-        text = _MD_HEADING.sub("", u.text) if mode == "markdown" else u.text
-        if is_heading(u.text) and not _SOURCE_NOTE.match(u.text) and i + 1 < len(units):
+        text = MD_HEADING.sub("", u.text) if mode == "markdown" else u.text
+        if is_heading(u.text) and not SOURCE_NOTE.match(u.text) and i + 1 < len(units):
             headings.append(_Line(u.no, text))
             i += 1
             continue
-        if _SOURCE_NOTE.match(u.text) and is_heading(u.text) and paras and not headings:
+        if SOURCE_NOTE.match(u.text) and is_heading(u.text) and paras and not headings:
             last = paras[-1]
             paras[-1] = CleanParagraph(last.text + "\n" + text, last.heading, last.line)
             i += 1
             continue
-        if _BULLET.match(u.text):
+        if BULLET.match(u.text):
             j = i
-            while j < len(units) and _BULLET.match(units[j].text):
+            while j < len(units) and BULLET.match(units[j].text):
                 j += 1
             items = [x.text for x in units[i:j]]
             groups = ["\n".join(items)] if sum(map(len, items)) <= LIST_GROUP_CHARS else items

@@ -23,12 +23,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rag.errors import IngestError
+from rag.files import GLOSSARY_FILE, METADATA_FILE
 from rag.ingest.clean import CleanResult, clean_document
 from rag.types import Document, Paragraph, SkippedFile
 
 MAX_BYTES = 50 * 1024 * 1024
-METADATA_FILE = "metadata.json"
-GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read by rag/retrieval/gloss.py; not a document
 TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 SUPPORTED = sorted(TEXT_TYPES | {".pdf", ".docx", ".jsonl"})
 TITLE_MAX = 120

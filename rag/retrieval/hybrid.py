@@ -14,6 +14,7 @@ from rag.retrieval.crosslingual import load_dictionary, translate_query
 from rag.retrieval.fusion import fuse, top_k
 from rag.retrieval.relevance import relevance
 from rag.store.base import LexicalHits
+from rag.text.language import GLOSS_MAX_CJK, LATIN_QUESTION_MAX_CJK
 from rag.text.normalise import Normaliser
 from rag.types import Hit
 
@@ -21,10 +22,10 @@ if TYPE_CHECKING:
     from rag.embedding import Encoder
 
 TRANSLATION_MIN_WEIGHT = 0.3
-# The English gloss channel scores a question whose CJK share of letters is below this: English
-# questions, and mixed ones ("What is 新質生產力?") together with the Chinese BM25 (which takes
-# the CJK part from 0.2 up). Measured with benchmarks/tune_gloss.py (README "Retrieval").
-GLOSS_MAX_CJK = 0.6
+# The English gloss channel scores a question whose CJK share of letters is below GLOSS_MAX_CJK:
+# English questions, and mixed ones ("What is 新質生產力?") together with the Chinese BM25 (which
+# takes the CJK part from LATIN_QUESTION_MAX_CJK up). Both thresholds live in rag/text/language.py;
+# GLOSS_MAX_CJK is read from this module (benchmarks/tune_gloss.py sets it here).
 
 class HybridRetriever:
     """Ranks paragraphs by ``(1 - w) * dense + w * BM25 / max BM25 + g * gloss / max gloss``.
@@ -73,13 +74,13 @@ class HybridRetriever:
         was worse at every weight: README "Retrieval").
         """
         query = question.search_text
-        if not self.translate or question.cjk >= 0.2:
+        if not self.translate or question.cjk >= LATIN_QUESTION_MAX_CJK:
             return query
         terms = dict.fromkeys(t for t, w in translate_query(query, load_dictionary(self.cache_dir)) if w >= TRANSLATION_MIN_WEIGHT)
         return f"{query} {' '.join(terms)}" if terms else query
 
     def weight_for(self, question: Question) -> float:
-        return self.lexical_weight if question.cjk >= 0.2 else self.lexical_weight_latin
+        return self.lexical_weight if question.cjk >= LATIN_QUESTION_MAX_CJK else self.lexical_weight_latin
 
     def gloss_terms(self, question: Question) -> list[str]:
         """The question's English terms for the gloss channel ([] when the channel is off for it)."""

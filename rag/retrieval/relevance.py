@@ -20,21 +20,16 @@ off-topic question) and checked on the gold set's unanswerable questions.
 from __future__ import annotations
 
 import math
-import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from rag.text.normalise import _jieba
-from rag.text.sentences import EN_STOPWORDS, matching_form, units
+from rag.text.language import LATIN_QUESTION_MAX_CJK
+from rag.text.normalise import Normaliser
+from rag.text.sentences import content_words as content_words  # re-exported (rag.llm.rewrite)
+from rag.text.sentences import matching_form, units
 
 if TYPE_CHECKING:
     from rag.question import Question
-
-_QWORDS = frozenset(
-    "什么 甚么 哪里 哪裡 哪些 哪个 哪一 多少 几多 如何 怎样 怎么 为何 为什么 是否 是不是 谁 何时 何地 "
-    "什麼 甚麼 哪個 幾多 怎樣 怎麼 為何 為什麼 誰 何時".split()
-)
-_WORDY = re.compile(r"^([\u3400-\u9fff]{2,}|[a-z][a-z0-9-]+|\d[\d.,]*)$")
 
 # Fitted by benchmarks/calibrate_abstention.py (see its output in the README "Abstention").
 COEF = {
@@ -44,27 +39,20 @@ COEF = {
 DEFAULT_FLOOR = 0.4  # best balanced accuracy on the dev sets (benchmarks/calibrate_abstention.py)
 
 
-@lru_cache(maxsize=4096)
-def content_words(question: str) -> tuple[str, ...]:
-    """The question's content words (jieba, one script), without question and function words."""
-    words = _jieba().lcut(matching_form(question))
-    return tuple(
-        w for w in dict.fromkeys(words) if _WORDY.match(w) and w not in _QWORDS and w not in EN_STOPWORDS
-    )
-
-
 # A hit's paragraph is compared in its matching form for every question that finds it: cache it.
-_paragraph_form = lru_cache(maxsize=4096)(matching_form)
+@lru_cache(maxsize=4096)
+def _paragraph_form(paragraph: str, normaliser: Normaliser) -> str:
+    return matching_form(paragraph, normaliser)
 
 
 def features(question: Question, paragraph: str, dense: float) -> dict[str, float]:
     """The model's inputs for one (question, paragraph); the question's side is its retrieval text."""
     wanted = question.search_units
-    have = units(paragraph)
+    have = units(paragraph, question.normaliser)
     coverage = sum(1 for u in wanted if u in have) / len(wanted) if wanted else 0.0
-    latin = 1.0 if question.cjk < 0.2 else 0.0
+    latin = 1.0 if question.cjk < LATIN_QUESTION_MAX_CJK else 0.0
     words = question.content_words
-    form = _paragraph_form(paragraph)
+    form = _paragraph_form(paragraph, question.normaliser)
     missing = sum(1 for w in words if w not in form) if words else 0
     return {
         "dense": dense,

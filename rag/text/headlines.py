@@ -5,7 +5,7 @@ sentences: "香港推動新型工業化 [1]" repeats a headline, it does not ans
 from the text itself (the paragraph and its document's title):
 
 - ``headline``: a leading line of a paragraph with more lines after it that is short and has
-  no sentence punctuation (the cleaner's own heading rule, :func:`rag.ingest.clean.is_heading`);
+  no sentence punctuation (the cleaner's own heading rule, :func:`is_heading`, which the cleaner uses too);
   consecutive leading headings ("話你知" / "香港工業發展") all count.
 - ``title``: a line that repeats the document's title (compared in the matching form, without
   punctuation or spaces), wherever it stands and however it ends.
@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import re
 
-from rag.ingest.clean import is_heading
-from rag.text.sentences import matching_form
+from rag.text.sentences import SENTENCE_ENDS, matching_form, sentence_cuts
 
 CREDIT_MAX_CHARS = 24  # a credit tail longer than this is a sentence that lacks its full stop
 
@@ -41,19 +40,38 @@ _CREDIT = re.compile(
     r"|^(?:photos?|pictures?|images?|credits?)\b|\b(?:photos?|images?)\s+(?:by|courtesy)\b|\bfile\s+photo\b",
     re.IGNORECASE,
 )
-_SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.IGNORECASE)
-_LAST_END = re.compile(r"[。！？!?；;]+[」』”’）)】〉》\"']*|\.(?=\s)")
+# A source note line ("資料來源：統計處"): a credit, never a heading.
+SOURCE_NOTE = re.compile(r"^(?:資料來源|资料来源|來源|来源|Sources?)\s*[:：]", re.IGNORECASE)
+HEADING_MAX_CHARS = 60
+BULLET = re.compile(r"^[-•·*▪●◦]\s*(?=\S)")
+MD_HEADING = re.compile(r"^#{1,6}\s+(?=\S)")
 _NOT_CONTENT = re.compile(r"[^\w\u3400-\u9fff]+")
+
+
+def is_heading(s: str) -> bool:
+    """A short line without sentence punctuation (and not a list item)."""
+    if MD_HEADING.match(s):
+        return True
+    if not s or len(s) > HEADING_MAX_CHARS or BULLET.match(s):
+        return False
+    if any(c in SENTENCE_ENDS for c in s) or s[-1] in ",，、:：.":
+        return False
+    return any(c.isalnum() for c in s)
 
 
 def _bare(text: str) -> str:
     return _NOT_CONTENT.sub("", matching_form(text))
 
 
+def _ends(line: str) -> list[int]:
+    """Where the sentences of one line end: any full stop before a space counts, as for chunking."""
+    return sentence_cuts(line, english="space", markers=False)
+
+
 def _credit_tail(line: str) -> bool:
     """Does ``line`` end in a credit: a short unpunctuated tail after its last sentence?"""
-    ends = list(_LAST_END.finditer(line))
-    tail = line[ends[-1].end():].strip() if ends else line.strip()
+    ends = _ends(line)
+    tail = line[ends[-1]:].strip() if ends else line.strip()
     return 0 < len(tail) <= CREDIT_MAX_CHARS and bool(_CREDIT.search(tail))
 
 
@@ -87,7 +105,7 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
     for i, (a, b) in enumerate(lines):
         line = text[a:b]
         kind = None
-        if leading and i + 1 < len(lines) and is_heading(line) and not _SOURCE_NOTE.match(line):
+        if leading and i + 1 < len(lines) and is_heading(line) and not SOURCE_NOTE.match(line):
             kind = "headline"
         else:
             leading = False
@@ -95,10 +113,10 @@ def label_lines(text: str, title: str = "") -> list[tuple[int, int, str]]:
             kind = "title"
         elif kind is None and (_CAPTION_LABEL.match(line) or _CAPTION_LEAD.match(line) or _POSITION.search(line)):
             kind = "caption"
-        elif kind is None and _SOURCE_NOTE.match(line):
+        elif kind is None and SOURCE_NOTE.match(line):
             kind = "credit"
         elif kind is None and _credit_tail(line):
-            kind = "caption" if _LAST_END.search(line) else "credit"
+            kind = "caption" if _ends(line) else "credit"
         if kind is not None:
             out.append((a, b, kind))
     return out

@@ -13,12 +13,13 @@ import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
 
+from rag.text.english import light_stem
+
 NORMALISER_VERSION = 1
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 # A token worth indexing has a letter, digit or CJK character; punctuation/space tokens are dropped.
 _WORDLIKE = re.compile(r"[\w\u3400-\u9fff]", re.UNICODE)
-_EN_WORD = re.compile(r"^[a-z][a-z'-]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 _jieba_lock = threading.Lock()
@@ -65,21 +66,6 @@ def _jieba():
     return jieba
 
 
-def _stem(word: str) -> str:
-    """A light English stemmer: enough for plurals and common verb forms."""
-    if len(word) <= 3 or not _EN_WORD.match(word):
-        return word
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            if suffix == "s" and word.endswith(("ss", "us", "is")):
-                return word
-            stem = word[: len(word) - len(suffix)] + repl
-            if suffix in ("ing", "ed") and len(stem) > 3 and stem[-1] == stem[-2] and stem[-1] not in "lsz":
-                stem = stem[:-1]  # running -> run, stopped -> stop
-            return stem
-    return word
-
-
 def normaliser_config(opencc_config: str) -> dict[str, object]:
     """What the normaliser of ``opencc_config`` does, as recorded in the manifest (loads nothing)."""
     return {
@@ -88,7 +74,7 @@ def normaliser_config(opencc_config: str) -> dict[str, object]:
         "casefold": True,
         "opencc": opencc_config,
         "tokeniser": "jieba.lcut_for_search",
-        "english": "lower+light-stem",
+        "english": "lower+light-stem",  # rag.text.english.light_stem
     }
 
 
@@ -102,6 +88,16 @@ class Normaliser:
     def config(self) -> dict[str, object]:
         return normaliser_config(self.opencc_config)
 
+    # Two normalisers of one config normalise alike: equal, so the matching caches share them.
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Normaliser) and other.opencc_config == self.opencc_config
+
+    def __hash__(self) -> int:
+        return hash(("Normaliser", self.opencc_config))
+
+    def __repr__(self) -> str:
+        return f"Normaliser({self.opencc_config!r})"
+
     def normalise(self, text: str) -> str:
         text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text)).casefold()
         return convert_script(text, self.opencc_config)
@@ -114,7 +110,7 @@ class Normaliser:
             tok = tok.strip()
             if not tok or not _WORDLIKE.search(tok):
                 continue
-            out.append(_stem(tok) if tok.isascii() else tok)
+            out.append(light_stem(tok) if tok.isascii() else tok)
         return out
 
     def tokenise_many(self, texts: Iterable[str]) -> list[list[str]]:

@@ -1,8 +1,15 @@
-"""Sentence spans of Chinese and English text, and the matching units used to compare sentences.
+"""Sentence spans of Chinese and English text, the ``[n]`` citation marker, and the matching
+units used to compare sentences.
+
+One splitter, :func:`sentence_cuts` (and :func:`split_sentences` on top of it), serves every
+module: chunking, answers and highlights, headlines, streaming and the chat. Where a caller
+needs a variant it says so with a parameter; the end characters, closing quotes and marker
+are defined once, here.
 
 Spans are ``[start, end)`` offsets into the text as given, so they can be shown as highlights.
 Units (CJK character bigrams, English words, numbers) are computed on the matching form of the
-text (NFKC, case-folded, OpenCC ``t2s``), so Traditional and Simplified text compare equal.
+text (NFKC, case-folded, OpenCC to one script: the configured :class:`Normaliser`, ``t2s``
+unless one is given), so Traditional and Simplified text compare equal.
 """
 
 from __future__ import annotations
@@ -10,55 +17,94 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import Literal
 
-from rag.text.normalise import Normaliser, _stem
+from rag.text.english import EN_STOPWORDS, english_terms, light_stem
+from rag.text.language import EN_QUESTION_WORDS_GLOSS, ZH_QUESTION_WORDS, ZH_QUESTION_WORDS_UNITS
+from rag.text.normalise import Normaliser, _jieba
 
-# A sentence ends at Chinese/English end punctuation (plus closing quotes and any citation
-# markers right after it), at a newline, or at an English full stop followed by a space.
-_END = re.compile(
-    r"[。！？!?；;]+[」』”’）)】〉》\"']*(?:[ \t]*\[\d+\])*"
-    r"|(?<=[a-z0-9)\]\"'”’])\.[\"'”’)]*(?:[ \t]*\[\d+\])*(?=\s|$)"
-    r"|\n"
-)
+__all__ = [
+    "CLAUSE_ENDS", "CLOSERS", "ELLIPSIS", "EN_STOPWORDS", "MARKER", "SENTENCE_ENDS", "content_chars",
+    "content_words", "matching_form", "numbers", "overlap", "question_terms", "question_units",
+    "sentence_cuts", "split_sentences", "strip_markers", "units",
+]
+
+# The one set of sentence-end characters (Chinese and English).
+SENTENCE_ENDS = "。！？!?；;"
+# An ellipsis ends a sentence for chunking and cleaning, not for answers (a quoted "……" is
+# mid-sentence more often than not).
+ELLIPSIS = "…"
+# Streaming also cuts at colons, so a long list arrives item by item.
+CLAUSE_ENDS = "：:"
+# Closing quotes and brackets that belong to the sentence they close.
+CLOSERS = "」』”’）)】〉》\"'"
+# A citation marker ``[n]`` in an answer (group 1: n).
+MARKER = re.compile(r"\[(\d+)\]")
+
+English = Literal["word", "space"]
+
+_MARKERS = r"(?:[ \t]*\[\d+\])*"  # markers right after an end belong to that sentence
 _ABBREV = frozenset("mr mrs ms dr prof st no vs etc inc ltd co jr sr e.g i.e".split())
 _WORD_BEFORE = re.compile(r"([A-Za-z.]+)\.?$")
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
-_NUMBER = re.compile(r"\d[\d,.]*")
-_CONTENT = re.compile(r"[\w\u3400-\u9fff]")
 
-# Function words that carry no topic; a bigram made of one of these is too common to count.
-EN_STOPWORDS = frozenset(
-    """a an the of to in on at by for with from as and or but not no is are was were be been being
-    do does did has have had what which who whom whose when where why how that this these those it its
-    they them their there here about into than then so such can could would should will shall may might
-    must i you he she we our your his her my me us any some all much many more most other also just
-    only very per if tell say said according""".split()
-)
-_ZH_STOP_CHARS = frozenset("的了是在和与及也都就而或被把之吗呢吧啊么")
-# Question words stripped from a question before its units are taken (matching form, t2s).
-_ZH_QUESTION_WORDS = re.compile(
-    r"为什么|为何|什么|甚么|哪些|哪个|哪一|哪里|哪儿|如何|怎样|怎么|是否|多少|几多|请问|有何|何时|何地|何人|谁|吗|呢"
-)
-
-_MATCHING = Normaliser("t2s")
+def _chars(chars: str) -> str:
+    return "[" + re.escape(chars) + "]"
 
 
-def split_sentences(text: str, *, min_chars: int = 1) -> list[tuple[int, int]]:
-    """``[start, end)`` spans of the sentences of ``text``, whitespace trimmed, in order.
+@lru_cache(maxsize=16)
+def _end_rule(extra_ends: str, english: English, markers: bool, spaces: bool) -> re.Pattern[str]:
+    """The sentence-end pattern of one variant (see :func:`sentence_cuts`)."""
+    tail = _MARKERS if markers else ""
+    ws = r"\s*" if spaces else ""
+    run = f"{_chars(SENTENCE_ENDS + extra_ends)}+{_chars(CLOSERS)}*{tail}{ws}"
+    if english == "word":
+        stop = rf"(?<=[a-z0-9)\]\"'”’])\.[\"'”’)]*{tail}(?=\s|$){ws}"
+    elif english == "space":
+        stop = rf"\.{_chars(CLOSERS)}*(?=\s){ws}"
+    else:
+        raise ValueError(f"english must be 'word' or 'space', got {english!r}")
+    newline = r"\n+" if spaces else r"\n"
+    return re.compile(f"{run}|{stop}|{newline}")
 
-    ``min_chars`` drops spans with fewer letters/digits/ideographs than that (headings, stray
-    punctuation); their text stays in the paragraph, it just is not a candidate sentence.
+
+def sentence_cuts(
+    text: str, *, extra_ends: str = "", english: English = "word", markers: bool = True, spaces: bool = False
+) -> list[int]:
+    """Offsets just after each sentence end of ``text``, in order.
+
+    A sentence ends at a run of :data:`SENTENCE_ENDS` (plus ``extra_ends``) with the closing
+    quotes after it, at a newline, or at an English full stop:
+
+    - ``english="word"`` (answers, highlights, the chat): a full stop after a lower-case word,
+      a digit or a closer, followed by a space or the end, and not after an abbreviation
+      ("Mr.", "e.g.");
+    - ``english="space"`` (chunking, headlines): any full stop followed by whitespace.
+
+    ``markers``: ``[n]`` citation markers right after an end belong to the sentence before
+    them. ``spaces``: a cut comes after the whitespace that follows the end (the pieces then
+    cover the text), else right after the end.
     """
-    cuts = [0]
-    for m in _END.finditer(text):
-        if m.group().startswith("."):
+    cuts = []
+    for m in _end_rule(extra_ends, english, markers, spaces).finditer(text):
+        if english == "word" and m.group().startswith("."):
             before = _WORD_BEFORE.search(text[: m.start()])
             if before and before.group(1).lower().rstrip(".") in _ABBREV:
                 continue
         cuts.append(m.end())
-    cuts.append(len(text))
+    return cuts
+
+
+def split_sentences(
+    text: str, *, min_chars: int = 1, extra_ends: str = "", english: English = "word", markers: bool = True
+) -> list[tuple[int, int]]:
+    """``[start, end)`` spans of the sentences of ``text``, whitespace trimmed, in order.
+
+    ``min_chars`` drops spans with fewer letters/digits/ideographs than that (headings, stray
+    punctuation); their text stays in the paragraph, it just is not a candidate sentence.
+    The other parameters pick the splitter's variant (:func:`sentence_cuts`).
+    """
+    cuts = [0, *sentence_cuts(text, extra_ends=extra_ends, english=english, markers=markers), len(text)]
     spans = []
     for a, b in zip(cuts, cuts[1:], strict=False):
         while a < b and text[a].isspace():
@@ -70,22 +116,60 @@ def split_sentences(text: str, *, min_chars: int = 1) -> list[tuple[int, int]]:
     return spans
 
 
-def matching_form(text: str) -> str:
-    """NFKC + case folding + Traditional->Simplified: the form every comparison uses."""
-    return _MATCHING.normalise(text)
+def strip_markers(text: str) -> str:
+    """``text`` without its ``[n]`` markers."""
+    return MARKER.sub("", text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching units.
+
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
+_NUMBER = re.compile(r"\d[\d,.]*")
+_CONTENT = re.compile(r"[\w\u3400-\u9fff]")
+
+_ZH_STOP_CHARS = frozenset("的了是在和与及也都就而或被把之吗呢吧啊么")
+
+# Without a configured normaliser (the index's, carried by the Question), matching uses the
+# default settings' one: OpenCC t2s.
+DEFAULT_MATCHING = Normaliser("t2s")
+
+
+def matching_form(text: str, normaliser: Normaliser | None = None) -> str:
+    """NFKC + case folding + OpenCC to one script: the form every comparison uses."""
+    return (normaliser or DEFAULT_MATCHING).normalise(text)
 
 
 @lru_cache(maxsize=4096)
-def units(text: str) -> frozenset[str]:
+def units(text: str, normaliser: Normaliser | None = None) -> frozenset[str]:
     """Matching units of ``text``: CJK bigrams (a lone character as itself), English word stems, numbers."""
-    return _units_of(matching_form(text), question=False)
+    return _units_of(matching_form(text, normaliser), question=False)
 
 
 @lru_cache(maxsize=4096)
-def question_units(question: str) -> frozenset[str]:
+def question_units(question: str, normaliser: Normaliser | None = None) -> frozenset[str]:
     """Units of a question without its question words and English function words."""
-    form = _ZH_QUESTION_WORDS.sub(" ", matching_form(question))
+    form = ZH_QUESTION_WORDS_UNITS.sub(" ", matching_form(question, normaliser))
     return _units_of(form, question=True)
+
+
+_WORDY = re.compile(r"^([\u3400-\u9fff]{2,}|[a-z][a-z0-9-]+|\d[\d.,]*)$")
+
+
+@lru_cache(maxsize=4096)
+def content_words(question: str, normaliser: Normaliser | None = None) -> tuple[str, ...]:
+    """The question's content words (jieba, one script), without question and function words."""
+    words = _jieba().lcut(matching_form(question, normaliser))
+    return tuple(
+        w for w in dict.fromkeys(words)
+        if _WORDY.match(w) and w not in ZH_QUESTION_WORDS and w not in EN_STOPWORDS
+    )
+
+
+def question_terms(question: str) -> list[str]:
+    """Terms of a question's Latin-script part for the English gloss (question words dropped as well)."""
+    return english_terms(question, drop=EN_QUESTION_WORDS_GLOSS)
 
 
 def _units_of(form: str, *, question: bool) -> frozenset[str]:
@@ -104,13 +188,13 @@ def _units_of(form: str, *, question: bool) -> frozenset[str]:
     for word in _LATIN.findall(form):
         if word in EN_STOPWORDS or (len(word) == 1 and not word.isdigit()):
             continue
-        out.add(_stem(word))
+        out.add(light_stem(word))
     return frozenset(out)
 
 
-def numbers(text: str) -> frozenset[str]:
+def numbers(text: str, normaliser: Normaliser | None = None) -> frozenset[str]:
     """Digit strings of ``text`` with separators removed (``1,000`` -> ``1000``; ``1.5`` -> ``15``)."""
-    return frozenset(re.sub(r"[,.]", "", n).rstrip() for n in _NUMBER.findall(matching_form(text)))
+    return frozenset(re.sub(r"[,.]", "", n).rstrip() for n in _NUMBER.findall(matching_form(text, normaliser)))
 
 
 def content_chars(text: str) -> int:
