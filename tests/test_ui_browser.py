@@ -609,7 +609,8 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
         q = "香港如何推動新型工業化？"
         expected = service.ask(q, 5).to_dict()
         assert expected["mode"] == "generated" and "月球" not in expected["answer"], expected
-        stub.piece_delay_s = 0.08  # a character each: about 2.5 s of writing
+        # The model pauses mid-sentence twice, each time until the page has shown what it wrote.
+        stub.hold_at = ["政府已投入", "九百億元"]
         with serve_app(create_app(settings, service=service)) as server:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             chat = ChatPage(context.new_page(), server.base_url)
@@ -624,9 +625,11 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
                                    ".length >= 3", timeout=30_000)
             seen = [page.locator("#chat .writing").last.inner_text()]
             page.screenshot(path=str(ARTIFACTS / "chat-writing.png"))
+            stub.resume()
             page.wait_for_function("() => (document.querySelector('#chat .writing')?.innerText || '').length > "
                                    f"{len(seen[0])}", timeout=30_000)
             seen.append(page.locator("#chat .writing").last.inner_text())
+            stub.resume()
             assert seen[1].rstrip("▍").startswith(seen[0].rstrip("▍")[:2])  # it grew; nothing was replayed
             chat.wait_answer(expected["answer"])
             assert page.locator("#chat .writing").count() == 0
