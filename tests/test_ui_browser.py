@@ -599,6 +599,8 @@ def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
 def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder, browser):
     """With a language model: the extractive answer and its sources at once, then the model's
     text as it arrives (the sentence being written greyed), then the checked answer."""
+    from rag.ui.chat import PENDING_EVERY_S
+
     from rag.api.app import create_app
     from tests.llm_stub import LLMStub
     from tests.server_utils import serve_app, tiny_writer
@@ -609,8 +611,10 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
         q = "香港如何推動新型工業化？"
         expected = service.ask(q, 5).to_dict()
         assert expected["mode"] == "generated" and "月球" not in expected["answer"], expected
-        # The model pauses mid-sentence twice, each time until the page has shown what it wrote.
+        # The model pauses mid-sentence twice, each time until the page has shown what it wrote;
+        # its pieces come slower than the chat redraws the sentence being written, so each is drawn.
         stub.hold_at = ["政府已投入", "九百億元"]
+        stub.piece_delay_s = 1.5 * PENDING_EVERY_S
         with serve_app(create_app(settings, service=service)) as server:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             chat = ChatPage(context.new_page(), server.base_url)
