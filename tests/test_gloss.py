@@ -214,6 +214,7 @@ def test_a_gloss_of_another_stemmer_is_refused(corpus, settings):
         RagService.open(settings.index_dir, settings, encoder=enc)
 
 
+@pytest.mark.model
 def test_real_corpus_glossary_and_mined_names(corpus_service):
     """The default corpus with the real model: its glossary is read, not indexed, and used."""
     index = corpus_service.index

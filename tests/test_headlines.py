@@ -135,6 +135,7 @@ def test_search_highlights_skip_the_headline():
 # -- through the real service on the default corpus -----------------------------------------
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     "question",
     [

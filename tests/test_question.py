@@ -106,6 +106,7 @@ CHAIR = "2024-03-11-hkpc-welcomes-two-sessions#p2"  # 生產力局主席陳祖�
 CENTRE = "2023-07-10-new-industrialisation-centre-established#p1"  # 發展中心由香港生產力促進局管理
 
 
+@pytest.mark.model
 @pytest.mark.parametrize(
     ("first", "switch", "switch_gold", "follow_up"),
     [

@@ -266,6 +266,23 @@ def _count_asks(monkeypatch: Any, service: Any) -> list[str]:
     return calls
 
 
+def _wait_scrolled_into_view(chat: ChatPage, n: int, height: int) -> None:
+    """Wait until card ``n``'s smooth scroll has ended (the same top two frames running) with
+    its top inside the viewport."""
+    chat.page.evaluate("() => { window.__lastTop = undefined; }")
+    chat.page.wait_for_function(
+        """([id, height]) => { const top = document.getElementById(id).getBoundingClientRect().top;
+             const still = window.__lastTop === top; window.__lastTop = top;
+             return still && top >= 0 && top < height; }""",
+        arg=[f"src-{chat.turn}-{n}", height], polling="raf", timeout=10_000)
+
+
+# Every element under the chat and the sources carrying an on* (event handler) attribute.
+ON_ATTRIBUTES = """() => [...document.querySelectorAll('#chat *, #sources *')]
+    .filter(el => [...el.attributes].some(a => a.name.toLowerCase().startsWith('on')))
+    .map(el => el.outerHTML.slice(0, 120))"""
+
+
 @pytest.mark.slow
 @pytest.mark.model
 @pytest.mark.parametrize("width", VIEWPORTS)
@@ -296,7 +313,7 @@ def test_chat_in_three_languages(ui_server, browser, monkeypatch, width):
     assert chat.card(n).get_attribute("open") is None or n == 1
     _click(chat, page.locator(f"#chat a.cite[href='#src-{chat.turn}-{n}']").last)
     page.wait_for_function(f"() => document.getElementById('src-{chat.turn}-{n}').open")
-    page.wait_for_timeout(600)  # smooth scroll
+    _wait_scrolled_into_view(chat, n, height)
     box = chat.card(n).bounding_box()
     assert box and 0 <= box["y"] < height, box
 
@@ -380,7 +397,9 @@ def test_document_markup_renders_as_text(ui_server, browser):
     assert page.locator("#sources a[href^='javascript']").count() == 0
     if "<script>" in expected["answer"]:
         assert "<script>alert(1)</script>" in page.locator("#chat [data-testid='bot']").last.inner_text()
-    page.wait_for_timeout(300)
+    # Code could only run from an element that carries it (a script, an image's onerror, any on*
+    # attribute): none is on the page, so no alert is still to come and there is nothing to wait for.
+    assert page.evaluate(ON_ATTRIBUTES) == [], "an on* handler attribute reached the page"
     assert not chat.dialogs and page.evaluate("() => window.__alerted") is None
     chat.shot("chat-markup-as-text-1280")
     context.close()
@@ -402,7 +421,7 @@ def test_phone_width(ui_server, browser):
     chat.shot("chat-phone-390")
     # On a phone the cards sit below the chat; a [n] marker scrolls down to its card.
     page.locator(f"#chat a.cite[href='#src-{chat.turn}-1']").last.tap()
-    page.wait_for_timeout(600)
+    _wait_scrolled_into_view(chat, 1, 844)
     box = chat.card(1).bounding_box()
     assert box and 0 <= box["y"] < 844, box
     page.screenshot(path=str(ARTIFACTS / "chat-phone-390-card.png"))
@@ -472,9 +491,13 @@ def test_k_and_the_briefing(ui_server, browser, width, tmp_path):
     page.locator("#brief-panel").scroll_into_view_if_needed()
     chat.shot(f"chat-briefing-{width}")
 
-    # Export in the display script chosen now (香港): the .docx references match the index.
+    # Export in the display script chosen now (香港): the .docx references match the index. The
+    # export buttons change with the shown answers (one update), but show nothing of it; so go
+    # through 简体 first, where the answers visibly change, and wait for each script to show.
+    page.locator("#script label", has_text="简体").click()
+    page.wait_for_function("() => document.querySelector('#chat').innerText.includes('工业化')")
     page.locator("#script label", has_text="香港").click()
-    page.wait_for_timeout(500)
+    page.wait_for_function("() => !document.querySelector('#chat').innerText.includes('工业化')")
     with page.expect_download() as dl:
         _click(chat, page.locator("#brief-docx"))
     path = tmp_path / dl.value.suggested_filename
@@ -577,6 +600,8 @@ def test_warnings_are_shown(tmp_path_factory, encoder, browser, width):
 def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder, browser):
     """With a language model: the extractive answer and its sources at once, then the model's
     text as it arrives (the sentence being written greyed), then the checked answer."""
+    from rag.ui.chat import PENDING_EVERY_S
+
     from rag.api.app import create_app
     from tests.llm_stub import LLMStub
     from tests.server_utils import serve_app, tiny_writer
@@ -587,7 +612,10 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
         q = "香港如何推動新型工業化？"
         expected = service.ask(q, 5).to_dict()
         assert expected["mode"] == "generated" and "月球" not in expected["answer"], expected
-        stub.piece_delay_s = 0.08  # a character each: about 2.5 s of writing
+        # The model pauses mid-sentence twice, each time until the page has shown what it wrote;
+        # its pieces come slower than the chat redraws the sentence being written, so each is drawn.
+        stub.hold_at = ["政府已投入", "九百億元"]
+        stub.piece_delay_s = 1.5 * PENDING_EVERY_S
         with serve_app(create_app(settings, service=service)) as server:
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             chat = ChatPage(context.new_page(), server.base_url)
@@ -602,9 +630,11 @@ def test_a_written_answer_streams_after_the_quoted_one(tmp_path_factory, encoder
                                    ".length >= 3", timeout=30_000)
             seen = [page.locator("#chat .writing").last.inner_text()]
             page.screenshot(path=str(ARTIFACTS / "chat-writing.png"))
+            stub.resume()
             page.wait_for_function("() => (document.querySelector('#chat .writing')?.innerText || '').length > "
                                    f"{len(seen[0])}", timeout=30_000)
             seen.append(page.locator("#chat .writing").last.inner_text())
+            stub.resume()
             assert seen[1].rstrip("▍").startswith(seen[0].rstrip("▍")[:2])  # it grew; nothing was replayed
             chat.wait_answer(expected["answer"])
             assert page.locator("#chat .writing").count() == 0

@@ -40,6 +40,7 @@ def main() -> int:
     for doc in docs:
         (HERE / f"{doc.doc_id}.json").write_text(dumps(golden_of(doc)), encoding="utf-8")
         print(f"{doc.doc_id}: {len(doc.paragraphs)} paragraphs")
+    print(f"rewrote {len(docs)} golden files: read `git diff tests/golden` before committing them")
     return 0
 
 
