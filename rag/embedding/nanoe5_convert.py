@@ -273,7 +273,7 @@ def build_normalizer(norm_map: dict[int, str]):
         if not 0xD800 <= cp < 0xE000 and cp not in norm_map
         and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
     ]
-    steps = [normalizers.Replace(Regex(_char_class(cps)), target)
+    steps: list[normalizers.Normalizer] = [normalizers.Replace(Regex(_char_class(cps)), target)
              for target, cps in sorted(by_target.items())]
     steps += [normalizers.Replace(chr(cp), chr(_PLACEHOLDER_BASE + i)) for i, cp in enumerate(kept)]
     steps.append(normalizers.NFKC())
@@ -414,7 +414,9 @@ def read_marker(folder: Path) -> dict | None:
 
 def is_complete(folder: Path) -> bool:
     marker = read_marker(folder)
-    return bool(marker) and all(marker.get(k) == v for k, v in _marker_payload().items())
+    if not marker:
+        return False
+    return all(marker.get(k) == v for k, v in _marker_payload().items())
 
 
 def _cache_error(path: Path, exc: OSError) -> ModelError:
