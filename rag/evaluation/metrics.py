@@ -186,10 +186,10 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     answerable = [r for r in rows if r.get("answerable")]
     out["n_answerable"] = len(answerable)
     out["n_unanswerable"] = len(rows) - len(answerable)
-    scored = [r["retrieval"] for r in answerable if isinstance(r.get("retrieval"), Mapping)]
+    scored = [s for r in answerable if isinstance(s := r.get("retrieval"), Mapping)]
     if scored:
         for key in scored[0]:
-            out[key] = mean(float(s[key]) for s in scored)  # type: ignore[index]
+            out[key] = mean(float(s[key]) for s in scored)
     asked = [r for r in rows if r.get("abstained") is not None]
     if asked:
         asked_answerable = [r for r in asked if r.get("answerable")]
