@@ -228,7 +228,7 @@ def extractive_answer(
         make_citation(number[rank], hits[rank], [(a, b) for r, a, b in order if r == rank], config)
         for rank in ranks
     ]
-    parts = []
+    parts: list[str] = []
     for cit in citations:  # highlights are the picked sentences of that paragraph, in order
         parts.extend(f"{cit.text[a:b]} [{cit.n}]" for a, b in cit.highlights)
     body = " ".join(parts)
