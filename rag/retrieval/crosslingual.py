@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from rag.text.sentences import EN_STOPWORDS
 
@@ -123,7 +124,8 @@ def parse_cache_file(
         return None
 
 
-def _cached_parse(cache: Path | None) -> dict[str, list[tuple[str, int]]] | None:
+def _cached_parse(cache: Path | None) -> dict[str, Any] | None:
+    """The marshalled parse in ``cache`` (its layout is the caller's), or None."""
     if cache is None or not cache.exists():
         return None
     try:
@@ -133,7 +135,7 @@ def _cached_parse(cache: Path | None) -> dict[str, list[tuple[str, int]]] | None
     return data if isinstance(data, dict) else None
 
 
-def _save_parse(cache: Path | None, entries: dict[str, list[tuple[str, int]]]) -> None:
+def _save_parse(cache: Path | None, entries: dict[str, Any]) -> None:
     if cache is None:
         return
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
