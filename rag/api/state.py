@@ -88,7 +88,7 @@ class ServiceHolder:
         if paragraphs is None and index is not None:
             paragraphs = len(getattr(index, "paragraphs", {}))
         judge = getattr(svc, "judge", None)
-        llm = {"mode": "off"}
+        llm: dict[str, Any] = {"mode": "off"}
         if judge is not None:
             llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
                    "judge_top_k": judge.top_k, "load_s": round(getattr(svc, "llm_load_seconds", 0.0), 2)}
