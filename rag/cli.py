@@ -23,7 +23,7 @@ def _settings(index: str | None):
     return settings
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException | str) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
 
