@@ -109,6 +109,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 # -- requests: what the handlers read (the models themselves are built by request_models) ----
 class AskBody(Protocol):
+    """POST /api/ask's body."""
+
     @property
     def question(self) -> str: ...
     @property
@@ -120,6 +122,8 @@ class AskBody(Protocol):
 
 
 class SearchBody(Protocol):
+    """POST /api/search's body."""
+
     @property
     def query(self) -> str: ...
     @property
@@ -129,6 +133,8 @@ class SearchBody(Protocol):
 
 
 class ChatMessageBody(Protocol):
+    """One message of a /v1 chat request."""
+
     @property
     def role(self) -> str: ...
     @property
@@ -136,6 +142,8 @@ class ChatMessageBody(Protocol):
 
 
 class ChatBody(Protocol):
+    """POST /v1/chat/completions' body."""
+
     @property
     def model(self) -> str | None: ...
     @property
@@ -149,6 +157,8 @@ class ChatBody(Protocol):
 
 
 class BriefingBody(Protocol):
+    """POST /api/briefing's body (exactly one of questions and answers is set)."""
+
     @property
     def questions(self) -> Sequence[str] | None: ...
     @property
