@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -275,8 +275,11 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _load(name: str, device: str):
-    """Load a sentence-transformers model in float32 or raise a one-line ModelError."""
+def _load(name: str, device: str) -> Any:
+    """Load a sentence-transformers model in float32 or raise a one-line ModelError.
+
+    Typed ``Any``: the callers read its dimension and prompts, which sentence-transformers types
+    as optional, without narrowing them (a model without them fails there, as it always has)."""
     import torch
     from sentence_transformers import SentenceTransformer
 

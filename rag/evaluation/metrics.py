@@ -18,7 +18,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import opencc
 
 K_VALUES = (1, 5, 10)
 
@@ -87,7 +90,7 @@ def retrieval_scores(ranked: Sequence[str], gold: Iterable[str]) -> dict[str, fl
 
 
 @lru_cache(maxsize=1)
-def _t2s():
+def _t2s() -> opencc.OpenCC | None:
     try:
         import opencc
     except ImportError:  # matching still works within one script

@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -126,7 +126,7 @@ def american(word: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _stemmer():
+def _stemmer() -> Any:  # a Stemmer.Stemmer (PyStemmer has no type information)
     try:
         import Stemmer
     except ImportError as exc:  # a declared dependency; say how to fix a broken environment
@@ -474,7 +474,7 @@ class _Bag:
     def __len__(self) -> int:
         return self._len
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(np.repeat(self.ids, self.counts).tolist())
 
 
