@@ -6,15 +6,19 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
 from rag.errors import RagError
 
+if TYPE_CHECKING:  # imported where used: `rag --help` stays quick
+    from rag.config import Settings
+    from rag.service import RagService
 
-def _settings(index: str | None):
+
+def _settings(index: str | None) -> Settings:
     from rag.config import get_settings
 
     settings = get_settings()
@@ -23,7 +27,7 @@ def _settings(index: str | None):
     return settings
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException | str) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
 
@@ -154,7 +158,7 @@ def verify_cmd(index: str | None) -> None:
     )
 
 
-def _service(index: str | None):
+def _service(index: str | None) -> RagService:
     """The service of a command that asks questions; the command owns the process's threads."""
     from rag.service import RagService
     from rag.threads import limit_process

@@ -79,7 +79,7 @@ class DocumentList(BaseModel):
 
 
 def _cited(c: dict[str, Any]) -> CitedParagraph:
-    return CitedParagraph(**{k: c.get(k) for k in CitedParagraph.model_fields})
+    return CitedParagraph.model_validate({k: c.get(k) for k in CitedParagraph.model_fields})
 
 
 def build_server(get_service: Callable[[], Any]) -> Any:

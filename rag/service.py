@@ -228,6 +228,7 @@ class RagService:
         if encoder_ready is not None:
             encoder, encoder_seconds = encoder_ready()
         judge, judge_seconds = judge_ready() if judge_ready is not None else (None, 0.0)
+        assert encoder is not None  # given, or loaded above
         svc = cls(index, encoder, settings, judge=judge)
         svc.encoder_load_seconds = encoder_seconds
         svc.llm_load_seconds = judge_seconds

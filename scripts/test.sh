@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 llm=${RAG_SETUP_LLM:-1}
 RAG_SETUP_BROWSER=1 RAG_SETUP_LLM=$llm bash scripts/setup.sh
 .venv/bin/python -m mkdocs build --strict --quiet --site-dir build/site
+.venv/bin/python -m mypy rag  # the [tool.mypy] settings in pyproject.toml
 .venv/bin/python -m pytest -q "$@"
 .venv/bin/rag eval --report reports/eval
 if [ "$llm" = "1" ]; then

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -106,12 +107,80 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+# -- requests: what the handlers read (the models themselves are built by request_models) ----
+class AskBody(Protocol):
+    """POST /api/ask's body."""
+
+    @property
+    def question(self) -> str: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def history(self) -> Sequence[HistoryMessage]: ...
+    @property
+    def script(self) -> Script: ...
+
+
+class SearchBody(Protocol):
+    """POST /api/search's body."""
+
+    @property
+    def query(self) -> str: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def script(self) -> Script: ...
+
+
+class ChatMessageBody(Protocol):
+    """One message of a /v1 chat request."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> str | list[dict[str, Any]] | None: ...
+
+
+class ChatBody(Protocol):
+    """POST /v1/chat/completions' body."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def messages(self) -> Sequence[ChatMessageBody]: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def script(self) -> Script: ...
+
+
+class BriefingBody(Protocol):
+    """POST /api/briefing's body (exactly one of questions and answers is set)."""
+
+    @property
+    def questions(self) -> Sequence[str] | None: ...
+    @property
+    def answers(self) -> Sequence[BaseModel] | None: ...
+    @property
+    def format(self) -> Literal["docx", "md"]: ...
+    @property
+    def script(self) -> Script: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def title(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class RequestModels:
-    ask: type[BaseModel]
-    search: type[BaseModel]
-    chat: type[BaseModel]
-    briefing: type[BaseModel]
+    """The request models for one question limit; mypy checks each against its ``*Body``."""
+
+    ask: type[AskBody]
+    search: type[SearchBody]
+    chat: type[ChatBody]
+    briefing: type[BriefingBody]
 
 
 def request_models(max_chars: int) -> RequestModels:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def vector_space(model_id: str, passage_dtype: str) -> str:
 class BatchedEncoder:
     """``encode`` for encoders that batch by token count; subclasses give ``_prepare``.
 
-    Needs ``dim``, ``prompts`` (query, passage), ``batch_size``, ``max_tokens_per_batch``,
+    Needs ``model_id``, ``dim``, ``prompts`` (query, passage), ``batch_size``, ``max_tokens_per_batch``,
     ``query_dtype`` and ``_lock``. ``_prepare(texts, prompt, kind)`` returns each text's token
     count and a function that embeds the texts at some indices (unnormalised rows).
 
@@ -97,6 +97,7 @@ class BatchedEncoder:
     "Performance"). Either way the output is float32 (normalised in float32).
     """
 
+    model_id: str
     dim: int
     prompts: tuple[str, str]
     batch_size: int
@@ -132,7 +133,7 @@ class BatchedEncoder:
         if not texts:
             return out
         lengths, run = self._prepare(texts, self.prompts[0] if kind == "query" else self.prompts[1], kind)
-        batches = plan_batches(lengths, bs, self.max_tokens_per_batch)
+        batches: Iterable[np.ndarray] = plan_batches(lengths, bs, self.max_tokens_per_batch)
         if show_progress:
             from tqdm.auto import tqdm
 
@@ -274,8 +275,11 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def _load(name: str, device: str):
-    """Load a sentence-transformers model in float32 or raise a one-line ModelError."""
+def _load(name: str, device: str) -> Any:
+    """Load a sentence-transformers model in float32 or raise a one-line ModelError.
+
+    Typed ``Any``: the callers read its dimension and prompts, which sentence-transformers types
+    as optional, without narrowing them (a model without them fails there, as it always has)."""
     import torch
     from sentence_transformers import SentenceTransformer
 

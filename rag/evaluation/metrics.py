@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rag.text.normalise import Normaliser
 from rag.text.sentences import matching_form
@@ -166,7 +167,7 @@ def mean(values: Iterable[float | None]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | None]:
+def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None]:
     """Metrics of one group of per-question rows (see ``runner.QueryRecord.to_row``).
 
     A row has ``answerable``, optional ``retrieval`` (per-question scores), optional ``abstained``,
@@ -177,10 +178,10 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     answerable = [r for r in rows if r.get("answerable")]
     out["n_answerable"] = len(answerable)
     out["n_unanswerable"] = len(rows) - len(answerable)
-    scored = [r["retrieval"] for r in answerable if isinstance(r.get("retrieval"), Mapping)]
+    scored = [s for r in answerable if isinstance(s := r.get("retrieval"), Mapping)]
     if scored:
         for key in scored[0]:
-            out[key] = mean(float(s[key]) for s in scored)  # type: ignore[index]
+            out[key] = mean(float(s[key]) for s in scored)
     asked = [r for r in rows if r.get("abstained") is not None]
     if asked:
         asked_answerable = [r for r in asked if r.get("answerable")]
@@ -188,13 +189,13 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
             1.0 if r.get("answer_in_citations") else 0.0 for r in asked_answerable
         )
         out["answer_in_text"] = mean(1.0 if r.get("answer_in_text") else 0.0 for r in asked_answerable)
-        out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)  # type: ignore[misc]
+        out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)
         counts = abstention_counts((bool(r.get("answerable")), bool(r["abstained"])) for r in asked)
         out.update(abstention_scores(counts))
-    latencies = [float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None]  # type: ignore[arg-type]
+    latencies = [float(r["latency_ms"]) for r in rows if r.get("latency_ms") is not None]
     out["latency_p50_ms"] = percentile(latencies, 50)
     out["latency_p95_ms"] = percentile(latencies, 95)
-    judged = [float(r["judge_ms"]) for r in rows if r.get("judge_ms") is not None]  # type: ignore[arg-type]
+    judged = [float(r["judge_ms"]) for r in rows if r.get("judge_ms") is not None]
     if judged:  # RAG_LLM=local: the answerability judge's share of the latency
         out["judge_p50_ms"] = percentile(judged, 50)
         out["judge_p95_ms"] = percentile(judged, 95)
@@ -202,22 +203,22 @@ def aggregate(rows: Sequence[Mapping[str, object]]) -> dict[str, float | int | N
     generated = [r for r in answered if r.get("generated")]
     if generated:  # answers a language model wrote, and what their checks did
         out["generated_share"] = len(generated) / len(answered)
-        out["removed_sentences"] = sum(int(r.get("removed_sentences") or 0) for r in generated)  # type: ignore[call-overload]
-        out["repaired_sentences"] = sum(int(r.get("repaired_sentences") or 0) for r in generated)  # type: ignore[call-overload]
+        out["removed_sentences"] = sum(int(r.get("removed_sentences") or 0) for r in generated)
+        out["repaired_sentences"] = sum(int(r.get("repaired_sentences") or 0) for r in generated)
         english = [r for r in generated if r.get("written_in_english") is not None]
         if english:
             out["english_answers_in_english"] = mean(1.0 if r["written_in_english"] else 0.0 for r in english)
         own = [r for r in generated if r.get("answerable") and r.get("answer_in_own_words") is not None]
         if own:  # the answer string in the model's own sentences, the quoted sources left out
             out["answer_in_own_words"] = mean(1.0 if r["answer_in_own_words"] else 0.0 for r in own)
-        gen_ms = [float(r["generate_ms"]) for r in rows if r.get("generate_ms") is not None]  # type: ignore[arg-type]
+        gen_ms = [float(r["generate_ms"]) for r in rows if r.get("generate_ms") is not None]
         out["generate_p50_ms"] = percentile(gen_ms, 50)
         out["generate_p95_ms"] = percentile(gen_ms, 95)
         for key in ("first_token", "first_shown"):  # from the question to the model's first token / checked sentence
-            got = [float(r[f"{key}_ms"]) for r in generated if r.get(f"{key}_ms") is not None]  # type: ignore[arg-type]
+            got = [float(r[f"{key}_ms"]) for r in generated if r.get(f"{key}_ms") is not None]
             out[f"{key}_p50_ms"] = percentile(got, 50)
             out[f"{key}_p95_ms"] = percentile(got, 95)
-        whole = [float(r["latency_ms"]) for r in generated if r.get("latency_ms") is not None]  # type: ignore[arg-type]
+        whole = [float(r["latency_ms"]) for r in generated if r.get("latency_ms") is not None]
         out["generated_answer_p50_ms"] = percentile(whole, 50)
         out["generated_answer_p95_ms"] = percentile(whole, 95)
     return out

@@ -389,7 +389,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
     new_keys = [text_key(space, "passage", t) for t in new_texts]
     n_encoded = 0
-    dim = int(old_manifest["model"]["dim"]) if prev is not None else None
+    dim = int(prev.manifest["model"]["dim"]) if prev is not None else None
     new_vectors = np.zeros((0, dim or 0), dtype=np.float32)
     if new_texts or dim is None:
         cache = EmbeddingCache(settings.cache_dir / "embeddings.sqlite3")
@@ -514,8 +514,8 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     summary.encoded = n_encoded
     summary.reused = len(chunk_table) + len(sentence_table) - n_encoded
     for d in docs:
-        for r in d.removed:
-            summary.removed_by_kind[r.kind] = summary.removed_by_kind.get(r.kind, 0) + 1
+        for removal in d.removed:
+            summary.removed_by_kind[removal.kind] = summary.removed_by_kind.get(removal.kind, 0) + 1
         if d.flags:
             summary.flags[d.doc_id] = list(d.flags)
     return summary

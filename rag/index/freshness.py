@@ -109,7 +109,7 @@ def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path
     for given in paths:
         given = Path(given)
         if given.is_dir():
-            found = []
+            found: list[Path] = []
             for dirpath, dirnames, filenames in os.walk(given):
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
                 found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))

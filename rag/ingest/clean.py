@@ -276,6 +276,7 @@ def _remove_pinyin(line: str, no: int | None, log: _Log) -> str:
 
 
 def _repair_html(line: str, no: int | None, log: _Log) -> str:
+    m: re.Match[str] | None  # each loop's match, and the garbled tag searched for again
     line = _sub_logged(_SCRIPT, "", line, "html", no, log)
     line = _sub_logged(_COMMENT, "", line, "html", no, log)
     for m in list(_BR.finditer(line)):

@@ -24,9 +24,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class LocalModel:
         self._cache: OrderedDict[bytes, bytes] = OrderedDict()
         self._cache_cap = cache_mb << 20
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
-        self._formatter = None
+        self._formatter: Callable[..., Any] | None = None  # llama.cpp's Jinja2ChatFormatter, built once
         st = self.path.stat()
         self.fingerprint = hashlib.sha256(f"{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
 

@@ -88,7 +88,9 @@ class Store(Protocol):
 class LexicalHits(Protocol):
     """The lexical side of one question: its top rows, and the exact score of any row."""
 
-    rows: np.ndarray  # the best-scoring rows (int64), every one scoring above 0
+    @property
+    def rows(self) -> np.ndarray:
+        """The best-scoring rows (int64), every one scoring above 0 (read-only: a NamedTuple fits)."""
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """BM25 of these rows (float32, in order; 0 where no term matches)."""
@@ -98,7 +100,9 @@ class LexicalHits(Protocol):
 class LexicalIndex(Protocol):
     """BM25 over the chunk rows (same rows, same order as the pinned :class:`Store` rows)."""
 
-    ids: Sequence[str]
+    @property
+    def ids(self) -> Sequence[str]:
+        """The chunk id of each row (read-only here: an index may keep them as a list)."""
 
     def __len__(self) -> int: ...
 

@@ -17,6 +17,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -111,7 +112,7 @@ class BM25State:
         cumulative = np.concatenate([[0], np.cumsum(self.counts, dtype=np.int64)])
         return cumulative[self.indptr[1:]] - cumulative[self.indptr[:-1]]
 
-    def retriever(self, k1: float, b: float):
+    def retriever(self, k1: float, b: float) -> Any:  # bm25s is untyped
         """A ``bm25s.BM25`` (lucene variant) whose score matrix is computed from these rows."""
         import bm25s
 

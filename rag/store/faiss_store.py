@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import faiss
 import numpy as np
@@ -58,7 +59,7 @@ class FaissStore:
         self._index: faiss.Index | None = None
         self._graph_rows: np.ndarray | None = None  # store row -> graph row, when the graph masks rows
         self._store_row: np.ndarray | None = None  # graph row -> store row (-1: masked)
-        self._search_params: faiss.SearchParametersHNSW | None = None
+        self._search_params: Any = None  # faiss.SearchParametersHNSW (absent from faiss's own stubs)
         self._lock = threading.Lock()
 
     # -- contents -------------------------------------------------------------------------
@@ -126,7 +127,8 @@ class FaissStore:
         live = np.zeros(graph_size, dtype=bool)
         live[graph_rows] = True
         self._bitmap = np.packbits(live, bitorder="little")  # kept alive: the selector points into it
-        params = faiss.SearchParametersHNSW()
+        # faiss's bundled stubs lack this class (1.15); "unused-ignore": a release that adds it
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined, unused-ignore]
         params.sel = faiss.IDSelectorBitmap(graph_size, faiss.swig_ptr(self._bitmap))
         self._selector = params.sel
         self._search_params = params
@@ -164,7 +166,8 @@ class FaissStore:
         out._vecs, out._ids, out._docs, out._row_of = vecs, list(ids), list(doc_ids), None
         if not (out.approximate and self.approximate and folder is not None and (Path(folder) / FAISS_FILE).exists()):
             return out  # exact, or no graph to update: built from the vectors when needed
-        graph = faiss.read_index(str(Path(folder) / FAISS_FILE))  # a private, writable copy
+        # a private, writable copy; read_index returns the concrete class (here the HNSW graph)
+        graph = cast(faiss.IndexHNSW, faiss.read_index(str(Path(folder) / FAISS_FILE)))
         before = self._graph_rows if self._graph_rows is not None else np.arange(graph.ntotal, dtype=np.int64)
         graph_rows = np.empty(len(sources), dtype=np.int64)
         graph_rows[~fresh] = before[sources[~fresh]]
@@ -206,6 +209,7 @@ class FaissStore:
         if self._search_params is None:
             return index.search(queries, min(k, len(self._ids)))
         self._search_params.efSearch = max(self.hnsw_ef_search, min(k, len(self._ids)))
+        assert self._store_row is not None  # set with the search parameters (_set_graph_rows)
         scores, rows = index.search(queries, min(k, len(self._ids)), params=self._search_params)
         rows = np.where(rows >= 0, self._store_row[np.maximum(rows, 0)], -1)  # graph rows -> store rows
         return scores, rows
@@ -217,6 +221,7 @@ class FaissStore:
 
     def _build(self) -> faiss.Index:
         vecs = np.ascontiguousarray(self._vecs, dtype=np.float32)
+        index: faiss.Index
         if self.approximate:
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.hnsw_ef_construction
@@ -300,7 +305,8 @@ class FaissStore:
                 index = faiss.read_index(str(folder / FAISS_FILE), flags)
             except RuntimeError as exc:
                 raise IndexStateError(f"{folder / FAISS_FILE} is unreadable ({exc}); rebuild with `rag index`") from exc
-            storage = faiss.downcast_index(index.storage)
+            # the graph file of an approximate store is HNSW (read_index returns the concrete class)
+            storage = faiss.downcast_index(cast(faiss.IndexHNSW, index).storage)
             graph_rows = None
             if (folder / GRAPH_ROWS_FILE).exists():
                 try:

@@ -12,6 +12,10 @@ import threading
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: a process that never converts does not load it
+    import opencc
 
 from rag.text.english import light_stem
 
@@ -38,7 +42,7 @@ def cjk_ratio(text: str) -> float:
 
 
 @lru_cache(maxsize=8)
-def _opencc(config: str):
+def _opencc(config: str) -> opencc.OpenCC:
     import opencc
 
     try:
@@ -57,7 +61,7 @@ def convert_script(text: str, config: str | None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _jieba():
+def _jieba() -> Any:  # the jieba module (untyped), initialised once
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
