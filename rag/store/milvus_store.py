@@ -461,9 +461,9 @@ class MilvusStore:
 class MilvusBM25:
     """The :class:`rag.store.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
 
-    def __init__(self, store: MilvusStore, ids: list[str] | None = None) -> None:
+    def __init__(self, store: MilvusStore, ids: Sequence[str] | None = None) -> None:
         self.store = store
-        self.ids = store.lexical_ids() if ids is None else ids
+        self.ids: Sequence[str] = store.lexical_ids() if ids is None else ids
         self._row = {cid: r for r, cid in enumerate(self.ids)}
 
     def __len__(self) -> int:
