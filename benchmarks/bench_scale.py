@@ -258,7 +258,7 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
     """Corpus + private cache + ``build_index`` into ``index-<size>[-milvus]`` (timed; nothing encoded)."""
     from rag.config import get_settings
     from rag.index.build import build_index
-    from rag.index.freshness import FORMAT_VERSION
+    from rag.index.compat import FORMAT_VERSION
 
     settings = get_settings()
     info = make_corpus(size, work, settings)

@@ -8,7 +8,7 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,12 +21,18 @@ LOCK = ".lock"
 _DATA_NAME = re.compile(r"^data-[A-Za-z0-9._-]+$")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, before_replace: Callable[[], None] | None = None) -> None:
+    """Write ``data`` to a temporary file, fsync it, then rename it over ``path``.
+
+    ``before_replace`` runs between the two (a build's test hook marks that point).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, indent=2)
         fh.flush()
         os.fsync(fh.fileno())
+    if before_replace is not None:
+        before_replace()
     os.replace(tmp, path)
     fsync_dir(path.parent)
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError, InputError
+from rag.index.compat import GLOSS_VERSION
 from rag.index.freshness import split_glossaries
 from rag.retrieval.crosslingual import _cached_parse, _cedict_path, _save_parse, parse_cache_file
 from rag.text.normalise import Normaliser, _jieba, has_cjk
@@ -46,7 +47,6 @@ from rag.text.sentences import EN_STOPWORDS
 
 log = logging.getLogger(__name__)
 
-GLOSS_VERSION = 1
 GLOSS_DIR = "gloss"
 GLOSSARY_FILE = "glossary.tsv"
 K1 = 1.2

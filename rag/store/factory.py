@@ -22,6 +22,7 @@ from rag.store.faiss_store import FaissStore
 from rag.store.lexical import BM25Index
 from rag.types import Chunk
 
+
 def open_backend(
     kind: str, data_dir: Path, store_record: dict[str, Any], settings: Any, chunk_ids: Sequence[str],
     chunk_vectors: np.ndarray | None,
