@@ -182,7 +182,7 @@ class MilvusStore:
                 pm.Function(name="bm25", function_type=pm.FunctionType.BM25,
                             input_field_names=["text"], output_field_names=["sparse"])
             )
-            bm25 = {"bm25_k1": K1, "bm25_b": B}
+            bm25: dict[str, Any] = {"bm25_k1": K1, "bm25_b": B}
             if is_local_uri(self.uri):
                 # pymilvus 3.0 sends these as top-level key/values, which a server reads but
                 # Milvus Lite 3.2 ignores (it reads only a JSON "params" entry, and would use
@@ -237,7 +237,7 @@ class MilvusStore:
             raise ValueError(f"{len(vectors)} snapshot vectors for {len(ids)} rows")
         self._pinned = list(ids)
         self._pinned_vectors = vectors
-        self._pinned_row: dict[str, int] | None = None
+        self._pinned_row = None
 
     def _row_of(self, chunk_id: str) -> int | None:
         """The pinned row of a chunk id (the lookup is built on first use)."""
