@@ -138,7 +138,7 @@ def real_pool() -> tuple[list[dict], list[dict]]:
 
 def _rows_of(docs, settings):
     """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
-    from rag.index.build import embed_text
+    from rag.index.rows import embed_text
     from rag.ingest.chunking import chunk_documents, sentence_chunks
 
     chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)

@@ -1,8 +1,9 @@
 """`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically.
 
 Incremental: unchanged files are not read again, unchanged documents keep their rows (see
-:func:`build_index`), and an unchanged corpus is answered by ``rag.index.freshness`` before any of
-this module is imported.
+:func:`build_index` and ``rag/index/rows.py``), and an unchanged corpus is answered by
+``rag.index.freshness`` before any of this module is imported. ``_build`` lists the steps of a
+build in order, one function each; ``rag.index.compat`` decides whether the live index fits.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from rag.errors import IndexStateError, InputError
 from rag.index import compat, freshness
 from rag.index.freshness import MANIFEST
 from rag.index.integrity import checksum_files, stamps_for
-from rag.index.loaded import LoadedIndex
 from rag.index.manifest import (
     READERS,
     build_lock,
@@ -37,16 +37,15 @@ from rag.index.manifest import (
     seal_manifest,
     write_json_atomic,
 )
-from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, ROW_KEYS, SENTENCE_DTYPE, write_tables
-from rag.ingest.chunking import chunk_documents, sentence_chunks
-from rag.ingest.corpus import doc_id_for, load_corpus
+from rag.index.rows import NextRows, PreviousIndex, concat_parts, plan_rows, unchanged
+from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, SENTENCE_DTYPE, write_tables
+from rag.ingest.corpus import load_corpus
 from rag.retrieval.gloss import GlossIndex, GlossPlan, plan_gloss_index
 from rag.store.base import LexicalIndex, VectorWriter
 from rag.store.bm25state import BM25State
 from rag.store.factory import BuildRows, build_backend
-from rag.store.lexical import BM25_DIR
 from rag.text.normalise import Normaliser
-from rag.types import Chunk, Document, SkippedFile
+from rag.types import Document, SkippedFile
 
 
 @dataclass
@@ -95,13 +94,6 @@ class IndexSummary:
         return out
 
 
-def embed_text(chunk: Chunk, doc: Document, settings: Settings) -> str:
-    """The passage text given to the encoder (the title adds context for short chunks)."""
-    if settings.embed_title and doc.title and not chunk.text.startswith(doc.title):
-        return f"{doc.title}\n{chunk.text}"
-    return chunk.text
-
-
 def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
     """(model id, passage precision) of the index to build, without loading the model."""
     if encoder is not None:
@@ -111,144 +103,6 @@ def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
 
     model_id = DEFAULT_MODEL_ID if settings.embed_model == DEFAULT_MODEL_NAME else _model_id_for(settings.embed_model)
     return model_id, resolve_passage_dtype(settings.embed_passage_dtype, settings.embed_device)
-
-
-class _Previous:
-    """The live index, opened to take over what is still valid: documents of unchanged files,
-    and the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents."""
-
-    def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
-                 sources: dict[str, Any]) -> None:
-        self.manifest = manifest
-        self.index = LoadedIndex(index_dir, manifest, verify="stamped", settings=settings)
-        self.data_dir = self.index.data_dir
-        # A store that keeps its rows in the data folder (compat.can_take_over chose this index).
-        self.store: VectorWriter = self.index.store
-        docs = self.index.documents
-        self.doc_row = docs.row
-        self.doc_sha = docs._cols["sha256"]
-        self.doc_title = docs._cols["title"]
-        self.para_offsets = docs._offsets  # document i owns paragraph rows para_offsets[i]:[i+1]
-        self.bm25 = BM25State.load(self.data_dir / BM25_DIR)
-        if len(self.bm25) != len(self.index.chunk_ids):
-            raise IndexStateError(f"the BM25 state in {self.data_dir} does not match its chunks")
-        self.keys = np.load(self.data_dir / ROW_KEYS)
-        self._key_row: dict[bytes, int] | None = None
-        old = manifest.get("sources", {})
-        # A changed metadata.json may retitle any file: then every file is read again.
-        self.metadata_changed = any(
-            Path(name).name == freshness.METADATA_FILE and old.get(name) != sources.get(name)
-            for name in set(old) | set(sources)
-        )
-        self.old_sources, self.new_sources = old, sources
-        self.files_reused = 0
-
-    def reuse_file(self, path: Path, rel: Any) -> list[Document] | None:
-        """The documents of an unchanged file as the live index holds them, else None (read it)."""
-        name = str(path.resolve())
-        was, now = self.old_sources.get(name), self.new_sources.get(name)
-        if self.metadata_changed or not was or not now or was.get("sha256") != now["sha256"] or "docs" not in was:
-            return None
-        first, end = was["docs"]
-        cols = self.index.documents._cols
-        if end > len(cols["doc_id"]) or first > end:
-            return None
-        if not name.endswith(".jsonl") and any(cols["doc_id"][i] != doc_id_for(rel) for i in range(first, end)):
-            return None  # renamed for a clash: let the load name it again
-        docs = [self._document(i) for i in range(first, end)]
-        self.files_reused += 1
-        return docs
-
-    def _document(self, i: int) -> Document:
-        info = self.index.documents[self.index.documents.ids[i]]
-        pa, pb = int(self.para_offsets[i]), int(self.para_offsets[i + 1])
-        return Document(info.doc_id, info.title, info.source, info.sha256,
-                        tuple(self.index.paragraphs.at(r) for r in range(pa, pb)), info.date, info.path,
-                        tuple(info.removed), tuple(info.flags))
-
-    def rows_for(self, doc: Document) -> int | None:
-        """The live index's row of ``doc`` when its chunks can be taken over as they are."""
-        r = self.doc_row.get(doc.doc_id)
-        if r is None or self.doc_sha[r] != doc.sha256 or self.doc_title[r] != doc.title:
-            return None
-        if int(self.para_offsets[r + 1] - self.para_offsets[r]) != len(doc.paragraphs):
-            return None
-        return r
-
-    def vectors_for_keys(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """Vectors the live index holds for these row keys (a cleared cache costs nothing)."""
-        if self._key_row is None:
-            self._key_row = {k.tobytes(): i for i, k in enumerate(self.keys)}
-        n_chunks = len(self.index.chunk_ids)
-        out: dict[bytes, np.ndarray] = {}
-        chunk_rows: dict[bytes, int] = {}
-        for k in keys:
-            i = self._key_row.get(k)
-            if i is None:
-                continue
-            if i < n_chunks:
-                chunk_rows[k] = i
-            else:
-                out[k] = np.asarray(self.index.sentence_vectors[i - n_chunks], dtype=np.float32)
-        if chunk_rows:
-            found = self.store.vectors_for([self.index.chunk_ids[i] for i in chunk_rows.values()])
-            out.update(zip(chunk_rows, found, strict=True))
-        return out
-
-    def close(self) -> None:
-        self.index.close()
-
-
-@dataclass
-class _Rows:
-    """The rows of the next index, assembled in document order from taken-over runs and new documents."""
-
-    para_count: int = 0
-    chunk_parts: list[np.ndarray] = field(default_factory=list)  # int32 (n, 3) with new paragraph rows
-    sentence_parts: list[np.ndarray] = field(default_factory=list)
-    chunk_src: list[np.ndarray] = field(default_factory=list)  # old chunk row, or -1 for a new chunk
-    sentence_src: list[np.ndarray] = field(default_factory=list)
-    bm25_parts: list[tuple[str, Any]] = field(default_factory=list)  # ("old", rows) | ("new", (a, b))
-    new_chunks: list[Chunk] = field(default_factory=list)
-    new_sentences: list[Chunk] = field(default_factory=list)
-    new_chunk_texts: list[str] = field(default_factory=list)
-
-    def take(self, prev: _Previous, first_doc: int, end_doc: int) -> None:
-        """Old documents ``first_doc:end_doc`` (consecutive in the live index), as they are."""
-        po = prev.para_offsets
-        pa, pb = int(po[first_doc]), int(po[end_doc])
-        shift = self.para_count - pa
-        for table, offsets, parts, src in (
-            (prev.index.chunk_table, prev.index.chunk_offsets, self.chunk_parts, self.chunk_src),
-            (prev.index.sentence_table, prev.index.sentence_offsets, self.sentence_parts, self.sentence_src),
-        ):
-            ra, rb = int(offsets[pa]), int(offsets[pb])
-            part = np.array(table[ra:rb], dtype=np.int32)
-            part[:, 0] += shift
-            parts.append(part)
-            src.append(np.arange(ra, rb, dtype=np.int64))
-            if table is prev.index.chunk_table:
-                self.bm25_parts.append(("old", np.arange(ra, rb, dtype=np.int64)))
-        self.para_count += pb - pa
-
-    def add(self, doc: Document, settings: Settings) -> None:
-        """A new or changed document: chunked here, embedded and tokenised later."""
-        rows = {p.para_id: self.para_count + i for i, p in enumerate(doc.paragraphs)}
-        chunks = chunk_documents([doc], settings.chunk_max_chars, settings.chunk_overlap_chars)
-        sentences = [s for p in doc.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
-        a = len(self.new_chunks)
-        for items, parts, src, bucket in ((chunks, self.chunk_parts, self.chunk_src, self.new_chunks),
-                                         (sentences, self.sentence_parts, self.sentence_src, self.new_sentences)):
-            parts.append(np.array([(rows[c.para_id], c.start, c.end) for c in items], dtype=np.int32).reshape(-1, 3))
-            src.append(np.full(len(items), -1, dtype=np.int64))
-            bucket.extend(items)
-        self.new_chunk_texts.extend(embed_text(c, doc, settings) for c in chunks)
-        self.bm25_parts.append(("new", (a, len(self.new_chunks))))
-        self.para_count += len(doc.paragraphs)
-
-
-def _cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(shape, dtype=dtype)
 
 
 def build_index(
@@ -318,10 +172,10 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
         summary.chunks, summary.sentence_vectors = counts.get("chunks", 0), counts.get("sentence_vectors", 0)
         summary.seconds = time.perf_counter() - t0
         return summary
-    prev: _Previous | None = None
+    prev: PreviousIndex | None = None
     if not full and old_manifest is not None and compat.can_take_over(old_manifest, key, settings):
         try:
-            prev = _Previous(index_dir, old_manifest, settings, sources)
+            prev = PreviousIndex(index_dir, old_manifest, settings, sources)
         except (IndexStateError, OSError, ValueError):
             prev = None  # damaged: build afresh
     try:
@@ -334,14 +188,14 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
 
 
 def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool,
-           summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: _Previous | None,
+           summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: PreviousIndex | None,
            key: dict[str, Any], space: str, sources: dict[str, Any]) -> IndexSummary:
     """The steps of a build that has something to do, in order; each step is one function below."""
     previous = _live_data_name(index_dir, old_manifest)  # read before the swap replaces it
     corpus = _read_corpus(paths, settings, prev, summary)
     _stage("read")
-    rows, changed_docs = _plan_rows(corpus.docs, prev, settings)
-    if prev is not None and not changed_docs and _same_gloss(prev, corpus) and _unchanged(prev, corpus.docs, rows, settings):
+    rows, changed_docs = plan_rows(corpus.docs, prev, settings)
+    if prev is not None and not changed_docs and _same_gloss(prev, corpus) and unchanged(prev, corpus.docs, rows, settings):
         return _renew(index_dir, paths, sources, corpus, prev, summary)
     new = _embed_new_rows(rows, settings, encoder, progress, space, prev)
     tables = _assemble(corpus.docs, rows, new, prev)
@@ -371,7 +225,7 @@ class _Corpus:
     gloss_plan: GlossPlan
 
 
-def _read_corpus(paths: list[Path], settings: Settings, prev: _Previous | None, summary: IndexSummary) -> _Corpus:
+def _read_corpus(paths: list[Path], settings: Settings, prev: PreviousIndex | None, summary: IndexSummary) -> _Corpus:
     """Load and clean the corpus (documents of unchanged files come from the live index) and plan the gloss."""
     origins: list[str] = []
     docs, skipped = load_corpus(paths, reuse=prev.reuse_file if prev else None, origins=origins)
@@ -386,40 +240,12 @@ def _read_corpus(paths: list[Path], settings: Settings, prev: _Previous | None, 
     return _Corpus(docs, origins, normaliser, para_texts, gloss_plan)
 
 
-def _plan_rows(docs: list[Document], prev: _Previous | None, settings: Settings) -> tuple[_Rows, list[Document]]:
-    """The rows of the next index: runs of unchanged documents taken over, new and changed documents
-    chunked afresh; and the documents chunked afresh."""
-    rows = _Rows()
-    if prev is None:
-        for d in docs:
-            rows.add(d, settings)
-        return rows, list(docs)
-    run: tuple[int, int] | None = None  # a run of consecutive old documents being taken over
-    changed_docs: list[Document] = []
-    for d in docs:
-        r = prev.rows_for(d)
-        if r is not None and run is not None and r == run[1]:
-            run = (run[0], r + 1)
-            continue
-        if run is not None:
-            rows.take(prev, *run)
-            run = None
-        if r is not None:
-            run = (r, r + 1)
-        else:
-            rows.add(d, settings)
-            changed_docs.append(d)
-    if run is not None:
-        rows.take(prev, *run)
-    return rows, changed_docs
-
-
-def _same_gloss(prev: _Previous, corpus: _Corpus) -> bool:
+def _same_gloss(prev: PreviousIndex, corpus: _Corpus) -> bool:
     """The live index's gloss was built from the same glossaries."""
     return bool(prev.manifest.get("gloss", {}).get("glossary", {}).get("digest") == corpus.gloss_plan.digest)
 
 
-def _renew(index_dir: Path, paths: list[Path], sources: dict[str, Any], corpus: _Corpus, prev: _Previous,
+def _renew(index_dir: Path, paths: list[Path], sources: dict[str, Any], corpus: _Corpus, prev: PreviousIndex,
            summary: IndexSummary) -> IndexSummary:
     """Same bytes under new mtimes (a checkout, a copy): the data folder stays, only the
     manifest's record of the files is renewed."""
@@ -445,8 +271,8 @@ class _NewVectors:
     encoded: int  # rows that had to go through the model
 
 
-def _embed_new_rows(rows: _Rows, settings: Settings, encoder: Any, progress: bool, space: str,
-                    prev: _Previous | None) -> _NewVectors:
+def _embed_new_rows(rows: NextRows, settings: Settings, encoder: Any, progress: bool, space: str,
+                    prev: PreviousIndex | None) -> _NewVectors:
     """Vectors of the new rows: the embedding cache, the live index, else the model (loaded only then)."""
     new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
     new_keys = [text_key(space, "passage", t) for t in new_texts]
@@ -489,13 +315,13 @@ class _Tables:
     row_keys: np.ndarray  # the embedding-cache key of every chunk row, then every sentence row
 
 
-def _assemble(docs: list[Document], rows: _Rows, new: _NewVectors, prev: _Previous | None) -> _Tables:
+def _assemble(docs: list[Document], rows: NextRows, new: _NewVectors, prev: PreviousIndex | None) -> _Tables:
     """Chunk and sentence tables, sentence vectors and row keys: old rows copied from the live index."""
     n_new_chunks = len(rows.new_chunks)
-    chunk_table = _cat(rows.chunk_parts, (0, 3), np.int32)
-    sentence_table = _cat(rows.sentence_parts, (0, 3), np.int32)
-    chunk_src = _cat(rows.chunk_src, (0,), np.int64)
-    sentence_src = _cat(rows.sentence_src, (0,), np.int64)
+    chunk_table = concat_parts(rows.chunk_parts, (0, 3), np.int32)
+    sentence_table = concat_parts(rows.sentence_parts, (0, 3), np.int32)
+    chunk_src = concat_parts(rows.chunk_src, (0,), np.int64)
+    sentence_src = concat_parts(rows.sentence_src, (0,), np.int64)
     para_ids = [p.para_id for d in docs for p in d.paragraphs]
     para_doc = [d.doc_id for d in docs for _ in d.paragraphs]
     chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
@@ -519,7 +345,7 @@ def _assemble(docs: list[Document], rows: _Rows, new: _NewVectors, prev: _Previo
     return _Tables(chunk_table, sentence_table, chunk_src, chunk_ids, chunk_docs, sentence_vectors, row_keys)
 
 
-def _bm25_state(rows: _Rows, prev: _Previous | None, normaliser: Normaliser) -> tuple[BM25State, list[list[str]]]:
+def _bm25_state(rows: NextRows, prev: PreviousIndex | None, normaliser: Normaliser) -> tuple[BM25State, list[list[str]]]:
     """BM25 term counts of every chunk row (new chunks tokenised, old rows taken over) and the new
     chunks' tokens; the statistics are recomputed over all rows."""
     base = prev.bm25 if prev is not None else BM25State.empty()
@@ -530,9 +356,9 @@ def _bm25_state(rows: _Rows, prev: _Previous | None, normaliser: Normaliser) -> 
     return state, new_tokens
 
 
-def _backend(settings: Settings, index_dir: Path, docs: list[Document], rows: _Rows, new: _NewVectors,
+def _backend(settings: Settings, index_dir: Path, docs: list[Document], rows: NextRows, new: _NewVectors,
              tables: _Tables, bm25_state: BM25State, new_tokens: list[list[str]], space: str,
-             prev: _Previous | None) -> tuple[VectorWriter, LexicalIndex, np.ndarray | None]:
+             prev: PreviousIndex | None) -> tuple[VectorWriter, LexicalIndex, np.ndarray | None]:
     """The store and BM25 of the next index (``rag.store.factory``), and the chunk vectors to keep."""
     config = json.dumps([compat.expected_config(settings), space, compat.FORMAT_VERSION], sort_keys=True)
     n_new_chunks = len(rows.new_chunks)
@@ -546,7 +372,7 @@ def _backend(settings: Settings, index_dir: Path, docs: list[Document], rows: _R
 
 
 def _write_data(index_dir: Path, settings: Settings, paths: list[Path], sources: dict[str, Any], corpus: _Corpus,
-                rows: _Rows, tables: _Tables, dim: int,
+                rows: NextRows, tables: _Tables, dim: int,
                 parts: tuple[VectorWriter, LexicalIndex, GlossIndex, np.ndarray | None],
                 key: dict[str, Any], space: str) -> str:
     """A new data folder, every file fsynced, then the manifest that names it swapped in with one
@@ -596,8 +422,8 @@ def _write_data(index_dir: Path, settings: Settings, paths: list[Path], sources:
     return data_name
 
 
-def _summarise(summary: IndexSummary, old_docs: dict[str, str], corpus: _Corpus, rows: _Rows,
-               changed_docs: list[Document], tables: _Tables, n_encoded: int, prev: _Previous | None) -> None:
+def _summarise(summary: IndexSummary, old_docs: dict[str, str], corpus: _Corpus, rows: NextRows,
+               changed_docs: list[Document], tables: _Tables, n_encoded: int, prev: PreviousIndex | None) -> None:
     """What the build did, for `rag index` to print: documents new, changed and deleted, rows reused."""
     doc_sha = {d.doc_id: d.sha256 for d in corpus.docs}
     summary.new_docs = sorted(d for d in doc_sha if d not in old_docs)
@@ -656,24 +482,6 @@ def _load_encoder(settings: Settings, space: str) -> Any:
     return encoder
 
 
-def _unchanged(prev: _Previous, docs: list[Document], rows: _Rows, settings: Settings) -> bool:
-    """Every row of the live index taken over in place, with the same document records."""
-    if len(docs) != len(prev.doc_sha) or prev.manifest["store"].get("hnsw_threshold") != settings.hnsw_threshold:
-        return False
-    if rows.bm25_parts != [] and (len(rows.bm25_parts) != 1 or rows.bm25_parts[0][0] != "old"):
-        return False
-    n_chunks, n_sentences = len(prev.index.chunk_ids), len(prev.index.sentence_table)
-    src_c, src_s = _cat(rows.chunk_src, (0,), np.int64), _cat(rows.sentence_src, (0,), np.int64)
-    if not (np.array_equal(src_c, np.arange(n_chunks)) and np.array_equal(src_s, np.arange(n_sentences))):
-        return False
-    cols = prev.index.documents._cols
-    return all(
-        (cols["doc_id"][i], cols["title"][i], cols["source"][i], cols["date"][i], cols["sha256"][i], cols["path"][i])
-        == (d.doc_id, d.title, d.source, d.date, d.sha256, d.path)
-        for i, d in enumerate(docs)
-    )
-
-
 def _sources_record(sources: dict[str, Any], origins: list[str]) -> dict[str, Any]:
     """The manifest's record of the source files: size, mtime, sha256 and their documents' rows."""
     rows = _file_rows(origins)
@@ -695,7 +503,7 @@ def _file_rows(origins: list[str]) -> dict[str, list[int]]:
     return {k: v for k, v in out.items() if k not in broken}
 
 
-def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: _Previous | None) -> dict[str, str]:
+def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: PreviousIndex | None) -> dict[str, str]:
     """doc_id -> sha256 of the index this build replaced (empty when there was none)."""
     if prev is not None:
         return dict(zip(prev.index.documents.ids, prev.doc_sha, strict=True))
