@@ -42,8 +42,6 @@ class VectorSearch(Protocol):
     Rows are those of a loaded index (``0..n-1``, pinned by :meth:`VectorWriter.pin`).
     """
 
-    def __len__(self) -> int: ...
-
     def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k ``(scores, rows)`` arrays per query row; rows index the pinned ids.
 
@@ -58,8 +56,8 @@ class VectorSearch(Protocol):
 
 @runtime_checkable
 class VectorWriter(Protocol):
-    """The build side of a store: what ``rag index`` (``rag/index/build.py``) and the backend
-    factory call to fill, describe, save and pin it."""
+    """The build side of a store, keyed by chunk id: what ``rag index`` (``rag/index/build.py``,
+    ``rag/index/rows.py``) and the backend factory call to fill, read back, describe, save and pin it."""
 
     dim: int
 
