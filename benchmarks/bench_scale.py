@@ -138,7 +138,7 @@ def real_pool() -> tuple[list[dict], list[dict]]:
 
 def _rows_of(docs, settings):
     """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
-    from rag.index.build import embed_text
+    from rag.index.rows import embed_text
     from rag.ingest.chunking import chunk_documents, sentence_chunks
 
     chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
@@ -258,7 +258,7 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
     """Corpus + private cache + ``build_index`` into ``index-<size>[-milvus]`` (timed; nothing encoded)."""
     from rag.config import get_settings
     from rag.index.build import build_index
-    from rag.index.freshness import FORMAT_VERSION
+    from rag.index.compat import FORMAT_VERSION
 
     settings = get_settings()
     info = make_corpus(size, work, settings)

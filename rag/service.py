@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rag.answer.steps import Final, Retrieved
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
-from rag.index.build import index_config
+from rag.index.compat import expected_config
 from rag.index.loaded import LoadedIndex
 from rag.index.manifest import read_manifest
 from rag.index.tables import DocumentInfo
@@ -82,7 +82,7 @@ def check_k(k: Any) -> int:
 
 def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Path) -> None:
     """Refuse an index built for another model, normaliser or chunking, naming the fix."""
-    want = index_config(settings, Normaliser(settings.opencc_config))
+    want = expected_config(settings)
     fix = f"re-index with `rag index --index {index_dir}` (or set the RAG_ settings the index was built with)"
     if manifest.get("model", {}).get("name") != want["model"]:
         raise IndexStateError(

@@ -264,8 +264,9 @@ def test_gloss_bm25_equals_bm25s_over_the_token_lists():
 
 
 def test_the_build_key_follows_the_gloss_version():
-    """The no-op check (rag/index/freshness.py, no heavy imports) keys builds by the gloss's version."""
-    from rag.index import freshness
+    """The no-op check (rag/index/compat.py, no heavy imports) keys builds by the gloss's one version number."""
+    from rag.index import compat
     from rag.retrieval import gloss
 
-    assert freshness.GLOSS_KEY_VERSION == gloss.GLOSS_VERSION
+    key = compat.build_key(Settings(), passage_dtype="float32")
+    assert key["gloss"]["version"] == gloss.GLOSS_VERSION == compat.GLOSS_VERSION

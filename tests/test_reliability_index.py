@@ -21,9 +21,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,53 +123,68 @@ def assert_answers(index_dir: Path, settings: Settings, encoder, want_marker: st
 
 
 # -- kill points -----------------------------------------------------------------------------------
+# A build run with _RAG_TEST_BUILD_STAGES appends each stage it reaches to that file, and stops
+# itself (SIGSTOP) at the stage named by _RAG_TEST_BUILD_PAUSE (``_stage`` in rag/index/build.py):
+# the test kills it there, whatever the machine's speed, and fails if the stage never comes.
+
+STAGES = ("locked", "read", "encoding", "writing data", "manifest tmp", "swapped")
+BEFORE_SWAP = STAGES[:-1]
 
 
-def after(seconds: float) -> Callable[[Path, float], bool]:
-    return lambda index_dir, elapsed: elapsed >= seconds
+def start_paused_at(cmd: list[str], env: dict[str, str], stage: str, work: Path, **popen: Any) -> subprocess.Popen:
+    """Start ``cmd`` with the build's stage hook set to stop it at ``stage``."""
+    assert stage in STAGES, stage
+    log = work / "stages.txt"
+    log.unlink(missing_ok=True)
+    env = {**env, "_RAG_TEST_BUILD_STAGES": str(log), "_RAG_TEST_BUILD_PAUSE": stage}
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, **popen)
 
 
-def when_new_data_folder(old: str) -> Callable[[Path, float], bool]:
-    """While the new data folder is being written (before the manifest swap)."""
-    return lambda index_dir, elapsed: any(
-        p.name.startswith("data-") and p.name != old for p in index_dir.iterdir())
-
-
-def when_manifest_tmp(index_dir: Path, elapsed: float) -> bool:
-    """The new manifest is written to its temporary file, not yet renamed over the old one."""
-    return any(p.name.startswith(".manifest.json.") for p in index_dir.iterdir())
-
-
-def when_cache_written(cache: Path) -> Callable[[Path, float], bool]:
-    """The model is loaded and encoding has begun (the embedding cache exists)."""
-    return lambda index_dir, elapsed: (cache / "embeddings.sqlite3").exists()
-
-
-def kill_at(cmd: list[str], env: dict[str, str], index_dir: Path, point: Callable[[Path, float], bool],
-            timeout: float = 240) -> tuple[int, float]:
-    """Start ``cmd``, SIGKILL it as soon as ``point`` holds; (returncode, seconds alive)."""
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    t0 = time.monotonic()
+def wait_until_paused(proc: subprocess.Popen, stage: str, work: Path, timeout: float = 240) -> list[str]:
+    """Block until ``proc`` stops itself at ``stage`` (no polling: waitpid reports the stop); the
+    stages it reached. Fails, naming what it reached, when it ends or hangs before that stage."""
+    watchdog = threading.Timer(timeout, proc.kill)  # a hung build is killed, and fails below
+    watchdog.start()
     try:
-        while proc.poll() is None:
-            elapsed = time.monotonic() - t0
-            if elapsed > timeout:
-                break
-            try:
-                if point(index_dir, elapsed):
-                    proc.send_signal(signal.SIGKILL)
-                    break
-            except FileNotFoundError:  # a folder vanished while we looked: look again
-                pass
-            time.sleep(0.002)
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)
     finally:
-        if proc.poll() is None and time.monotonic() - t0 > timeout:
+        watchdog.cancel()
+    log = work / "stages.txt"
+    reached = [ln for ln in (log.read_text(encoding="utf-8").splitlines() if log.exists() else []) if ln]
+    if not os.WIFSTOPPED(status):
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        err = (work / "build.stderr").read_text(encoding="utf-8", errors="replace")[-3000:] \
+            if (work / "build.stderr").exists() else ""
+        pytest.fail(f"the build never reached stage {stage!r}: it reached {reached} and ended with "
+                    f"{proc.returncode} (or hung past {timeout}s)\n{err}")
+    assert reached and reached[-1] == stage, (stage, reached)
+    return reached
+
+
+def kill_at(cmd: list[str], env: dict[str, str], stage: str, work: Path) -> list[str]:
+    """Run ``cmd`` (a `rag index`) until it reaches ``stage``, SIGKILL it there; the stages it reached."""
+    with open(work / "build.stderr", "wb") as err:
+        proc = start_paused_at(cmd, env, stage, work, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        reached = wait_until_paused(proc, stage, work)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.returncode is None:
             proc.kill()
-        proc.wait()
-    return proc.returncode, time.monotonic() - t0
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.returncode
+    return reached
 
 
-def test_sigkill_at_any_point_leaves_the_previous_index_answering(tmp_path, tiny_model, tiny_encoder):
+def new_data_folders(index_dir: Path, old: str) -> list[str]:
+    return [p.name for p in index_dir.iterdir() if p.name.startswith("data-") and p.name != old]
+
+
+def temp_manifests(index_dir: Path) -> list[str]:
+    return [p.name for p in index_dir.iterdir() if p.name.startswith(".manifest.json.")]
+
+
+def test_sigkill_at_every_build_stage_leaves_the_previous_index_answering(tmp_path, tiny_model, tiny_encoder):
     index_dir = tmp_path / "index"
     corpus = write_corpus(tmp_path / "corpus", seed=1)
     first = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-0"))
@@ -178,33 +194,20 @@ def test_sigkill_at_any_point_leaves_the_previous_index_answering(tmp_path, tiny
     assert old["counts"]["paragraphs"] == 300
 
     write_corpus(corpus, seed=2)  # every paragraph changes: the next build must encode all of them
-    # Event points before the late time points: a fast build (the lean encoder loads in ~1 s) may
-    # finish before 2 s, and the first build that finishes ends the loop.
-    points = {
-        "0.2s": after(0.2), "0.5s": after(0.5), "1s": after(1.0),
-        "encoding": None, "writing data": when_new_data_folder(old["data"]), "manifest tmp": when_manifest_tmp,
-        "2s": after(2.0), "4s": after(4.0),
-    }
-    killed_mid_build = []
-    for n, (name, point) in enumerate(points.items(), start=1):
+    # Killed before the model loads, after reading, while encoding, while writing the new data
+    # folder and with the new manifest written but not yet renamed: the old index answers.
+    for n, stage in enumerate(BEFORE_SWAP, start=1):
         cache = tmp_path / f"cache-{n}"  # a fresh cache, so each build really encodes
-        point = point or when_cache_written(cache)
-        rc, alive = kill_at(index_cmd(corpus, index_dir), env_for(tiny_model, cache), index_dir, point)
+        reached = kill_at(index_cmd(corpus, index_dir), env_for(tiny_model, cache), stage, tmp_path)
+        assert reached == list(STAGES[: STAGES.index(stage) + 1]), reached
+        if stage == "writing data":
+            assert new_data_folders(index_dir, old["data"]), "no new data folder at 'writing data'"
+        if stage == "manifest tmp":
+            assert temp_manifests(index_dir), "no temporary manifest at 'manifest tmp'"
         manifest = read_manifest(index_dir)
-        assert manifest is not None, f"killed at {name}: no manifest left"
-        print(f"kill point {name}: exit {rc} after {alive:.2f}s")
-        if rc == -signal.SIGKILL and manifest["data"] == old["data"]:
-            killed_mid_build.append(name)
-            assert_answers(index_dir, settings, tiny_encoder, "第1版")
-        elif rc == -signal.SIGKILL:  # killed after the swap, before the process exited: whole and new
-            assert_answers(index_dir, settings, tiny_encoder, "第2版")
-            break
-        else:  # the build finished before the kill point: then it must be whole and new
-            assert rc == 0, f"{name}: exit {rc}"
-            assert_answers(index_dir, settings, tiny_encoder, "第2版")
-            break
-    # Kills landed before the model loaded, while encoding and while writing the new data folder.
-    assert {"0.2s", "1s", "encoding", "writing data"} <= set(killed_mid_build), killed_mid_build
+        assert manifest is not None, f"killed at {stage}: no manifest left"
+        assert manifest["data"] == old["data"], f"killed at {stage}: the manifest moved on"
+        assert_answers(index_dir, settings, tiny_encoder, "第1版")
 
     # Leftovers of the killed builds (data folders, temp manifest, the .lock file) break nothing.
     final = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-final"))
@@ -252,28 +255,16 @@ def test_sigkill_during_an_update_leaves_the_old_or_the_new_index(tmp_path, tiny
     changed = [f"doc-{i:03d}.txt" for i in range(5)]
     old = assert_update_state(index_dir, settings, tiny_encoder, changed, "第1版")
     rewrite_files(corpus, 2, changed)
-    points = {
-        "0.2s": after(0.2), "0.5s": after(0.5), "writing data": when_new_data_folder(old["data"]),
-        "manifest tmp": when_manifest_tmp, "1s": after(1.0), "2s": after(2.0),
-    }
-    killed = []
-    for n, (name, point) in enumerate(points.items(), start=1):
+    for n, stage in enumerate(BEFORE_SWAP, start=1):
         cache = tmp_path / f"cache-{n}"  # the changed documents are really encoded each time
-        rc, alive = kill_at(index_cmd(corpus, index_dir), env_for(tiny_model, cache), index_dir, point)
+        kill_at(index_cmd(corpus, index_dir), env_for(tiny_model, cache), stage, tmp_path)
         manifest = read_manifest(index_dir)
-        assert manifest is not None, f"killed at {name}: no manifest left"
-        print(f"update kill point {name}: exit {rc} after {alive:.2f}s")
-        if manifest["data"] == old["data"]:
-            assert rc == -signal.SIGKILL, f"{name}: exit {rc} without a new index"
-            killed.append(name)
-            assert_update_state(index_dir, settings, tiny_encoder, changed, "第1版")
-        else:
-            assert_update_state(index_dir, settings, tiny_encoder, changed, "第2版")
-            break
-    assert {"0.2s", "writing data"} <= set(killed), killed
+        assert manifest is not None, f"killed at {stage}: no manifest left"
+        assert manifest["data"] == old["data"], f"killed at {stage}: the manifest moved on"
+        assert_update_state(index_dir, settings, tiny_encoder, changed, "第1版")
     done = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-final"))
     assert done.returncode == 0, done.stderr
-    assert "update: 5 files read, 5 documents redone" in done.stdout or "index up to date" in done.stdout, done.stdout
+    assert "update: 5 files read, 5 documents redone" in done.stdout, done.stdout
     new = assert_update_state(index_dir, settings, tiny_encoder, changed, "第2版")
     assert new["counts"]["paragraphs"] == 300
     again = run_index(corpus, index_dir, env_for(tiny_model, tmp_path / "cache-final"))
@@ -282,41 +273,37 @@ def test_sigkill_during_an_update_leaves_the_old_or_the_new_index(tmp_path, tiny
     assert len(data_dirs) <= 2 and new["data"] in data_dirs, data_dirs
 
 
-def test_killed_first_build_leaves_no_index_and_the_next_build_works(tmp_path, tiny_model, tiny_encoder):
+def test_killed_first_build_leaves_no_index_and_a_kill_after_the_swap_a_whole_one(tmp_path, tiny_model, tiny_encoder):
     index_dir = tmp_path / "index"
     corpus = write_corpus(tmp_path / "corpus", seed=3, files=10)
     env = env_for(tiny_model, tmp_path / "cache")
-    rc, _ = kill_at(index_cmd(corpus, index_dir), env, index_dir, when_new_data_folder(""))
-    if rc == -signal.SIGKILL:
-        assert read_manifest(index_dir) is None
-        with pytest.raises(IndexStateError, match="rag index"):
-            LoadedIndex.open(index_dir)
+    kill_at(index_cmd(corpus, index_dir), env, "writing data", tmp_path)
+    assert read_manifest(index_dir) is None
+    with pytest.raises(IndexStateError, match="rag index"):
+        LoadedIndex.open(index_dir)
+    # Killed after the manifest swap, before the process ended: the new index is whole.
+    kill_at(index_cmd(corpus, index_dir), env, "swapped", tmp_path)
+    settings = settings_for(tiny_model, index_dir, tmp_path / "cache")
+    assert_answers(index_dir, settings, tiny_encoder, "第3版")
     done = run_index(corpus, index_dir, env)
     assert done.returncode == 0, done.stderr
-    assert_answers(index_dir, settings_for(tiny_model, index_dir, tmp_path / "cache"), tiny_encoder, "第3版")
+    assert_answers(index_dir, settings, tiny_encoder, "第3版")
 
 
 def test_two_builds_at_once_the_second_refuses_cleanly(tmp_path, tiny_model, tiny_encoder):
     index_dir = tmp_path / "index"
     corpus = write_corpus(tmp_path / "corpus", seed=4)
     env = env_for(tiny_model, tmp_path / "cache")
-    first = subprocess.Popen(index_cmd(corpus, index_dir), env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    stopped = False
+    # The first build stops itself once it holds the lock (before the model loads), so the
+    # second certainly starts while the lock is held: a second build that runs anyway is a broken lock.
+    first = start_paused_at(index_cmd(corpus, index_dir), env, "locked", tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
-        # The lock is taken before the model loads; wait until the first process holds it, then
-        # stop it there, so the second build certainly starts while the first holds the lock
-        # (however fast the machine): a second build that runs anyway is a broken lock.
-        deadline = time.monotonic() + 120
-        while not ((index_dir / ".lock").exists() and (index_dir / ".lock").read_text().strip()):
-            assert first.poll() is None and time.monotonic() < deadline, "first build never took the lock"
-            time.sleep(0.01)
-        first.send_signal(signal.SIGSTOP)
-        stopped = True
+        wait_until_paused(first, "locked", tmp_path)
         second = subprocess.run(index_cmd(corpus, index_dir), env=env, cwd=ROOT, capture_output=True,
                                 text=True, timeout=120)
     finally:
-        if stopped:
+        if first.returncode is None:
             first.send_signal(signal.SIGCONT)
         out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err

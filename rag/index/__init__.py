@@ -5,7 +5,9 @@
 * ``tables``: the files of a data folder, their writer and read-only row tables;
 * ``loaded``: :class:`~rag.index.loaded.LoadedIndex`, everything a search needs;
 * ``build``: ``rag index`` (ingest, chunk, embed, write a new data folder);
-* ``freshness``: is the index up to date (answered before the rest is imported).
+* ``freshness``: is the index up to date (answered before the rest is imported);
+* ``compat``: does an index fit the settings (format and build key, model, normaliser,
+  chunking, gloss, store kind), and the version numbers of the index format.
 
 Layout::
 

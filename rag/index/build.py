@@ -1,8 +1,9 @@
 """`rag index`: ingest, clean, chunk, embed (cached by content hash), write a new index atomically.
 
 Incremental: unchanged files are not read again, unchanged documents keep their rows (see
-:func:`build_index`), and an unchanged corpus is answered by ``rag.index.freshness`` before any of
-this module is imported.
+:func:`build_index` and ``rag/index/rows.py``), and an unchanged corpus is answered by
+``rag.index.freshness`` before any of this module is imported. ``_build`` lists the steps of a
+build in order, one function each; ``rag.index.compat`` decides whether the live index fits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,10 +26,9 @@ from rag.config import Settings, get_settings
 from rag.embedding.cache import EmbeddingCache, encode_cached, text_key
 from rag.embedding.encoder import vector_space
 from rag.errors import IndexStateError, InputError
-from rag.index import freshness
-from rag.index.freshness import FORMAT_VERSION, MANIFEST
+from rag.index import compat, freshness
+from rag.index.freshness import MANIFEST
 from rag.index.integrity import checksum_files, stamps_for
-from rag.index.loaded import LoadedIndex
 from rag.index.manifest import (
     READERS,
     build_lock,
@@ -36,16 +37,15 @@ from rag.index.manifest import (
     seal_manifest,
     write_json_atomic,
 )
-from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, ROW_KEYS, SENTENCE_DTYPE, write_tables
-from rag.ingest.chunking import chunk_documents, sentence_chunks
-from rag.ingest.corpus import doc_id_for, load_corpus
-from rag.retrieval.gloss import plan_gloss_index
+from rag.index.rows import NextRows, PreviousIndex, concat_parts, plan_rows, unchanged
+from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, SENTENCE_DTYPE, write_tables
+from rag.ingest.corpus import load_corpus
+from rag.retrieval.gloss import GlossIndex, GlossPlan, plan_gloss_index
+from rag.store.base import LexicalIndex, VectorWriter
 from rag.store.bm25state import BM25State
 from rag.store.factory import BuildRows, build_backend
-from rag.store.faiss_store import FaissStore
-from rag.store.lexical import BM25_DIR
 from rag.text.normalise import Normaliser
-from rag.types import Chunk, Document, SkippedFile
+from rag.types import Document, SkippedFile
 
 
 @dataclass
@@ -94,18 +94,6 @@ class IndexSummary:
         return out
 
 
-def embed_text(chunk: Chunk, doc: Document, settings: Settings) -> str:
-    """The passage text given to the encoder (the title adds context for short chunks)."""
-    if settings.embed_title and doc.title and not chunk.text.startswith(doc.title):
-        return f"{doc.title}\n{chunk.text}"
-    return chunk.text
-
-
-def index_config(settings: Settings, normaliser: Normaliser | None = None) -> dict[str, Any]:
-    """The settings an index is built for; a loaded index must match them."""
-    return freshness.index_config(settings)
-
-
 def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
     """(model id, passage precision) of the index to build, without loading the model."""
     if encoder is not None:
@@ -115,141 +103,6 @@ def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
 
     model_id = DEFAULT_MODEL_ID if settings.embed_model == DEFAULT_MODEL_NAME else _model_id_for(settings.embed_model)
     return model_id, resolve_passage_dtype(settings.embed_passage_dtype, settings.embed_device)
-
-
-class _Previous:
-    """The live index, opened to take over what is still valid: documents of unchanged files,
-    and the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents."""
-
-    def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
-                 sources: dict[str, Any]) -> None:
-        self.manifest = manifest
-        self.index = LoadedIndex(index_dir, manifest, verify="stamped", settings=settings)
-        self.data_dir = self.index.data_dir
-        if not isinstance(self.index.store, FaissStore):  # only a local store's rows are taken over
-            raise IndexStateError(f"the index in {index_dir} does not keep its vectors in its data folder")
-        self.store: FaissStore = self.index.store
-        docs = self.index.documents
-        self.doc_row = docs.row
-        self.doc_sha = docs._cols["sha256"]
-        self.doc_title = docs._cols["title"]
-        self.para_offsets = docs._offsets  # document i owns paragraph rows para_offsets[i]:[i+1]
-        self.bm25 = BM25State.load(self.data_dir / BM25_DIR)
-        if len(self.bm25) != len(self.index.chunk_ids):
-            raise IndexStateError(f"the BM25 state in {self.data_dir} does not match its chunks")
-        self.keys = np.load(self.data_dir / ROW_KEYS)
-        self._key_row: dict[bytes, int] | None = None
-        old = manifest.get("sources", {})
-        # A changed metadata.json may retitle any file: then every file is read again.
-        self.metadata_changed = any(
-            Path(name).name == freshness.METADATA_FILE and old.get(name) != sources.get(name)
-            for name in set(old) | set(sources)
-        )
-        self.old_sources, self.new_sources = old, sources
-        self.files_reused = 0
-
-    def reuse_file(self, path: Path, rel: Any) -> list[Document] | None:
-        """The documents of an unchanged file as the live index holds them, else None (read it)."""
-        name = str(path.resolve())
-        was, now = self.old_sources.get(name), self.new_sources.get(name)
-        if self.metadata_changed or not was or not now or was.get("sha256") != now["sha256"] or "docs" not in was:
-            return None
-        first, end = was["docs"]
-        cols = self.index.documents._cols
-        if end > len(cols["doc_id"]) or first > end:
-            return None
-        if not name.endswith(".jsonl") and any(cols["doc_id"][i] != doc_id_for(rel) for i in range(first, end)):
-            return None  # renamed for a clash: let the load name it again
-        docs = [self._document(i) for i in range(first, end)]
-        self.files_reused += 1
-        return docs
-
-    def _document(self, i: int) -> Document:
-        info = self.index.documents[self.index.documents.ids[i]]
-        pa, pb = int(self.para_offsets[i]), int(self.para_offsets[i + 1])
-        return Document(info.doc_id, info.title, info.source, info.sha256,
-                        tuple(self.index.paragraphs.at(r) for r in range(pa, pb)), info.date, info.path,
-                        tuple(info.removed), tuple(info.flags))
-
-    def rows_for(self, doc: Document) -> int | None:
-        """The live index's row of ``doc`` when its chunks can be taken over as they are."""
-        r = self.doc_row.get(doc.doc_id)
-        if r is None or self.doc_sha[r] != doc.sha256 or self.doc_title[r] != doc.title:
-            return None
-        if int(self.para_offsets[r + 1] - self.para_offsets[r]) != len(doc.paragraphs):
-            return None
-        return r
-
-    def vectors_for_keys(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """Vectors the live index holds for these row keys (a cleared cache costs nothing)."""
-        if self._key_row is None:
-            self._key_row = {k.tobytes(): i for i, k in enumerate(self.keys)}
-        n_chunks = len(self.index.chunk_ids)
-        out: dict[bytes, np.ndarray] = {}
-        for k in keys:
-            i = self._key_row.get(k)
-            if i is None:
-                continue
-            if i < n_chunks:
-                out[k] = self.store.vectors_at(np.array([i]))[0]
-            else:
-                out[k] = np.asarray(self.index.sentence_vectors[i - n_chunks], dtype=np.float32)
-        return out
-
-    def close(self) -> None:
-        self.index.close()
-
-
-@dataclass
-class _Rows:
-    """The rows of the next index, assembled in document order from taken-over runs and new documents."""
-
-    para_count: int = 0
-    chunk_parts: list[np.ndarray] = field(default_factory=list)  # int32 (n, 3) with new paragraph rows
-    sentence_parts: list[np.ndarray] = field(default_factory=list)
-    chunk_src: list[np.ndarray] = field(default_factory=list)  # old chunk row, or -1 for a new chunk
-    sentence_src: list[np.ndarray] = field(default_factory=list)
-    bm25_parts: list[tuple[str, Any]] = field(default_factory=list)  # ("old", rows) | ("new", (a, b))
-    new_chunks: list[Chunk] = field(default_factory=list)
-    new_sentences: list[Chunk] = field(default_factory=list)
-    new_chunk_texts: list[str] = field(default_factory=list)
-
-    def take(self, prev: _Previous, first_doc: int, end_doc: int) -> None:
-        """Old documents ``first_doc:end_doc`` (consecutive in the live index), as they are."""
-        po = prev.para_offsets
-        pa, pb = int(po[first_doc]), int(po[end_doc])
-        shift = self.para_count - pa
-        for table, offsets, parts, src in (
-            (prev.index.chunk_table, prev.index.chunk_offsets, self.chunk_parts, self.chunk_src),
-            (prev.index.sentence_table, prev.index.sentence_offsets, self.sentence_parts, self.sentence_src),
-        ):
-            ra, rb = int(offsets[pa]), int(offsets[pb])
-            part = np.array(table[ra:rb], dtype=np.int32)
-            part[:, 0] += shift
-            parts.append(part)
-            src.append(np.arange(ra, rb, dtype=np.int64))
-            if table is prev.index.chunk_table:
-                self.bm25_parts.append(("old", np.arange(ra, rb, dtype=np.int64)))
-        self.para_count += pb - pa
-
-    def add(self, doc: Document, settings: Settings) -> None:
-        """A new or changed document: chunked here, embedded and tokenised later."""
-        rows = {p.para_id: self.para_count + i for i, p in enumerate(doc.paragraphs)}
-        chunks = chunk_documents([doc], settings.chunk_max_chars, settings.chunk_overlap_chars)
-        sentences = [s for p in doc.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
-        a = len(self.new_chunks)
-        for items, parts, src, bucket in ((chunks, self.chunk_parts, self.chunk_src, self.new_chunks),
-                                         (sentences, self.sentence_parts, self.sentence_src, self.new_sentences)):
-            parts.append(np.array([(rows[c.para_id], c.start, c.end) for c in items], dtype=np.int32).reshape(-1, 3))
-            src.append(np.full(len(items), -1, dtype=np.int64))
-            bucket.extend(items)
-        self.new_chunk_texts.extend(embed_text(c, doc, settings) for c in chunks)
-        self.bm25_parts.append(("new", (a, len(self.new_chunks))))
-        self.para_count += len(doc.paragraphs)
-
-
-def _cat(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(shape, dtype=dtype)
 
 
 def build_index(
@@ -281,6 +134,7 @@ def build_index(
     t0 = time.perf_counter()
     summary = IndexSummary(index_dir=index_dir)
     with build_lock(index_dir):
+        _stage("locked")
         try:
             old_manifest = read_manifest(index_dir)
         except IndexStateError:
@@ -308,7 +162,7 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
              summary: IndexSummary, old_manifest: dict[str, Any] | None, t0: float) -> IndexSummary:
     model_id, passage_dtype = _identity(settings, encoder)
     space = vector_space(model_id, passage_dtype)
-    key = freshness.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
+    key = compat.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
     sources = freshness.scan_sources(paths, freshness.glossary_paths(settings))
     if (not full and old_manifest is not None and freshness.matches(old_manifest, key, paths, sources)
             and freshness.data_files_present(index_dir, old_manifest)):
@@ -318,11 +172,10 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
         summary.chunks, summary.sentence_vectors = counts.get("chunks", 0), counts.get("sentence_vectors", 0)
         summary.seconds = time.perf_counter() - t0
         return summary
-    prev: _Previous | None = None
-    if (not full and old_manifest is not None and old_manifest.get("build_key") == key
-            and settings.store == "faiss"):
+    prev: PreviousIndex | None = None
+    if not full and old_manifest is not None and compat.can_take_over(old_manifest, key, settings):
         try:
-            prev = _Previous(index_dir, old_manifest, settings, sources)
+            prev = PreviousIndex(index_dir, old_manifest, settings, sources)
         except (IndexStateError, OSError, ValueError):
             prev = None  # damaged: build afresh
     try:
@@ -335,9 +188,45 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
 
 
 def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool,
-           summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: _Previous | None,
+           summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: PreviousIndex | None,
            key: dict[str, Any], space: str, sources: dict[str, Any]) -> IndexSummary:
+    """The steps of a build that has something to do, in order; each step is one function below."""
     previous = _live_data_name(index_dir, old_manifest)  # read before the swap replaces it
+    corpus = _read_corpus(paths, settings, prev, summary)
+    _stage("read")
+    rows, changed_docs = plan_rows(corpus.docs, prev, settings)
+    if prev is not None and not changed_docs and _same_gloss(prev, corpus) and unchanged(prev, corpus.docs, rows, settings):
+        return _renew(index_dir, paths, sources, corpus, prev, summary)
+    new = _embed_new_rows(rows, settings, encoder, progress, space, prev)
+    tables = _assemble(corpus.docs, rows, new, prev)
+    bm25_state, new_tokens = _bm25_state(rows, prev, corpus.normaliser)
+    store, bm25, chunk_vectors = _backend(settings, index_dir, corpus.docs, rows, new, tables, bm25_state,
+                                          new_tokens, space, prev)
+    gloss = corpus.gloss_plan.build(corpus.para_texts)
+    data_name = _write_data(index_dir, settings, paths, sources, corpus, rows, tables, new.dim,
+                            (store, bm25, gloss, chunk_vectors), key, space)
+    _stage("swapped")
+    # The live folder and its predecessor stay (a reader may be between reading the manifest and
+    # opening it); older ones go once no reader holds them.
+    remove_unused_data(index_dir, keep={data_name, previous})
+    _summarise(summary, _old_documents(index_dir, old_manifest, prev), corpus, rows, changed_docs, tables,
+               new.encoded, prev)
+    return summary
+
+
+@dataclass
+class _Corpus:
+    """The documents of a build, read and cleaned (those of unchanged files taken over), and its gloss plan."""
+
+    docs: list[Document]
+    origins: list[str]  # the source file of each document
+    normaliser: Normaliser
+    para_texts: list[str]  # every paragraph's text, in row order
+    gloss_plan: GlossPlan
+
+
+def _read_corpus(paths: list[Path], settings: Settings, prev: PreviousIndex | None, summary: IndexSummary) -> _Corpus:
+    """Load and clean the corpus (documents of unchanged files come from the live index) and plan the gloss."""
     origins: list[str] = []
     docs, skipped = load_corpus(paths, reuse=prev.reuse_file if prev else None, origins=origins)
     summary.skipped = list(skipped)
@@ -348,44 +237,43 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     para_texts = [p.text for d in docs for p in d.paragraphs]
     gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary, cache_dir=settings.cache_dir)
     summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss_plan.report["problems"]]
+    return _Corpus(docs, origins, normaliser, para_texts, gloss_plan)
 
-    # Rows: runs of unchanged documents taken over, new and changed documents chunked afresh.
-    rows = _Rows()
-    run: tuple[int, int] | None = None  # a run of consecutive old documents being taken over
-    changed_docs: list[Document] = []
-    for d in docs:
-        r = prev.rows_for(d) if prev is not None else None
-        if r is not None and run is not None and r == run[1]:
-            run = (run[0], r + 1)
-            continue
-        if run is not None:
-            rows.take(prev, *run)  # type: ignore[arg-type]
-            run = None
-        if r is not None:
-            run = (r, r + 1)
-        else:
-            rows.add(d, settings)
-            changed_docs.append(d)
-    if run is not None:
-        rows.take(prev, *run)  # type: ignore[arg-type]
 
-    same_gloss = (prev is not None
-                  and prev.manifest.get("gloss", {}).get("glossary", {}).get("digest") == gloss_plan.digest)
-    if prev is not None and not changed_docs and same_gloss and _unchanged(prev, docs, rows, settings):
-        # Same bytes under new mtimes (a checkout, a copy): the data folder stays, only the
-        # manifest's record of the files is renewed.
-        manifest = {**prev.manifest, "paths": freshness.resolved_paths(paths),
-                    "sources": _sources_record(sources, origins)}
-        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
-        summary.rebuilt, summary.renewed = False, True
-        summary.files_read = len(set(origins)) - prev.files_reused
-        c = prev.manifest["counts"]
-        summary.documents, summary.paragraphs = c["documents"], c["paragraphs"]
-        summary.chunks, summary.sentence_vectors = c["chunks"], c["sentence_vectors"]
-        summary.reused = c["chunks"] + c["sentence_vectors"]
-        return summary
+def _same_gloss(prev: PreviousIndex, corpus: _Corpus) -> bool:
+    """The live index's gloss was built from the same glossaries."""
+    return bool(prev.manifest.get("gloss", {}).get("glossary", {}).get("digest") == corpus.gloss_plan.digest)
 
-    # Vectors of the new rows: the embedding cache, the live index, else the model.
+
+def _renew(index_dir: Path, paths: list[Path], sources: dict[str, Any], corpus: _Corpus, prev: PreviousIndex,
+           summary: IndexSummary) -> IndexSummary:
+    """Same bytes under new mtimes (a checkout, a copy): the data folder stays, only the
+    manifest's record of the files is renewed."""
+    manifest = {**prev.manifest, "paths": freshness.resolved_paths(paths),
+                "sources": _sources_record(sources, corpus.origins)}
+    write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
+    summary.rebuilt, summary.renewed = False, True
+    summary.files_read = len(set(corpus.origins)) - prev.files_reused
+    c = prev.manifest["counts"]
+    summary.documents, summary.paragraphs = c["documents"], c["paragraphs"]
+    summary.chunks, summary.sentence_vectors = c["chunks"], c["sentence_vectors"]
+    summary.reused = c["chunks"] + c["sentence_vectors"]
+    return summary
+
+
+@dataclass
+class _NewVectors:
+    """The vectors of the new rows (new chunks, then new sentences) and their embedding-cache keys."""
+
+    keys: list[bytes]
+    vectors: np.ndarray  # float32 (len(keys), dim)
+    dim: int
+    encoded: int  # rows that had to go through the model
+
+
+def _embed_new_rows(rows: NextRows, settings: Settings, encoder: Any, progress: bool, space: str,
+                    prev: PreviousIndex | None) -> _NewVectors:
+    """Vectors of the new rows: the embedding cache, the live index, else the model (loaded only then)."""
     new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
     new_keys = [text_key(space, "passage", t) for t in new_texts]
     n_encoded = 0
@@ -402,6 +290,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
                 dim = encoder.dim
             elif dim is None:  # everything cached: the model need not load
                 dim = len(next(iter(found.values())))
+            _stage("encoding")
             new_vectors, n_encoded = encode_cached(
                 new_texts, model_id=space, kind="passage",
                 encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
@@ -410,22 +299,40 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         finally:
             cache.close()
     assert dim is not None
+    return _NewVectors(new_keys, new_vectors, dim, n_encoded)
+
+
+@dataclass
+class _Tables:
+    """The row tables of the next index (see ``rag/index/tables.py``) and what each row came from."""
+
+    chunk_table: np.ndarray  # int32 (n, 3): paragraph row, start, end
+    sentence_table: np.ndarray
+    chunk_src: np.ndarray  # the live index's chunk row of each chunk row, -1 for a new one
+    chunk_ids: list[str]
+    chunk_docs: list[str]
+    sentence_vectors: np.ndarray  # as stored (float16)
+    row_keys: np.ndarray  # the embedding-cache key of every chunk row, then every sentence row
+
+
+def _assemble(docs: list[Document], rows: NextRows, new: _NewVectors, prev: PreviousIndex | None) -> _Tables:
+    """Chunk and sentence tables, sentence vectors and row keys: old rows copied from the live index."""
     n_new_chunks = len(rows.new_chunks)
-    chunk_table = _cat(rows.chunk_parts, (0, 3), np.int32)
-    sentence_table = _cat(rows.sentence_parts, (0, 3), np.int32)
-    chunk_src = _cat(rows.chunk_src, (0,), np.int64)
-    sentence_src = _cat(rows.sentence_src, (0,), np.int64)
+    chunk_table = concat_parts(rows.chunk_parts, (0, 3), np.int32)
+    sentence_table = concat_parts(rows.sentence_parts, (0, 3), np.int32)
+    chunk_src = concat_parts(rows.chunk_src, (0,), np.int64)
+    sentence_src = concat_parts(rows.sentence_src, (0,), np.int64)
     para_ids = [p.para_id for d in docs for p in d.paragraphs]
     para_doc = [d.doc_id for d in docs for _ in d.paragraphs]
     chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
     chunk_docs = [para_doc[p] for p in chunk_table[:, 0].tolist()]
 
-    sentence_vectors = np.zeros((len(sentence_table), dim), dtype=SENTENCE_DTYPE)  # as stored: float16
+    sentence_vectors = np.zeros((len(sentence_table), new.dim), dtype=SENTENCE_DTYPE)
     old_s = sentence_src >= 0
     if prev is not None and old_s.any():
         sentence_vectors[old_s] = prev.index.sentence_vectors[sentence_src[old_s]]
-    sentence_vectors[~old_s] = new_vectors[n_new_chunks:]
-    new_key_arr = np.frombuffer(b"".join(new_keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
+    sentence_vectors[~old_s] = new.vectors[n_new_chunks:]
+    new_key_arr = np.frombuffer(b"".join(new.keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
     row_keys = np.zeros((len(chunk_table) + len(sentence_table), KEY_BYTES), dtype=np.uint8)
     n_old_chunks = len(prev.index.chunk_ids) if prev is not None else 0
     for src, offset, fresh_keys in ((chunk_src, 0, new_key_arr[:n_new_chunks]),
@@ -435,34 +342,51 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
         if prev is not None and old.any():
             target[old] = prev.keys[src[old] + (n_old_chunks if offset else 0)]
         target[~old] = fresh_keys
+    return _Tables(chunk_table, sentence_table, chunk_src, chunk_ids, chunk_docs, sentence_vectors, row_keys)
 
-    # BM25: term counts of new chunks only; the statistics are recomputed over all rows.
+
+def _bm25_state(rows: NextRows, prev: PreviousIndex | None, normaliser: Normaliser) -> tuple[BM25State, list[list[str]]]:
+    """BM25 term counts of every chunk row (new chunks tokenised, old rows taken over) and the new
+    chunks' tokens; the statistics are recomputed over all rows."""
     base = prev.bm25 if prev is not None else BM25State.empty()
     new_tokens = normaliser.tokenise_many(rows.new_chunk_texts)
     added = base.with_rows(new_tokens)
     parts = [base.take(sel) if kind == "old" else added.take(np.arange(*sel)) for kind, sel in rows.bm25_parts]
     state = BM25State.concat(parts) if parts else BM25State.empty()
+    return state, new_tokens
 
-    config = json.dumps([index_config(settings), space, FORMAT_VERSION], sort_keys=True)
+
+def _backend(settings: Settings, index_dir: Path, docs: list[Document], rows: NextRows, new: _NewVectors,
+             tables: _Tables, bm25_state: BM25State, new_tokens: list[list[str]], space: str,
+             prev: PreviousIndex | None) -> tuple[VectorWriter, LexicalIndex, np.ndarray | None]:
+    """The store and BM25 of the next index (``rag.store.factory``), and the chunk vectors to keep."""
+    config = json.dumps([compat.expected_config(settings), space, compat.FORMAT_VERSION], sort_keys=True)
+    n_new_chunks = len(rows.new_chunks)
     build_rows = BuildRows(
-        chunk_ids=chunk_ids, chunk_docs=chunk_docs, chunk_src=chunk_src, new_chunks=rows.new_chunks,
-        new_vectors=new_vectors[:n_new_chunks], new_tokens=new_tokens, bm25=state,
+        chunk_ids=tables.chunk_ids, chunk_docs=tables.chunk_docs, chunk_src=tables.chunk_src,
+        new_chunks=rows.new_chunks, new_vectors=new.vectors[:n_new_chunks], new_tokens=new_tokens, bm25=bm25_state,
         doc_keys={d.doc_id: hashlib.sha256(f"{d.sha256}\n{config}".encode()).hexdigest()[:32] for d in docs},
     )
-    store, bm25, chunk_vectors = build_backend(
-        settings, index_dir, dim, build_rows, (prev.store, prev.data_dir) if prev is not None else None
-    )
+    return build_backend(settings, index_dir, new.dim, build_rows,
+                         (prev.store, prev.data_dir) if prev is not None else None)
 
-    gloss = gloss_plan.build(para_texts)
 
+def _write_data(index_dir: Path, settings: Settings, paths: list[Path], sources: dict[str, Any], corpus: _Corpus,
+                rows: NextRows, tables: _Tables, dim: int,
+                parts: tuple[VectorWriter, LexicalIndex, GlossIndex, np.ndarray | None],
+                key: dict[str, Any], space: str) -> str:
+    """A new data folder, every file fsynced, then the manifest that names it swapped in with one
+    atomic rename; returns the folder's name. A failure removes the folder and leaves the live index."""
+    store, bm25, gloss, chunk_vectors = parts
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     data_name = f"data-{stamp}-{os.getpid()}"
     data_dir = index_dir / data_name
     data_dir.mkdir(parents=True)
+    _stage("writing data")
     try:
         names = (
-            write_tables(data_dir, docs, chunk_table, sentence_table, sentence_vectors, row_keys,
-                         chunk_vectors=chunk_vectors)
+            write_tables(data_dir, corpus.docs, tables.chunk_table, tables.sentence_table, tables.sentence_vectors,
+                         tables.row_keys, chunk_vectors=chunk_vectors)
             + store.save(data_dir)
             + bm25.save(data_dir)
             + gloss.save(data_dir)
@@ -471,10 +395,10 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
             _fsync_file(data_dir / name)
         (data_dir / READERS).touch()
         manifest = {
-            "format_version": FORMAT_VERSION,
+            "format_version": compat.FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "data": data_name,
-            **index_config(settings),
+            **compat.expected_config(settings),
             "build_key": key,
             "model": {"name": settings.embed_model, "id": key["model_id"], "dim": dim,
                       "passage_dtype": key["passage_dtype"], "vector_space": space},
@@ -482,43 +406,58 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
             "bm25": bm25.describe(),
             "gloss": gloss.describe(),
             "paths": freshness.resolved_paths(paths),
-            "sources": _sources_record(sources, origins),
+            "sources": _sources_record(sources, corpus.origins),
             "counts": {
-                "documents": len(docs),
+                "documents": len(corpus.docs),
                 "paragraphs": rows.para_count,
-                "chunks": len(chunk_table),
-                "sentence_vectors": len(sentence_table),
+                "chunks": len(tables.chunk_table),
+                "sentence_vectors": len(tables.sentence_table),
             },
             "checksums": checksum_files(data_dir, names, stamps_for(settings)),
         }
-        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest))
+        write_json_atomic(index_dir / MANIFEST, seal_manifest(manifest), before_replace=lambda: _stage("manifest tmp"))
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
-    # The live folder and its predecessor stay (a reader may be between reading the manifest and
-    # opening it); older ones go once no reader holds them.
-    remove_unused_data(index_dir, keep={data_name, previous})
+    return data_name
 
-    old_docs = _old_documents(index_dir, old_manifest, prev)
-    doc_sha = {d.doc_id: d.sha256 for d in docs}
+
+def _summarise(summary: IndexSummary, old_docs: dict[str, str], corpus: _Corpus, rows: NextRows,
+               changed_docs: list[Document], tables: _Tables, n_encoded: int, prev: PreviousIndex | None) -> None:
+    """What the build did, for `rag index` to print: documents new, changed and deleted, rows reused."""
+    doc_sha = {d.doc_id: d.sha256 for d in corpus.docs}
     summary.new_docs = sorted(d for d in doc_sha if d not in old_docs)
     summary.changed_docs = sorted(d for d, sha in doc_sha.items() if d in old_docs and old_docs[d] != sha)
     summary.deleted_docs = sorted(d for d in old_docs if d not in doc_sha)
     summary.rebuilt = prev is None
-    summary.files_read = len({o for o in origins}) - (prev.files_reused if prev is not None else 0)
+    summary.files_read = len(set(corpus.origins)) - (prev.files_reused if prev is not None else 0)
     summary.documents_redone = len(changed_docs)
-    summary.documents = len(docs)
+    summary.documents = len(corpus.docs)
     summary.paragraphs = rows.para_count
-    summary.chunks = len(chunk_table)
-    summary.sentence_vectors = len(sentence_table)
+    summary.chunks = len(tables.chunk_table)
+    summary.sentence_vectors = len(tables.sentence_table)
     summary.encoded = n_encoded
-    summary.reused = len(chunk_table) + len(sentence_table) - n_encoded
-    for d in docs:
+    summary.reused = len(tables.chunk_table) + len(tables.sentence_table) - n_encoded
+    for d in corpus.docs:
         for removal in d.removed:
             summary.removed_by_kind[removal.kind] = summary.removed_by_kind.get(removal.kind, 0) + 1
         if d.flags:
             summary.flags[d.doc_id] = list(d.flags)
-    return summary
+
+
+# Test hook, internal on purpose (not a setting, so not in the README's list of RAG_ settings):
+# with _RAG_TEST_BUILD_STAGES naming a file, a build appends the name of each stage it reaches
+# ("locked", "read", "encoding", "writing data", "manifest tmp", "swapped"); with
+# _RAG_TEST_BUILD_PAUSE naming one of them, it stops itself (SIGSTOP) there. The crash tests
+# (tests/test_reliability_index.py) kill it at that exact point, on any machine's speed.
+def _stage(name: str) -> None:
+    log = os.environ.get("_RAG_TEST_BUILD_STAGES")
+    if not log:
+        return
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(name + "\n")
+    if os.environ.get("_RAG_TEST_BUILD_PAUSE") == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:
@@ -543,24 +482,6 @@ def _load_encoder(settings: Settings, space: str) -> Any:
     return encoder
 
 
-def _unchanged(prev: _Previous, docs: list[Document], rows: _Rows, settings: Settings) -> bool:
-    """Every row of the live index taken over in place, with the same document records."""
-    if len(docs) != len(prev.doc_sha) or prev.manifest["store"].get("hnsw_threshold") != settings.hnsw_threshold:
-        return False
-    if rows.bm25_parts != [] and (len(rows.bm25_parts) != 1 or rows.bm25_parts[0][0] != "old"):
-        return False
-    n_chunks, n_sentences = len(prev.index.chunk_ids), len(prev.index.sentence_table)
-    src_c, src_s = _cat(rows.chunk_src, (0,), np.int64), _cat(rows.sentence_src, (0,), np.int64)
-    if not (np.array_equal(src_c, np.arange(n_chunks)) and np.array_equal(src_s, np.arange(n_sentences))):
-        return False
-    cols = prev.index.documents._cols
-    return all(
-        (cols["doc_id"][i], cols["title"][i], cols["source"][i], cols["date"][i], cols["sha256"][i], cols["path"][i])
-        == (d.doc_id, d.title, d.source, d.date, d.sha256, d.path)
-        for i, d in enumerate(docs)
-    )
-
-
 def _sources_record(sources: dict[str, Any], origins: list[str]) -> dict[str, Any]:
     """The manifest's record of the source files: size, mtime, sha256 and their documents' rows."""
     rows = _file_rows(origins)
@@ -582,7 +503,7 @@ def _file_rows(origins: list[str]) -> dict[str, list[int]]:
     return {k: v for k, v in out.items() if k not in broken}
 
 
-def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: _Previous | None) -> dict[str, str]:
+def _old_documents(index_dir: Path, manifest: dict[str, Any] | None, prev: PreviousIndex | None) -> dict[str, str]:
     """doc_id -> sha256 of the index this build replaced (empty when there was none)."""
     if prev is not None:
         return dict(zip(prev.index.documents.ids, prev.doc_sha, strict=True))

@@ -20,67 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rag.files import GLOSSARY_FILE
+from rag.files import GLOSSARY_FILE, METADATA_FILE
+from rag.index.compat import expected_key, format_fits, key_fits
 
-FORMAT_VERSION = 3
-# Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
-# unchanged files are otherwise taken over as the previous build made them.
-PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
-METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
-GLOSS_KEY_VERSION = 1  # bump with rag.retrieval.gloss.GLOSS_VERSION: how paragraphs are glossed
 
 
 def manifest_digest(manifest: dict[str, Any]) -> str:
     """sha256 of the manifest without its own digest (canonical JSON), so an edit is detected."""
     body = {k: v for k, v in manifest.items() if k != MANIFEST_DIGEST}
     return hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
-
-
-def index_config(settings: Any) -> dict[str, Any]:
-    """The settings an index is built for; a loaded index must match them."""
-    from rag.text.normalise import normaliser_config
-
-    return {
-        "model": settings.embed_model,
-        "normaliser": normaliser_config(settings.opencc_config),
-        "chunking": {
-            "max_chars": settings.chunk_max_chars,
-            "overlap_chars": settings.chunk_overlap_chars,
-            "embed_title": settings.embed_title,
-            "sentence_vectors": settings.sentence_vectors,
-        },
-    }
-
-
-def passage_dtype_for(settings: Any) -> str:
-    from rag.hardware import cpu_has_native_bfloat16, pick_dtype
-
-    requested = settings.embed_passage_dtype
-    return pick_dtype(requested, settings.embed_device, requested == "auto" and cpu_has_native_bfloat16())
-
-
-def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str | None = None) -> dict[str, Any]:
-    """Everything whose change makes a full rebuild necessary (a different index, not an update).
-
-    ``model_id`` defaults to the default model's id (known without loading it); for another
-    model the name stands for it, as in the manifest's ``model.id`` of such a model.
-    """
-    from rag.modelid import MODEL_ID, MODEL_NAME
-
-    store: dict[str, Any] = {"kind": settings.store}
-    if settings.store == "milvus":
-        store.update(uri=settings.milvus_uri, collection=settings.milvus_collection)
-    return {
-        "format_version": FORMAT_VERSION,
-        "pipeline_version": PIPELINE_VERSION,
-        **index_config(settings),
-        "model_id": model_id or (MODEL_ID if settings.embed_model == MODEL_NAME else settings.embed_model),
-        "passage_dtype": passage_dtype or passage_dtype_for(settings),
-        "store": store,
-        "gloss": {"version": GLOSS_KEY_VERSION, "glossaries": settings.glossary or None},
-    }
 
 
 def split_glossaries(value: str | None) -> list[tuple[str, Path]]:
@@ -150,7 +100,7 @@ def read_manifest_quick(index_dir: Path) -> dict[str, Any] | None:
         data = json.loads((Path(index_dir) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+    if not format_fits(data):
         return None
     if data.get(MANIFEST_DIGEST) != manifest_digest(data):
         return None
@@ -172,7 +122,7 @@ def data_files_present(index_dir: Path, manifest: dict[str, Any]) -> bool:
 def matches(manifest: dict[str, Any], key: dict[str, Any], paths: Sequence[Path],
             sources: dict[str, dict[str, Any] | None]) -> bool:
     """The manifest was built with ``key`` from exactly these files (size, mtime and sha256)."""
-    if manifest.get("build_key") != key or manifest.get("paths") != resolved_paths(paths):
+    if not key_fits(manifest, key) or manifest.get("paths") != resolved_paths(paths):
         return False
     recorded = manifest.get("sources")
     if not isinstance(recorded, dict) or recorded.keys() != sources.keys():
@@ -212,7 +162,7 @@ def up_to_date(paths: Sequence[Path], index_dir: Path, settings: Any) -> UpToDat
         return None
     key = expected_key(settings, manifest)
     recorded = manifest.get("sources")
-    if manifest.get("build_key") != key or not isinstance(recorded, dict):
+    if not key_fits(manifest, key) or not isinstance(recorded, dict):
         return None
     # Cheap before costly: the set of files and their sizes and mtimes first, hashes only then.
     files = source_files(paths, glossary_paths(settings))
@@ -233,18 +183,3 @@ def up_to_date(paths: Sequence[Path], index_dir: Path, settings: Any) -> UpToDat
     if not matches(manifest, key, paths, sources) or not data_files_present(index_dir, manifest):
         return None
     return UpToDate(Path(index_dir), manifest, sum(1 for s in sources.values() if s), time.perf_counter() - t0)
-
-
-def expected_key(settings: Any, manifest: dict[str, Any]) -> dict[str, Any]:
-    """The build key ``settings`` give, for comparing with ``manifest``'s.
-
-    Another model than the default has an id only once it is loaded; while its name is the one
-    recorded, the recorded id stands for it (as the name does for the vectors it made).
-    """
-    from rag.modelid import MODEL_NAME
-
-    recorded = manifest.get("build_key") or {}
-    model_id = None
-    if settings.embed_model != MODEL_NAME and recorded.get("model") == settings.embed_model:
-        model_id = recorded.get("model_id")
-    return build_key(settings, model_id=model_id)

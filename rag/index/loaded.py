@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rag.errors import IndexStateError
+from rag.index.compat import require_store
 from rag.store.base import LexicalIndex, Store
-from rag.store.factory import check_kind, open_backend
+from rag.store.factory import open_backend
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -109,7 +110,7 @@ class LoadedIndex:
         self.documents = DocumentTable(columns, self.paragraphs.ids, para_doc, self.data_dir / AUDIT_FILE)
         self.gloss = _load_gloss(self.data_dir, manifest)
         kind = manifest["store"].get("kind", "faiss")
-        check_kind(kind, settings, self.index_dir)
+        require_store(kind, settings, self.index_dir)
         try:
             backend = open_backend(kind, self.data_dir, manifest["store"], settings, self.chunk_ids, self.chunk_vectors)
             self.store: Store = backend[0]
@@ -117,11 +118,6 @@ class LoadedIndex:
         except ValueError as exc:
             raise IndexStateError(f"vector, BM25 and chunk rows disagree in {self.data_dir} ({exc}); "
                                   "rebuild with `rag index`") from exc
-        if kind == "milvus" and len(self.chunk_ids) and not len(self.store):
-            raise IndexStateError(
-                f"Milvus collection {self.store.collection!r} at {self.store.describe()['uri']} is empty but "  # type: ignore[attr-defined]
-                f"{self.data_dir} lists {len(self.chunk_ids)} rows; re-index with `rag index --index {self.index_dir}`"
-            )
         self.load_seconds = time.perf_counter() - t0
 
     def close(self) -> None:

@@ -8,24 +8,31 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rag.errors import IndexStateError
 from rag.files import fsync_dir
-from rag.index.freshness import FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, manifest_digest
+from rag.index.compat import format_mismatch
+from rag.index.freshness import MANIFEST, MANIFEST_DIGEST, manifest_digest
 
 LOCK = ".lock"
 _DATA_NAME = re.compile(r"^data-[A-Za-z0-9._-]+$")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, *, before_replace: Callable[[], None] | None = None) -> None:
+    """Write ``data`` to a temporary file, fsync it, then rename it over ``path``.
+
+    ``before_replace`` runs between the two (a build's test hook marks that point).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, indent=2)
         fh.flush()
         os.fsync(fh.fileno())
+    if before_replace is not None:
+        before_replace()
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
@@ -113,11 +120,9 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise IndexStateError(f"{path} is unreadable ({exc}); rebuild with `rag index`") from exc
-    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
-        raise IndexStateError(
-            f"{path} has index format {data.get('format_version') if isinstance(data, dict) else '?'}, "
-            f"this version reads {FORMAT_VERSION}; rebuild with `rag index --index {index_dir}`"
-        )
+    other_format = format_mismatch(data, path, index_dir)
+    if other_format is not None:
+        raise IndexStateError(other_format.message)
     _check_manifest(path, data)
     return data
 

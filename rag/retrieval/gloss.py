@@ -39,6 +39,7 @@ import numpy as np
 
 from rag.errors import IndexStateError, InputError
 from rag.files import GLOSSARY_FILE
+from rag.index.compat import GLOSS_VERSION
 from rag.index.freshness import split_glossaries
 from rag.text.cedict import load_forward
 from rag.text.english import american as american  # re-exported: the gloss's spelling rule
@@ -50,7 +51,6 @@ from rag.text.sentences import (
 
 log = logging.getLogger(__name__)
 
-GLOSS_VERSION = 1
 GLOSS_DIR = "gloss"
 K1 = 1.2
 B = 0.75

@@ -1,6 +1,6 @@
-"""Vector stores behind one seam (:class:`Store`)."""
+"""Vector stores behind small seams (:class:`VectorSearch`, :class:`VectorWriter`, :class:`Store`)."""
 
-from rag.store.base import Store, VectorHits
+from rag.store.base import Store, VectorHits, VectorSearch, VectorWriter
 from rag.store.faiss_store import FaissStore
 
-__all__ = ["FaissStore", "Store", "VectorHits"]
+__all__ = ["FaissStore", "Store", "VectorHits", "VectorSearch", "VectorWriter"]

@@ -1,8 +1,10 @@
-"""The two seams of a backend: :class:`Store` (chunk vectors) and :class:`LexicalIndex` (BM25).
+"""The seams of a backend: a vector store (:class:`VectorSearch` for retrieval,
+:class:`VectorWriter` for the build, :class:`Store` for both) and :class:`LexicalIndex` (BM25).
 
 FAISS + bm25s (``rag/store/faiss_store.py``, ``rag/store/lexical.py``) and Milvus
 (``rag/store/milvus_store.py``) implement both; ``rag/store/factory.py`` picks the pair a
-manifest or the settings name. Retrieval (``rag/retrieval/hybrid.py``) calls nothing else of them.
+manifest or the settings name. Retrieval (``rag/retrieval/hybrid.py``) calls nothing of a store
+but :class:`VectorSearch`, the build nothing but :class:`VectorWriter`.
 """
 
 from __future__ import annotations
@@ -34,12 +36,28 @@ def check_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
 
 
 @runtime_checkable
-class Store(Protocol):
-    """A store of L2-normalised chunk vectors, scored by inner product (= cosine).
+class VectorSearch(Protocol):
+    """The search side of a store: all that retrieval (``rag/retrieval/hybrid.py``) calls.
 
-    A loaded index numbers its chunk rows ``0..n-1``; :meth:`pin` tells the store that
-    numbering, and :meth:`search_rows` / :meth:`cosines_at` speak in it.
+    Rows are those of a loaded index (``0..n-1``, pinned by :meth:`VectorWriter.pin`).
     """
+
+    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k ``(scores, rows)`` arrays per query row; rows index the pinned ids.
+
+        A row of -1 pads a short result or stands for a hit the pinned rows do not know (a
+        shared store may hold rows written after the index was loaded).
+        """
+
+    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Inner product of ``query`` with the vector of each pinned row, in order (float32);
+        -1 for a row whose vector has vanished (another process re-indexed a shared store)."""
+
+
+@runtime_checkable
+class VectorWriter(Protocol):
+    """The build side of a store, keyed by chunk id: what ``rag index`` (``rag/index/build.py``,
+    ``rag/index/rows.py``) and the backend factory call to fill, read back, describe, save and pin it."""
 
     dim: int
 
@@ -73,16 +91,15 @@ class Store(Protocol):
         vectors elsewhere. Raises ``ValueError`` when the store cannot serve those rows.
         """
 
-    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k ``(scores, rows)`` arrays per query row; rows index the pinned ids.
 
-        A row of -1 pads a short result or stands for a hit the pinned rows do not know (a
-        shared store may hold rows written after the index was loaded).
-        """
+@runtime_checkable
+class Store(VectorSearch, VectorWriter, Protocol):
+    """A store of L2-normalised chunk vectors, scored by inner product (= cosine): both sides.
 
-    def cosines_at(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
-        """Inner product of ``query`` with the vector of each pinned row, in order (float32);
-        -1 for a row whose vector has vanished (another process re-indexed a shared store)."""
+    A loaded index numbers its chunk rows ``0..n-1``; :meth:`pin` tells the store that
+    numbering, and :meth:`search_rows` / :meth:`cosines_at` speak in it. Every backend
+    (``FaissStore``, ``MilvusStore``) is one; ``tests/store_contract.py`` checks both sides.
+    """
 
 
 class LexicalHits(Protocol):
@@ -90,7 +107,7 @@ class LexicalHits(Protocol):
 
     @property
     def rows(self) -> np.ndarray:
-        """The best-scoring rows (int64), every one scoring above 0 (read-only: a NamedTuple fits)."""
+        """The best-scoring rows (int64), every one scoring above 0."""
 
     def at(self, rows: np.ndarray) -> np.ndarray:
         """BM25 of these rows (float32, in order; 0 where no term matches)."""
@@ -102,7 +119,7 @@ class LexicalIndex(Protocol):
 
     @property
     def ids(self) -> Sequence[str]:
-        """The chunk id of each row (read-only here: an index may keep them as a list)."""
+        """The chunk id of each row (read-only here: a property, so a ``list`` attribute fits)."""
 
     def __len__(self) -> int: ...
 

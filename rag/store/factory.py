@@ -2,7 +2,8 @@
 
 ``open_backend`` gives the :class:`~rag.store.base.Store` and
 :class:`~rag.store.base.LexicalIndex` of a built index (its manifest names the kind);
-``build_backend`` makes them for ``rag index`` (the settings name the kind).
+``build_backend`` makes them for ``rag index`` (the settings name the kind). Only this module
+names the concrete classes: the rest of the package sees the Protocols of ``rag.store.base``.
 """
 
 from __future__ import annotations
@@ -15,24 +16,11 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexStateError
-from rag.store.base import LexicalIndex, Store
+from rag.store.base import LexicalIndex, Store, VectorWriter
 from rag.store.bm25state import BM25State
 from rag.store.faiss_store import FaissStore
 from rag.store.lexical import BM25Index
 from rag.types import Chunk
-
-KINDS = ("faiss", "milvus")
-
-
-def check_kind(kind: str, settings: Any, index_dir: Path) -> None:
-    """Refuse an index of another store than RAG_STORE, or of one this version does not know."""
-    if settings is not None and settings.store != kind:
-        raise IndexStateError(
-            f"the index in {index_dir} was built with store {kind!r} but RAG_STORE is {settings.store!r}: "
-            f"re-index with `rag index --index {index_dir}` (or set RAG_STORE={kind})"
-        )
-    if kind not in KINDS:
-        raise IndexStateError(f"the index in {index_dir} uses an unknown store {kind!r}; re-index with `rag index`")
 
 
 def open_backend(
@@ -47,18 +35,23 @@ def open_backend(
     if kind == "milvus":
         from rag.store.milvus_store import MilvusBM25, MilvusStore
 
-        store: Store = MilvusStore.load(
+        milvus = MilvusStore.load(
             data_dir,
             uri=settings.milvus_uri if settings is not None else None,
             token=settings.milvus_token if settings is not None else None,
             collection=settings.milvus_collection if settings is not None else None,
         )
-        store.pin(chunk_ids, chunk_vectors)
-        return store, MilvusBM25(store, ids=chunk_ids)  # type: ignore[arg-type]
+        milvus.pin(chunk_ids, chunk_vectors)
+        if len(chunk_ids) and not len(milvus):
+            raise IndexStateError(
+                f"Milvus collection {milvus.collection!r} at {milvus.describe()['uri']} is empty but "
+                f"{data_dir} lists {len(chunk_ids)} rows; re-index with `rag index --index {data_dir.parent}`"
+            )
+        return milvus, MilvusBM25(milvus, ids=chunk_ids)
     params = {k: store_record[k] for k in ("hnsw_threshold", "hnsw_m", "hnsw_ef_search") if k in store_record}
     if settings is not None:  # a search-time knob: the setting wins over the value at build
         params["hnsw_ef_search"] = settings.hnsw_ef_search
-    store = FaissStore.load(data_dir, **params)
+    faiss_store = FaissStore.load(data_dir, **params)
     # Memory-mapped: the postings are read from the page cache as questions use them
     # (less anonymous memory, same scores).
     lexical = BM25Index.load(data_dir, mmap=True)
@@ -66,8 +59,8 @@ def open_backend(
     n = len(chunk_ids)
     if len(lexical.ids) != n or any(lexical.ids[i] != chunk_ids[i] for i in ((0, n - 1) if n else ())):
         raise ValueError(f"{len(lexical.ids)} BM25 rows for {n} chunk rows, or in another order")
-    store.pin(chunk_ids)
-    return store, lexical
+    faiss_store.pin(chunk_ids)
+    return faiss_store, lexical
 
 
 @dataclass
@@ -85,12 +78,13 @@ class BuildRows:
 
 
 def build_backend(
-    settings: Any, index_dir: Path, dim: int, rows: BuildRows, previous: tuple[FaissStore, Path] | None = None
+    settings: Any, index_dir: Path, dim: int, rows: BuildRows, previous: tuple[VectorWriter, Path] | None = None
 ) -> tuple[Store, LexicalIndex, np.ndarray | None]:
     """The store and BM25 of the next index, and the chunk vectors its data folder must keep
     (a snapshot, for a store that holds them elsewhere; None for FAISS).
 
-    ``previous`` (FAISS only): the live index's store and data folder, whose rows are taken over.
+    ``previous``: the live index's store and data folder, whose rows are taken over (a FAISS
+    store only: ``rag.index.compat.can_take_over`` lets no other reach here).
     """
     if settings.store == "milvus":
         from rag.store.milvus_store import MilvusBM25, open_for
@@ -100,6 +94,8 @@ def build_backend(
         return milvus, MilvusBM25(milvus, ids=rows.chunk_ids), rows.new_vectors
     if previous is not None:
         store, folder = previous
+        if not isinstance(store, FaissStore):
+            raise IndexStateError(f"the index in {index_dir} does not keep its vectors in its data folder")
         faiss_store = store.updated(rows.chunk_src, rows.new_vectors, rows.chunk_ids, rows.chunk_docs, folder=folder,
                                     hnsw_threshold=settings.hnsw_threshold, hnsw_ef_search=settings.hnsw_ef_search)
     else:

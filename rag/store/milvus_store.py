@@ -182,7 +182,7 @@ class MilvusStore:
                 pm.Function(name="bm25", function_type=pm.FunctionType.BM25,
                             input_field_names=["text"], output_field_names=["sparse"])
             )
-            bm25: dict[str, object] = {"bm25_k1": K1, "bm25_b": B}
+            bm25: dict[str, Any] = {"bm25_k1": K1, "bm25_b": B}
             if is_local_uri(self.uri):
                 # pymilvus 3.0 sends these as top-level key/values, which a server reads but
                 # Milvus Lite 3.2 ignores (it reads only a JSON "params" entry, and would use
@@ -461,9 +461,9 @@ class MilvusStore:
 class MilvusBM25:
     """The :class:`rag.store.lexical.BM25Index` interface, answered by Milvus' BM25 over our tokens."""
 
-    def __init__(self, store: MilvusStore, ids: list[str] | None = None) -> None:
+    def __init__(self, store: MilvusStore, ids: Sequence[str] | None = None) -> None:
         self.store = store
-        self.ids = store.lexical_ids() if ids is None else ids
+        self.ids: Sequence[str] = store.lexical_ids() if ids is None else ids
         self._row = {cid: r for r, cid in enumerate(self.ids)}
 
     def __len__(self) -> int:
