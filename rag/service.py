@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rag.answer.steps import Final, Retrieved
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
-from rag.index.compat import expected_config
+from rag.index.compat import require_fit, require_model_id
 from rag.index.loaded import LoadedIndex
 from rag.index.manifest import read_manifest
 from rag.index.tables import DocumentInfo
 from rag.question import Question, depends_on_history
-from rag.retrieval.gloss import compatible as gloss_compatible
-from rag.retrieval.gloss import query_config as gloss_query_config
 from rag.retrieval.hybrid import HybridRetriever
 from rag.text.normalise import Normaliser
 from rag.threads import limit_this_thread
@@ -28,7 +26,7 @@ from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
     from rag.answer.steps import Step
-    from rag.answer.written.client import Generator
+    from rag.answer.written.client import Generator as TextGenerator
     from rag.embedding import Encoder
     from rag.llm.judge import Judge
     from rag.llm.rewrite import Rewriter
@@ -80,34 +78,6 @@ def check_k(k: Any) -> int:
     return k
 
 
-def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Path) -> None:
-    """Refuse an index built for another model, normaliser or chunking, naming the fix."""
-    want = expected_config(settings)
-    fix = f"re-index with `rag index --index {index_dir}` (or set the RAG_ settings the index was built with)"
-    if manifest.get("model", {}).get("name") != want["model"]:
-        raise IndexStateError(
-            f"the index in {index_dir} was built with model {manifest.get('model', {}).get('name')!r} "
-            f"but RAG_EMBED_MODEL is {want['model']!r}: {fix}"
-        )
-    gloss = manifest.get("gloss")
-    if gloss is None and settings.gloss_weight > 0:
-        raise IndexStateError(
-            f"the index in {index_dir} has no English gloss (it was built by an older version): "
-            f"re-index with `rag index --index {index_dir}` (or set RAG_GLOSS_WEIGHT=0 to serve it without one)"
-        )
-    if gloss is not None and not gloss_compatible(gloss):
-        raise IndexStateError(
-            f"the index in {index_dir} has an English gloss built with {gloss.get('stemmer')!r}, version "
-            f"{gloss.get('version')}; this version scores questions with {gloss_query_config()}: {fix}"
-        )
-    for key in ("normaliser", "chunking"):
-        if manifest.get(key) != want[key]:
-            raise IndexStateError(
-                f"the index in {index_dir} was built with {key} {manifest.get(key)} but the current "
-                f"settings give {want[key]}: {fix}"
-            )
-
-
 def in_background(load: Callable[[], T], name: str) -> Callable[[], tuple[T, float]]:
     """Start ``load`` in a daemon thread; the function returned waits for it and gives its result
     and seconds, or raises its exception in the caller's thread."""
@@ -152,11 +122,7 @@ class RagService:
         self.on_request_thread = on_request_thread
         self.index = index
         self.encoder = encoder
-        if index.manifest.get("model", {}).get("id") not in (None, encoder.model_id):
-            raise IndexStateError(
-                f"the index in {index.index_dir} was built with model id {index.manifest['model']['id']!r}, "
-                f"the loaded encoder is {encoder.model_id!r}: re-index with `rag index --index {index.index_dir}`"
-            )
+        require_model_id(index.manifest, encoder.model_id, index.index_dir)
         self.normaliser = Normaliser(settings.opencc_config)
         self.retriever = HybridRetriever(
             index,
@@ -178,7 +144,7 @@ class RagService:
         # Imported here: the factory loads httpx, which a process without a service never needs.
         from rag.answer.written.factory import generator_from_settings
 
-        self.generator: Generator | None = None
+        self.generator: TextGenerator | None = None
         try:
             self.generator = generator_from_settings(settings, judge=judge)
         except ValueError:  # misconfigured: each answer says so (rag.answer.compose) and is extractive
@@ -201,7 +167,7 @@ class RagService:
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
-        check_compatible(manifest, settings, index_dir)
+        require_fit(manifest, settings, index_dir)
         svc = cls._open(index_dir, manifest, settings, encoder)
         svc.on_request_thread = on_request_thread
         warm_up(settings)
