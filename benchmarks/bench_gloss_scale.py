@@ -86,7 +86,7 @@ def questions(n: int) -> list[str]:
 
 def measure(size: int, n_queries: int) -> dict:
     from rag.config import get_settings
-    from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
+    from rag.index.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
     from rag.text.normalise import Normaliser
 
     texts = corpus(size)

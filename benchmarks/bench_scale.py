@@ -286,8 +286,8 @@ def build(size: int, work: Path, store: str = "faiss") -> dict:
 
 def gloss_build(corpus_dir: Path, settings) -> dict:
     """The English gloss alone (part of ``build_index`` above), timed again on the same paragraphs."""
+    from rag.index.gloss import build_gloss_index
     from rag.ingest.corpus import load_corpus
-    from rag.retrieval.gloss import build_gloss_index
     from rag.text.normalise import Normaliser
 
     docs, _ = load_corpus([corpus_dir])
@@ -411,7 +411,7 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
     """What the English gloss channel costs an English question: retrieval with it and without
     it (same query vectors, interleaved), and its own stage (gloss BM25 of every paragraph + the
     best rows joining the candidates)."""
-    from rag.retrieval.gloss import question_terms
+    from rag.index.gloss import question_terms
 
     r = svc.retriever
     english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
+from rag.index.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
 from rag.retrieval.crosslingual import load_dictionary  # noqa: E402
-from rag.retrieval.gloss import Glosser, GlossIndex, build_glossary  # noqa: E402
 from rag.service import RagService  # noqa: E402
 from rag.text.normalise import cjk_ratio, has_cjk  # noqa: E402
 from rag.text.sentences import EN_STOPWORDS  # noqa: E402

@@ -128,7 +128,7 @@ def index_cmd(paths: tuple[Path, ...], index: str | None, report: bool, quiet: b
                 where = f"line {r.line}: " if r.line else ""
                 click.echo(f"  removed [{r.kind}] {where}{r.text!r}")
         if loaded.gloss is not None:
-            from rag.retrieval.gloss import report_lines
+            from rag.index.gloss import report_lines
 
             click.echo("")
             for line in report_lines(loaded.gloss):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # Files beside the documents of a corpus that are not documents themselves.
 METADATA_FILE = "metadata.json"  # per-folder titles, dates, sources (rag.ingest.corpus)
-GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read into the English gloss (rag.retrieval.gloss)
+GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read into the English gloss (rag.index.gloss)
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:

@@ -8,8 +8,7 @@ import pytest
 from rag.config import Settings
 from rag.errors import IndexStateError, InputError
 from rag.index.build import build_index
-from rag.index.manifest import read_manifest
-from rag.retrieval.gloss import (
+from rag.index.gloss import (
     Glossary,
     Glosser,
     GlossIndex,
@@ -22,6 +21,7 @@ from rag.retrieval.gloss import (
     question_terms,
     read_glossary,
 )
+from rag.index.manifest import read_manifest
 from rag.service import RagService
 from rag.text.normalise import Normaliser
 from tests.fakes import HashingEncoder
@@ -265,8 +265,7 @@ def test_gloss_bm25_equals_bm25s_over_the_token_lists():
 
 def test_the_build_key_follows_the_gloss_version():
     """The no-op check (rag/index/compat.py, no heavy imports) keys builds by the gloss's one version number."""
-    from rag.index import compat
-    from rag.retrieval import gloss
+    from rag.index import compat, gloss
 
     key = compat.build_key(Settings(), passage_dtype="float32")
     assert key["gloss"]["version"] == gloss.GLOSS_VERSION == compat.GLOSS_VERSION

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def manifest_for(settings: Settings, **changes: object) -> dict:
     """A manifest as a build with ``settings`` records it (the parts compat reads), then ``changes``."""
-    from rag.retrieval.gloss import query_config
+    from rag.index.compat import gloss_query_config as query_config
 
     manifest = {
         "format_version": compat.FORMAT_VERSION,

@@ -28,6 +28,7 @@ from rag.embedding.encoder import vector_space
 from rag.errors import IndexStateError, InputError
 from rag.index import compat, freshness
 from rag.index.freshness import MANIFEST
+from rag.index.gloss import GlossIndex, GlossPlan, plan_gloss_index
 from rag.index.integrity import checksum_files, stamps_for
 from rag.index.manifest import (
     READERS,
@@ -40,7 +41,6 @@ from rag.index.manifest import (
 from rag.index.rows import NextRows, PreviousIndex, concat_parts, plan_rows, unchanged
 from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, SENTENCE_DTYPE, write_tables
 from rag.ingest.corpus import load_corpus
-from rag.retrieval.gloss import GlossIndex, GlossPlan, plan_gloss_index
 from rag.store.base import LexicalIndex, VectorWriter
 from rag.store.bm25state import BM25State
 from rag.store.factory import BuildRows, build_backend

@@ -28,7 +28,7 @@ FORMAT_VERSION = 3
 # Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
 # unchanged files are otherwise taken over as the previous build made them (a full rebuild).
 PIPELINE_VERSION = 1
-# How paragraphs are glossed into English (rag.retrieval.gloss, which reads it from here): part of
+# How paragraphs are glossed into English (rag.index.gloss, which reads it from here): part of
 # the build key, and recorded in the manifest's ``gloss`` entry that a server checks.
 GLOSS_VERSION = 1
 STORE_KINDS = ("faiss", "milvus")
@@ -153,6 +153,21 @@ def store_mismatches(kind: str, settings: Any, index_dir: Path | str) -> list[Mi
     return out
 
 
+def gloss_query_config() -> dict[str, Any]:
+    """The parts of a gloss config a question's terms depend on (checked when an index opens)."""
+    from rag.text.english import stemmer_name  # loads the stemmer: only when an index opens
+
+    return {"version": GLOSS_VERSION, "stemmer": stemmer_name().split(" (")[0], "spelling": "british->american"}
+
+
+def gloss_fits(config: dict[str, Any]) -> bool:
+    """A gloss built with ``config`` is scored the way this version scores a question's terms."""
+    want = gloss_query_config()
+    return (config.get("version") == want["version"]
+            and str(config.get("stemmer", "")).split(" (")[0] == want["stemmer"]
+            and config.get("spelling") == want["spelling"])
+
+
 def check(manifest: dict[str, Any], settings: Any, index_dir: Path | str) -> list[Mismatch]:
     """Every way ``manifest``'s index does not fit a server of ``settings`` (empty: it fits).
 
@@ -171,13 +186,10 @@ def check(manifest: dict[str, Any], settings: Any, index_dir: Path | str) -> lis
         out.append(Mismatch("gloss", f"the index in {index_dir} has no English gloss (it was built by an older "
                                      f"version): re-index with `rag index --index {index_dir}` (or set "
                                      "RAG_GLOSS_WEIGHT=0 to serve it without one)"))
-    if gloss is not None:
-        from rag.retrieval.gloss import compatible, query_config
-
-        if not compatible(gloss):
-            out.append(Mismatch("gloss", f"the index in {index_dir} has an English gloss built with "
-                                         f"{gloss.get('stemmer')!r}, version {gloss.get('version')}; this version "
-                                         f"scores questions with {query_config()}: {fix}"))
+    if gloss is not None and not gloss_fits(gloss):
+        out.append(Mismatch("gloss", f"the index in {index_dir} has an English gloss built with "
+                                     f"{gloss.get('stemmer')!r}, version {gloss.get('version')}; this version "
+                                     f"scores questions with {gloss_query_config()}: {fix}"))
     for key in ("normaliser", "chunking"):
         if manifest.get(key) != want[key]:
             out.append(Mismatch(key, f"the index in {index_dir} was built with {key} {manifest.get(key)} but the "

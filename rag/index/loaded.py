@@ -39,10 +39,10 @@ Verify = Literal["off", "stamped", "full"]  # how much of an index's files an op
 
 
 def _load_gloss(data_dir: Path, manifest: dict[str, Any]) -> Any:
-    """The English gloss BM25 (``rag/retrieval/gloss.py``), or None for an index built without one."""
+    """The English gloss BM25 (``rag/index/gloss.py``), or None for an index built without one."""
     if "gloss" not in manifest:
         return None
-    from rag.retrieval.gloss import GlossIndex
+    from rag.index.gloss import GlossIndex
 
     return GlossIndex.load(data_dir)
 

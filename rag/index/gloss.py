@@ -453,14 +453,3 @@ def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normalis
     """The gloss BM25 of ``paragraphs`` (in row order) with the glossaries found for ``paths``."""
     texts = [p.text for p in paragraphs]
     return plan_gloss_index(paths, texts, normaliser, extra_glossaries, rule=rule, cache_dir=cache_dir).build(texts)
-
-
-def query_config() -> dict[str, Any]:
-    """The parts of a gloss config a question's terms depend on (checked when an index opens)."""
-    return {"version": GLOSS_VERSION, "stemmer": stemmer_name().split(" (")[0], "spelling": "british->american"}
-
-
-def compatible(config: dict[str, Any]) -> bool:
-    want = query_config()
-    return (config.get("version") == want["version"] and str(config.get("stemmer", "")).split(" (")[0] == want["stemmer"]
-            and config.get("spelling") == want["spelling"])
