@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rag.files import GLOSSARY_FILE
+from rag.files import GLOSSARY_FILE, METADATA_FILE
 
 FORMAT_VERSION = 3
 # Bump when reading, cleaning or chunking changes what an unchanged file becomes: documents of
@@ -28,7 +28,6 @@ FORMAT_VERSION = 3
 PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest_sha256"  # the manifest's own checksum (of every other key)
-METADATA_FILE = "metadata.json"  # as rag.ingest: per-folder titles, dates, sources
 GLOSS_KEY_VERSION = 1  # bump with rag.retrieval.gloss.GLOSS_VERSION: how paragraphs are glossed
 
 
