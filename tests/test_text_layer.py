@@ -119,9 +119,6 @@ _TRADITIONAL = "這項計劃協助業界轉型，資助額為兩億元。"
 
 
 def test_written_answer_checks_match_in_the_configured_normaliser():
-    assert supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("s2t"))
-    assert not supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("none"))
-    assert check_sentence(f"{_TRADITIONAL}[1]", [_SIMPLIFIED], normaliser=Normaliser("none")) == (None, "removed")
     hits = [Hit(para_id="d#p1", doc_id="d", text=_SIMPLIFIED, score=1.0)]
 
     def written(config: str) -> CheckedStream:
@@ -134,6 +131,9 @@ def test_written_answer_checks_match_in_the_configured_normaliser():
     with pytest.raises(UnusableGeneration) as unusable:
         written("none").answer()  # the question's normaliser, not a hard-coded t2s, judged the sentence
     assert CITATION_REMOVED in [w.code for w in unusable.value.warnings]
+    assert supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("s2t"))
+    assert not supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("none"))
+    assert check_sentence(f"{_TRADITIONAL}[1]", [_SIMPLIFIED], normaliser=Normaliser("none")) == (None, "removed")
 
 
 class _AnswersInSimplified:
