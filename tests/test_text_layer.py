@@ -177,6 +177,15 @@ def test_eval_answer_match_follows_the_settings_normaliser(tmp_path):
     assert row("none")["answer_in_citations"] is True
 
 
+def test_a_follow_up_rewrite_is_judged_in_the_configured_normaliser():
+    from rag.llm.rewrite import usable
+
+    turns = "User: 创新科技署有哪些新计划？\nAssistant: 推出资助计划。"
+    rewrite, question = "這個資助計劃的對象是誰？", "那對象呢？"
+    assert usable(rewrite, question, turns, Normaliser("s2t"))  # 資助計劃 is the conversation's 资助计划
+    assert not usable(rewrite, question, turns, Normaliser("none"))  # ... only when script is converted
+
+
 def test_the_written_answer_punctuation_is_the_sentence_ends_and_more():
     assert set(ENGLISH_ENDS) <= set(SENTENCE_ENDS) | {"."}
     assert set(SENTENCE_ENDS) <= set(PUNCTUATION)
