@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from rag.text.language import ZH_WH, detect_lang
+from rag.text.language import ZH_POINTING_CHARS, ZH_WH, detect_lang
 from rag.text.normalise import Normaliser, cjk_ratio
 from rag.text.sentences import SENTENCE_ENDS, content_words, question_terms, question_units
 
@@ -27,7 +27,7 @@ _ZH_FIXED = re.compile(
     r"其他|其它|其實|其实|其次|其餘|其余|尤其|極其|极其|與其|与其|應該|应该|活該|活该"
     r"|因此|此外|如此|彼此|從此|从此|特此|那麼|那么"
 )
-_ZH_POINTER = re.compile(r"[它他她其這这那該该此]|上述|前者|後者|后者")
+_ZH_POINTER = re.compile(f"[{ZH_POINTING_CHARS}]|上述|前者|後者|后者")
 _ZH_LEAD = re.compile(r"^(?:那|還有|还有|另外|至於|至于|然後|然后|以及)")
 _ZH_BARE_NE = re.compile(rf"呢\s*[{re.escape(SENTENCE_ENDS)}.]*\s*$")  # 呢 ending the question
 _EN_POINTER = re.compile(

@@ -214,8 +214,8 @@ class RagService:
         standalone question (``rag.llm.rewrite``); else retrieval prepends the previous question."""
         text = clean_question(text, self.settings, field=field)
         rewritten = None
-        if self.rewriter is not None and history and depends_on_history(text) is not None:
-            rewritten = self.rewriter.rewrite(text, history)
+        if self.rewriter is not None and history and depends_on_history(text, self.normaliser) is not None:
+            rewritten = self.rewriter.rewrite(text, history, self.normaliser)
         return Question.make(text, self.normaliser, history, rewritten=rewritten)
 
     def search(

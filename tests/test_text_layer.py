@@ -6,19 +6,31 @@ The scans at the end keep it that way: a sentence-end regex or a CC-CEDICT parse
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from rag.ui.render import answer_sentence, citation_text
 
+from rag.answer.written.checks import check_sentence, supports
+from rag.answer.written.stream import CheckedStream, UnusableGeneration
+from rag.config import Settings
 from rag.evaluation.metrics import answer_in_texts, match_key
+from rag.evaluation.runner import EvalTarget, run_eval
 from rag.ingest.chunking import sentence_chunks
 from rag.question import Question
 from rag.retrieval.relevance import features
 from rag.text.normalise import Normaliser
-from rag.text.sentences import sentence_cuts, split_sentences, units
-from rag.types import Paragraph
+from rag.text.sentences import (
+    ENGLISH_ENDS,
+    PUNCTUATION,
+    SENTENCE_ENDS,
+    sentence_cuts,
+    split_sentences,
+    units,
+)
+from rag.types import CITATION_REMOVED, Answer, Citation, Hit, Paragraph
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,6 +112,85 @@ def test_eval_answer_match_uses_the_configured_normaliser():
     assert not answer_in_texts(["陳祖恒"], ["主席陈祖恒表示"], Normaliser("none"))
 
 
+# A written sentence in Traditional script over a Simplified paragraph: the same words in any
+# normaliser that converts script ("t2s", "s2t"), other words in one that does not ("none").
+_SIMPLIFIED = "这项计划协助业界转型，资助额为两亿元。"
+_TRADITIONAL = "這項計劃協助業界轉型，資助額為兩億元。"
+
+
+def test_written_answer_checks_match_in_the_configured_normaliser():
+    hits = [Hit(para_id="d#p1", doc_id="d", text=_SIMPLIFIED, score=1.0)]
+
+    def written(config: str) -> CheckedStream:
+        stream = CheckedStream(Question.make("計劃資助多少？", Normaliser(config)), hits, quote_sources=False)
+        stream.feed(f"{_TRADITIONAL}[1]")
+        stream.close()
+        return stream
+
+    assert written("s2t").answer().answer == f"{_TRADITIONAL}[1]"
+    with pytest.raises(UnusableGeneration) as unusable:
+        written("none").answer()  # the question's normaliser, not a hard-coded t2s, judged the sentence
+    assert CITATION_REMOVED in [w.code for w in unusable.value.warnings]
+    assert supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("s2t"))
+    assert not supports(_TRADITIONAL, _SIMPLIFIED, Normaliser("none"))
+    assert check_sentence(f"{_TRADITIONAL}[1]", [_SIMPLIFIED], normaliser=Normaliser("none")) == (None, "removed")
+
+
+class _AnswersInSimplified:
+    """One gold paragraph in Traditional script; the answer shown in Simplified."""
+
+    encoder = None
+    PARAGRAPH = "計劃的資助額為兩億元。"
+
+    def search(self, query, k=10, *, history=None):
+        return [Hit(para_id="d#p1", doc_id="d", text=self.PARAGRAPH, score=1.0)]
+
+    def search_many(self, queries, k=10):
+        return [self.search(q, k) for q in queries]
+
+    def ask(self, question, k=5, *, history=None):
+        cite = Citation(n=1, doc_id="d", para_id="d#p1", title="", source="", text=self.PARAGRAPH, score=1.0)
+        return Answer("计划的资助额为两亿元。[1]", False, (cite,), {"total": 1.0})
+
+    def paragraph(self, para_id):
+        return Paragraph(para_id, "d", 1, self.PARAGRAPH)
+
+
+def test_eval_answer_match_follows_the_settings_normaliser(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "q1", "question": "計劃的資助額是多少？", "lang": "zh-Hant",
+                                "answers": ["兩億元"], "gold": ["d#p1"]}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    index = tmp_path / "index"
+    index.mkdir()
+    (index / "manifest.json").write_text("{}", encoding="utf-8")
+    target = EvalTarget(open=lambda *_: _AnswersInSimplified(), build=lambda *_: None)
+
+    def row(config: str) -> dict:
+        settings = Settings(_env_file=None, opencc_config=config, cache_dir=tmp_path / "cache", index_dir=index)
+        result = run_eval([gold], index_dir=index, report_dir=tmp_path / config, sets=["gold"], settings=settings,
+                          target=target, thresholds=ROOT / "evals/thresholds.toml")
+        return result.results["sets"]["gold"]["rows"][0]
+
+    assert row("t2s")["answer_in_text"] is True
+    assert row("none")["answer_in_text"] is False  # "none" converts nothing: 兩億元 is not 两亿元
+    assert row("none")["answer_in_citations"] is True
+
+
+def test_a_follow_up_rewrite_is_judged_in_the_configured_normaliser():
+    from rag.llm.rewrite import usable
+
+    turns = "User: 创新科技署有哪些新计划？\nAssistant: 推出资助计划。"
+    rewrite, question = "這個資助計劃的對象是誰？", "那對象呢？"
+    assert usable(rewrite, question, turns, Normaliser("s2t"))  # 資助計劃 is the conversation's 资助计划
+    assert not usable(rewrite, question, turns, Normaliser("none"))  # ... only when script is converted
+
+
+def test_the_written_answer_punctuation_is_the_sentence_ends_and_more():
+    assert set(ENGLISH_ENDS) <= set(SENTENCE_ENDS) | {"."}
+    assert set(SENTENCE_ENDS) <= set(PUNCTUATION)
+
+
 def test_normalisers_of_one_config_are_equal():
     assert Normaliser("s2t") == Normaliser("s2t") and hash(Normaliser("s2t")) == hash(Normaliser("s2t"))
     assert Normaliser("s2t") != Normaliser("t2s")
@@ -107,12 +198,12 @@ def test_normalisers_of_one_config_are_equal():
 
 # -- every text rule in rag/text/ ----------------------------------------------------------------
 
-# TODO(text layer): rag/answer/generated.py still holds its own copies (a punctuation class with
-# 。！？ and a marker regex); it is being split into smaller modules, after which its copies are
-# replaced by rag/text/sentences.py. Nothing else may join this set.
-ALLOWED_COPIES = {"rag/answer/generated.py"}
+# Files allowed to keep a copy of a text rule while it moves into rag/text/ (none left).
+ALLOWED_COPIES: set[str] = set()
 
 _CHAR_CLASS = re.compile(r"\[[^\[\]\n]*。[^\[\]\n]*\]")
+# A regex for the [n] marker as source code spells it: \[\d+\], \[(\d+)\], \[\d{1,3}\].
+_MARKER_REGEX = re.compile(r"\\\[\(?\\d(?:\+|\{[\d,]*\})\)?\\\]")
 _CEDICT_PARSE = re.compile(r"gzip|cedict_1_0|\.txt\.gz|\\\[\(\[\^\\\]\]\*\)\\\] /|\] /\(\.\*\)/", re.IGNORECASE)
 
 
@@ -132,6 +223,11 @@ def sentence_end_classes(source: str) -> list[str]:
     return [m.group() for m in _CHAR_CLASS.finditer(source) if "！" in m.group() or "？" in m.group()]
 
 
+def marker_regexes(source: str) -> list[str]:
+    """Regexes of the ``[n]`` citation marker (rag.text.sentences.MARKER is the one)."""
+    return _MARKER_REGEX.findall(source)
+
+
 def cedict_parses(source: str) -> list[str]:
     """Signs of reading the CC-CEDICT file: in a source that names CC-CEDICT, opening a gzip file
     or its file name, or matching its entry lines."""
@@ -147,9 +243,15 @@ def test_the_scans_find_what_they_look_for():
     old_parser = 'path = Path(base) / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"\nwith gzip.open(path) as fh:'
     assert cedict_parses(old_parser)
     assert not cedict_parses("from rag.text.cedict import load_forward  # CC-CEDICT senses")
+    for old_marker in (r'_MARKER = re.compile(r"\[(\d+)\]")', r're.sub(r"\[\d+\]", "", text)',
+                       r'_EVIDENCE = re.compile(r" ?「.*?」(?:\[\d{1,3}\])+")'):
+        assert marker_regexes(old_marker), old_marker
+    assert not marker_regexes(r'_MARKER_VARIANT = re.compile(r"【\s*(\d+)\s*】|\[\^\s*(\d+)\s*\]")')
+    assert not marker_regexes('answer = "答案。[1]"')
 
 
-@pytest.mark.parametrize("check", [sentence_end_classes, cedict_parses], ids=["sentence-end", "cedict"])
+@pytest.mark.parametrize("check", [sentence_end_classes, cedict_parses, marker_regexes],
+                         ids=["sentence-end", "cedict", "marker"])
 def test_no_text_rule_outside_the_text_layer(check):
     found = {rel: hits for rel, source in _sources() if (hits := check(source))}
     assert not found, f"move these into rag/text/ and import them: {found}"

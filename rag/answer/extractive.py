@@ -19,8 +19,8 @@ from rag.answer.abstain import abstain
 from rag.answer.citations import make_citation
 from rag.question import Question
 from rag.text.headlines import label_lines
-from rag.text.language import CHINESE_TEXT_MIN_CJK
-from rag.text.normalise import Normaliser, cjk_ratio, convert_script
+from rag.text.language import is_chinese_text
+from rag.text.normalise import Normaliser, convert_script
 from rag.text.sentences import content_chars, split_sentences, units
 from rag.types import Answer, Hit, Notice
 
@@ -234,7 +234,7 @@ def extractive_answer(
     for cit in citations:  # highlights are the picked sentences of that paragraph, in order
         parts.extend(f"{cit.text[a:b]} [{cit.n}]" for a, b in cit.highlights)
     body = " ".join(parts)
-    quoted_cjk = cjk_ratio(body) >= CHINESE_TEXT_MIN_CJK
+    quoted_cjk = is_chinese_text(body)
     if lang == "en" and quoted_cjk:
         body = _FRAME_EN_OVER_ZH + body
     elif lang != "en" and not quoted_cjk:

@@ -32,6 +32,7 @@ from rag.evaluation.regression import PairedChange, compare_runs, outcome, regre
 from rag.evaluation.report import load_thresholds, write_report
 from rag.evaluation.results import EvalResult
 from rag.files import sha256_file
+from rag.text.normalise import Normaliser
 from rag.types import (
     CITATION_MARKER_ADDED,
     CITATION_MARKER_MOVED,
@@ -144,8 +145,9 @@ def _hit_ids(hits: Iterable[Hit]) -> list[str]:
     return [h.para_id for h in hits]
 
 
-def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
-    """One gold question through ``search`` and ``ask``; a row for ``metrics.aggregate``."""
+def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | None = None) -> dict[str, Any]:
+    """One gold question through ``search`` and ``ask``; a row for ``metrics.aggregate`` (answers
+    matched in ``normaliser``'s form: the index's; OpenCC t2s without one)."""
     history = list(item.history) or None
     row: dict[str, Any] = {
         "id": item.id,
@@ -174,7 +176,7 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
             own = strip_markers(own_words(ans.answer))  # the model's sentences, not the quoted sources
             if item.lang == "en":
                 row["written_in_english"] = written_in_english(ans.answer)
-            row["answer_in_own_words"] = bool(item.answers) and answer_in_texts(item.answers, [own])
+            row["answer_in_own_words"] = bool(item.answers) and answer_in_texts(item.answers, [own], normaliser)
             for key in ("first_token", "first_shown"):
                 if timings.get(key) is not None:
                     row[f"{key}_ms"] = timings[key]
@@ -191,8 +193,9 @@ def score_gold_item(svc: EvalService, item: GoldItem) -> dict[str, Any]:
         abstained=bool(ans.abstained),
         answer=ans.answer,
         cited=cited,
-        answer_in_citations=bool(item.answers) and answer_in_texts(item.answers, texts),
-        answer_in_text=bool(item.answers) and not ans.abstained and answer_in_texts(item.answers, [ans.answer]),
+        answer_in_citations=bool(item.answers) and answer_in_texts(item.answers, texts, normaliser),
+        answer_in_text=bool(item.answers) and not ans.abstained
+        and answer_in_texts(item.answers, [ans.answer], normaliser),
         citation_precision=citation_precision(cited, item.gold) if item.answerable else None,
     )
     if item.answerable:
@@ -321,7 +324,8 @@ def open_gold_service(target: EvalTarget, index_dir: Path, settings: Settings) -
     return _open_or_build(target, cached, [corpus], settings), str(cached)
 
 
-def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
+def run_gold(svc: EvalService, items: list[GoldItem], normaliser: Normaliser | None = None) -> dict[str, Any]:
+    """Score the gold ``items`` against ``svc``; answers match in ``normaliser``'s form (the index's)."""
     paragraphs: dict[str, str] = {}  # the gold set is checked against the very index being evaluated
     for pid in {p for i in items for p in i.gold}:
         try:
@@ -329,7 +333,7 @@ def run_gold(svc: EvalService, items: list[GoldItem]) -> dict[str, Any]:
         except RagError:
             pass
     problems = validate_gold(items, paragraphs)
-    rows = [score_gold_item(svc, item) for item in items]
+    rows = [score_gold_item(svc, item, normaliser) for item in items]
     return {"kind": "gold", "counts": gold_counts(items), "groups": group_metrics(rows, gold=True),
             "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
 
@@ -448,7 +452,8 @@ def _run_gold_set(
     items = sample_gold(items, gold_sample)
     svc, used_index = open_gold_service(target, Path(index_dir or settings.index_dir), settings)
     print(f"eval: gold set: {len(items)} questions against {used_index}", file=sys.stderr)
-    return {**run_gold(svc, items), "index_dir": used_index, "files": [str(p) for p in paths],
+    # The service refuses an index of another normaliser, so the settings' is the index's.
+    return {**run_gold(svc, items, Normaliser(settings.opencc_config)), "index_dir": used_index, "files": [str(p) for p in paths],
             "n_queries_total": n_total, "sampled": len(items) < n_total}
 
 

@@ -38,6 +38,13 @@ GLOSS_FILLER = frozenset(
 
 _EN_WORD = re.compile(r"^[a-z][a-z'-]*$")
 _GLOSS_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# A word as a reader counts them in written English: "Hong Kong’s" is two, "well-known" one.
+_WRITTEN_WORD = re.compile(r"[A-Za-z]+(?:['’-][A-Za-z]+)*")
+
+
+def written_words(text: str) -> list[str]:
+    """The English words of ``text`` as a reader counts them (inner apostrophes and hyphens kept)."""
+    return _WRITTEN_WORD.findall(text)
 
 
 def light_stem(word: str) -> str:

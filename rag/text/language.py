@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from rag.text.normalise import convert_script
+from rag.text.normalise import cjk_ratio, convert_script
 
 LANGS = ("zh-Hant", "zh-Hans", "en")
 
@@ -23,8 +23,8 @@ LATIN_QUESTION_MAX_CJK = 0.2
 # (rag/retrieval/hybrid.py); measured with benchmarks/tune_gloss.py (README "Retrieval").
 GLOSS_MAX_CJK = 0.6
 # A text at or above this CJK share is written in Chinese (answers and quoted sentences:
-# rag/answer/extractive.py, rag/answer/generated.py, rag/llm/rewrite.py): a majority rule,
-# as those callers compare two texts' languages.
+# rag/answer/extractive.py, rag/answer/written/, rag/llm/rewrite.py; see is_chinese_text): a
+# majority rule, as those callers compare two texts' languages.
 CHINESE_TEXT_MIN_CJK = 0.5
 # detect_lang: English when Latin words are at least this share of the words, a CJK character
 # counting as half a word (so "What is 新質生產力?" is English: the answer's language).
@@ -47,6 +47,10 @@ ZH_QUESTION_WORDS = frozenset(
 # A question word makes 呢 a softener of a complete question, not an ellipsis
 # (rag/question.py, follow-up detection); on the text as asked, both scripts.
 ZH_WH = re.compile(r"什麼|甚麼|什么|甚么|誰|谁|哪|如何|怎|為何|为何|多少|幾|几|何時|何时|是否|有沒有|有没有")
+# Characters that point back into the conversation ("他認為…", "這個中心"): rag/question.py's
+# follow-up detection, and rag/llm/rewrite.py, which does not count the words holding them as
+# the question's own.
+ZH_POINTING_CHARS = "它他她其這这那該该此"
 # English question words dropped from the gloss channel's question terms (rag/index/gloss.py).
 EN_QUESTION_WORDS_GLOSS = frozenset(
     "what which who whom whose when where why how many much does did do is are was were will would can could "
@@ -58,6 +62,11 @@ EN_QUESTION_WORDS_TRANSLATE = EN_QUESTION_WORDS_GLOSS | {"according"}
 
 _LATIN_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 _CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def is_chinese_text(text: str) -> bool:
+    """Whether ``text`` is written in Chinese: at least :data:`CHINESE_TEXT_MIN_CJK` of its letters are CJK."""
+    return cjk_ratio(text) >= CHINESE_TEXT_MIN_CJK
 
 
 def detect_lang(text: str) -> str:

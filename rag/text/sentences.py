@@ -24,9 +24,10 @@ from rag.text.language import EN_QUESTION_WORDS_GLOSS, ZH_QUESTION_WORDS, ZH_QUE
 from rag.text.normalise import Normaliser, _jieba
 
 __all__ = [
-    "CLAUSE_ENDS", "CLOSERS", "ELLIPSIS", "EN_STOPWORDS", "MARKER", "SENTENCE_ENDS", "content_chars",
-    "content_words", "matching_form", "numbers", "overlap", "question_terms", "question_units",
-    "sentence_cuts", "split_sentences", "strip_markers", "units",
+    "CJK", "CLAUSE_ENDS", "CLOSERS", "ELLIPSIS", "ENGLISH_ENDS", "EN_STOPWORDS", "MARKER", "OPEN_MARKER",
+    "PUNCTUATION", "SENTENCE_ENDS", "cjk_runs", "close_up", "content_chars", "content_words",
+    "matching_form", "numbers", "overlap", "question_terms", "question_units", "sentence_cuts",
+    "split_sentences", "strip_markers", "units",
 ]
 
 # The one set of sentence-end characters (Chinese and English).
@@ -36,10 +37,18 @@ SENTENCE_ENDS = "。！？!?；;"
 ELLIPSIS = "…"
 # Streaming also cuts at colons, so a long list arrives item by item.
 CLAUSE_ENDS = "：:"
+# The stops an English sentence ends with, which its citation marker goes before ("… [1]."):
+# the full stop and SENTENCE_ENDS's ASCII ends but the semicolon (a clause's end).
+ENGLISH_ENDS = ".!?"
+# Punctuation that takes no space before it (a space a removed marker left is closed up).
+PUNCTUATION = SENTENCE_ENDS + CLAUSE_ENDS + "，、.,"
 # Closing quotes and brackets that belong to the sentence they close.
 CLOSERS = "」』”’）)】〉》\"'"
 # A citation marker ``[n]`` in an answer (group 1: n).
 MARKER = re.compile(r"\[(\d+)\]")
+# A marker still being written at the end of a streamed text ("…。[", "…。[1", "…【1, "), in any
+# spelling a model uses for one (rag/answer/written/markers.py reads them as ``[n]``).
+OPEN_MARKER = re.compile(r"[ \t]*[\[【［][\d\s,，、^]*$")
 
 English = Literal["word", "space"]
 
@@ -116,15 +125,28 @@ def split_sentences(
     return spans
 
 
-def strip_markers(text: str) -> str:
-    """``text`` without its ``[n]`` markers."""
-    return MARKER.sub("", text)
+def strip_markers(text: str, *, tidy: bool = False) -> str:
+    """``text`` without its ``[n]`` markers; ``tidy``: also without the space they leave before
+    punctuation (:func:`close_up`) and around the text."""
+    text = MARKER.sub("", text)
+    return close_up(text).strip() if tidy else text
+
+
+_SPACE_BEFORE_PUNCTUATION = re.compile(rf"[ \t]+({_chars(PUNCTUATION)})")
+
+
+def close_up(text: str) -> str:
+    """``text`` without the spaces and tabs before its :data:`PUNCTUATION` ("done [1] ." -> "done [1].")."""
+    return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", text)
 
 
 # ---------------------------------------------------------------------------------------------
 # Matching units.
 
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+# The ideographs of matching units (CJK unified ideographs, extension A, compatibility), as the
+# body of a regex character class.
+CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_RUN = re.compile(f"[{CJK}]+")
 _LATIN = re.compile(r"[a-z0-9]+(?:[.'\-][a-z0-9]+)*")
 _NUMBER = re.compile(r"\d[\d,.]*")
 _CONTENT = re.compile(r"[\w\u3400-\u9fff]")
@@ -195,6 +217,11 @@ def _units_of(form: str, *, question: bool) -> frozenset[str]:
 def numbers(text: str, normaliser: Normaliser | None = None) -> frozenset[str]:
     """Digit strings of ``text`` with separators removed (``1,000`` -> ``1000``; ``1.5`` -> ``15``)."""
     return frozenset(re.sub(r"[,.]", "", n).rstrip() for n in _NUMBER.findall(matching_form(text, normaliser)))
+
+
+def cjk_runs(text: str, min_chars: int = 1) -> list[str]:
+    """The runs of :data:`CJK` ideographs in ``text`` at least ``min_chars`` long, in order."""
+    return [run for run in _CJK_RUN.findall(text) if len(run) >= min_chars]
 
 
 def content_chars(text: str) -> int:

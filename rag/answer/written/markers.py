@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-MARKER = re.compile(r"\[(\d+)\]")
+from rag.text import sentences
+from rag.text.sentences import MARKER
+
+__all__ = ["MARKER", "cited_numbers", "normalise_markers", "renumber", "strip_markers"]
+
 # Marker spellings models use besides [n]: [1, 2], [1-2] is left alone, 【1】, [^1].
 _MARKER_LIST = re.compile(r"\[\s*(\d+(?:\s*[,，、]\s*\d+)+)\s*\]")
 _MARKER_VARIANT = re.compile(r"【\s*(\d+)\s*】|\[\^\s*(\d+)\s*\]|［\s*(\d+)\s*］")
@@ -18,11 +22,10 @@ def normalise_markers(text: str) -> str:
     return _MARKER_VARIANT.sub(lambda m: f"[{next(g for g in m.groups() if g)}]", text)
 
 
-
 def strip_markers(text: str) -> str:
-    """``text`` without its ``[n]`` markers (and the space they leave before punctuation)."""
-    text = MARKER.sub("", text)
-    return re.sub(r"[ \t]+([。！？，、；：.,!?;:])", r"\1", text).strip()
+    """A written sentence as a reader compares it: ``text`` without its ``[n]`` markers, the
+    space they leave before punctuation and the space around it."""
+    return sentences.strip_markers(text, tidy=True)
 
 
 def cited_numbers(text: str) -> list[int]:

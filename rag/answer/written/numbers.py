@@ -7,6 +7,10 @@ from decimal import Decimal, InvalidOperation
 
 from rag.text.sentences import matching_form, numbers
 
+# Numbers are read in the default matching form (OpenCC t2s), whatever the index's normaliser:
+# the magnitude words below are written in it, and what is compared is digit strings, which
+# no script conversion changes.
+
 _CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "兩": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
               "七": 7, "八": 8, "九": 9}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rag.answer.citations import make_citation
 from rag.answer.extractive import MIN_SENTENCE_CHARS, quotable_spans
 from rag.answer.written.checks import (
-    CJK_RUN,
     check_citations,
     check_sentence,
+    kept_names,
     most_similar,
     sentence_joiner,
 )
@@ -26,8 +25,9 @@ from rag.answer.written.markers import (
 from rag.answer.written.numbers import number_forms
 from rag.answer.written.prompt import DEFAULT_FRAMING, answer_messages
 from rag.question import Question
-from rag.text.normalise import cjk_ratio, convert_script
-from rag.text.sentences import matching_form, overlap, split_sentences, units
+from rag.text.language import is_chinese_text
+from rag.text.normalise import Normaliser, convert_script
+from rag.text.sentences import OPEN_MARKER, matching_form, overlap, split_sentences, units
 from rag.types import (
     CITATION_MARKER_ADDED,
     CITATION_MARKER_MOVED,
@@ -42,17 +42,17 @@ from rag.types import (
 if TYPE_CHECKING:
     from rag.embedding import Encoder
 
-_OPEN_MARKER = re.compile(r"[ \t]*[\[【［][\d\s,，、^]*$")
 
-
-def _sentence_spans_for(claims: Sequence[str], text: str) -> list[tuple[int, int]]:
+def _sentence_spans_for(
+    claims: Sequence[str], text: str, normaliser: Normaliser | None = None
+) -> list[tuple[int, int]]:
     """For each generated claim, the paragraph sentence that shares most with it (if any)."""
     cands = [
-        (a, b, units(text[a:b])) for a, b in split_sentences(text, min_chars=MIN_SENTENCE_CHARS)
+        (a, b, units(text[a:b], normaliser)) for a, b in split_sentences(text, min_chars=MIN_SENTENCE_CHARS)
     ]
     spans = []
     for claim in claims:
-        wanted = units(claim)
+        wanted = units(claim, normaliser)
         scored = [(overlap(wanted, u), a, b) for a, b, u in cands]
         if scored:
             share, a, b = max(scored)
@@ -118,7 +118,7 @@ class CheckedStream:
             raw = THINK.sub("", raw)
         text = normalise_markers(raw.strip() if final else raw.lstrip())
         if not final:  # a marker being written ("…。[", "…。[1") still belongs to the sentence before it
-            text = _OPEN_MARKER.sub("", text)
+            text = OPEN_MARKER.sub("", text)
         spans = split_sentences(text)
         ready = spans if final else spans[:-1]
         self.pending = text[spans[-1][0]:] if spans and not final else ""
@@ -133,19 +133,20 @@ class CheckedStream:
         that supports it, quoted in the source's words and cited (``「…」[n]``), so that the
         names and terms the answer rests on are there as the source writes them."""
         plain = strip_markers(kept)
-        if cjk_ratio(plain) >= 0.5:
+        if is_chinese_text(plain):
             return ""
+        normaliser = self.question.normaliser
         quotes = []
         for old in cited_numbers(kept)[:2]:
             hit = self.hits[old - 1]
-            if cjk_ratio(hit.text) < 0.5:
+            if not is_chinese_text(hit.text):
                 continue
-            spans = quotable_spans(hit)
+            spans = quotable_spans(hit, normaliser)
             if not spans:
                 continue
             a, b = self._closest(plain, hit, spans)
             quote = hit.text[a:b].strip()
-            if (old, a) in self.quoted or matching_form(quote) in matching_form(plain):
+            if (old, a) in self.quoted or matching_form(quote, normaliser) in matching_form(plain, normaliser):
                 continue
             self.quoted.add((old, a))
             quotes.append(f"「{quote}」[{old}]")
@@ -157,13 +158,14 @@ class CheckedStream:
         sentence, then the first."""
         if len(spans) > 1 and self.encoder is not None:
             return spans[most_similar(self.encoder, plain, [hit.text[a:b] for a, b in spans])]
+        normaliser = self.question.normaliser
         nums = number_forms(plain)
-        names = [matching_form(r) for r in CJK_RUN.findall(plain)]
+        names = [matching_form(r, normaliser) for r in kept_names(plain)]
         start, end = hit.best_sentence or (-1, -1)
 
         def score(span: tuple[int, int]) -> tuple[int, int, int]:
             text = hit.text[span[0]:span[1]]
-            shared = len(nums & number_forms(text)) + sum(n in matching_form(text) for n in names)
+            shared = len(nums & number_forms(text)) + sum(n in matching_form(text, normaliser) for n in names)
             return shared, min(span[1], end) - max(span[0], start), -span[0]
 
         return max(spans, key=score)
@@ -171,7 +173,8 @@ class CheckedStream:
     def _check(self, sentence: str) -> str:
         n = len(self.hits)
         self.removed_markers += [f"[{d}]" for d in MARKER.findall(sentence) if not 1 <= int(d) <= n]
-        kept, verdict = check_sentence(sentence, self.texts, self.encoder, question=self.question.standalone)
+        kept, verdict = check_sentence(sentence, self.texts, self.encoder, question=self.question.standalone,
+                                       normaliser=self.question.normaliser)
         plain = strip_markers(sentence)
         if kept is None:
             self.warnings.append(Notice(CITATION_REMOVED,
@@ -214,7 +217,8 @@ class CheckedStream:
                 claims_for[old].append(strip_markers(sentence))
         citations = tuple(
             make_citation(self.mapping[old], self.hits[old - 1],
-                          _sentence_spans_for(claims_for[old], self.hits[old - 1].text), self.config)
+                          _sentence_spans_for(claims_for[old], self.hits[old - 1].text, self.question.normaliser),
+                          self.config)
             for old in sorted(used, key=self.mapping.__getitem__)
         )
         return Answer(convert_script(text, self.config), False, citations, {}, tuple(warnings), mode="generated")
