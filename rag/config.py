@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         "already built (256: recall@10 0.99 of the exact index at 100k paragraphs, benchmarks/README.md)"
     )
 
-    # Fusion and abstention, chosen on the dev sets (see README "Retrieval").
+    # Fusion and abstention, chosen on the dev sets (see docs/retrieval.md).
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
     lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
     translate_queries: bool = Field(True, description="Add CC-CEDICT translations to English questions before embedding")
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     llm_timeout_s: float = 30.0
 
-    # The offline language model (README "The local language model").
+    # The offline language model (docs/answers.md).
     llm: Literal["off", "local"] = Field("off", description="local: the offline model judges answerability")
     llm_model_path: Path | None = Field(None, description="A GGUF file to use instead of the bundled model")
     llm_threads: int | None = Field(None, ge=1, le=256, description="Threads for the model; unset = all cores")
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")
 
-    # Vector store (README "Past one machine: Milvus"). milvus_uri: a file path (Milvus Lite) or
+    # Vector store (docs/operations.md). milvus_uri: a file path (Milvus Lite) or
     # http://host:19530 (standalone/cluster); unset = <index_dir>/milvus.db.
     store: Literal["faiss", "milvus"] = Field("faiss", description="Vector + BM25 backend")
     milvus_uri: str | None = Field(None, description="Milvus Lite file or server address")

@@ -17,7 +17,8 @@ CONFIGURATION = DOCS["docs/configuration.md"]
 # read from the environment outside Settings: the eval's data folder, setup's switches, benchmarks
 NOT_SETTINGS = {"RAG_EXTERNAL_DIR", "RAG_SETUP_BROWSER", "RAG_SETUP_LLM", "RAG_BENCH_DIR", "RAG_PEER_PYTHON"}
 README_MAX_LINES = 200
-_NAME = re.compile(r"RAG_[A-Z0-9_]*[A-Z0-9]")
+# (an underscore-prefixed _RAG_TEST_* name is an internal hook of the tests, not a setting)
+_NAME = re.compile(r"(?<![A-Za-z0-9_])RAG_[A-Z0-9_]*[A-Z0-9]")
 
 
 def _code_text() -> str:

@@ -93,8 +93,7 @@ class BatchedEncoder:
     count and a function that embeds the texts at some indices (unnormalised rows).
 
     Questions are encoded in ``query_dtype``, passages in ``passage_dtype``: bfloat16 halves the
-    time on CPUs with native bfloat16 and moves a vector by a cosine of ~3e-5 (README
-    "Performance"). Either way the output is float32 (normalised in float32).
+    time on CPUs with native bfloat16 and moves a vector by a cosine of ~3e-5 (docs/performance.md). Either way the output is float32 (normalised in float32).
     """
 
     model_id: str

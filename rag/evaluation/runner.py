@@ -88,7 +88,7 @@ LLM_SETS = (GOLD_SET,)
 def default_sets(llm: str = "off") -> tuple[str, ...]:
     return DEFAULT_SETS if llm == "off" else LLM_SETS
 SEARCH_K = 10  # ranking depth for the gold set (metrics are cut at 10)
-EXTERNAL_K = 20  # external sets: deep enough for the README's R@20
+EXTERNAL_K = 20  # external sets: deep enough for docs/evaluation.md's R@20
 ASK_K = 5
 SAMPLE_SEED = 20240311
 

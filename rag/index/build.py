@@ -445,7 +445,7 @@ def _summarise(summary: IndexSummary, old_docs: dict[str, str], corpus: _Corpus,
             summary.flags[d.doc_id] = list(d.flags)
 
 
-# Test hook, internal on purpose (not a setting, so not in the README's list of RAG_ settings):
+# Test hook, internal on purpose (not a setting, so not in docs/configuration.md):
 # with _RAG_TEST_BUILD_STAGES naming a file, a build appends the name of each stage it reaches
 # ("locked", "read", "encoding", "writing data", "manifest tmp", "swapped"); with
 # _RAG_TEST_BUILD_PAUSE naming one of them, it stops itself (SIGSTOP) there. The crash tests

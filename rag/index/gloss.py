@@ -55,7 +55,7 @@ GLOSS_DIR = "gloss"
 K1 = 1.2
 B = 0.75
 # Which CC-CEDICT senses of a word go into the gloss; measured on xquad/en-zh-dev with
-# benchmarks/tune_gloss.py (README "Retrieval"): first1, first2, first3, all, rank.
+# benchmarks/tune_gloss.py (docs/retrieval.md): first1, first2, first3, all, rank.
 SENSE_RULE = "rank"
 SENSE_RULES = ("first1", "first2", "first3", "all", "rank")
 # Chinese function words: their senses ("of", "taxi" for 的) only add noise to a gloss.

@@ -29,7 +29,7 @@ from rag.llm.engine import LocalModel
 from rag.types import Hit
 
 JUDGE_VERSION = 1  # part of the prompt's identity: change it when the prompt changes
-DEFAULT_FLOOR = 0.45  # dev-set calibration: benchmarks/judge_calibration.py (README "The local language model")
+DEFAULT_FLOOR = 0.45  # dev-set calibration: benchmarks/judge_calibration.py (docs/answers.md)
 DEFAULT_TOP_K = 3  # paragraphs judged per question: those an extractive answer may cite
 MAX_PARAGRAPH_CHARS = 1200  # a longer paragraph is judged on its first 1,200 characters
 

@@ -71,7 +71,7 @@ class HybridRetriever:
         Appending the CC-CEDICT translations (weight >= 0.3, i.e. at most 3 senses) of an
         English question's content words gives the multilingual encoder Chinese anchors (it
         helps English -> Chinese recall on the dev set; scoring the same translations with BM25
-        was worse at every weight: README "Retrieval").
+        was worse at every weight: docs/retrieval.md).
         """
         query = question.search_text
         if not self.translate or question.cjk >= LATIN_QUESTION_MAX_CJK:

@@ -31,7 +31,10 @@ from rag.text.sentences import matching_form, units
 if TYPE_CHECKING:
     from rag.question import Question
 
-# Fitted by benchmarks/calibrate_abstention.py (see its output in the README "Abstention").
+# Fitted by benchmarks/calibrate_abstention.py (its output: docs/retrieval.md#abstention) on the
+# cosines of the default embedder, multilingual-e5-small: "dense" and "dense_latin" weigh e5's
+# cosine scale (e5 puts unrelated passages near 0.7-0.8). Another embedding model has another
+# scale, so these coefficients and DEFAULT_FLOOR must be refitted with that script for it.
 COEF = {
     "bias": -26.249, "dense": 24.75, "coverage": 7.948, "latin": 10.047,
     "dense_latin": -6.058, "coverage_latin": -1.943, "missing_words": 0.058,

@@ -20,7 +20,7 @@ LANGS = ("zh-Hant", "zh-Hans", "en")
 # Low on purpose: "What is 新質生產力?" is still an English question for retrieval.
 LATIN_QUESTION_MAX_CJK = 0.2
 # Up to this CJK share an English question also uses the English gloss channel
-# (rag/retrieval/hybrid.py); measured with benchmarks/tune_gloss.py (README "Retrieval").
+# (rag/retrieval/hybrid.py); measured with benchmarks/tune_gloss.py (docs/retrieval.md).
 GLOSS_MAX_CJK = 0.6
 # A text at or above this CJK share is written in Chinese (answers and quoted sentences:
 # rag/answer/extractive.py, rag/answer/written/, rag/llm/rewrite.py; see is_chinese_text): a
