@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import numpy as np
 
@@ -85,6 +85,18 @@ def vector_space(model_id: str, passage_dtype: str) -> str:
     return model_id if passage_dtype == "float32" else f"{model_id}@{passage_dtype}"
 
 
+class EncoderOptions(TypedDict, total=False):
+    """The keyword options every batched encoder takes (defaults in :meth:`BatchedEncoder._configure`)."""
+
+    model_id: str | None
+    device: str
+    batch_size: int
+    prompts: tuple[str, str] | None
+    max_tokens_per_batch: int
+    query_dtype: str
+    passage_dtype: str
+
+
 class BatchedEncoder:
     """``encode`` for encoders that batch by token count; subclasses give ``_prepare``.
 
@@ -93,7 +105,8 @@ class BatchedEncoder:
     count and a function that embeds the texts at some indices (unnormalised rows).
 
     Questions are encoded in ``query_dtype``, passages in ``passage_dtype``: bfloat16 halves the
-    time on CPUs with native bfloat16 and moves a vector by a cosine of ~3e-5 (docs/performance.md). Either way the output is float32 (normalised in float32).
+    time on CPUs with native bfloat16 and moves a vector by a cosine of ~3e-5
+    (docs/performance.md). Either way the output is float32 (normalised in float32).
     """
 
     model_id: str
@@ -104,6 +117,30 @@ class BatchedEncoder:
     query_dtype: Literal["float32", "bfloat16"] = "float32"
     passage_dtype: Literal["float32", "bfloat16"] = "float32"
     _lock: threading.Lock
+
+    def _configure(
+        self,
+        model: str | Path,
+        *,
+        model_id: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 32,
+        prompts: tuple[str, str] | None = None,
+        max_tokens_per_batch: int = 4096,
+        query_dtype: str = "float32",
+        passage_dtype: str = "float32",
+    ) -> tuple[tuple[str, str] | None, str]:
+        """Check and keep the options every encoder shares; the caller's ``prompts`` and ``device`` back."""
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.query_dtype = resolve_query_dtype(query_dtype, device)
+        self.passage_dtype = resolve_passage_dtype(passage_dtype, device)
+        self.name = str(model)
+        self.model_id = model_id or _model_id_for(self.name)
+        self.batch_size = batch_size
+        self.max_tokens_per_batch = max_tokens_per_batch
+        self._lock = threading.Lock()
+        return prompts, device
 
     @property
     def passage_space(self) -> str:
@@ -149,27 +186,8 @@ class SentenceTransformerEncoder(BatchedEncoder):
     ``model`` is a hub name or a local folder; ``model_id`` is what the index manifest records.
     """
 
-    def __init__(
-        self,
-        model: str | Path,
-        *,
-        model_id: str | None = None,
-        device: str = "cpu",
-        batch_size: int = 32,
-        prompts: tuple[str, str] | None = None,
-        max_tokens_per_batch: int = 4096,
-        query_dtype: str = "float32",
-        passage_dtype: str = "float32",
-    ) -> None:
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        self.query_dtype = resolve_query_dtype(query_dtype, device)
-        self.passage_dtype = resolve_passage_dtype(passage_dtype, device)
-        self.name = str(model)
-        self.model_id = model_id or _model_id_for(self.name)
-        self.batch_size = batch_size
-        self.max_tokens_per_batch = max_tokens_per_batch
-        self._lock = threading.Lock()
+    def __init__(self, model: str | Path, **options: Unpack[EncoderOptions]) -> None:
+        prompts, device = self._configure(model, **options)
         self._model = on_torch_thread(_load, self.name, device)
         self.dim = int(self._model.get_embedding_dimension())
         if prompts is None:

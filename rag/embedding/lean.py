@@ -18,21 +18,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 
-from rag.errors import InputError, ModelError
+from rag.errors import ModelError
 
-from .encoder import (
-    BatchedEncoder,
-    Kind,
-    _model_id_for,
-    family_prompts,
-    own_prompts,
-    resolve_passage_dtype,
-    resolve_query_dtype,
-)
+from .encoder import BatchedEncoder, EncoderOptions, Kind, family_prompts, own_prompts
 from .torch_thread import on_torch_thread
 
 if TYPE_CHECKING:
@@ -321,33 +313,14 @@ class LeanEncoder(BatchedEncoder):
     Same contract, prompts, batching and vectors as ``SentenceTransformerEncoder`` on that folder.
     """
 
-    def __init__(
-        self,
-        model: str | Path,
-        *,
-        model_id: str | None = None,
-        device: str = "cpu",
-        batch_size: int = 32,
-        prompts: tuple[str, str] | None = None,
-        max_tokens_per_batch: int = 4096,
-        query_dtype: str = "float32",
-        passage_dtype: str = "float32",
-    ) -> None:
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
-        self.query_dtype = resolve_query_dtype(query_dtype, device)
-        self.passage_dtype = resolve_passage_dtype(passage_dtype, device)
-        self.name = str(model)
+    def __init__(self, model: str | Path, **options: Unpack[EncoderOptions]) -> None:
+        prompts, device = self._configure(model, **options)
         self.spec = read_spec(model)
-        self.model_id = model_id or _model_id_for(self.name)
-        self.batch_size = batch_size
-        self.max_tokens_per_batch = max_tokens_per_batch
         self.max_seq_length = self.spec.max_seq_length
         self.dim = self.spec.hidden
         if prompts is None:
             prompts = family_prompts(self.spec.folder.name)
         self.prompts = prompts if prompts is not None else own_prompts(self.spec.prompts)
-        self._lock = threading.Lock()
         # The 16 MB tokenizer.json parses in Rust while torch imports here (~1 s saved on start-up).
         loaded: dict[str, Any] = {}
         thread = threading.Thread(target=self._tokenizer_thread, args=(loaded,), name="tokenizer-load",
