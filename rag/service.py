@@ -9,9 +9,9 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
-from rag.answer.steps import Final, Retrieved
+from rag.answer.steps import Final, Retrieved, final_answer
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, NotFoundError
 from rag.index.compat import require_fit, require_model_id
@@ -101,6 +101,13 @@ def in_background(load: Callable[[], T], name: str) -> Callable[[], tuple[T, flo
         return box["value"], box["seconds"]
 
     return wait
+
+
+class AskOptions(TypedDict, total=False):
+    """A question's context: the conversation before it, and the script to show the answer in."""
+
+    history: Sequence[dict[str, Any]] | None
+    script: str | None
 
 
 class RagService:
@@ -232,18 +239,9 @@ class RagService:
         k = check_k(k)
         return self.retriever.search_many([self.question(q, field="query") for q in queries], k)
 
-    def ask(
-        self,
-        question: str,
-        k: int = 5,
-        *,
-        history: Sequence[dict[str, Any]] | None = None,
-        script: str | None = None,
-    ) -> Answer:
-        for step in self.ask_steps(question, k, history=history, script=script):
-            if isinstance(step, Final):
-                return step.answer
-        raise AssertionError("the answer steps end with Final")
+    def ask(self, question: str, k: int = 5, **options: Unpack[AskOptions]) -> Answer:
+        """The cited answer: the end of :meth:`ask_steps`."""
+        return final_answer(self.ask_steps(question, k, **options))
 
     def ask_steps(
         self,

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 from rag.answer.abstain import abstain, abstain_reason, relevance_floor, relevance_of
 from rag.answer.display import in_script
 from rag.answer.extractive import extractive_answer
-from rag.answer.steps import Draft, Final, Pending, Piece, Step
+from rag.answer.steps import Draft, Final, Pending, Piece, Step, final_answer
 from rag.answer.written.client import Generator, describe_failure
 from rag.answer.written.factory import generator_from_settings
 from rag.answer.written.markers import cited_numbers
@@ -33,24 +33,19 @@ if TYPE_CHECKING:
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
 
 
-def answer_from_hits(
-    question: Question,
-    hits: list[Hit],
-    settings: Settings,
-    *,
-    script: str | None = None,
-    generator: Generator | None = None,
-    judge: Judge | None = None,
-    encoder: Encoder | None = None,
-) -> Answer:
+class AnswerOptions(TypedDict, total=False):
+    """How to answer: the display script, the generator that writes, the judge, the encoder."""
+
+    script: str | None
+    generator: Generator | None
+    judge: Judge | None
+    encoder: Encoder | None
+
+
+def answer_from_hits(question: Question, hits: list[Hit], settings: Settings,
+                     **options: Unpack[AnswerOptions]) -> Answer:
     """The cited answer to ``question`` from ranked ``hits`` (the last step of :func:`answer_steps`)."""
-    answer = None
-    for step in answer_steps(question, hits, settings, script=script, generator=generator, judge=judge,
-                             encoder=encoder):
-        if isinstance(step, Final):
-            answer = step.answer
-    assert answer is not None
-    return answer
+    return final_answer(answer_steps(question, hits, settings, **options))
 
 
 def answer_steps(

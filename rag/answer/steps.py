@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag.types import Answer, Hit
@@ -44,3 +45,14 @@ class Final:
 
 
 Step = Retrieved | Draft | Piece | Pending | Final
+
+
+def final_answer(steps: Iterable[Step]) -> Answer:
+    """The answer the steps end with (their :class:`Final`), for callers that want only that."""
+    answer = None
+    for step in steps:
+        if isinstance(step, Final):
+            answer = step.answer
+    if answer is None:
+        raise AssertionError("the answer steps end with Final")
+    return answer
