@@ -14,6 +14,17 @@ METADATA_FILE = "metadata.json"  # per-folder titles, dates, sources (rag.ingest
 GLOSSARY_FILE = "glossary.tsv"  # Chinese term -> English names, read into the English gloss (rag.index.gloss)
 
 
+def corpus_files(root: Path) -> list[Path]:
+    """The files of a corpus folder: every file under ``root`` that is not hidden (no ``.x`` file
+    or folder on the way), sorted by path. What `rag index` reads, and what its up-to-date check
+    looks at."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
 def sha256_file(path: Path, bufsize: int = 1 << 20) -> str:
     """The hex sha256 of a file's bytes, read in blocks."""
     h = hashlib.sha256()

@@ -17,10 +17,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from rag.files import GLOSSARY_FILE, METADATA_FILE
+from rag.files import GLOSSARY_FILE, METADATA_FILE, corpus_files
 from rag.index.compat import expected_key, format_fits, key_fits
 
 MANIFEST = "manifest.json"
@@ -44,14 +44,10 @@ def glossary_paths(settings: Any) -> list[Path]:
     return [path for _, path in split_glossaries(getattr(settings, "glossary", None))]
 
 
-def _hidden(rel: PurePosixPath) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
-
-
 def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path]:
     """The files `rag index PATHS` reads, documents, ``metadata.json`` and glossaries alike.
 
-    A folder: every file under it that is not hidden (as ``rag.ingest.corpus.load_corpus`` walks it). A
+    A folder: :func:`rag.files.corpus_files` (as ``rag.ingest.corpus.load_corpus`` walks it). A
     file: itself, and the ``metadata.json`` and ``glossary.tsv`` beside it (recorded even when
     absent, so adding one counts as a change). Then ``extra`` (the ``RAG_GLOSSARY`` files).
     """
@@ -59,11 +55,7 @@ def source_files(paths: Sequence[Path], extra: Sequence[Path] = ()) -> list[Path
     for given in paths:
         given = Path(given)
         if given.is_dir():
-            found: list[Path] = []
-            for dirpath, dirnames, filenames in os.walk(given):
-                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                found.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
-            out.extend(sorted(found, key=lambda p: p.relative_to(given).as_posix()))
+            out.extend(corpus_files(given))
         else:
             out.extend([given, given.parent / METADATA_FILE, given.parent / GLOSSARY_FILE])
     out.extend(p for p in map(Path, extra) if p not in out)

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rag.errors import IngestError
-from rag.files import GLOSSARY_FILE, METADATA_FILE
+from rag.files import GLOSSARY_FILE, METADATA_FILE, corpus_files
 from rag.ingest.clean import CleanResult, clean_document
 from rag.types import Document, Paragraph, SkippedFile
 
@@ -374,15 +374,6 @@ def _read_metadata(folder: Path, cache: dict[Path, dict[str, Any]],
     return data
 
 
-def _is_hidden(rel: PurePosixPath) -> bool:
-    return any(part.startswith(".") for part in rel.parts)
-
-
-def _walk(root: Path) -> list[Path]:
-    files = [p for p in root.rglob("*") if p.is_file()]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
-
-
 def load_corpus(
     paths: Sequence[Path],
     *,
@@ -403,7 +394,7 @@ def load_corpus(
     for given in paths:
         given = Path(given)
         if given.is_dir():
-            root, files = given, _walk(given)
+            root, files = given, corpus_files(given)
         elif given.is_file():
             root, files = given.parent, [given]
         else:
@@ -411,7 +402,7 @@ def load_corpus(
             continue
         for f in files:
             rel = _rel(f, root)
-            if f.name in (METADATA_FILE, GLOSSARY_FILE) or (given.is_dir() and _is_hidden(rel)):
+            if f.name in (METADATA_FILE, GLOSSARY_FILE):
                 continue
             meta = dict(_read_metadata(root, meta_cache, skipped).get(rel.as_posix(), {}))
             meta.update(_read_metadata(f.parent, meta_cache, skipped).get(f.name, {}))
