@@ -33,6 +33,11 @@ def test_every_setting_is_documented():
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
 
 
+def test_the_readme_names_every_setting():
+    missing = [f"RAG_{name.upper()}" for name in Settings.model_fields if f"`RAG_{name.upper()}`" not in README]
+    assert not missing, f"settings missing from the README's Settings table: {missing}"
+
+
 def test_every_variable_read_outside_the_settings_is_documented():
     read = set(_NAME.findall(_code_text())) - {f"RAG_{n.upper()}" for n in Settings.model_fields}
     assert read <= NOT_SETTINGS, f"read by the code but neither a setting nor in NOT_SETTINGS: {sorted(read - NOT_SETTINGS)}"
