@@ -86,8 +86,9 @@ def questions(n: int) -> list[str]:
 
 def measure(size: int, n_queries: int) -> dict:
     from rag.config import get_settings
-    from rag.index.gloss import Glosser, GlossIndex, build_glossary, load_senses, question_terms
+    from rag.index.gloss import Glosser, GlossIndex, build_glossary, load_senses
     from rag.text.normalise import Normaliser
+    from rag.text.sentences import question_terms
 
     texts = corpus(size)
     norm = Normaliser("t2s")

@@ -411,7 +411,7 @@ def measure_gloss(svc, queries: list[dict]) -> dict:
     """What the English gloss channel costs an English question: retrieval with it and without
     it (same query vectors, interleaved), and its own stage (gloss BM25 of every paragraph + the
     best rows joining the candidates)."""
-    from rag.index.gloss import question_terms
+    from rag.text.sentences import question_terms
 
     r = svc.retriever
     english = [q for q in queries if q.get("set") == "xquad/en-zh-dev"]

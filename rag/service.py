@@ -46,7 +46,7 @@ def warm_up(settings: Settings) -> None:
 
             load_dictionary(settings.cache_dir)
         import rag.answer.compose  # noqa: F401
-        from rag.index.gloss import question_terms
+        from rag.text.sentences import question_terms
 
         question_terms("warming up the stemmer")
     except Exception:  # the first question reports any real problem with these

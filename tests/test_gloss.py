@@ -12,18 +12,17 @@ from rag.index.gloss import (
     Glossary,
     Glosser,
     GlossIndex,
-    american,
-    english_terms,
     glossary_files,
     load_senses,
     mine_pairs,
     pick_senses,
-    question_terms,
     read_glossary,
 )
 from rag.index.manifest import read_manifest
 from rag.service import RagService
+from rag.text.english import american, english_terms
 from rag.text.normalise import Normaliser
+from rag.text.sentences import question_terms
 from tests.fakes import HashingEncoder
 
 NORM = Normaliser("t2s")

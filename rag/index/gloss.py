@@ -42,12 +42,8 @@ from rag.files import GLOSSARY_FILE
 from rag.index.compat import GLOSS_VERSION
 from rag.index.freshness import split_glossaries
 from rag.text.cedict import load_forward
-from rag.text.english import american as american  # re-exported: the gloss's spelling rule
 from rag.text.english import english_terms, stemmer_name
 from rag.text.normalise import Normaliser, _jieba, has_cjk
-from rag.text.sentences import (
-    question_terms as question_terms,  # re-exported: a question's gloss terms
-)
 
 log = logging.getLogger(__name__)
 

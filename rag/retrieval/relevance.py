@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from rag.text.language import LATIN_QUESTION_MAX_CJK
 from rag.text.normalise import Normaliser
-from rag.text.sentences import content_words as content_words  # re-exported (rag.llm.rewrite)
 from rag.text.sentences import matching_form, units
 
 if TYPE_CHECKING:
