@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
+from tune_fusion import EXTERNAL, external_index, gold_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
 from rag.question import Question  # noqa: E402
@@ -61,7 +61,7 @@ def fit(X: list[dict], y: list[int]) -> dict[str, float]:
 
 def gold_check(coef: dict[str, float], settings) -> list[dict]:
     gold = [json.loads(line) for line in open(ROOT / "evals" / "gold.jsonl", encoding="utf-8")]
-    svc = RagService.open(settings.index_dir, settings)
+    svc = RagService.open(gold_index(settings), settings)
     rows = []
     for item in gold:
         hits = svc.search(item["question"], k=5, history=item.get("history"))

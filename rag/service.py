@@ -20,6 +20,7 @@ from rag.index.manifest import read_manifest
 from rag.index.tables import DocumentInfo
 from rag.question import Question, depends_on_history
 from rag.retrieval.hybrid import HybridRetriever
+from rag.retrieval.relevance import calibration_for, uncalibrated_text
 from rag.text.normalise import Normaliser
 from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
@@ -131,6 +132,9 @@ class RagService:
         self.encoder = encoder
         require_model_id(index.manifest, encoder.model_id, index.index_dir)
         self.normaliser = Normaliser(settings.opencc_config)
+        self.calibration = calibration_for(index.manifest.get("model", {}).get("id") or encoder.model_id)
+        if not self.calibration.calibrated:
+            log.warning("%s", uncalibrated_text(self.calibration.model))
         self.retriever = HybridRetriever(
             index,
             encoder,
@@ -140,6 +144,7 @@ class RagService:
             translate=settings.translate_queries,
             gloss_weight=settings.gloss_weight,
             cache_dir=settings.cache_dir,
+            calibration=self.calibration,
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
         self.rewriter: Rewriter | None = None  # RAG_LLM=local: follow-ups made standalone
@@ -268,7 +273,7 @@ class RagService:
         yield Retrieved(hits)
         retrieve = round((t1 - t0) * 1000, 2)
         for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge,
-                                 generator=self.generator, encoder=self.encoder):
+                                 generator=self.generator, encoder=self.encoder, calibration=self.calibration):
             if isinstance(step, Final):
                 t2 = time.perf_counter()
                 timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),

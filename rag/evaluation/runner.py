@@ -296,6 +296,19 @@ def _open_or_build(target: EvalTarget, index_dir: Path, sources: list[Path], set
     return target.open_service(index_dir, settings)
 
 
+def index_variant(settings: Settings) -> str:
+    """``""`` for the default build settings, else ``-<hash>`` of the build key: an eval with
+    another model (or sentence vectors off, another chunking) keeps its indexes beside the
+    default ones instead of rebuilding them in place."""
+    from rag.config import Settings as Defaults
+    from rag.index.compat import build_key
+
+    key = json.dumps(build_key(settings), sort_keys=True, default=str)
+    if key == json.dumps(build_key(Defaults.model_construct()), sort_keys=True, default=str):
+        return ""
+    return "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
 def corpus_fingerprint(corpus_dir: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(q for q in corpus_dir.rglob("*") if q.is_file()):
@@ -319,7 +332,7 @@ def open_gold_service(target: EvalTarget, index_dir: Path, settings: Settings) -
     corpus = _local(Path(settings.corpus_dir))
     if not corpus.is_dir() or not any(corpus.iterdir()):
         raise IndexStateError(f"no index in {index_dir} and no corpus in {corpus}: run `rag index` first")
-    cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}"
+    cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}{index_variant(settings)}"
     print(f"eval: no index in {index_dir}; using {cached} built from {corpus}", file=sys.stderr)
     return _open_or_build(target, cached, [corpus], settings), str(cached)
 
@@ -342,7 +355,7 @@ def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, 
     folder = root / name
     corpus = folder / "corpus.jsonl"
     digest = sha256_file(corpus)[:16]
-    index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{digest}"
+    index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{digest}{index_variant(settings)}"
     svc = _open_or_build(target, index_dir, [corpus], settings)
     queries = _read_jsonl(folder / "queries.jsonl")
     chosen = sample_queries(queries, max_queries)

@@ -98,10 +98,10 @@ def _identity(settings: Settings, encoder: Any) -> tuple[str, str]:
     """(model id, passage precision) of the index to build, without loading the model."""
     if encoder is not None:
         return encoder.model_id, getattr(encoder, "passage_dtype", "float32")
-    from rag.embedding import DEFAULT_MODEL_ID, DEFAULT_MODEL_NAME
     from rag.embedding.encoder import _model_id_for, resolve_passage_dtype
+    from rag.modelid import packaged_model_id
 
-    model_id = DEFAULT_MODEL_ID if settings.embed_model == DEFAULT_MODEL_NAME else _model_id_for(settings.embed_model)
+    model_id = packaged_model_id(settings.embed_model) or _model_id_for(settings.embed_model)
     return model_id, resolve_passage_dtype(settings.embed_passage_dtype, settings.embed_device)
 
 

@@ -79,10 +79,10 @@ def passage_dtype_for(settings: Any) -> str:
 def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str | None = None) -> dict[str, Any]:
     """Everything whose change makes a full rebuild necessary (a different index, not an update).
 
-    ``model_id`` defaults to the default model's id (known without loading it); for another
+    ``model_id`` defaults to a packaged model's id (known without loading it); for another
     model the name stands for it, as in the manifest's ``model.id`` of such a model.
     """
-    from rag.modelid import MODEL_ID, MODEL_NAME
+    from rag.modelid import packaged_model_id
 
     store: dict[str, Any] = {"kind": settings.store}
     if settings.store == "milvus":
@@ -91,7 +91,7 @@ def build_key(settings: Any, *, passage_dtype: str | None = None, model_id: str 
         "format_version": FORMAT_VERSION,
         "pipeline_version": PIPELINE_VERSION,
         **expected_config(settings),
-        "model_id": model_id or (MODEL_ID if settings.embed_model == MODEL_NAME else settings.embed_model),
+        "model_id": model_id or packaged_model_id(settings.embed_model) or settings.embed_model,
         "passage_dtype": passage_dtype or passage_dtype_for(settings),
         "store": store,
         "gloss": {"version": GLOSS_VERSION, "glossaries": settings.glossary or None},
@@ -104,11 +104,11 @@ def expected_key(settings: Any, manifest: dict[str, Any]) -> dict[str, Any]:
     Another model than the default has an id only once it is loaded; while its name is the one
     recorded, the recorded id stands for it (as the name does for the vectors it made).
     """
-    from rag.modelid import MODEL_NAME
+    from rag.modelid import packaged_model_id
 
     recorded = manifest.get("build_key") or {}
     model_id = None
-    if settings.embed_model != MODEL_NAME and recorded.get("model") == settings.embed_model:
+    if packaged_model_id(settings.embed_model) is None and recorded.get("model") == settings.embed_model:
         model_id = recorded.get("model_id")
     return build_key(settings, model_id=model_id)
 

@@ -12,7 +12,7 @@ from rag.index.loaded import LoadedIndex
 from rag.question import Question
 from rag.retrieval.crosslingual import load_dictionary, translate_query
 from rag.retrieval.fusion import fuse, top_k
-from rag.retrieval.relevance import relevance
+from rag.retrieval.relevance import E5_SMALL, Calibration, relevance
 from rag.store.base import LexicalHits
 from rag.text.language import GLOSS_MAX_CJK, LATIN_QUESTION_MAX_CJK
 from rag.text.normalise import Normaliser
@@ -54,8 +54,10 @@ class HybridRetriever:
         gloss_weight: float,
         candidates: int = 100,
         cache_dir: Path | None = None,
+        calibration: Calibration = E5_SMALL,
     ) -> None:
         self.index = index
+        self.calibration = calibration  # the embedding model's relevance model (rag.retrieval.relevance)
         self.gloss_weight = gloss_weight
         self.translate = translate
         self.encoder = encoder
@@ -194,11 +196,15 @@ class HybridRetriever:
                     source=source,
                     date=date,
                     chunk_id=self.index.chunk_ids[int(c.best_chunk[i])] if c.best_chunk[i] >= 0 else None,
-                    relevance=round(relevance(question, para.text, dense), 6),
+                    relevance=_rounded(relevance(question, para.text, dense, self.calibration)),
                     best_sentence=self.index.sentence_span(int(c.best_sentence[i])) if c.best_sentence[i] >= 0 else None,
                 )
             )
         return hits
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 class _Components(NamedTuple):
