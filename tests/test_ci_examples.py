@@ -1,6 +1,6 @@
 """The example CI files of docs/ci.md stay runnable: they parse, their JUnit file is the one the CI
-service reads, and every `rag` command in them is accepted by the CLI as written (a renamed
-option fails here)."""
+service reads, and every `rag` command in them (and in scripts/test.sh) is accepted by the CLI as
+written (a renamed option fails here)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def rag_commands(script: str) -> list[list[str]]:
     commands = []
     for line in script.replace("\\\n", " ").splitlines():
         words = shlex.split(line, comments=True)
+        while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):  # VAR=value before the command
+            words = words[1:]
         if words and Path(words[0]).name == "rag":
             commands.append(words[1:])
     return commands
@@ -103,7 +105,12 @@ def test_the_gitlab_job_sets_up_runs_the_gate_and_reports_its_junit_file():
 def _every_command() -> list[list[str]]:
     _, steps = _github()
     scripts = [s["run"] for s in steps if "run" in s] + list(_gitlab()["script"])
+    scripts.append((ROOT / "scripts" / "test.sh").read_text(encoding="utf-8"))  # the project's own CI
     return [args for s in scripts for args in rag_commands(s)]
+
+
+def test_every_rag_command_is_found():
+    assert sum(args[0] == "eval" for args in _every_command()) == 5  # 1 + 1 + the 3 of scripts/test.sh
 
 
 @pytest.mark.parametrize("args", _every_command(), ids=lambda a: " ".join(a[:1]))
