@@ -4,6 +4,7 @@ tests/test_eval_runner.py."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -226,3 +227,13 @@ def test_exit_codes_are_distinct_and_the_ci_files_say_why_a_run_could_not_comple
                                                  encoding="utf-8")
     assert _cli(cli_world).exit_code == cli.EvalExit.PASSED == 0
     assert len({int(c) for c in cli.EvalExit}) == len(cli.EvalExit)
+
+
+def test_each_exit_code_is_documented_in_the_help_and_the_docs():
+    help_text = CliRunner().invoke(cli.main, ["eval", "--help"]).output
+    root = Path(__file__).resolve().parents[1]
+    evaluation = (root / "docs/evaluation.md").read_text(encoding="utf-8")
+    commands = (root / "docs/cli.md").read_text(encoding="utf-8")
+    for code in cli.EvalExit:
+        assert re.search(rf"^ +{code.value} +\S", help_text, flags=re.M), code
+        assert f"\n| {code.value} |" in evaluation and f"\n| {code.value} |" in commands, code
