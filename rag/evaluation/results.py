@@ -3,11 +3,38 @@ writes it (neither imports the other for it)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rag.evaluation.regression import PairedChange
+
+RuleStatus = Literal["passed", "failed", "not met", "not checked", "other mode"]
+
+
+@dataclass(frozen=True)
+class RuleCheck:
+    """One ``[[rule]]`` of the thresholds file against a run.
+
+    ``status``: ``passed``; ``failed`` (an enforced bound broken: the gate fails); ``not met`` (a
+    bound of an ``enforce = false`` rule broken: reported, never failing); ``not checked`` (its
+    set not run, its groups empty, or a ``full_set_only`` rule on a sample); ``other mode`` (a
+    rule of another mode than the run's)."""
+
+    rule: Mapping[str, Any]
+    status: RuleStatus
+    failures: tuple[str, ...] = ()  # the gate's failure lines (enforced bounds broken)
+    notes: tuple[str, ...] = ()  # what was not checked, and targets not met
+
+    @property
+    def name(self) -> str:
+        """The rule in a few words: ``[each_lang] recall@5 >= 0.95`` (its set said apart)."""
+        r = self.rule
+        bounds = ([f">= {r['min']}"] if "min" in r else []) + ([f"<= {r['max']}"] if "max" in r else [])
+        modes = r.get("mode")
+        shown = f" (mode {modes if isinstance(modes, str) else ', '.join(modes)})" if modes else ""
+        return f"[{r['group']}] {r['metric']} {' and '.join(bounds)}{shown}"
 
 
 @dataclass
@@ -18,6 +45,7 @@ class EvalResult:
     report_dir: Path | None = None
     baseline: dict[str, Any] | None = None
     rule_failures: list[str] = field(default_factory=list)  # thresholds.toml and the gold set's validity
+    rule_checks: list[RuleCheck] = field(default_factory=list)  # each rule of thresholds.toml, in file order
 
     @property
     def passed(self) -> bool:

@@ -30,7 +30,7 @@ from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import PairedChange, compare_runs, outcome, regression_failures
 from rag.evaluation.report import load_thresholds, write_report
-from rag.evaluation.results import EvalResult
+from rag.evaluation.results import EvalResult, RuleCheck, RuleStatus
 from rag.files import sha256_file
 from rag.text.normalise import Normaliser
 from rag.types import (
@@ -495,7 +495,7 @@ def _gate_and_report(
     if thresholds is None and default_thresholds().is_file():
         thresholds = default_thresholds()
     rules = load_thresholds(thresholds) if thresholds else []
-    rule_failures, notes = check_gate(results, rules, with_notes=True)
+    rule_failures, notes, rule_checks = check_rules(results, rules)
     failures = list(rule_failures)
     if strict:
         failures += [f"set {name} not run under CI: {why}" for name, why in results["skipped"].items()]
@@ -503,7 +503,7 @@ def _gate_and_report(
     results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
                        "failures": failures, "not_checked": notes}
     results["baseline"] = str(baseline) if base is not None else None
-    result = EvalResult(results, failures, changes, report_dir, base, rule_failures)
+    result = EvalResult(results, failures, changes, report_dir, base, rule_failures, rule_checks)
     write_report(result, base)
     return result
 
@@ -550,45 +550,59 @@ def check_gate(results: dict[str, Any], thresholds: Any, *, with_notes: bool = F
     (missing ids, answers absent from their paragraphs) always fails.
     """
     rules = load_thresholds(thresholds) if isinstance(thresholds, str | Path) else list(thresholds or [])
+    failures, notes, _ = check_rules(results, rules)
+    return (failures, notes) if with_notes else failures
+
+
+def check_rules(results: dict[str, Any], rules: Sequence[dict[str, Any]]) -> tuple[list[str], list[str], list[RuleCheck]]:
+    """The gate's failures and notes from ``rules`` and the gold set's validity, and each rule's check."""
+    failures = [f"gold set invalid: {problem}"
+                for problem in results.get("sets", {}).get(GOLD_SET, {}).get("validation_problems", [])]
+    notes: list[str] = []
+    checks = [check_rule(results, rule) for rule in rules]
+    for check in checks:
+        failures += check.failures
+        if check.status != "other mode":
+            notes += [n for n in check.notes if n not in notes]
+    return failures, notes, checks
+
+
+def check_rule(results: dict[str, Any], rule: dict[str, Any]) -> RuleCheck:
+    """One threshold rule against ``results`` (see :class:`RuleCheck` for what it can come to)."""
+    mode = results.get("mode", "off")
+    modes = rule.get("mode", mode)
+    if mode not in ([modes] if isinstance(modes, str) else modes):
+        return RuleCheck(rule, "other mode", notes=(f"a rule of mode {modes}; this run is of mode {mode}",))
+    data = results.get("sets", {}).get(rule["set"])
+    if data is None:
+        return RuleCheck(rule, "not checked", notes=(f"{rule['set']}: not run, its rules not checked",))
+    if rule.get("full_set_only") and data.get("sampled"):  # a target of the whole set, not of a sample
+        return RuleCheck(rule, "not checked", notes=(f"{rule['set']} [{rule['group']}] {rule['metric']}: "
+                                                     "not checked on a sample (full_set_only)",))
     failures: list[str] = []
     notes: list[str] = []
-    sets = results.get("sets", {})
-    for problem in sets.get(GOLD_SET, {}).get("validation_problems", []):
-        failures.append(f"gold set invalid: {problem}")
-    mode = results.get("mode", "off")
-    for rule in rules:
-        modes = rule.get("mode", mode)
-        if mode not in ([modes] if isinstance(modes, str) else modes):  # a rule for another mode
+    checked = 0
+    for g in list(LANGS) if rule["group"] == "each_lang" else [rule["group"]]:
+        metrics = data["groups"].get(g)
+        if metrics is None:
+            notes.append(f"{rule['set']}/{g}: no questions, {rule['metric']} not checked")
             continue
-        data = sets.get(rule["set"])
-        if data is None:
-            note = f"{rule['set']}: not run, its rules not checked"
-            if note not in notes:
-                notes.append(note)
+        checked += 1
+        value = metrics.get(rule["metric"])
+        label = f"{rule['set']} [{g}] {rule['metric']}"
+        broken = None
+        if value is None:
+            broken = f"{label} is undefined (no questions it applies to)"
+        elif "min" in rule and value < rule["min"]:
+            broken = f"{label} = {value:.3f} < {rule['min']}"
+        elif "max" in rule and value > rule["max"]:
+            broken = f"{label} = {value:.3f} > {rule['max']}"
+        if broken is None:
             continue
-        if rule.get("full_set_only") and data.get("sampled"):  # a target of the whole set, not of a sample
-            notes.append(f"{rule['set']} [{rule['group']}] {rule['metric']}: not checked on a sample "
-                         "(full_set_only)")
-            continue
-        groups = list(LANGS) if rule["group"] == "each_lang" else [rule["group"]]
-        for g in groups:
-            metrics = data["groups"].get(g)
-            if metrics is None:
-                notes.append(f"{rule['set']}/{g}: no questions, {rule['metric']} not checked")
-                continue
-            value = metrics.get(rule["metric"])
-            label = f"{rule['set']} [{g}] {rule['metric']}"
-            broken = None
-            if value is None:
-                broken = f"{label} is undefined (no questions it applies to)"
-            elif "min" in rule and value < rule["min"]:
-                broken = f"{label} = {value:.3f} < {rule['min']}"
-            elif "max" in rule and value > rule["max"]:
-                broken = f"{label} = {value:.3f} > {rule['max']}"
-            if broken is None:
-                continue
-            if rule.get("enforce", True):
-                failures.append(broken)
-            else:  # a target the product does not reach yet: shown on every run, never hidden
-                notes.append(f"TARGET NOT MET (not enforced: {rule.get('why', 'see thresholds file')}): {broken}")
-    return (failures, notes) if with_notes else failures
+        if rule.get("enforce", True):
+            failures.append(broken)
+        else:  # a target the product does not reach yet: shown on every run, never hidden
+            notes.append(f"TARGET NOT MET (not enforced: {rule.get('why', 'see thresholds file')}): {broken}")
+    status: RuleStatus = ("failed" if failures else "not met" if any(n.startswith("TARGET") for n in notes)
+                          else "passed" if checked else "not checked")
+    return RuleCheck(rule, status, tuple(failures), tuple(notes))
