@@ -93,7 +93,7 @@ class _StepService:
     def __init__(self) -> None:
         self.log: list[str] = []
 
-    def ask_steps(self, question: str, k: int, *, history: Any = None) -> Any:
+    def ask_steps(self, question: str, k: int, *, history: Any = None, answer_mode: str | None = None) -> Any:
         from rag.answer.steps import Final, Retrieved
         from rag.types import CITATION_REMOVED, Answer, Citation, Hit, Notice
 
