@@ -190,6 +190,44 @@ def test_the_http_api_answers_503_with_retry_after_past_the_queue(blocking, tiny
     assert svc.model_queue.in_flight == 0
 
 
+class SlowJudge(BlockingJudge):
+    """A model's pace: one call at a time (the engine's lock), ``seconds`` each."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._lock = threading.Lock()
+
+    def judge(self, question: str, hits: Any) -> list[Verdict]:
+        with self._lock:
+            time.sleep(self.seconds)
+            return [Verdict(h.para_id, 0.9, self.seconds) for h in hits]
+
+
+def test_the_load_test_reports_refusals_apart_from_errors(tiny, capsys):
+    """benchmarks/load_test.py against a server whose stand-in model takes 50 ms a question: one
+    client is never refused; eight overrun a queue of one and get 503s, which are not errors."""
+    import importlib.util
+
+    from rag.api.app import create_app
+    from tests.server_utils import ROOT
+
+    spec = importlib.util.spec_from_file_location("load_test", ROOT / "benchmarks" / "load_test.py")
+    assert spec and spec.loader
+    load_test = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(load_test)
+    svc = judged(tiny, SlowJudge(0.05), llm_queue=1)
+    with serve_app(create_app(svc.settings, service=svc, ui=False)) as srv:
+        code = load_test.main(["--url", srv.base_url, "--clients", "1", "8", "--seconds", "1.5", "--rounds", "1",
+                               "--ask-only", "-k", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
+    one, eight = ([c.strip() for c in row.split("|")[1:-1]] for row in rows)
+    assert one[9] == "0" and int(eight[9]) > 0 and one[10] == eight[10] == "0", out  # 503 busy, other errors
+    print(out)
+
+
 # -- the answer mode, per request ---------------------------------------------------------------
 
 
