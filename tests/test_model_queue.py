@@ -26,8 +26,7 @@ from rag.llm.admission import DEFAULT_RETRY_S, ModelQueue
 from rag.llm.judge import Verdict
 from rag.service import RagService, check_answer_mode
 from rag.types import FALLBACK_NO_WRITER
-from tests.fakes import HashingEncoder
-from tests.server_utils import TINY_CORPUS, TINY_METADATA, serve_app
+from tests.server_utils import serve_app, tiny_hashing
 
 QUESTION = "香港如何推動新型工業化？"
 # Sentences of the corpus itself, so the citation check passes them whatever the encoder.
@@ -99,19 +98,7 @@ class BlockingJudge:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[Settings, RagService]:
     """(settings, service) of the tiny corpus under the hashing encoder; every hit above the floor."""
-    from rag.index.build import build_index
-
-    root = tmp_path_factory.mktemp("queue")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for name, text in TINY_CORPUS.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    (corpus / "metadata.json").write_text(json.dumps(TINY_METADATA, ensure_ascii=False), encoding="utf-8")
-    settings = Settings(_env_file=None, index_dir=root / "index", cache_dir=root / "cache", embed_model="test-hashing",
-                        min_score=0.0, llm_queue=2)
-    encoder = HashingEncoder()
-    build_index([corpus], settings.index_dir, settings, encoder=encoder)
-    return settings, RagService.open(settings.index_dir, settings, encoder=encoder)
+    return tiny_hashing(tmp_path_factory.mktemp("queue"), llm_queue=2)
 
 
 def judged(tiny: tuple[Settings, RagService], judge: BlockingJudge, **update: Any) -> RagService:

@@ -342,8 +342,9 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
                                       scale=3)
                     # Hidden until the loaded service has a model that writes (status_tick).
                     answer_mode = gr.Radio(MODE_CHOICES, value="extractive", label=MODE_LABEL, info=MODE_INFO,
-                                           elem_id="answer-mode", scale=2, visible=False, interactive=False)
-                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2,
+                                           elem_id="answer-mode", scale=2, min_width=220, visible=False,
+                                           interactive=False)
+                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2, min_width=240,
                                   label="答案最多引用段落 Paragraphs an answer may cite (k)")
             with gr.Column(scale=2, min_width=320, elem_id="src-col"):
                 sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", padding=False)
