@@ -320,3 +320,31 @@ async def _mcp_ask(svc: RagService, args: dict[str, Any]) -> Any:
 
 def _text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content)
+
+
+def test_the_chat_says_the_model_is_busy_and_shows_the_toggle_only_with_a_writer(blocking, tiny):
+    from rag.ui.chat import ChatUI
+
+    class Holder:
+        loading = False
+
+        def __init__(self, service: Any) -> None:
+            self.service = service
+
+        def get(self) -> Any:
+            return self.service
+
+    svc, judge = blocking
+    svc.model_queue.size = 0
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(svc.ask, QUESTION, 3)
+        _wait(lambda: judge.calls == 1)
+        *_, (_, chat, _, state) = ChatUI(Holder(svc)).respond(QUESTION, [], None, "original", 3, "extractive")
+        judge.release.set()
+        held.result(timeout=30)
+    bubble = chat[-1]["content"]
+    assert "busy-msg" in bubble and "語言模型正忙" in bubble and "The language model is busy" in bubble
+    assert f"about {DEFAULT_RETRY_S} s" in bubble  # no question timed yet when it was refused
+    assert state["turn"] == 0  # nothing was answered: the conversation is as it was
+    assert ChatUI(Holder(svc)).mode_toggle().visible is True  # the local model writes on request
+    assert ChatUI(Holder(tiny[1])).mode_toggle().visible is False  # no model: no toggle
