@@ -340,8 +340,9 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
                 with gr.Row(elem_id="options", equal_height=True):
                     script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script",
                                       scale=3)
-                    # Hidden until the loaded service has a model that writes (status_tick).
-                    answer_mode = gr.Radio(MODE_CHOICES, value="extractive", label=MODE_LABEL, info=MODE_INFO,
+                    # Hidden until the loaded service has a model that writes (status_tick), and
+                    # unset until then: a question asked meanwhile gets the server's default.
+                    answer_mode = gr.Radio(MODE_CHOICES, value=None, label=MODE_LABEL, info=MODE_INFO,
                                            elem_id="answer-mode", scale=2, min_width=220, visible=False,
                                            interactive=False)
                     k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2, min_width=240,
