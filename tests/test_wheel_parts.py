@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 
 from rag.embedding import wheel_parts
-from rag.embedding.wheel_parts import EMBEDDINGGEMMA, WheelSplitModel, assemble, is_ready, model_folder
+from rag.embedding.wheel_parts import (
+    EMBEDDINGGEMMA,
+    WheelSplitModel,
+    assemble,
+    is_ready,
+    model_folder,
+)
 from rag.errors import ModelError
 
 CHUNK = 4096

@@ -16,7 +16,7 @@ from rag.answer.display import in_script
 from rag.answer.extractive import extractive_answer
 from rag.answer.steps import Draft, Final, Pending, Piece, Step, final_answer
 from rag.answer.written.client import Generator, describe_failure
-from rag.answer.written.factory import generator_from_settings
+from rag.answer.written.factory import writer_from_settings
 from rag.answer.written.markers import cited_numbers
 from rag.answer.written.prompt import answer_messages
 from rag.answer.written.stream import CheckedStream, UnusableGeneration
@@ -25,20 +25,31 @@ from rag.question import Question
 from rag.retrieval.relevance import E5_SMALL, UNCALIBRATED_NOTICE, Calibration, uncalibrated_text
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
-from rag.types import FALLBACK_MISCONFIGURED, GENERATOR_INCOMPLETE, Answer, Hit, Notice
+from rag.types import (
+    FALLBACK_MISCONFIGURED,
+    FALLBACK_NO_WRITER,
+    GENERATOR_INCOMPLETE,
+    Answer,
+    Hit,
+    Notice,
+)
 
 if TYPE_CHECKING:
     from rag.embedding import Encoder
     from rag.llm.judge import Judge
 
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
+NO_WRITER = ("a written answer was asked for, but no language model writes answers on this server "
+             "(RAG_LLM=local or RAG_LLM_BASE_URL); showing extractive answer")
 
 
 class AnswerOptions(TypedDict, total=False):
-    """How to answer: the display script, the generator that writes, the judge, the encoder."""
+    """How to answer: the display script, the generator that writes, the judge, the encoder, and
+    the request's answer mode."""
 
     script: str | None
     generator: Generator | None
+    mode: str | None
     judge: Judge | None
     encoder: Encoder | None
     calibration: Calibration | None
@@ -59,6 +70,7 @@ def answer_steps(
     generator: Generator | None = None,
     judge: Judge | None = None,
     encoder: Encoder | None = None,
+    mode: str | None = None,
     calibration: Calibration | None = None,
 ) -> Iterator[Step]:
     """The cited answer to ``question`` from ranked ``hits``, step by step.
@@ -73,9 +85,12 @@ def answer_steps(
     shows it greyed), and :class:`Final`; any failure before a cited sentence falls back to the extractive
     answer with a warning. Without a generator the one step is :class:`Final`.
     ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
-    generated sentence. ``calibration`` is the embedding model's relevance model (default: the
-    default model's); a model without one screens nothing and every answer says so.
-    Every answer is converted to the display ``script`` last.
+    generated sentence. ``mode`` is the request's choice: ``"extractive"`` leaves the generator
+    out; ``"written"`` without a generator (none given, no ``RAG_LLM_BASE_URL``) gives the
+    extractive answer with a notice; None writes when there is a generator. ``calibration`` is
+    the embedding model's relevance model (default: the default model's); a model without one
+    screens nothing and every answer says so. Every answer is converted to the display
+    ``script`` last.
     """
     t0 = time.perf_counter()
     config = script_config(script)  # a bad script name fails before any work
@@ -105,11 +120,15 @@ def answer_steps(
             yield Final(in_script(abstain(lang, None, warnings, timings={**judged_ms, "answer": _ms(t0)},
                                           reason=judge_reason(lang, len(read), best, judge.floor)), script))
             return
-    if generator is None and settings.llm_base_url:
+    if mode == "extractive":
+        generator = None
+    elif generator is None and settings.llm_base_url:
         try:
-            generator = generator_from_settings(settings)
+            generator = writer_from_settings(settings)
         except ValueError as exc:
             warnings.append(Notice(FALLBACK_MISCONFIGURED, f"generator misconfigured: {exc}; showing extractive answer"))
+    elif generator is None and mode == "written":
+        warnings.append(Notice(FALLBACK_NO_WRITER, NO_WRITER))
     extractive = extractive_answer(question, above, warnings=warnings)
     if generator is None:
         yield Final(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
