@@ -279,3 +279,11 @@ def test_the_answers_option_writes_the_blocks_everywhere(cli_world):
     assert props["overall.answer_in_text"] == "1.0000" and props["overall.near_miss_abstention_recall"] == "1.0000"
     # --answer-sample alone implies --answers; a sample below 1 is bad input
     assert CliRunner().invoke(cli.main, [*args, "--answer-sample", "0"]).exit_code == cli.EvalExit.BAD_INPUT
+
+
+def test_a_near_miss_answered_from_another_paragraph_holding_the_answer_is_counted_apart():
+    query = {"id": "q", "question": "總額是多少？", "answers": ["330億"], "gold": ["d#p9"], "lang": "zh-Hant"}
+    elsewhere = ans_mod.score_near_miss(_SaysService("總額為330億元 [1]。"), query, ["d#p9"])
+    assert elsewhere["abstained"] is False and elsewhere["answer_elsewhere"] is True
+    query["answers"] = ["四百億"]
+    assert ans_mod.score_near_miss(_SaysService("總額為330億元 [1]。"), query, ["d#p9"])["answer_elsewhere"] is False

@@ -19,7 +19,9 @@ mode the settings choose (extractive, ``RAG_LLM=local``, written answers), and e
 - ``answer_in_citations``: a gold answer string in a cited paragraph.
 
 Near-miss unanswerables: the same questions against an index of the set's corpus *without*
-their gold paragraphs (:func:`near_miss_folds`), right when the system abstains. The indexes
+their gold paragraphs (:func:`near_miss_folds`), right when the system abstains
+(``near_miss_abstention_recall``); ``near_miss_answer_elsewhere`` counts the near misses it
+answered from a remaining paragraph that holds the gold answer string too. The indexes
 are built once into the eval cache and reused while the corpus and the sample are unchanged.
 """
 
@@ -59,7 +61,8 @@ NUMERIC_REST_MAX = 4
 
 # Reported per group; the 0/1 ones get a Wilson interval, the means a bootstrap one.
 RATES = ("answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match",
-         "best_sentence_containment", "false_abstention_rate", "near_miss_abstention_recall")
+         "best_sentence_containment", "false_abstention_rate", "near_miss_abstention_recall",
+         "near_miss_answer_elsewhere")
 MEANS = ("f1", "best_sentence_f1")
 # Per-question values paired with the baseline (report-only; higher is better but false abstention)
 PAIRED_METRICS: dict[str, bool] = {
@@ -219,8 +222,11 @@ def score_answer(svc: Any, query: Mapping[str, Any], normaliser: Normaliser | No
     return row
 
 
-def score_near_miss(svc: Any, query: Mapping[str, Any], dropped: Sequence[str]) -> dict[str, Any]:
-    """The question against an index without its gold paragraphs: right when it abstains."""
+def score_near_miss(svc: Any, query: Mapping[str, Any], dropped: Sequence[str],
+                    normaliser: Normaliser | None = None) -> dict[str, Any]:
+    """The question against an index without its gold paragraphs: right when it abstains.
+    ``answer_elsewhere``: it answered citing a remaining paragraph that holds a gold answer string
+    (the set answers it twice; counted apart, not as right)."""
     row: dict[str, Any] = {"id": query["id"], "lang": query.get("lang", ""), "question": query["question"],
                            "answerable": False, "dropped": list(query["gold"]), "fold_dropped": len(dropped)}
     try:
@@ -228,7 +234,11 @@ def score_near_miss(svc: Any, query: Mapping[str, Any], dropped: Sequence[str]) 
     except RagError as e:
         row.update(error=str(e), abstained=False, answer="", cited=[])
         return row
-    row.update(abstained=bool(ans.abstained), answer=ans.answer, cited=[c.para_id for c in ans.citations])
+    cited_texts = [t for c in ans.citations for t in (c.text, c.original_text) if t]
+    spans = [a for a in query.get("answers", []) if a]
+    # Answered from another paragraph that holds the gold answer too: then a near miss is not wrong.
+    row.update(abstained=bool(ans.abstained), answer=ans.answer, cited=[c.para_id for c in ans.citations],
+               answer_elsewhere=not ans.abstained and answer_in_texts(spans, cited_texts, normaliser))
     return row
 
 
@@ -303,7 +313,7 @@ def run_answers(
         print(f"eval: {name}: near-miss index without {len(dropped)} gold paragraphs", file=sys.stderr)
         nm_svc, index_dir = near_miss_index(cache, name, corpus, corpus_digest, dropped, open_or_build)
         index_dirs.append(str(index_dir))
-        near += [score_near_miss(nm_svc, q, sorted(dropped)) for q in fold]
+        near += [score_near_miss(nm_svc, q, sorted(dropped), normaliser) for q in fold]
     by_id = {r["id"]: r for r in near}
     ordered = [by_id[q["id"]] for q in chosen]
     return {"n_sample": len(chosen), "near_miss_indexes": index_dirs,
@@ -323,6 +333,7 @@ def aggregate_answers(rows: Sequence[Mapping[str, Any]], near: Sequence[Mapping[
     values["best_sentence_f1"] = [float(r.get("best_sentence_f1") or 0.0) for r in rows]
     values["false_abstention_rate"] = [1.0 if r.get("abstained") else 0.0 for r in rows]
     values["near_miss_abstention_recall"] = [1.0 if r.get("abstained") else 0.0 for r in near]
+    values["near_miss_answer_elsewhere"] = [1.0 if r.get("answer_elsewhere") else 0.0 for r in near]
     intervals: dict[str, list[float]] = {}
     for m in RATES + MEANS:
         xs = values[m]

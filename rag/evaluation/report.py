@@ -23,7 +23,7 @@ EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10
 # --answers: the answers block of an external set (rag/evaluation/answers.py); 95% intervals beside
 ANSWER_TABLE = ("n", "answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match", "f1",
                 "best_sentence_f1", "best_sentence_containment", "false_abstention_rate", "n_near_miss",
-                "near_miss_abstention_recall", "answer_chars_p50", "latency_p50_ms")
+                "near_miss_abstention_recall", "near_miss_answer_elsewhere", "answer_chars_p50", "latency_p50_ms")
 MAX_FAILURES_LISTED = 40
 MAX_MOVES_LISTED = 30  # per set and direction in report.md
 
