@@ -381,7 +381,8 @@ def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, 
         asked = sample_queries(queries, answer_sample)
         print(f"eval: {name}: answers of {len(asked)} questions", file=sys.stderr)
         data["answers"] = run_answers(
-            svc, asked, name=name, corpus=corpus, corpus_digest=digest, cache=Path(settings.cache_dir),
+            svc, asked, name=name, corpus=corpus, corpus_digest=digest + index_variant(settings),
+            cache=Path(settings.cache_dir),
             open_or_build=lambda d, sources: _open_or_build(target, d, sources, settings),
             normaliser=Normaliser(settings.opencc_config))
     return data
