@@ -140,9 +140,11 @@ def _rows_of(docs, settings):
     """(row texts, row para ids) exactly as build_index makes them (chunks, then sentences)."""
     from rag.index.rows import embed_text
     from rag.ingest.chunking import chunk_documents, sentence_chunks
+    from rag.profiles import profile_of_settings
 
     chunks = chunk_documents(docs, settings.chunk_max_chars, settings.chunk_overlap_chars)
-    sentences = [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
+    with_sentences = profile_of_settings(settings).sentence_vectors
+    sentences = [s for d in docs for p in d.paragraphs for s in sentence_chunks(p)] if with_sentences else []
     by_id = {d.doc_id: d for d in docs}
     texts = [embed_text(c, by_id[c.doc_id], settings) for c in chunks] + [s.text for s in sentences]
     return texts, [c.para_id for c in chunks] + [s.para_id for s in sentences]

@@ -26,8 +26,9 @@ from query_cache import install  # noqa: E402
 from tune_fusion import EXTERNAL, external_index, gold_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
+from rag.profiles import profile_for  # noqa: E402
 from rag.question import Question  # noqa: E402
-from rag.retrieval.relevance import COEF, features, probability  # noqa: E402
+from rag.retrieval.relevance import features, probability  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
 SETS = ("drcd/dev", "cmrc2018/dev", "xquad/en-zh-dev")
@@ -107,7 +108,7 @@ def main() -> None:
         print(f"{qset} questions on the {cset} corpus: {n} off-topic negatives", flush=True)
     coef = fit(X, y)
     print("\nfitted COEF =", json.dumps({k: round(v, 3) for k, v in coef.items()}))
-    print("current COEF =", json.dumps(COEF))
+    print("current coefficients of", settings.embed_model, "=", json.dumps(dict(profile_for(settings.embed_model).coef or {})))
     probs = np.array([probability(x, coef) for x in X])
     yy = np.array(y)
     print("\n| floor | dev: positives kept | dev: near misses rejected | gold: answerable kept | gold: unanswerable abstained |")

@@ -198,7 +198,7 @@ def main() -> None:
                 print(f"| {tr} | {rule} | {w} | {fmt(m)} | {ci(base, m, 0)} | {ci(base, m, 1)} |", flush=True)
                 report.setdefault(name, {})[f"{tr}/{rule}/{w}"] = m.mean(axis=0).tolist()
     svc.index.gloss = default_gloss
-    svc.retriever.translate = settings.translate_queries
+    svc.retriever.translate = svc.calibration.translate_queries
 
     for words_max, frame in ((1, False), (3, False), (1, True)) if args.mixed else ():
         mixed = mixed_questions(args.mixed, words_max, chinese_frame=frame)
@@ -210,7 +210,7 @@ def main() -> None:
               f"{np.percentile(ratio, 90):.2f}\n")
         print("| rule | R@1 / R@5 / MRR@10 | ΔR@1 vs Chinese BM25 only [95% CI] |")
         print("|---|---|---|")
-        w = settings.gloss_weight
+        w = svc.calibration.gloss_weight
         for label, m in mixed_rules(svc, mixed, vecs, w):
             print(f"| {label} | {fmt(m[1])} | {ci(m[0], m[1], 0)} |", flush=True)
             report.setdefault(f"mixed-{words_max}-{'zh' if frame else 'en'}", {})[label] = m[1].mean(axis=0).tolist()

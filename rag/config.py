@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     chunk_max_chars: int = Field(400, ge=50, le=8000)
     chunk_overlap_chars: int = Field(60, ge=0, le=2000)
     embed_title: bool = Field(False, description="Prefix each embedded chunk with its document title")
-    sentence_vectors: bool = Field(True, description="Also embed each sentence of multi-sentence paragraphs")
+    sentence_vectors: bool | None = Field(None, description="Also embed each sentence of multi-sentence paragraphs; "
+                                          "unset = the embedding model's choice (rag/profiles.py)")
     hnsw_threshold: int = Field(50_000, ge=1, description="Use an approximate (HNSW) index from this many chunks")
     hnsw_ef_search: int = Field(
         256, ge=1, le=65536, description="HNSW search breadth; read at load, so it also applies to indexes "
@@ -56,11 +57,13 @@ class Settings(BaseSettings):
     )
 
     # Fusion and abstention, chosen on the dev sets (see docs/retrieval.md).
-    lexical_weight: float = Field(0.1, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
-    lexical_weight_latin: float = Field(0.0, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
-    translate_queries: bool = Field(True, description="Add CC-CEDICT translations to English questions before embedding")
-    gloss_weight: float = Field(0.03, ge=0.0, le=1.0, description="Share of the English-gloss BM25 for English "
-                                "and mixed questions (added to the dense score); 0 turns the channel off")
+    # Unset (None): the value tuned for the embedding model (rag/profiles.py).
+    lexical_weight: float | None = Field(None, ge=0.0, le=1.0, description="BM25 share for Chinese questions")
+    lexical_weight_latin: float | None = Field(None, ge=0.0, le=1.0, description="BM25 share for questions without CJK")
+    translate_queries: bool | None = Field(None, description="Add CC-CEDICT translations to English questions before "
+                                           "embedding")
+    gloss_weight: float | None = Field(None, ge=0.0, le=1.0, description="Share of the English-gloss BM25 for "
+                                       "English and mixed questions (added to the dense score); 0 turns it off")
     glossary: str | None = Field(None, description="More glossary TSV files (Chinese term<TAB>English), comma-separated")
     min_score: float | None = Field(
         None, description="Relevance floor: cite only hits whose calibrated relevance reaches it; None = calibrated default"

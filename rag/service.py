@@ -19,9 +19,9 @@ from rag.index.compat import require_fit, require_model_id
 from rag.index.loaded import LoadedIndex
 from rag.index.manifest import read_manifest
 from rag.index.tables import DocumentInfo
+from rag.profiles import effective, profile_for, profile_of_settings, uncalibrated_text
 from rag.question import Question, depends_on_history
 from rag.retrieval.hybrid import HybridRetriever
-from rag.retrieval.relevance import calibration_for, uncalibrated_text
 from rag.text.normalise import Normaliser
 from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
@@ -44,7 +44,7 @@ def warm_up(settings: Settings) -> None:
     the answer module (~0.2 s). Each is loaded once per process."""
     try:
         Normaliser(settings.opencc_config).tokenise("香港新型工業化")
-        if settings.translate_queries:
+        if profile_of_settings(settings).translate_queries:
             from rag.retrieval.crosslingual import load_dictionary
 
             load_dictionary(settings.cache_dir)
@@ -150,17 +150,18 @@ class RagService:
         self.encoder = encoder
         require_model_id(index.manifest, encoder.model_id, index.index_dir)
         self.normaliser = Normaliser(settings.opencc_config)
-        self.calibration = calibration_for(index.manifest.get("model", {}).get("id") or encoder.model_id)
+        self.calibration = effective(profile_for(index.manifest.get("model", {}).get("id") or encoder.model_id),
+                                     settings)  # the model's tuned values, RAG_* settings over them
         if not self.calibration.calibrated:
             log.warning("%s", uncalibrated_text(self.calibration.model))
         self.retriever = HybridRetriever(
             index,
             encoder,
             self.normaliser,
-            lexical_weight=settings.lexical_weight,
-            lexical_weight_latin=settings.lexical_weight_latin,
-            translate=settings.translate_queries,
-            gloss_weight=settings.gloss_weight,
+            lexical_weight=self.calibration.lexical_weight,
+            lexical_weight_latin=self.calibration.lexical_weight_latin,
+            translate=self.calibration.translate_queries,
+            gloss_weight=self.calibration.gloss_weight,
             cache_dir=settings.cache_dir,
             calibration=self.calibration,
         )

@@ -11,8 +11,8 @@ from rag.answer.compose import answer_from_hits
 from rag.answer.display import search_body, stream_pieces
 from rag.config import Settings
 from rag.errors import InputError
+from rag.profiles import E5_SMALL
 from rag.question import Question
-from rag.retrieval.relevance import DEFAULT_FLOOR
 from rag.text.language import detect_lang
 from rag.text.normalise import convert_script
 from rag.text.script import SCRIPTS, display
@@ -148,7 +148,7 @@ def test_at_most_three_citations_and_only_used_paragraphs():
 
 
 def test_hits_below_the_floor_are_never_cited():
-    low = Hit(para_id="low#p1", doc_id="low", text=HKPC.text, score=DEFAULT_FLOOR - 0.05)
+    low = Hit(para_id="low#p1", doc_id="low", text=HKPC.text, score=E5_SMALL.floor - 0.05)
     hits = [ITIB, low]
     ans = answer_from_hits(Question.make("生產力局今年投入多少資金？"), hits, settings())
     assert all(c.para_id != "low#p1" for c in ans.citations)

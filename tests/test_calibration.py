@@ -11,16 +11,10 @@ from rag.answer.compose import answer_from_hits
 from rag.config import Settings
 from rag.index.build import build_index
 from rag.modelid import GEMMA_HUB_NAME, GEMMA_ID, MODEL_ID
+from rag.profiles import E5_SMALL, GEMMA_300M, UNCALIBRATED_NOTICE
+from rag.profiles import profile_for as calibration_for
 from rag.question import Question
-from rag.retrieval.relevance import (
-    E5_SMALL,
-    GEMMA_300M,
-    UNCALIBRATED_NOTICE,
-    calibration_for,
-    features,
-    probability,
-    relevance,
-)
+from rag.retrieval.relevance import features, probability, relevance
 from rag.service import RagService
 from rag.types import Hit
 from tests.fakes import HashingEncoder

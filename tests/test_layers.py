@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: list[tuple[str, ...]] = [
     ("rag.errors",),
     ("rag.text",),
-    ("rag.files", "rag.types", "rag.modelid", "rag.hardware", "rag.threads", "rag.config"),
+    ("rag.files", "rag.types", "rag.modelid", "rag.profiles", "rag.hardware", "rag.threads", "rag.config"),
     ("rag.store", "rag.embedding", "rag.ingest"),
     ("rag.index",),
     ("rag.question",),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rag.config import Settings
-from rag.retrieval.relevance import E5_SMALL, Calibration
+from rag.profiles import E5_SMALL, ModelProfile
 from rag.text.normalise import convert_script
 from rag.types import Answer, Hit, Notice
 
@@ -22,7 +22,7 @@ def relevance_of(hit: Hit) -> float:
     return hit.relevance if hit.relevance is not None else hit.score
 
 
-def relevance_floor(settings: Settings | None, calibration: Calibration = E5_SMALL) -> float:
+def relevance_floor(settings: Settings | None, calibration: ModelProfile = E5_SMALL) -> float:
     """The calibrated relevance (``Hit.relevance``, see rag/retrieval/relevance.py) below which a hit is
     not cited: ``RAG_MIN_SCORE`` when set, else the embedding model's calibrated floor (0 for a
     model without calibration: nothing is screened)."""

@@ -21,8 +21,8 @@ from rag.answer.written.markers import cited_numbers
 from rag.answer.written.prompt import answer_messages
 from rag.answer.written.stream import CheckedStream, UnusableGeneration
 from rag.config import Settings
+from rag.profiles import E5_SMALL, UNCALIBRATED_NOTICE, ModelProfile, uncalibrated_text
 from rag.question import Question
-from rag.retrieval.relevance import E5_SMALL, UNCALIBRATED_NOTICE, Calibration, uncalibrated_text
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
 from rag.types import (
@@ -52,7 +52,7 @@ class AnswerOptions(TypedDict, total=False):
     mode: str | None
     judge: Judge | None
     encoder: Encoder | None
-    calibration: Calibration | None
+    calibration: ModelProfile | None
 
 
 def answer_from_hits(question: Question, hits: list[Hit], settings: Settings,
@@ -71,7 +71,7 @@ def answer_steps(
     judge: Judge | None = None,
     encoder: Encoder | None = None,
     mode: str | None = None,
-    calibration: Calibration | None = None,
+    calibration: ModelProfile | None = None,
 ) -> Iterator[Step]:
     """The cited answer to ``question`` from ranked ``hits``, step by step.
 

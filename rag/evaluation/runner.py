@@ -39,6 +39,7 @@ from rag.evaluation.regression import (
 from rag.evaluation.report import load_thresholds, write_report
 from rag.evaluation.results import EvalResult, RuleCheck, RuleStatus
 from rag.files import sha256_file
+from rag.profiles import profile_of_settings
 from rag.text.normalise import Normaliser
 from rag.types import (
     CITATION_MARKER_ADDED,
@@ -474,7 +475,7 @@ def _new_results(settings: Settings, mode: str, max_queries: int | None) -> dict
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "mode": mode,
         "settings": {"embed_model": settings.embed_model, "opencc_config": settings.opencc_config,
-                     "lexical_weight": settings.lexical_weight, "min_score": settings.min_score,
+                     "lexical_weight": profile_of_settings(settings).lexical_weight, "min_score": settings.min_score,
                      "llm": settings.llm, "judge_floor": settings.judge_floor, "judge_top_k": settings.judge_top_k,
                      "llm_answers": settings.llm_answers},
         "max_queries": max_queries,

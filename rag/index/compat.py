@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import IndexStateError
+from rag.profiles import profile_of_settings
 
 # The index format: what the data folder's files and the manifest's keys are. A manifest of
 # another format is not read at all (`rag index` then builds afresh).
@@ -63,7 +64,7 @@ def expected_config(settings: Any) -> dict[str, Any]:
             "max_chars": settings.chunk_max_chars,
             "overlap_chars": settings.chunk_overlap_chars,
             "embed_title": settings.embed_title,
-            "sentence_vectors": settings.sentence_vectors,
+            "sentence_vectors": profile_of_settings(settings).sentence_vectors,
         },
     }
 
@@ -182,7 +183,7 @@ def check(manifest: dict[str, Any], settings: Any, index_dir: Path | str) -> lis
         out.append(Mismatch("model", f"the index in {index_dir} was built with model {built_with!r} "
                                      f"but RAG_EMBED_MODEL is {want['model']!r}: {fix}"))
     gloss = manifest.get("gloss")
-    if gloss is None and settings.gloss_weight > 0:
+    if gloss is None and profile_of_settings(settings).gloss_weight > 0:
         out.append(Mismatch("gloss", f"the index in {index_dir} has no English gloss (it was built by an older "
                                      f"version): re-index with `rag index --index {index_dir}` (or set "
                                      "RAG_GLOSS_WEIGHT=0 to serve it without one)"))

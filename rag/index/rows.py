@@ -22,6 +22,7 @@ from rag.index.loaded import LoadedIndex
 from rag.index.tables import ROW_KEYS
 from rag.ingest.chunking import chunk_documents, sentence_chunks
 from rag.ingest.corpus import doc_id_for
+from rag.profiles import profile_of_settings
 from rag.store.base import VectorWriter
 from rag.store.bm25state import BM25State
 from rag.store.lexical import BM25_DIR
@@ -157,7 +158,7 @@ class NextRows:
         """A new or changed document: chunked here, embedded and tokenised later."""
         rows = {p.para_id: self.para_count + i for i, p in enumerate(doc.paragraphs)}
         chunks = chunk_documents([doc], settings.chunk_max_chars, settings.chunk_overlap_chars)
-        sentences = [s for p in doc.paragraphs for s in sentence_chunks(p)] if settings.sentence_vectors else []
+        sentences = [s for p in doc.paragraphs for s in sentence_chunks(p)] if profile_of_settings(settings).sentence_vectors else []
         a = len(self.new_chunks)
         for items, parts, src, bucket in ((chunks, self.chunk_parts, self.chunk_src, self.new_chunks),
                                          (sentences, self.sentence_parts, self.sentence_src, self.new_sentences)):

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from rag.index.loaded import LoadedIndex
+from rag.profiles import E5_SMALL, ModelProfile
 from rag.question import Question
 from rag.retrieval.crosslingual import load_dictionary, translate_query
 from rag.retrieval.fusion import fuse, top_k
-from rag.retrieval.relevance import E5_SMALL, Calibration, relevance
+from rag.retrieval.relevance import relevance
 from rag.store.base import LexicalHits
 from rag.text.language import GLOSS_MAX_CJK, LATIN_QUESTION_MAX_CJK
 from rag.text.normalise import Normaliser
@@ -54,7 +55,7 @@ class HybridRetriever:
         gloss_weight: float,
         candidates: int = 100,
         cache_dir: Path | None = None,
-        calibration: Calibration = E5_SMALL,
+        calibration: ModelProfile = E5_SMALL,
     ) -> None:
         self.index = index
         self.calibration = calibration  # the embedding model's relevance model (rag.retrieval.relevance)
