@@ -21,6 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from query_cache import install  # noqa: E402
+
 from rag.config import get_settings  # noqa: E402
 from rag.service import RagService  # noqa: E402
 
@@ -93,6 +95,7 @@ def main() -> None:
     ap.add_argument("--weights", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,1.0")
     ap.add_argument("--translate", action="store_true", help="dictionary-translate English questions (RAG_TRANSLATE_QUERIES)")
     args = ap.parse_args()
+    install()  # dev questions' vectors cached across runs (benchmarks/query_cache.py)
     settings = get_settings()
     weights = [float(w) for w in args.weights.split(",")]
     settings = settings.model_copy(update={"translate_queries": args.translate})

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from query_cache import install  # noqa: E402
 from tune_fusion import EXTERNAL, external_index, load_queries  # noqa: E402
 
 from rag.config import get_settings  # noqa: E402
@@ -171,6 +172,7 @@ def main() -> None:
     ap.add_argument("--mixed", type=int, default=300, help="mixed questions to build (0: skip)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    install()  # dev questions' vectors cached across runs (benchmarks/query_cache.py)
     settings = get_settings()
     weights = [0.0] + [float(w) for w in args.weights.split(",")]
     report: dict = {}
