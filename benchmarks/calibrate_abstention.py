@@ -76,12 +76,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-set", type=int, default=600)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--sets", default=",".join(SETS), help="dev sets for positives and near misses")
+    ap.add_argument("--offtopic", default="xquad/en-zh-dev:drcd/dev,cmrc2018/dev:xquad/zh-dev,drcd/dev:cmrc2018/dev",
+                    help="QUESTIONS:CORPUS pairs for off-topic negatives")
+    ap.add_argument("--floor", type=float, default=None, help="the floor to report the dev sets' outcome at")
     args = ap.parse_args()
     install()  # dev questions' vectors cached across runs (benchmarks/query_cache.py)
     settings = get_settings()
     rng = random.Random(7)
     X, y = [], []
-    for name in SETS:
+    for name in args.sets.split(","):
         if not (EXTERNAL / name).exists():
             print(f"skip {name}: not found")
             continue
@@ -94,7 +98,7 @@ def main() -> None:
         print(f"{name}: {sum(ys)} positives, {len(ys) - sum(ys)} negatives", flush=True)
     # Off-topic negatives: questions of one set asked against another set's corpus (their
     # best hit is about something else entirely), in both languages.
-    for qset, cset in (("xquad/en-zh-dev", "drcd/dev"), ("cmrc2018/dev", "xquad/zh-dev"), ("drcd/dev", "cmrc2018/dev")):
+    for qset, cset in (pair.split(":") for pair in args.offtopic.split(",") if pair):
         if not (EXTERNAL / qset).exists() or not (EXTERNAL / cset).exists():
             continue
         svc = RagService.open(external_index(cset, settings), settings)
@@ -121,7 +125,8 @@ def main() -> None:
     # model was not tuned for), next to the fixed grid.
     keep95 = float(np.quantile(probs[yy == 1], 0.05))
     print(f"floor keeping 95% of dev positives: {keep95:.3f}")
-    for floor in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, round(keep95, 3)):
+    extra = [round(keep95, 3)] + ([args.floor] if args.floor is not None else [])
+    for floor in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, *extra):
         kept = float((probs[yy == 1] >= floor).mean())
         rejected = float((probs[yy == 0] < floor).mean())
         g_kept = float((ans >= floor).mean()) if len(ans) else float("nan")
