@@ -9,10 +9,20 @@ import pytest
 
 from rag.answer.abstain import ABSTAIN_MESSAGES
 from rag.answer.compose import answer_from_hits
-from rag.answer.frame import lead_in, question_topic
-from rag.answer.written.checks import own_words
+from rag.answer.frame import (
+    lead_in,
+    locate_span,
+    question_topic,
+    say_span,
+    template_sentence,
+    trim_span,
+)
+from rag.answer.lexicon import Lexicon
+from rag.answer.written.checks import check_sentence, own_words, written_in_english
+from rag.index.gloss import Glossary, Senses
 from rag.llm.judge import REASONS
 from rag.question import Question
+from rag.text.normalise import Normaliser
 from tests.test_answer import HKPC, ITIB, WEATHER, settings
 
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -72,3 +82,79 @@ def test_english_abstentions_are_english() -> None:
     ans = answer_from_hits(q, [WEATHER.__class__(**{**WEATHER.__dict__, "score": 0.0, "relevance": 0.0})], settings())
     assert ans.abstained and ans.answer == ABSTAIN_MESSAGES["en"]
     assert not CJK.search(ans.answer) and not CJK.search(ans.abstain_reason or "")
+
+
+# -- the template frame ------------------------------------------------------------------------
+
+PARAGRAPH = ("生產力局主席陳祖恒表示，生產力局今年將投入330億港元，設立超過50條智能生產線，"
+             "重點發展生物科技、人工智能和微電子。由香港網絡安全事故協調中心(HKCERT)負責保安。")
+
+
+def _lexicon() -> Lexicon:
+    normaliser = Normaliser()
+    glossary = Glossary()
+    glossary.add("陳祖恒", ["Sunny Chan"], "test", normaliser)
+    glossary.add("生產力局", ["Hong Kong Productivity Council", "HKPC"], "test", normaliser)
+    senses = Senses({"生物科技": ["biotechnology"], "人工智能": ["artificial intelligence; AI"],
+                     "微电子": ["microelectronics"], "智能": ["intelligent"], "生产线": ["assembly line"]}, "test")
+    return Lexicon(normaliser, glossary, senses=senses)
+
+
+def test_a_span_is_found_script_blind_and_shown_as_the_paragraph_writes_it() -> None:
+    start, end = locate_span("陈祖恒", PARAGRAPH) or (0, 0)
+    assert PARAGRAPH[start:end] == "陳祖恒"
+    assert locate_span("hkcert", PARAGRAPH) is not None
+    assert locate_span("Sunny Chan", PARAGRAPH) is None and locate_span("", PARAGRAPH) is None
+    assert locate_span("李大文", PARAGRAPH) is None
+    text = "面積達3,000㎡的新廠房"  # NFKC makes ㎡ two characters: the original window is found
+    s, e = locate_span("新廠房", text) or (0, 0)
+    assert text[s:e] == "新廠房"
+    assert trim_span("「陳祖恒」[1]。") == "陳祖恒"
+
+
+def test_the_english_of_a_span_comes_only_from_glossary_corpus_or_dictionary() -> None:
+    lx = _lexicon()
+    assert lx.gloss("陳祖恒", PARAGRAPH) == "Sunny Chan"  # the glossary
+    assert lx.gloss("陈祖恒") == "Sunny Chan"  # script-blind
+    assert lx.gloss("香港網絡安全事故協調中心", PARAGRAPH) == "HKCERT"  # the paragraph's own English
+    assert lx.gloss("人工智能") == "artificial intelligence"  # CC-CEDICT, its first sense
+    assert lx.gloss("智能生產線") == "intelligent assembly line"  # word by word, every word known
+    assert lx.gloss("生物科技、人工智能和微電子") == "biotechnology, artificial intelligence and microelectronics"
+    assert lx.gloss("李大文") is None  # a name no source gives: no English made up
+    assert lx.gloss("生物科技、李大文") is None  # a list with an item no source gives
+    assert lx.gloss("HKPC") is None
+
+
+def test_say_span_gives_numbers_in_english_and_names_with_their_gloss() -> None:
+    assert say_span("330億港元", None, PARAGRAPH) == "HK$33 billion (330億港元)"
+    assert say_span("超過50條", None, PARAGRAPH) == "more than 50 (超過50條)"
+    assert say_span("陳祖恒", "Sunny Chan", PARAGRAPH) == "陳祖恒 (Sunny Chan)"
+    assert say_span("陳祖恒", None, PARAGRAPH) == "陳祖恒"
+    assert say_span("50", None, "50") == "50"
+
+
+@pytest.mark.parametrize(
+    ("question", "span", "expected"),
+    [
+        ("Who is the chairman of the Productivity Council?", "陳祖恒",
+         "The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1]."),
+        ("Who chairs the Productivity Council?", "陳祖恒", "陳祖恒 (Sunny Chan) chairs the Productivity Council [1]."),
+        ("How many smart production lines will be set up?", "超過50條",
+         "The number of smart production lines is more than 50 (超過50條) [1]."),
+        ("How much will the council invest this year?", "330億港元",
+         "On the question “How much will the council invest this year?”, the source gives "
+         "HK$33 billion (330億港元) [1]."),
+        ("What are the focus areas?", "生物科技、人工智能和微電子",
+         "The focus areas are 生物科技、人工智能和微電子 (biotechnology, artificial intelligence and "
+         "microelectronics) [1]."),
+    ],
+)
+def test_template_frame_is_english_around_the_verbatim_span_and_passes_the_checks(
+    question: str, span: str, expected: str
+) -> None:
+    lx = _lexicon()
+    sentence = template_sentence(question, say_span(span, lx.gloss(span, PARAGRAPH), PARAGRAPH), 1)
+    assert sentence == expected
+    assert span in sentence and written_in_english(sentence)
+    shown, verdict = check_sentence(sentence, [PARAGRAPH], question=question)
+    assert verdict == "kept" and shown == sentence

@@ -3,7 +3,10 @@ system itself writes around the source's, always in English.
 
 - :func:`lead_in`: the one sentence before quoted source sentences (the extractive answer):
   "On the chairman of the Hong Kong Productivity Council, the source says:";
-- :func:`question_topic`: what a question asks about, as a noun phrase taken from its own words.
+- :func:`question_topic`: what a question asks about, as a noun phrase taken from its own words;
+- :func:`template_sentence`: one English sentence around a span copied from a cited paragraph
+  (:func:`locate_span` checks it is there, :func:`say_span` says it: a number in English, a
+  name with its English gloss), the frame a model's own falls back to.
 
 One rule for every English answer that quotes Chinese text: the system's prose is English and
 built from the question; the quotes are the source's sentences, verbatim and cited.
@@ -12,6 +15,10 @@ built from the question; the quotes are the source's sentences, verbatim and cit
 from __future__ import annotations
 
 import re
+
+from rag.answer.written.numbers import english_number, number_faithful
+from rag.text.normalise import Normaliser
+from rag.text.sentences import MARKER, matching_form
 
 # "Who is X?", "What are X?", "What's X?": X is what the question asks about.
 _COPULAR = re.compile(r"^(?:who|what)(?:\s+(?:is|are|was|were)|'s|’s)\s+(?P<topic>.+)$", re.IGNORECASE)
@@ -64,3 +71,75 @@ def lead_in(question: str, sources: int = 1) -> str:
     if q and len(q.split()) <= MAX_QUOTED_WORDS:
         return f"On the question “{q}?”, {says}: "
     return f"In answer to the question, {says}: "
+
+
+# ---------------------------------------------------------------------------------------------
+# The template frame: one English sentence around a span copied from a cited paragraph, used
+# when a language model's own frame fails its checks. Its words are the question's, the span's
+# (verbatim) and the span's English from the glossaries, the corpus or CC-CEDICT; nothing else.
+
+_SUBJECT_QUESTION = re.compile(r"^who\s+(?!(?:is|are|was|were|did|does|do|will|would|has|have|had|can|could|should)\b)"
+                               r"(?P<rest>\w+.*)$", re.IGNORECASE)
+_COPULA = re.compile(r"^(?:who|what)\s+(?P<verb>is|are|was|were)\b", re.IGNORECASE)
+_SPAN_TRIM = "「」『』“”\"'‘’《》()（）[]【】:：,，.。;；!！?？ \t\n"
+
+
+def locate_span(span: str, text: str, normaliser: Normaliser | None = None) -> tuple[int, int] | None:
+    """``[start, end)`` of ``span`` in ``text``, compared script-blind (NFKC, case, OpenCC: the
+    matching form), or None when ``text`` does not hold it. ``text[start:end]`` is the span as
+    the paragraph writes it (its script, its punctuation)."""
+    want = matching_form(span.strip(), normaliser)
+    if not want.strip():
+        return None
+    have = matching_form(text, normaliser)
+    at = have.find(want)
+    if at < 0:
+        return None
+    if len(have) == len(text):  # the usual case: one character for one
+        return at, at + len(want)
+    # NFKC changed some lengths (e.g. ㎡ -> m2): find the window of the original that normalises to it.
+    for start in range(len(text)):
+        for end in range(max(start + 1, start + len(want) - 3), min(len(text), start + len(want) + 3) + 1):
+            if matching_form(text[start:end], normaliser) == want:
+                return start, end
+    return None
+
+
+def trim_span(span: str) -> str:
+    """A span as a model writes it, without its quotes, markers and trailing punctuation."""
+    return MARKER.sub("", span).strip(_SPAN_TRIM)
+
+
+def say_span(span: str, gloss: str | None, paragraph: str) -> str:
+    """The span as an English sentence shows it: a number in English with the source's words
+    after it (``more than 50 (超過50條)``), when the checks read it back to the paragraph; else
+    the span with its English gloss (``陳祖恒 (Sunny Chan)``), or the span alone."""
+    english = english_number(span)
+    if english and number_faithful(english, paragraph):
+        return english if english == span else f"{english} ({span})"
+    if gloss and gloss.casefold() != span.casefold():
+        return f"{span} ({gloss})"
+    return span
+
+
+def _sentence_case(text: str) -> str:
+    return text[:1].upper() + text[1:] if text[:1].islower() else text
+
+
+def template_sentence(question: str, said: str, n: int) -> str:
+    """One English sentence answering ``question`` with ``said`` (:func:`say_span`), citing [n]:
+    "Who is X?" -> "X is <said> [n].", "Who <verb>s X?" -> "<said> <verb>s X [n].",
+    "How many X …?" -> "The number of X is <said> [n].", else "On the question “…?”, the source
+    gives <said> [n]." (its words are the question's; the check still reads it against the source)."""
+    q = _clean(question)
+    topic = question_topic(q)
+    if topic:
+        m = _COPULA.match(q)
+        verb = m.group("verb").lower() if m else "is"
+        return f"{_sentence_case(topic)} {verb} {said} [{n}]."
+    m = _SUBJECT_QUESTION.match(q)
+    if m:
+        return f"{said} {m.group('rest')} [{n}]."
+    if q:
+        return f"On the question “{q}?”, the source gives {said} [{n}]."
+    return f"The source gives {said} [{n}]."
