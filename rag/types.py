@@ -125,6 +125,9 @@ FALLBACK_NOTHING_CITED = "fallback.nothing_cited"  # no written sentence cited a
 FALLBACK_GENERATOR_FAILED = "fallback.generator_failed"  # the generator failed before a checked sentence
 FALLBACK_MISCONFIGURED = "fallback.misconfigured"  # RAG_LLM_BASE_URL & co. do not make a generator
 GENERATOR_INCOMPLETE = "generator.incomplete"  # the generator failed after a checked sentence
+FALLBACK_NO_SPAN = "fallback.no_span"  # the answer the model copied is not in the paragraphs word for word
+# An English answer over Chinese text whose frame is the template, not the model's sentence:
+FRAME_TEMPLATE = "frame.template"
 # A notice read back from its JSON text, which does not carry the code:
 UNKNOWN = "unknown"
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from rag.answer.abstain import ABSTAIN_MESSAGES
-from rag.answer.compose import answer_from_hits
+from rag.answer.compose import answer_from_hits, answer_steps
 from rag.answer.frame import (
     lead_in,
     locate_span,
@@ -18,11 +18,15 @@ from rag.answer.frame import (
     trim_span,
 )
 from rag.answer.lexicon import Lexicon
+from rag.answer.steps import Draft, Final, Pending, Piece, final_answer
 from rag.answer.written.checks import check_sentence, own_words, written_in_english
+from rag.answer.written.framed import EXTRACT_SYSTEM, parse_span
 from rag.index.gloss import Glossary, Senses
 from rag.llm.judge import REASONS
 from rag.question import Question
 from rag.text.normalise import Normaliser
+from rag.types import FALLBACK_NO_SPAN, FRAME_TEMPLATE, Hit
+from tests.llm_stub import LLMStub
 from tests.test_answer import HKPC, ITIB, WEATHER, settings
 
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -158,3 +162,98 @@ def test_template_frame_is_english_around_the_verbatim_span_and_passes_the_check
     assert span in sentence and written_in_english(sentence)
     shown, verdict = check_sentence(sentence, [PARAGRAPH], question=question)
     assert verdict == "kept" and shown == sentence
+
+
+# -- extract then frame, with a scripted model (no real model) ----------------------------------
+
+COUNCIL = Hit(
+    para_id="hkpc#p1", doc_id="hkpc", title="生產力局", source="hkpc.txt", score=0.9,
+    text=PARAGRAPH,
+)
+
+
+def _scripted(extracted: str, framed: str):
+    def reply(body):
+        return extracted if body["messages"][0]["content"] == EXTRACT_SYSTEM else framed
+    return reply
+
+
+@pytest.fixture
+def stub():
+    with LLMStub() as s:
+        yield s
+
+
+def _ask(stub, question: str, hits=None, **options):
+    gen = settings(llm_base_url=stub.base_url, llm_model="stub-model", llm_timeout_s=5.0)
+    return list(answer_steps(Question.make(question), hits or [COUNCIL, ITIB], gen, lexicon=_lexicon(), **options))
+
+
+def test_the_model_extracts_the_name_and_frames_it_in_english(stub) -> None:
+    stub.reply = _scripted("[1] 陈祖恒", "The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1].")
+    steps = _ask(stub, "Who is the chairman of the Productivity Council?")
+    assert isinstance(steps[0], Draft) and isinstance(steps[-1], Final)
+    ans = final_answer(steps)
+    assert ans.mode == "generated" and ans.warnings == ()
+    # the frame, then the source sentence that holds the span, verbatim and cited
+    assert ans.answer == ("The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1]. 「生產力局主席陳祖恒表示，"
+                          "生產力局今年將投入330億港元，設立超過50條智能生產線，重點發展生物科技、人工智能和微電子。」[1]")
+    assert "".join(s.text for s in steps if isinstance(s, Piece)) == ans.answer  # the streaming contract
+    assert any(isinstance(s, Pending) and s.text for s in steps)
+    assert [c.para_id for c in ans.citations] == [COUNCIL.para_id]
+    assert not CJK.search(own_words(ans.answer).replace("陳祖恒", ""))
+    assert ans.timings_ms["first_token"] <= ans.timings_ms["first_shown"]
+
+
+def test_a_frame_that_fails_its_checks_gives_way_to_the_template(stub) -> None:
+    # the model drops the bound of 超過50條: the number check removes its sentence
+    stub.reply = _scripted("[1] 超過50條", "The council will set up 50 smart production lines [1].")
+    ans = final_answer(_ask(stub, "How many smart production lines will be set up?"))
+    assert ans.mode == "generated"
+    assert ans.answer.startswith("The number of smart production lines is more than 50 (超過50條) [1]. 「")
+    assert [w.code for w in ans.warnings] == [FRAME_TEMPLATE]
+    # a frame that leaves the answer out, or is not English, gives way too
+    for framed in ("The chairman is Chen Zuheng [1].", "生產力局主席是陳祖恒。[1]", ""):
+        stub.reply = _scripted("[1] 陳祖恒", framed)
+        ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?"))
+        assert ans.answer.startswith("The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1]."), framed
+        assert FRAME_TEMPLATE in [w.code for w in ans.warnings]
+
+
+def test_a_list_and_a_sum_of_money_keep_the_source_words(stub) -> None:
+    stub.reply = _scripted("[1] 生物科技、人工智能和微電子", "It will focus on AI [1].")
+    ans = final_answer(_ask(stub, "What are the focus areas?"))
+    assert ans.answer.startswith("The focus areas are 生物科技、人工智能和微電子 (biotechnology, artificial "
+                                 "intelligence and microelectronics) [1].")
+    stub.reply = _scripted("[1] 330億港元", "The council will invest HK$33 billion (330億港元) this year [1].")
+    ans = final_answer(_ask(stub, "How much will the council invest this year?"))
+    assert ans.answer.startswith("The council will invest HK$33 billion (330億港元) this year [1].")
+    assert ans.warnings == ()
+
+
+def test_a_span_not_in_the_paragraphs_falls_back_to_the_english_extractive_answer(stub) -> None:
+    for extracted in ("[1] Sunny Chan", "NONE", "[1] 李大文", "[1] " + "很長" * 50):
+        stub.reply = _scripted(extracted, "The chairman is Sunny Chan [1].")
+        ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?"))
+        assert ans.mode == "extractive" and [w.code for w in ans.warnings] == [FALLBACK_NO_SPAN]
+        assert ans.answer.startswith("On the chairman of the Productivity Council, the source")
+        assert "untranslated" not in ans.answer
+
+
+def test_the_span_may_come_from_another_paragraph_than_the_one_named() -> None:
+    q = Question.make("Who heads the bureau?")
+    span = parse_span("[1] 孫東", [COUNCIL, ITIB], q)
+    assert span is not None and span.n == 2 and ITIB.text[span.start:span.end] == "孫東"
+    assert parse_span("Source 2: 「孫東」。", [COUNCIL, ITIB], q) == span
+    assert parse_span("", [COUNCIL, ITIB], q) is None
+
+
+def test_chinese_questions_and_the_free_form_option_are_not_framed(stub) -> None:
+    stub.reply = "生產力局主席是陳祖恒。[1]"
+    ans = final_answer(_ask(stub, "生產力局主席是誰？"))
+    assert ans.mode == "generated" and ans.answer.startswith("生產力局主席是陳祖恒。[1]")
+    assert all(r["messages"][0]["content"] != EXTRACT_SYSTEM for r in stub.requests)
+    stub.reply = "The chairman of the Productivity Council is 陳祖恒 [1]."
+    ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?", english_frame=False))
+    assert ans.answer.startswith("The chairman of the Productivity Council is 陳祖恒 [1].")
+    assert all(r["messages"][0]["content"] != EXTRACT_SYSTEM for r in stub.requests)
