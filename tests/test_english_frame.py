@@ -4,6 +4,7 @@ from the question, a template frame), the source's words are quoted verbatim and
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +17,15 @@ from rag.answer.frame import (
     say_span,
     template_sentence,
     trim_span,
+    widen_number_span,
+    widen_to_list,
 )
 from rag.answer.lexicon import Lexicon
 from rag.answer.steps import Draft, Final, Pending, Piece, final_answer
 from rag.answer.written.checks import check_sentence, own_words, written_in_english
 from rag.answer.written.framed import EXTRACT_SYSTEM, parse_span
 from rag.index.gloss import Glossary, Senses
+from rag.ingest.clean import clean_document
 from rag.llm.judge import REASONS
 from rag.question import Question
 from rag.text.normalise import Normaliser
@@ -30,6 +34,7 @@ from tests.llm_stub import LLMStub
 from tests.test_answer import HKPC, ITIB, WEATHER, settings
 
 CJK = re.compile(r"[\u3400-\u9fff]")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -116,6 +121,32 @@ def test_a_span_is_found_script_blind_and_shown_as_the_paragraph_writes_it() -> 
     assert trim_span("「陳祖恒」[1]。") == "陳祖恒"
 
 
+@pytest.mark.parametrize(
+    ("question", "span", "widened"),
+    [
+        ("Which companies opened offices in Hong Kong this year?", "130家", "寧德時代、比亞迪、百度、思科"),
+        ("In which fields will the partners do research?", "三方", "算力、工業互聯網、智能制造"),
+        ("Which industries are covered?", "25 個行業", "微電子、金屬、塑膠"),
+        ("How many companies came?", "130家", "130家"),  # a count is asked for: no list
+        ("Which companies came?", "創新科技及工業局", "創新科技及工業局"),  # a name is an answer
+    ],
+)
+def test_a_which_question_answered_with_a_count_gets_the_list_of_its_sentence(question, span, widened) -> None:
+    text = ("創新科技及工業局已引進超過130家企業，今年開業的企業包括寧德時代、比亞迪、百度、思科等。"
+            "三方將在算力、工業互聯網、智能制造等領域進行研究。涵蓋微電子、金屬、塑膠等 25 個行業。")
+    start = text.index(span)
+    a, b = widen_to_list(question, text, start, start + len(span))
+    assert text[a:b] == widened
+
+
+def test_a_number_span_is_widened_over_its_bound() -> None:
+    text = "研發總開支增加至超過330億元，現時有90多條生產線，約三成企業參與，設立生產線"
+    for span, widened in (("330億元", "超過330億元"), ("90", "90多"), ("三成", "約三成"), ("生產線", "生產線")):
+        start = text.index(span)
+        a, b = widen_number_span(text, start, start + len(span))
+        assert text[a:b] == widened
+
+
 def test_the_english_of_a_span_comes_only_from_glossary_corpus_or_dictionary() -> None:
     lx = _lexicon()
     assert lx.gloss("陳祖恒", PARAGRAPH) == "Sunny Chan"  # the glossary
@@ -146,8 +177,7 @@ def test_say_span_gives_numbers_in_english_and_names_with_their_gloss() -> None:
         ("How many smart production lines will be set up?", "超過50條",
          "The number of smart production lines is more than 50 (超過50條) [1]."),
         ("How much will the council invest this year?", "330億港元",
-         "On the question “How much will the council invest this year?”, the source gives "
-         "HK$33 billion (330億港元) [1]."),
+         "The source's answer is HK$33 billion (330億港元) [1]."),
         ("What are the focus areas?", "生物科技、人工智能和微電子",
          "The focus areas are 生物科技、人工智能和微電子 (biotechnology, artificial intelligence and "
          "microelectronics) [1]."),
@@ -190,7 +220,7 @@ def _ask(stub, question: str, hits=None, **options):
 
 
 def test_the_model_extracts_the_name_and_frames_it_in_english(stub) -> None:
-    stub.reply = _scripted("[1] 陈祖恒", "The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1].")
+    stub.reply = _scripted("陈祖恒 [1]", "The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1].")
     steps = _ask(stub, "Who is the chairman of the Productivity Council?")
     assert isinstance(steps[0], Draft) and isinstance(steps[-1], Final)
     ans = final_answer(steps)
@@ -213,7 +243,8 @@ def test_a_frame_that_fails_its_checks_gives_way_to_the_template(stub) -> None:
     assert ans.answer.startswith("The number of smart production lines is more than 50 (超過50條) [1]. 「")
     assert [w.code for w in ans.warnings] == [FRAME_TEMPLATE]
     # a frame that leaves the answer out, or is not English, gives way too
-    for framed in ("The chairman is Chen Zuheng [1].", "生產力局主席是陳祖恒。[1]", ""):
+    for framed in ("The chairman is Chen Zuheng [1].", "生產力局主席是陳祖恒。[1]", "",
+                   "The chairman of the 生產力局 is 陳祖恒 [1]."):  # Chinese besides the answer
         stub.reply = _scripted("[1] 陳祖恒", framed)
         ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?"))
         assert ans.answer.startswith("The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1]."), framed
@@ -245,6 +276,7 @@ def test_the_span_may_come_from_another_paragraph_than_the_one_named() -> None:
     span = parse_span("[1] 孫東", [COUNCIL, ITIB], q)
     assert span is not None and span.n == 2 and ITIB.text[span.start:span.end] == "孫東"
     assert parse_span("Source 2: 「孫東」。", [COUNCIL, ITIB], q) == span
+    assert parse_span("[2]\n孫東\n", [COUNCIL, ITIB], q) == span  # the marker alone on its line
     assert parse_span("", [COUNCIL, ITIB], q) is None
 
 
@@ -257,3 +289,47 @@ def test_chinese_questions_and_the_free_form_option_are_not_framed(stub) -> None
     ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?", english_frame=False))
     assert ans.answer.startswith("The chairman of the Productivity Council is 陳祖恒 [1].")
     assert all(r["messages"][0]["content"] != EXTRACT_SYSTEM for r in stub.requests)
+
+
+# -- the real model (marked `model`: loaded once per session) ----------------------------------
+
+
+def _corpus_hit(name: str, needle: str) -> Hit:
+    """The cleaned paragraph of ``corpus/name`` that holds ``needle``."""
+    paragraphs = clean_document((ROOT / "corpus" / name).read_text(encoding="utf-8")).paragraphs
+    n, text = next((i, p.text) for i, p in enumerate(paragraphs, 1) if needle in p.text)
+    return Hit(para_id=f"{name}#p{n}", doc_id=name, text=text, score=0.9)
+
+
+def _real_answer(local_judge, question: str, hit: Hit):
+    from rag.llm.generate import LocalGenerator  # the engine: only with the model
+
+    lexicon = Lexicon.from_report({"files": [str(ROOT / "corpus" / "glossary.tsv")]}, Normaliser())
+    gen = LocalGenerator(local_judge.model, timeout_s=120)
+    return final_answer(answer_steps(Question.make(question), [hit], settings(), generator=gen, lexicon=lexicon))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("question", "name", "needle", "kept"),
+    [
+        # a name
+        ("Who is the chairman of the Federation of Hong Kong Industries?",
+         "2023-hkcd-iforum-new-industrialisation.txt", "查毅超", ["查毅超"]),
+        # a number with a magnitude and a bound: 超過330億元 is more than 33 billion
+        ("How much was Hong Kong's total R&D expenditure in 2023?", "2024-itib-year-in-review.txt", "330億",
+         ["33 billion|330億", "more than|超過"]),
+        # a list
+        ("In which five areas will the government push new industrialisation in Hong Kong?",
+         "2023-hkcd-iforum-new-industrialisation.txt", "五大方面", ["人才", "基礎建設"]),
+    ],
+    ids=["name", "number", "list"],
+)
+def test_real_model_extracts_then_frames_in_english(local_judge, question, name, needle, kept) -> None:
+    ans = _real_answer(local_judge, question, _corpus_hit(name, needle))
+    own = own_words(ans.answer)
+    assert ans.mode == "generated", ans.warnings
+    assert written_in_english(ans.answer) and "untranslated" not in ans.answer
+    for alternatives in kept:  # the answer is in the English sentence itself, not only in the quote
+        assert re.search(alternatives, own), (alternatives, ans.answer)
+    assert "330 billion" not in own

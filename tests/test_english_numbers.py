@@ -90,6 +90,9 @@ def test_a_bound_is_never_dropped_and_a_magnitude_never_misread() -> None:
     assert not number_faithful("330 billion", "330億")
     assert not number_faithful("50", "超過50條")
     assert number_faithful(english_number("90多條") or "", "90多條")
+    # a bound stays a bound through a magnitude word: 超過330億 is not "33 billion"
+    assert not number_faithful("It was $33 billion.", "增加至超過330億元")
+    assert number_faithful("It was more than $33 billion.", "增加至超過330億元")
 
 
 def test_lone_numerals_with_a_counter_and_tenths_are_read() -> None:

@@ -18,7 +18,7 @@ import re
 
 from rag.answer.written.numbers import english_number, number_faithful
 from rag.text.normalise import Normaliser
-from rag.text.sentences import MARKER, matching_form
+from rag.text.sentences import MARKER, matching_form, split_sentences
 
 # "Who is X?", "What are X?", "What's X?": X is what the question asks about.
 _COPULAR = re.compile(r"^(?:who|what)(?:\s+(?:is|are|was|were)|'s|’s)\s+(?P<topic>.+)$", re.IGNORECASE)
@@ -105,6 +105,66 @@ def locate_span(span: str, text: str, normaliser: Normaliser | None = None) -> t
     return None
 
 
+# Words that make a number a bound or an estimate (超過50條 is not 50): a number span taken
+# without them is widened to take them in.
+_BOUND_BEFORE = ("不超過", "不超过", "超過", "超过", "逾", "多於", "多于", "高於", "高于", "至少", "不少於", "不少于",
+                 "大約", "大约", "約", "约", "接近", "將近", "将近", "近", "不足", "少於", "少于", "最多")
+_BOUND_AFTER = ("以上", "以下", "左右", "多", "餘", "余")
+
+
+def widen_number_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` of a number in ``text`` widened over the bound words around it
+    (``330億元`` in ``增加至超過330億元`` -> ``超過330億元``), as long as it still reads as one
+    number; other spans are returned as they are."""
+    if english_number(text[start:end]) is None:
+        return start, end
+    before = next((w for w in _BOUND_BEFORE if text[:start].endswith(w)), "")
+    after = next((w for w in _BOUND_AFTER if text[end:].startswith(w)), "")
+    for a, b in ((start - len(before), end + len(after)), (start - len(before), end), (start, end + len(after))):
+        if (a, b) != (start, end) and english_number(text[a:b]) is not None:
+            return a, b
+    return start, end
+
+
+# "Which X …?" / "In which fields …?": a question that asks for things, not a count.
+_WHICH_THINGS = re.compile(r"^(?:(?:in|on|for|from|at|to|with|by|of)\s+)?(?:which|what)\b(?!\s+(?:is|was)\s+the\s+"
+                           r"(?:number|amount|total|value|figure)\b)", re.IGNORECASE)
+_CLAUSE = re.compile(r"[^，。；！？,;!?：:\n]+")
+_LIST_LEAD = re.compile(r"包括|包含|涵蓋|涵盖|例如|比如|如|在|有|為|为|是|於|于")
+_LIST_END = re.compile(r"等等|等")
+_COUNT = re.compile(r"\s*(?:超過|超过|逾|約|约|近)?[\d〇零一二兩两三四五六七八九十百千]")
+MAX_LIST_LEAD = 8  # without a lead word, a list starts at most this far into its clause
+
+
+def widen_to_list(question: str, text: str, start: int, end: int) -> tuple[int, int]:
+    """A question that asks which things, answered with a count or a short word (``130家``,
+    ``三方``), gets the list the same sentence gives instead (``寧德時代、比亞迪、…、思科``):
+    the clause of that sentence with three or more items separated by 、, from its lead word
+    (包括, 涵蓋, 在 …) to its 等. Any other span is returned as it is."""
+    said = text[start:end]
+    counted = english_number(said) is not None or _COUNT.match(said) is not None  # 130家, 25 個行業
+    if not _WHICH_THINGS.match(question.strip()) or not (counted or len(said.strip()) <= 2):
+        return start, end
+    sentence = next(((a, b) for a, b in split_sentences(text) if a <= start < b), None)
+    if sentence is None:
+        return start, end
+    best: tuple[int, int] | None = None
+    for m in _CLAUSE.finditer(text, *sentence):
+        clause = m.group()
+        if clause.count("、") < 2:
+            continue
+        first = clause.index("、")
+        leads = list(_LIST_LEAD.finditer(clause, 0, first))
+        head = leads[-1].end() if leads else 0
+        if not leads and first > MAX_LIST_LEAD:
+            continue
+        tail = _LIST_END.search(clause, clause.rindex("、"))
+        a, b = m.start() + head, m.start() + (tail.start() if tail else len(clause))
+        if best is None or abs(a - start) < abs(best[0] - start):
+            best = (a, b)
+    return best if best is not None and text[best[0]:best[1]].strip() else (start, end)
+
+
 def trim_span(span: str) -> str:
     """A span as a model writes it, without its quotes, markers and trailing punctuation."""
     return MARKER.sub("", span).strip(_SPAN_TRIM)
@@ -129,8 +189,8 @@ def _sentence_case(text: str) -> str:
 def template_sentence(question: str, said: str, n: int) -> str:
     """One English sentence answering ``question`` with ``said`` (:func:`say_span`), citing [n]:
     "Who is X?" -> "X is <said> [n].", "Who <verb>s X?" -> "<said> <verb>s X [n].",
-    "How many X …?" -> "The number of X is <said> [n].", else "On the question “…?”, the source
-    gives <said> [n]." (its words are the question's; the check still reads it against the source)."""
+    "How many X …?" -> "The number of X is <said> [n].", else "The source's answer is <said> [n]."
+    (its words are the question's; the check still reads it against the source)."""
     q = _clean(question)
     topic = question_topic(q)
     if topic:
@@ -140,6 +200,6 @@ def template_sentence(question: str, said: str, n: int) -> str:
     m = _SUBJECT_QUESTION.match(q)
     if m:
         return f"{said} {m.group('rest')} [{n}]."
-    if q:
-        return f"On the question “{q}?”, the source gives {said} [{n}]."
-    return f"The source gives {said} [{n}]."
+    # No noun phrase to name: the question is not quoted, since quotes and its question mark
+    # would read as a quoted name and a sentence end to the checks.
+    return f"The source's answer is {said} [{n}]."

@@ -75,12 +75,19 @@ def scaled_numbers(text: str) -> list[tuple[str, str]]:
     "33000000000")``, ``3.3 billion`` -> ``("33", "3300000000")``."""
     out = []
     for m in _SCALED.finditer(matching_form(text)):
-        try:
-            value = Decimal(m.group(1).replace(",", "")) * _SCALE[re.sub(r"\s+", " ", m.group(2).lower())]
-        except (InvalidOperation, KeyError):
-            continue
-        out.append((re.sub(r"[,.]", "", m.group(1)), str(int(value)) if value == value.to_integral() else str(value)))
+        value = _scaled_value(m)
+        if value is not None:
+            out.append((re.sub(r"[,.]", "", m.group(1)), value))
     return out
+
+
+def _scaled_value(m: re.Match[str]) -> str | None:
+    """The value of a :data:`_SCALED` match as a digit string (None when it cannot be read)."""
+    try:
+        value = Decimal(m.group(1).replace(",", "")) * _SCALE[re.sub(r"\s+", " ", m.group(2).lower())]
+    except (InvalidOperation, KeyError):
+        return None
+    return str(int(value)) if value == value.to_integral() else str(value)
 
 
 def bounded_numbers(text: str) -> dict[str, list[bool]]:
@@ -92,6 +99,12 @@ def bounded_numbers(text: str) -> dict[str, list[bool]]:
         before, after = text[max(0, m.start() - 16):m.start()], text[m.end():m.end() + 6]
         bound = bool(_BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after))
         out.setdefault(re.sub(r"[,.]", "", m.group()), []).append(bound)
+    for m in _SCALED.finditer(text):  # a number with a magnitude word also by its value: 超過330億 is a bound
+        value = _scaled_value(m)
+        if value is not None:
+            before, after = text[max(0, m.start() - 16):m.start()], text[m.end():m.end() + 6]
+            bound = bool(_BOUND_BEFORE.search(before) or _BOUND_AFTER.match(after) or re.search("多|余", m.group()))
+            out.setdefault(value, []).append(bound)
     return out
 
 
