@@ -16,7 +16,7 @@ not retrieval. Per set and mode it prints:
 - ``p50 s``: whole-answer time, median.
 
     OMP_WAIT_POLICY=passive .venv/bin/python benchmarks/english_answers.py [--gold N] [--xquad N]
-        [--modes framed,free] [--json out.jsonl]
+        [--modes framed,free] [--json out.jsonl] [--timeout S]
 
 Two cores run a question in 10-40 s per mode; start with ``--gold 5 --xquad 5``.
 """
@@ -91,6 +91,9 @@ def main() -> None:
     parser.add_argument("--xquad", type=int, default=5, help="xquad/en-zh-dev questions, seeded (default 5)")
     parser.add_argument("--modes", default="framed,free", help="framed, free or both (default both)")
     parser.add_argument("--json", type=Path, help="write every answer here (JSONL)")
+    parser.add_argument("--timeout", type=float, default=120.0,
+                        help="seconds a model call may take (default 120: a busy 2-core machine needs more than "
+                             "RAG_LLM_TIMEOUT_S's 30 for a first, uncached prompt)")
     args = parser.parse_args()
 
     from rag.answer.compose import answer_steps
@@ -108,7 +111,7 @@ def main() -> None:
 
     settings = Settings(llm="local", llm_answers="generated", llm_base_url=None, min_score=None)
     model = get_local_model(resolve_model_path(settings.llm_model_path, settings.cache_dir), threads=2)
-    generator = LocalGenerator(model, timeout_s=settings.llm_timeout_s)
+    generator = LocalGenerator(model, timeout_s=args.timeout)
     normaliser = Normaliser()
     lexicon = Lexicon.from_report({"files": [str(ROOT / "corpus" / "glossary.tsv")]}, normaliser,
                                   cache_dir=settings.cache_dir)
@@ -133,10 +136,11 @@ def main() -> None:
                     "fallback": ans.mode != "generated",
                     "template": any(w.code == FRAME_TEMPLATE for w in ans.warnings),
                     "seconds": round(seconds, 2),
+                    "warnings": [w.text for w in ans.warnings],
                 }
                 rows.append(row)
-                print(f"{name:5} {mode:6} {seconds:5.1f}s {'+' if row['in_text'] else '-'} {ans.answer[:110]!r}",
-                      flush=True)
+                print(f"{name:5} {mode:6} {seconds:5.1f}s {'+' if row['in_text'] else '-'} {ans.answer[:110]!r} "
+                      f"{[w.code for w in ans.warnings]}", flush=True)
     if args.json:
         args.json.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"\n{'set':6} {'mode':7} {'n':>3} {'in text':>8} {'own words':>10} {'English':>8} {'fallback':>9} "
