@@ -68,4 +68,9 @@ for clients in ${LOAD_CLIENTS:-1 4 16}; do
   RAG_CACHE_DIR=$WORK/cache-10000 $PY benchmarks/load_test.py --index "$WORK/index-10000" \
     --seconds "${LOAD_SECONDS:-30}" --clients "$clients" --json "$OUT/load-$clients.json" | tee -a "$OUT/load.md"
 done
+if [ "${LOAD_LLM:-0}" = 1 ]; then  # the judge on every answer: needs `bash scripts/setup.sh --llm`
+  echo "== HTTP under load with the local model's judge (RAG_LLM=local): 1, 4 and 8 concurrent clients"
+  $PY benchmarks/load_test.py --index "$WORK/index-10000" --llm local --clients ${LOAD_LLM_CLIENTS:-1 4 8} \
+    --rounds 1 --seconds "${LOAD_SECONDS:-30}" --json "$OUT/load-llm.json" | tee "$OUT/load-llm.md"
+fi
 echo "results in $OUT/"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
-from rag.errors import RagError
+from rag.errors import InputError, NotFoundError, RagError
 
 if TYPE_CHECKING:  # imported where used: `rag --help` stays quick
     from rag.config import Settings
@@ -333,7 +334,28 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-@main.command("eval")
+class EvalExit(IntEnum):
+    """The exit codes of ``rag eval`` (stable: CI scripts branch on them)."""
+
+    PASSED = 0  # the gate passed (or --update-baseline wrote the baseline)
+    GATE_FAILED = 1  # a threshold rule failed, a metric dropped significantly, or (CI) a set or the baseline is missing
+    BAD_INPUT = 2  # a bad option or argument, an unreadable gold set, thresholds or baseline file, a bad RAG_* setting
+    BASELINE_REFUSED = 3  # --update-baseline refused: a sampled or partial run, or a threshold rule fails
+    COULD_NOT_RUN = 4  # no index or corpus, a model or index that does not load, a file that cannot be written
+    INTERRUPTED = 130  # Ctrl-C
+
+
+@main.command("eval", epilog="""\b
+Exit codes:
+  0    the gate passed (with --update-baseline: the baseline was written)
+  1    the gate failed: a threshold rule, a significant drop against the
+       baseline, or under CI (CI=true) a set not run or no baseline
+  2    bad input: an option or argument, the gold set, the thresholds or
+       baseline file, a RAG_* setting
+  3    --update-baseline refused (sampled or partial run, a rule fails)
+  4    could not run: no index or corpus, a model or index that does not
+       load, a report file that cannot be written
+  130  interrupted""")
 @click.argument("gold", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--report", "report_dir", type=click.Path(path_type=Path), default=Path("reports/eval"),
               show_default=True, help="Folder for results.json, report.md and the plot.")
@@ -344,24 +366,77 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
 @click.option("--gold-sample", type=int, default=None,
               help="Run a fixed-seed sample of about N gold questions, the same share of each language "
                    "(CI's RAG_LLM=local run).")
+@click.option("--answers", "answers", is_flag=True,
+              help="Also score the answers on each external set: a fixed-seed sample asked through the answer "
+                   "path (answer in text, by value too, CMRC 2018 EM/F1, answer in citations) and asked again "
+                   "against an index without its gold paragraphs (near-miss abstention). Measured, not gated.")
+@click.option("--answer-sample", type=int, default=None, metavar="N",
+              help="Questions per external set for --answers (fixed seed; implies --answers) [default: 100].")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Stored run to compare with, question by question [default: evals/baseline/results.json "
                    "of the project].")
 @click.option("--thresholds", type=click.Path(path_type=Path), default=None,
               help="Threshold rules [default: evals/thresholds.toml of the project].")
+@click.option("--junit", "junit", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              help="Also write the verdict as JUnit XML: a test case per gated metric (per set and group) and "
+                   "per threshold rule; skipped sets as skipped cases.")
+@click.option("--summary", "summary", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="FILE",
+              help="Also write a Markdown summary (verdict, metrics and their change, failures, worsened "
+                   "questions) [default: appended to $GITHUB_STEP_SUMMARY when that is set].")
 @click.option("--update-baseline", is_flag=True,
               help="Write this run as the new baseline (commit it with the change). Refused for sampled or "
                    "partial runs and when a threshold fails; regressions against the old baseline are "
                    "accepted, and listed.")
 @index_option
 def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
-             gold_sample: int | None, baseline: Path | None, thresholds: Path | None, update_baseline: bool,
+             gold_sample: int | None, baseline: Path | None, thresholds: Path | None, junit: Path | None,
+             summary: Path | None, update_baseline: bool, answers: bool, answer_sample: int | None,
              index: str | None) -> None:
     """Run the gold set and the external dev sets through the answer path and gate the result.
 
     Exits 1 when a threshold rule fails or a metric dropped significantly against the baseline.
-    Under CI (CI=true) a skipped set or a missing baseline also fails.
+    Under CI (CI=true) a skipped set or a missing baseline also fails. --junit and --summary
+    write what CI shows (a test report, a job summary); when the run cannot complete they say why.
     """
+    if answers and answer_sample is None:
+        from rag.evaluation.answers import DEFAULT_ANSWER_SAMPLE
+
+        answer_sample = DEFAULT_ANSWER_SAMPLE
+    summary_path, append = summary, False
+    if summary_path is None and os.environ.get("GITHUB_STEP_SUMMARY"):
+        summary_path, append = Path(os.environ["GITHUB_STEP_SUMMARY"]), True
+    try:
+        code = _eval(gold, report_dir, sets, max_queries, gold_sample, baseline, thresholds, junit,
+                     (summary_path, append), update_baseline, index, answer_sample)
+    except (ValidationError, InputError, NotFoundError) as exc:
+        code = _eval_failed(settings_error(exc) if isinstance(exc, ValidationError) else str(exc),
+                            EvalExit.BAD_INPUT, junit, (summary_path, append))
+    except (RagError, OSError) as exc:
+        code = _eval_failed(str(exc), EvalExit.COULD_NOT_RUN, junit, (summary_path, append))
+    sys.exit(int(code))
+
+
+def _eval_failed(message: str, code: EvalExit, junit: Path | None, summary: tuple[Path | None, bool]) -> EvalExit:
+    """Say why the run could not complete, on standard error and in the CI files asked for."""
+    from rag.evaluation import ci
+
+    click.echo(f"error: {message}", err=True)
+    try:
+        if junit is not None:
+            ci.write_junit(junit, ci.junit_error(message))
+        if summary[0] is not None:
+            ci.write_summary(summary[0], ci.summary_error(message), append=summary[1])
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+    return code
+
+
+def _eval(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
+          gold_sample: int | None, baseline: Path | None, thresholds: Path | None, junit: Path | None,
+          summary: tuple[Path | None, bool], update_baseline: bool, index: str | None,
+          answer_sample: int | None = None) -> EvalExit:
+    from rag.evaluation import ci
     from rag.evaluation.report import write_baseline
     from rag.evaluation.runner import default_baseline, default_sets, eval_mode, in_ci, run_eval
     from rag.threads import limit_process
@@ -381,34 +456,40 @@ def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_que
         thresholds=thresholds,
         settings=settings,
         strict=in_ci(),
+        answer_sample=answer_sample,
     )
     for line in result.summary_lines():
         click.echo(line)
-    if update_baseline:
-        res = result.results
-        ran = set(res["sets"])
-        problems = []
-        if max_queries is not None:
-            problems.append("it sampled the external sets (--max-queries)")
-        if gold_sample is not None:
-            problems.append("it sampled the gold set (--gold-sample)")
-        if res["skipped"]:
-            problems.append(f"sets were skipped: {', '.join(res['skipped'])}")
-        wanted = default_sets(eval_mode(settings))
-        if not set(wanted) <= ran:
-            problems.append(f"it did not run every default set ({', '.join(s for s in wanted if s not in ran)})")
-        if result.rule_failures:
-            problems.append(f"{len(result.rule_failures)} threshold rule(s) fail")
-        if problems:
-            click.echo(f"error: baseline not updated: {'; '.join(problems)}", err=True)
-            sys.exit(2)
-        write_baseline(result, baseline)
-        regressions = [c for c in result.changes if c.regressed]
-        if regressions:
-            click.echo(f"accepted {len(regressions)} regression(s) against the old baseline (listed above)")
-        click.echo(f"baseline updated: {baseline} (commit it with the change)")
-        sys.exit(0)
-    sys.exit(0 if result.passed else 1)
+    if junit is not None:
+        ci.write_junit(junit, ci.junit_xml(result))
+        click.echo(f"JUnit report: {junit}")
+    if summary[0] is not None:
+        ci.write_summary(summary[0], ci.render_summary(result), append=summary[1])
+    if not update_baseline:
+        return EvalExit.PASSED if result.passed else EvalExit.GATE_FAILED
+    res = result.results
+    ran = set(res["sets"])
+    problems = []
+    if max_queries is not None:
+        problems.append("it sampled the external sets (--max-queries)")
+    if gold_sample is not None:
+        problems.append("it sampled the gold set (--gold-sample)")
+    if res["skipped"]:
+        problems.append(f"sets were skipped: {', '.join(res['skipped'])}")
+    wanted = default_sets(eval_mode(settings))
+    if not set(wanted) <= ran:
+        problems.append(f"it did not run every default set ({', '.join(s for s in wanted if s not in ran)})")
+    if result.rule_failures:
+        problems.append(f"{len(result.rule_failures)} threshold rule(s) fail")
+    if problems:
+        click.echo(f"error: baseline not updated: {'; '.join(problems)}", err=True)
+        return EvalExit.BASELINE_REFUSED
+    write_baseline(result, baseline)
+    regressions = [c for c in result.changes if c.regressed]
+    if regressions:
+        click.echo(f"accepted {len(regressions)} regression(s) against the old baseline (listed above)")
+    click.echo(f"baseline updated: {baseline} (commit it with the change)")
+    return EvalExit.PASSED
 
 
 if __name__ == "__main__":

@@ -83,7 +83,10 @@ class Settings(BaseSettings):
     judge_top_k: int = Field(3, ge=1, le=10, description="Paragraphs the judge reads per question")
     llm_answers: Literal["extractive", "generated"] = Field(
         "extractive", description="With RAG_LLM=local: generated = the model writes the answer from the "
-        "paragraphs the judge passed (checked); extractive = quoted sentences")
+        "paragraphs the judge passed (checked); extractive = quoted sentences. A request's answer_mode "
+        "(written or extractive) overrides it for that question")
+    llm_queue: int = Field(8, ge=0, le=10000, description="Questions that may wait for the local model "
+                           "besides the one it serves; past them a question gets 503 with Retry-After")
 
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")

@@ -57,3 +57,14 @@ class GeneratorError(RagError):
 
     code = "generator_error"
     http_status = 502
+
+
+class ModelBusyError(RagError):
+    """The local language model's queue is full (``RAG_LLM_QUEUE``): retry after ``retry_after_s``."""
+
+    code = "model_busy"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -3,8 +3,9 @@
 Tools: ``search``, ``ask``, ``get_paragraph``, ``list_documents``. Every result is structured
 (``structuredContent`` with an output schema, plus the same JSON as text), and each cited
 paragraph carries ``para_id, title, date, source, text``. A caller's mistake or an index that
-is not loaded comes back as a tool error (``isError`` with a one-line message); anything else
-as the SDK's generic error, the traceback only in the server log.
+is not loaded, or the language model's full queue (``RAG_LLM_QUEUE``: retry later), comes back as
+a tool error (``isError`` with a one-line message); anything else as the SDK's generic error, the
+traceback only in the server log.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ corpus. Quote the paragraph text and its para_id when you cite."""
 
 Script = Literal["original", "hant", "hans", "hk", "tw"]
 ScriptArg = Annotated[Script, Field(description="Script of the shown text: original, hant (繁體), hans (简体), hk, tw")]
+AnswerModeArg = Annotated[Literal["extractive", "written"] | None, Field(
+    description="written: the language model writes the answer from the cited paragraphs (checked); extractive: "
+                "quoted sentences. Unset: the server's default. written without a model gives the extractive "
+                "answer and a warning")]
 
 
 class CitedParagraph(BaseModel):
@@ -49,6 +54,8 @@ class SearchResult(BaseModel):
 
 class AskResult(BaseModel):
     answer: str = Field(description="The answer; [n] markers name the citations")
+    mode: Literal["generated", "extractive"] = Field(
+        "extractive", description="generated: written by the language model; extractive: quoted sentences")
     abstained: bool = Field(description="True when no paragraph was relevant enough to cite")
     abstain_reason: str | None = None
     warnings: list[str]
@@ -113,10 +120,11 @@ def build_server(get_service: Callable[[], Any]) -> Any:
                              "Abstains (abstained=true, no citations) when nothing relevant is found.")
     def ask(question: Annotated[str, Field(description="The question, in 繁體, 简体 or English")],
             k: Annotated[int, Field(ge=1, le=100, description="Paragraphs to consider")] = 5,
-            script: ScriptArg = "original") -> AskResult:
+            script: ScriptArg = "original", answer_mode: AnswerModeArg = None) -> AskResult:
         def go(svc: Any) -> AskResult:
-            a = svc.ask(question, k, script=script).to_dict()
-            return AskResult(answer=a["answer"], abstained=a["abstained"], abstain_reason=a["abstain_reason"],
+            a = svc.ask(question, k, script=script, answer_mode=answer_mode).to_dict()
+            return AskResult(answer=a["answer"], mode=a["mode"], abstained=a["abstained"],
+                             abstain_reason=a["abstain_reason"],
                              warnings=a["warnings"], citations=[_cited(c) for c in a["citations"]])
 
         return run(go)

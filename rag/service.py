@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from rag.answer.steps import Step
     from rag.answer.written.client import Generator as TextGenerator
     from rag.embedding import Encoder
+    from rag.llm.admission import ModelQueue
     from rag.llm.judge import Judge
     from rag.llm.rewrite import Rewriter
 
@@ -72,6 +74,20 @@ def clean_question(text: Any, settings: Settings, *, field: str = "question") ->
     return text
 
 
+# A request's answer_mode; "generated" (RAG_LLM_ANSWERS's and Answer.mode's name) is taken for "written".
+ANSWER_MODES = ("extractive", "written")
+_MODE_ALIASES = {"generated": "written"}
+
+
+def check_answer_mode(mode: Any) -> str | None:
+    """``"extractive"``, ``"written"`` or None (the server's default), validated at the boundary."""
+    if mode is None:
+        return None
+    if not isinstance(mode, str) or _MODE_ALIASES.get(mode, mode) not in ANSWER_MODES:
+        raise InputError(f"answer_mode must be one of {', '.join(ANSWER_MODES)} (or generated), got {mode!r}")
+    return _MODE_ALIASES.get(mode, mode)
+
+
 def check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, int):
         raise InputError(f"k must be an integer 1..{MAX_K}, got {k!r}")
@@ -106,10 +122,12 @@ def in_background(load: Callable[[], T], name: str) -> Callable[[], tuple[T, flo
 
 
 class AskOptions(TypedDict, total=False):
-    """A question's context: the conversation before it, and the script to show the answer in."""
+    """A question's context: the conversation before it, the script to show the answer in, and
+    how to answer (``answer_mode``: ``"written"`` or ``"extractive"``; None: the server's default)."""
 
     history: Sequence[dict[str, Any]] | None
     script: str | None
+    answer_mode: str | None
 
 
 class RagService:
@@ -145,19 +163,26 @@ class RagService:
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
         self.rewriter: Rewriter | None = None  # RAG_LLM=local: follow-ups made standalone
+        # RAG_LLM=local: the bounded queue every question that uses the model passes (RAG_LLM_QUEUE)
+        self.model_queue: ModelQueue | None = None
         if judge is not None:
+            from rag.llm.admission import ModelQueue
             from rag.llm.rewrite import Rewriter
 
             self.rewriter = Rewriter(judge.model)
+            self.model_queue = ModelQueue(settings.llm_queue)
         # RAG_LLM_BASE_URL: a server writes the answer; RAG_LLM=local: the judge's model may.
+        # Built once: a request's answer_mode picks the writer or leaves it out, never builds one.
         # Imported here: the factory loads httpx, which a process without a service never needs.
-        from rag.answer.written.factory import generator_from_settings
+        from rag.answer.written.factory import writer_from_settings, writes_by_default
 
-        self.generator: TextGenerator | None = None
+        self.writer: TextGenerator | None = None  # what answer_mode="written" gets
         try:
-            self.generator = generator_from_settings(settings, judge=judge)
+            self.writer = writer_from_settings(settings, judge=judge)
         except ValueError:  # misconfigured: each answer says so (rag.answer.compose) and is extractive
             pass
+        self.default_answer_mode = "written" if writes_by_default(settings) else "extractive"
+        self.generator: TextGenerator | None = self.writer if self.default_answer_mode == "written" else None
 
     @classmethod
     def open(
@@ -220,12 +245,31 @@ class RagService:
         """The one :class:`Question` of a request: validated here, read by every later step.
 
         With the local model, a follow-up that depends on ``history`` is rewritten into a
-        standalone question (``rag.llm.rewrite``); else retrieval prepends the previous question."""
+        standalone question (``rag.llm.rewrite``); else retrieval prepends the previous question.
+        Here (a search) the model rewrites only when no question is using it: a search never
+        waits for the model, and with the model busy it prepends, as without the model."""
         text = clean_question(text, self.settings, field=field)
+        return self._question(text, history, admitted=False)
+
+    def _question(self, text: str, history: Sequence[dict[str, Any]] | None, *, admitted: bool) -> Question:
+        """``text`` (already clean) as a :class:`Question`; ``admitted``: the caller holds a place
+        in the model's queue (an answer), so the rewrite may wait its turn on the model."""
         rewritten = None
         if self.rewriter is not None and history and depends_on_history(text, self.normaliser) is not None:
-            rewritten = self.rewriter.rewrite(text, history, self.normaliser)
+            queue = self.model_queue
+            if admitted or queue is None:
+                rewritten = self.rewriter.rewrite(text, history, self.normaliser)
+            elif queue.try_enter(only_if_idle=True):
+                try:
+                    rewritten = self.rewriter.rewrite(text, history, self.normaliser)
+                finally:
+                    queue.leave()
         return Question.make(text, self.normaliser, history, rewritten=rewritten)
+
+    def model_place(self) -> contextlib.AbstractContextManager[None]:
+        """A place in the model's queue for the block (raises ``ModelBusyError`` when it is full);
+        nothing to hold without the local model."""
+        return self.model_queue.place() if self.model_queue is not None else contextlib.nullcontext()
 
     def search(
         self, query: str | Question, k: int = 10, *, history: Sequence[dict[str, Any]] | None = None
@@ -252,26 +296,42 @@ class RagService:
         *,
         history: Sequence[dict[str, Any]] | None = None,
         script: str | None = None,
+        answer_mode: str | None = None,
     ) -> Generator[Step, None, None]:
         """:class:`~rag.answer.steps.Retrieved` once retrieval is done; with a generator
         ``Draft`` (the extractive answer), ``Piece`` for each checked sentence as the model writes
         it and ``Pending`` after every token; last ``Final``. The chat and ``/v1`` streaming show
-        each step as it happens (a generated answer takes seconds)."""
-        from rag.answer.compose import answer_steps
+        each step as it happens (a generated answer takes seconds).
+
+        ``answer_mode`` (``"written"``, ``"extractive"``; None: ``RAG_LLM_ANSWERS``, or written
+        when ``RAG_LLM_BASE_URL`` is set) picks the answer for this question only. With the local
+        model, the question holds a place in its queue from the first step to the last; when the
+        queue is full the first step raises ``ModelBusyError`` (before any work)."""
+        self._request()
+        text = clean_question(question, self.settings)
+        k = check_k(k)
+        mode = check_answer_mode(answer_mode) or self.default_answer_mode
         from rag.text.script import script_config
 
-        self._request()
-        asked = self.question(question, history)
-        k = check_k(k)
         script_config(script)
+        with self.model_place():
+            yield from self._answer_steps(text, k, history, script, mode)
+
+    def _answer_steps(
+        self, text: str, k: int, history: Sequence[dict[str, Any]] | None, script: str | None, mode: str
+    ) -> Generator[Step, None, None]:
+        from rag.answer.compose import answer_steps
+
+        asked = self._question(text, history, admitted=True)
         t0 = time.perf_counter()
         hits = self.retriever.search(asked, k)
         t1 = time.perf_counter()
         yield Retrieved(hits)
         retrieve = round((t1 - t0) * 1000, 2)
-        for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge,
-                                 generator=self.generator, encoder=self.encoder,
-                                 lexicon=self.lexicon if self.generator is not None else None):
+        writes = mode == "written" and self.writer is not None
+        for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge, mode=mode,
+                                 generator=self.writer if mode == "written" else None, encoder=self.encoder,
+                                 lexicon=self.lexicon if writes else None):
             if isinstance(step, Final):
                 t2 = time.perf_counter()
                 timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),

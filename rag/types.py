@@ -124,6 +124,7 @@ CITATION_MARKERS_DROPPED = "citation.markers_dropped"  # markers naming no liste
 FALLBACK_NOTHING_CITED = "fallback.nothing_cited"  # no written sentence cited a supporting source
 FALLBACK_GENERATOR_FAILED = "fallback.generator_failed"  # the generator failed before a checked sentence
 FALLBACK_MISCONFIGURED = "fallback.misconfigured"  # RAG_LLM_BASE_URL & co. do not make a generator
+FALLBACK_NO_WRITER = "fallback.no_writer"  # a written answer was asked for; no model writes on this server
 GENERATOR_INCOMPLETE = "generator.incomplete"  # the generator failed after a checked sentence
 FALLBACK_NO_SPAN = "fallback.no_span"  # the answer the model copied is not in the paragraphs word for word
 # An English answer over Chinese text whose frame is the template, not the model's sentence:

@@ -158,3 +158,25 @@ def tiny_index(root: Path, encoder: Any) -> tuple[Any, Path]:
         build_index([corpus], settings.index_dir, settings, encoder=encoder)
         _BUILT["index"] = (settings, settings.index_dir)
     return _BUILT["index"]
+
+
+def tiny_hashing(root: Path, **update: Any) -> tuple[Any, Any]:
+    """(settings, service) of the tiny corpus under the hashing encoder (no real model), every hit
+    above the relevance floor (its scores are not calibrated); ``update``: more settings."""
+    import json
+
+    from rag.config import Settings
+    from rag.index.build import build_index
+    from rag.service import RagService
+    from tests.fakes import HashingEncoder
+
+    corpus = root / "corpus"
+    corpus.mkdir(parents=True)
+    for name, text in TINY_CORPUS.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    (corpus / "metadata.json").write_text(json.dumps(TINY_METADATA, ensure_ascii=False), encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=root / "index", cache_dir=root / "cache", corpus_dir=corpus,
+                        embed_model="test-hashing", min_score=0.0, **update)
+    encoder = HashingEncoder()
+    build_index([corpus], settings.index_dir, settings, encoder=encoder)
+    return settings, RagService.open(settings.index_dir, settings, encoder=encoder)

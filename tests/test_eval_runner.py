@@ -420,7 +420,7 @@ def test_baseline_round_trip_and_update_refusals(world, monkeypatch):
     out = CliRunner().invoke(cli.main, ["eval", str(world["gold"]), "--index", str(world["index"]),
                                         "--sets", "gold,xquad/zh-dev", "--baseline", str(path),
                                         "--report", str(world["tmp"] / "cli"), "--update-baseline"])
-    assert out.exit_code == 2, out.output
+    assert out.exit_code == 3, out.output  # EvalExit.BASELINE_REFUSED
     assert "baseline not updated" in out.output and "did not run every default set" in out.output
     assert path.read_bytes() == before
 

@@ -65,7 +65,7 @@ def test_concurrent_questions_queue_on_the_one_model(local_judge):
 
 @pytest.fixture(scope="module")
 def judged_service(corpus_service, local_judge):
-    settings = corpus_service.settings.model_copy(update={"llm": "local"})
+    settings = corpus_service.settings.model_copy(update={"llm": "local", "llm_timeout_s": 120.0})
     return RagService(corpus_service.index, corpus_service.encoder, settings, judge=local_judge)
 
 
@@ -104,8 +104,10 @@ def test_local_mode_quotes_by_default_and_writes_when_asked(corpus_service, loca
     assert isinstance(writer.generator, LocalGenerator)
     pieces = list(writer.generator.stream([{"role": "user", "content": "Reply with the word OK."}]))
     assert len(pieces) >= 1 and "OK" in "".join(pieces).upper()  # decoded token by token
-    ans = writer.ask("生產力局主席是誰？")
+    # A request for a written answer on the quoting service: the same local model writes it.
+    ans = judged_service.ask("生產力局主席是誰？", answer_mode="written")
     assert ans.mode == "generated", ans.warnings
+    assert judged_service.model_queue is not None and judged_service.model_queue.in_flight == 0
     assert "陳祖恒" in ans.answer and "2024-03-11-hkpc-welcomes-two-sessions#p2" in [c.para_id for c in ans.citations]
 
 

@@ -6,6 +6,7 @@ Screenshots go to tests/artifacts/ (git-ignored) for a person to look at.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,7 @@ class _StepService:
     def __init__(self) -> None:
         self.log: list[str] = []
 
-    def ask_steps(self, question: str, k: int, *, history: Any = None) -> Any:
+    def ask_steps(self, question: str, k: int, *, history: Any = None, answer_mode: str | None = None) -> Any:
         from rag.answer.steps import Final, Retrieved
         from rag.types import CITATION_REMOVED, Answer, Citation, Hit, Notice
 
@@ -683,3 +684,70 @@ def test_api_docs_render_with_the_network_blocked(ui_server, browser):
     # links to; offline it is simply missing. Every script, style and font came from here.
     assert set(blocked) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}, blocked
     context.close()
+
+
+SHOTS = Path("/tmp/shots-model-queue")
+
+
+@pytest.mark.slow
+def test_the_answer_toggle_changes_only_the_next_answer(browser, tmp_path_factory):
+    """With a model that writes (the scripted stub behind RAG_LLM_BASE_URL; the hashing encoder,
+    no real model): the toggle starts at the server's default (written); set to quoted, the
+    answer already shown stays written and the next one is quoted. Without a model it is hidden."""
+    from rag.api.app import create_app
+    from tests.llm_stub import LLMStub
+    from tests.server_utils import serve_app, tiny_hashing
+    from tests.test_model_queue import WRITTEN
+
+    q1, q2 = "香港如何推動新型工業化？", "新型工業化辦公室做甚麼？"
+    with LLMStub() as stub:
+        stub.reply = WRITTEN
+        settings, service = tiny_hashing(tmp_path_factory.mktemp("ui-mode"), llm_base_url=stub.base_url)
+        assert service.default_answer_mode == "written" and service.writer is not None
+        written = service.ask(q1, 5).to_dict()
+        quoted = service.ask(q2, 5, answer_mode="extractive").to_dict()
+        assert written["mode"] == "generated" and quoted["mode"] == "extractive"
+        with serve_app(create_app(settings, service=service)) as server:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            chat = ChatPage(context.new_page(), server.base_url)
+            page = chat.page
+            toggle = page.locator("#answer-mode")
+            toggle.wait_for(state="visible")
+            assert page.locator("#answer-mode input[value='written']").is_checked()
+            asked = len(stub.requests)
+            chat.ask(q1, written["answer"])
+            bot = page.locator("#chat [data-testid='bot']")
+            assert bot.last.locator(".answer-mode").count() == 1  # the written-answer badge
+            assert len(stub.requests) == asked + 1
+            first = bot.last.inner_html()
+
+            page.locator("#answer-mode label", has_text="Quoted").click()
+            page.wait_for_function("() => document.querySelector(\"#answer-mode input[value='extractive']\").checked")
+            time.sleep(0.5)  # a change handler, were there one, would have re-rendered by now
+            assert bot.last.inner_html() == first and len(stub.requests) == asked + 1  # nothing asked again
+
+            chat.ask(q2, quoted["answer"])
+            assert bot.count() == 2 and bot.first.inner_html() == first  # the first answer stays written
+            assert bot.last.locator(".answer-mode").count() == 0 and len(stub.requests) == asked + 1
+            assert page.locator("#answer-mode input[value='extractive']").is_checked()  # it stays as set
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "chat-answer-toggle-1280.png"), full_page=True)
+            chat.shot("chat-answer-toggle-1280")
+            context.close()
+            # On a phone the toggle fits too.
+            context = browser.new_context(**VIEWPORTS["390"])
+            chat = ChatPage(context.new_page(), server.base_url)
+            chat.page.locator("#answer-mode").wait_for(state="visible")
+            assert chat.page.evaluate("() => document.documentElement.scrollWidth") <= 390
+            chat.page.locator("#answer-mode").scroll_into_view_if_needed()
+            chat.page.screenshot(path=str(SHOTS / "chat-answer-toggle-390.png"))
+            context.close()
+
+    # No model that writes: no toggle.
+    settings, service = tiny_hashing(tmp_path_factory.mktemp("ui-no-mode"))
+    with serve_app(create_app(settings, service=service)) as server:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        chat = ChatPage(context.new_page(), server.base_url)
+        chat.page.wait_for_timeout(500)
+        assert not chat.page.locator("#answer-mode").is_visible()
+        context.close()

@@ -1,7 +1,9 @@
 """The Gradio chat, mounted at ``/`` of the API app; it calls the service in-process.
 
 Layout: the conversation on the left (stacked on top on a phone), the numbered source cards
-of the latest answer and the briefing panel on the right. ``chat.js`` (loaded in the page
+of the latest answer and the briefing panel on the right. Under the question: the script toggle
+(re-renders every answer), the answer-mode toggle (quoted or written by the model, for the
+questions asked after it is set; shown only when the server has a model that writes) and k. ``chat.js`` (loaded in the page
 head) opens a card from its ``[n]`` marker, copies citations and sends the briefing actions
 ("add to briefing", move, remove); ``chat.css`` styles them.
 """
@@ -25,7 +27,7 @@ from fastapi import FastAPI  # noqa: E402
 
 from rag.answer.steps import Draft, Final, Pending, Piece, Retrieved  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.errors import RagError  # noqa: E402
+from rag.errors import ModelBusyError, RagError  # noqa: E402
 
 from .render import (  # noqa: E402
     EMPTY_SOURCES,
@@ -50,6 +52,12 @@ EXAMPLES = [
 THINKING = "<span class='thinking'>正在查找來源… Searching the sources…</span>"
 COMPOSING = "<span class='thinking'>找到 {n} 段，正在組織答案… Found {n} paragraphs; composing the answer…</span>"
 LOADING = "索引載入中… Index is loading…"
+BUSY = ("<span class='busy-msg'>⏳ 語言模型正忙，請約 {s} 秒後再問。"
+        "The language model is busy with other questions; please ask again in about {s} s.</span>")
+# The answer-mode toggle: what the next question gets (answers already shown stay as they are).
+MODE_CHOICES = [("引用原句 Quoted", "extractive"), ("模型撰寫 Written", "written")]
+MODE_LABEL = "下一個答案 Next answer"
+MODE_INFO = "只影響之後的提問 Applies to the questions you ask next"
 
 HEADER = """
 <div class="app-header">
@@ -106,12 +114,13 @@ class ChatUI:
 
     # -- events -------------------------------------------------------------------------------
     def respond(self, question: str, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
-                script: str, k: int) -> Iterator[tuple[Any, ...]]:
+                script: str, k: int, answer_mode: str | None = None) -> Iterator[tuple[Any, ...]]:
         """Answer in steps, each shown as it happens: the question with a placeholder, the
         retrieval result, the answer. With a language model writing: the extractive answer and
         its sources first, then the model's tokens as it decodes them (each sentence final once
         checked), then the checked answer. Nothing waits between steps (no replay of a finished
-        text)."""
+        text). ``answer_mode`` (the toggle: written or extractive; None: the server's default)
+        applies to this question only. A full model queue is said plainly, with when to retry."""
         state = dict(state or self.new_state())
         chat = list(chat or [])
         question = (question or "").strip()
@@ -126,7 +135,7 @@ class ChatUI:
         draft: dict[str, Any] | None = None
         written, pending, shown_at = "", "", 0.0
         try:
-            for step in self.holder.get().ask_steps(question, int(k), history=history):
+            for step in self.holder.get().ask_steps(question, int(k), history=history, answer_mode=answer_mode or None):
                 match step:
                     case Retrieved(hits):
                         chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(hits))}
@@ -146,6 +155,10 @@ class ChatUI:
                             yield "", chat, gr.skip(), state
                     case Final(final):
                         answer = final.to_dict()
+        except ModelBusyError as exc:
+            chat[-1] = {"role": "assistant", "content": BUSY.format(s=exc.retry_after_s)}
+            yield "", chat, gr.skip(), state
+            return
         except RagError as exc:
             chat[-1] = {"role": "assistant", "content": f"⚠️ {escape_md(str(exc))}"}
             yield "", chat, gr.skip(), state
@@ -246,9 +259,17 @@ class ChatUI:
         return (f"就緒 Ready · 索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
                 f" · model `{escape_md(str(model))}` · [API docs](/docs)")
 
-    def status_tick(self) -> tuple[str, Any]:
-        """The status line, polled while the index loads; the timer stops once it is settled."""
-        return self.status(), gr.Timer(active=bool(self.holder.loading))
+    def status_tick(self) -> tuple[str, Any, Any]:
+        """The status line, polled while the index loads; the timer stops once it is settled.
+        With it the answer-mode toggle: shown, set to the server's default, once the loaded
+        service has a model that writes; hidden otherwise."""
+        return self.status(), gr.Timer(active=bool(self.holder.loading)), self.mode_toggle()
+
+    def mode_toggle(self) -> Any:
+        service = self.holder.service if not self.holder.loading else None
+        if service is None or getattr(service, "writer", None) is None:
+            return gr.Radio(visible=False, interactive=False)
+        return gr.Radio(visible=True, interactive=True, value=getattr(service, "default_answer_mode", "extractive"))
 
 
 EXPORTS = Path(tempfile.gettempdir()) / "rag-briefings"
@@ -319,7 +340,12 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
                 with gr.Row(elem_id="options", equal_height=True):
                     script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script",
                                       scale=3)
-                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2,
+                    # Hidden until the loaded service has a model that writes (status_tick), and
+                    # unset until then: a question asked meanwhile gets the server's default.
+                    answer_mode = gr.Radio(MODE_CHOICES, value=None, label=MODE_LABEL, info=MODE_INFO,
+                                           elem_id="answer-mode", scale=2, min_width=220, visible=False,
+                                           interactive=False)
+                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2, min_width=240,
                                   label="答案最多引用段落 Paragraphs an answer may cite (k)")
             with gr.Column(scale=2, min_width=320, elem_id="src-col"):
                 sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", padding=False)
@@ -335,7 +361,7 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
                 run_command = gr.Button(visible="hidden", elem_id="brief-cmd-btn")
         timer = gr.Timer(1.0, active=True)
 
-        ask_io = {"fn": ui.respond, "inputs": [box, chatbot, state, script, k],
+        ask_io = {"fn": ui.respond, "inputs": [box, chatbot, state, script, k, answer_mode],
                   "outputs": [box, chatbot, sources, state], "show_progress": "hidden"}
         box.submit(**ask_io)
         send.click(**ask_io)
@@ -347,8 +373,8 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
         run_command.click(ui.brief_command, [command, state, script], [brief_panel, state, *exports],
                           show_progress="hidden")
         chatbot.clear(ui.clear, state, [chatbot, sources, state], queue=False)
-        demo.load(ui.status_tick, None, [status, timer])
-        timer.tick(ui.status_tick, None, [status, timer], show_progress="hidden")
+        demo.load(ui.status_tick, None, [status, timer, answer_mode])
+        timer.tick(ui.status_tick, None, [status, timer, answer_mode], show_progress="hidden")
     demo.queue(default_concurrency_limit=4)
     return demo
 

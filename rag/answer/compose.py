@@ -16,7 +16,7 @@ from rag.answer.display import in_script
 from rag.answer.extractive import extractive_answer
 from rag.answer.steps import Draft, Final, Pending, Piece, Step, final_answer
 from rag.answer.written.client import Generator, describe_failure
-from rag.answer.written.factory import generator_from_settings
+from rag.answer.written.factory import writer_from_settings
 from rag.answer.written.framed import FramedWriter, frames_english
 from rag.answer.written.markers import cited_numbers
 from rag.answer.written.prompt import answer_messages
@@ -25,7 +25,14 @@ from rag.config import Settings
 from rag.question import Question
 from rag.text.normalise import convert_script
 from rag.text.script import script_config
-from rag.types import FALLBACK_MISCONFIGURED, GENERATOR_INCOMPLETE, Answer, Hit, Notice
+from rag.types import (
+    FALLBACK_MISCONFIGURED,
+    FALLBACK_NO_WRITER,
+    GENERATOR_INCOMPLETE,
+    Answer,
+    Hit,
+    Notice,
+)
 
 if TYPE_CHECKING:
     from rag.answer.lexicon import Lexicon
@@ -33,15 +40,18 @@ if TYPE_CHECKING:
     from rag.llm.judge import Judge
 
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
+NO_WRITER = ("a written answer was asked for, but no language model writes answers on this server "
+             "(RAG_LLM=local or RAG_LLM_BASE_URL); showing extractive answer")
 
 
 class AnswerOptions(TypedDict, total=False):
-    """How to answer: the display script, the generator that writes, the judge, the encoder, the
-    lexicon that glosses Chinese spans in English answers, and whether English answers over
-    Chinese paragraphs are extracted then framed (default) or written freely."""
+    """How to answer: the display script, the generator that writes, the request's answer mode,
+    the judge, the encoder, the lexicon that glosses Chinese spans in English answers, and whether
+    English answers over Chinese paragraphs are extracted then framed (default) or written freely."""
 
     script: str | None
     generator: Generator | None
+    mode: str | None
     judge: Judge | None
     encoder: Encoder | None
     lexicon: Lexicon | None
@@ -63,6 +73,7 @@ def answer_steps(
     generator: Generator | None = None,
     judge: Judge | None = None,
     encoder: Encoder | None = None,
+    mode: str | None = None,
     lexicon: Lexicon | None = None,
     english_frame: bool = True,
 ) -> Iterator[Step]:
@@ -78,8 +89,11 @@ def answer_steps(
     shows it greyed), and :class:`Final`; any failure before a cited sentence falls back to the extractive
     answer with a warning. Without a generator the one step is :class:`Final`.
     ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
-    generated sentence. With ``english_frame``, an English question over Chinese paragraphs is
-    answered by extracting the answer span, then framing it in one English sentence
+    generated sentence. ``mode`` is the request's choice: ``"extractive"`` leaves the generator
+    out; ``"written"`` without a generator (none given, no ``RAG_LLM_BASE_URL``) gives the
+    extractive answer with a notice; None writes when there is a generator. With
+    ``english_frame``, an English question over Chinese paragraphs is answered by extracting the
+    answer span, then framing it in one English sentence
     (:class:`~rag.answer.written.framed.FramedWriter`; ``lexicon`` glosses the span). Every
     answer is converted to the display ``script`` last.
     """
@@ -108,11 +122,15 @@ def answer_steps(
                                           reason=judge_reason(lang, len(read), best, judge.floor)), script))
             return
     warnings: list[Notice] = []
-    if generator is None and settings.llm_base_url:
+    if mode == "extractive":
+        generator = None
+    elif generator is None and settings.llm_base_url:
         try:
-            generator = generator_from_settings(settings)
+            generator = writer_from_settings(settings)
         except ValueError as exc:
             warnings.append(Notice(FALLBACK_MISCONFIGURED, f"generator misconfigured: {exc}; showing extractive answer"))
+    elif generator is None and mode == "written":
+        warnings.append(Notice(FALLBACK_NO_WRITER, NO_WRITER))
     extractive = extractive_answer(question, above, warnings=warnings)
     if generator is None:
         yield Final(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))

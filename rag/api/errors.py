@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import IndexStateError, RagError
+from rag.errors import IndexStateError, ModelBusyError, RagError
 
 log = logging.getLogger("rag.api")
 
@@ -65,6 +65,8 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RagError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    if isinstance(exc, ModelBusyError):  # the model's queue is full: when to come back
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return error_response(exc.http_status, exc.code, str(exc) or exc.code, headers)
 
 

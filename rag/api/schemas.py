@@ -15,6 +15,11 @@ MAX_HISTORY = 50
 MAX_BRIEFING = 50  # items of one briefing (rag.briefing.MAX_ITEMS)
 Script = Literal["original", "hant", "hans", "hk", "tw"]
 SCRIPT_HELP = "Script of the shown answer and paragraphs: original, hant (繁體), hans (简体), hk (香港), tw (台灣)"
+AnswerMode = Literal["extractive", "written", "generated"]
+ANSWER_MODE_HELP = ("How to answer this question: written (the language model writes it from the cited paragraphs, "
+                    "checked; generated is taken for written) or extractive (quoted sentences). Unset: the server's "
+                    "default (RAG_LLM_ANSWERS). written without a model on the server gives the extractive answer "
+                    "and a warning")
 
 
 class HistoryMessage(BaseModel):
@@ -105,6 +110,13 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorOut} for s in (400, 401, 404, 422, 503)
 }
+# The routes that may use the language model: 503 also when its queue is full (RAG_LLM_QUEUE).
+BUSY: dict[int | str, dict[str, Any]] = {503: {
+    "model": ErrorOut,
+    "description": "index_not_loaded; or model_busy: the language model's queue is full (RAG_LLM_QUEUE), "
+                   "retry after Retry-After seconds",
+    "headers": {"Retry-After": {"description": "seconds to wait (model_busy)", "schema": {"type": "integer"}}},
+}}
 
 
 # -- requests: what the handlers read (the models themselves are built by request_models) ----
@@ -119,6 +131,8 @@ class AskBody(Protocol):
     def history(self) -> Sequence[HistoryMessage]: ...
     @property
     def script(self) -> Script: ...
+    @property
+    def answer_mode(self) -> AnswerMode | None: ...
 
 
 class SearchBody(Protocol):
@@ -154,6 +168,8 @@ class ChatBody(Protocol):
     def k(self) -> int: ...
     @property
     def script(self) -> Script: ...
+    @property
+    def metadata(self) -> dict[str, str] | None: ...
 
 
 class BriefingBody(Protocol):
@@ -196,6 +212,7 @@ def request_models(max_chars: int) -> RequestModels:
         history: list[HistoryMessage] = Field(default_factory=list, max_length=MAX_HISTORY,
                                               description="Earlier turns, oldest first")
         script: Script = Field("original", description=SCRIPT_HELP)
+        answer_mode: AnswerMode | None = Field(None, description=ANSWER_MODE_HELP)
 
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -220,6 +237,9 @@ def request_models(max_chars: int) -> RequestModels:
         k: K = Field(5, description="Extension: paragraphs to consider")
         script: Script = Field("original", description="Extension: " + SCRIPT_HELP)
         user: str | None = None
+        metadata: dict[str, str] | None = Field(
+            None, max_length=16, description='OpenAI\'s request metadata; read here: "answer_mode": "written" | '
+            '"extractive" (' + ANSWER_MODE_HELP + "). Other keys are ignored")
 
     class BriefingCitation(BaseModel):
         model_config = ConfigDict(extra="ignore")  # a whole citation from /api/ask may be sent

@@ -94,8 +94,12 @@ class ServiceHolder:
         if judge is not None:
             llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
                    "judge_top_k": judge.top_k, "load_s": round(svc.llm_load_seconds, 2)}
+            if svc.model_queue is not None:
+                llm["queue"] = svc.model_queue.stats()
         return {
             "llm": llm,
+            # What a request's answer_mode can choose: written needs a model that writes.
+            "answers": {"default": svc.default_answer_mode, "written": svc.writer is not None},
             "documents": documents,
             "paragraphs": paragraphs,
             "chunks": counts.get("chunks"),

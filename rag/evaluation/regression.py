@@ -121,6 +121,7 @@ class PairedChange:
     better: int
     p: float  # one-sided: the chance of a drop at least this large without a real change
     p_gain: float  # one-sided sign test of the questions that moved the other way (for "better")
+    worse_ids: tuple[str, ...] = ()  # the questions counted in ``worse``, in run order
 
     @property
     def regressed(self) -> bool:
@@ -151,8 +152,10 @@ def _groups(o: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapping[str, Any]]) -> list[PairedChange]:
-    """Paired changes of one set; questions are paired by id (and question text, when both have it)."""
+def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapping[str, Any]],
+                metrics: Mapping[str, bool] = GATED_METRICS) -> list[PairedChange]:
+    """Paired changes of one set; questions are paired by id (and question text, when both have it).
+    ``metrics``: metric -> higher is better (the gated ones unless told)."""
     before = {o["id"]: o for o in base}
     pairs = []
     for o in now:
@@ -169,19 +172,20 @@ def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapp
                 continue  # a one-language set: its language group is the overall group
             groups.setdefault(g, []).append((b, o))
     for g, members in groups.items():
-        for metric, higher_better in GATED_METRICS.items():
-            vals = [(b["values"][metric], o["values"][metric]) for b, o in members
+        for metric, higher_better in metrics.items():
+            vals = [(o["id"], b["values"][metric], o["values"][metric]) for b, o in members
                     if metric in b.get("values", {}) and metric in o.get("values", {})]
             if not vals:
                 continue
             sign = 1.0 if higher_better else -1.0
-            diffs = [sign * (a - x) for x, a in vals]
+            diffs = [sign * (a - x) for _, x, a in vals]
             worse, better = sum(d < 0 for d in diffs), sum(d > 0 for d in diffs)
             changes.append(PairedChange(
                 set=name, group=g, metric=metric, n=len(vals),
-                before=sum(x for x, _ in vals) / len(vals), after=sum(a for _, a in vals) / len(vals),
+                before=sum(x for _, x, _ in vals) / len(vals), after=sum(a for _, _, a in vals) / len(vals),
                 worse=worse, better=better, p=sign_flip_p(diffs),
                 p_gain=sign_flip_p([-1.0] * better + [1.0] * worse) if better > worse else 1.0,
+                worse_ids=tuple(qid for (qid, _, _), d in zip(vals, diffs, strict=True) if d < 0),
             ))
     return changes
 

@@ -22,15 +22,27 @@ def writes_locally(settings: Settings) -> bool:
     return settings.llm == "local" and settings.llm_answers == "generated" and not settings.llm_base_url
 
 
+def writes_by_default(settings: Settings) -> bool:
+    """Whether an answer is written when its request does not say (``answer_mode``): a server
+    writes (``RAG_LLM_BASE_URL``), or the local model does (:func:`writes_locally`)."""
+    return bool(settings.llm_base_url) or writes_locally(settings)
+
+
 def generator_from_settings(settings: Settings, *, judge: Judge | None = None) -> Generator | None:
-    """The configured generator: the server's of ``RAG_LLM_BASE_URL`` when set (raises
-    ``ValueError`` when its settings are invalid); else the local model's, given its ``judge``,
-    when it writes the answers (:func:`writes_locally`); else None."""
+    """The default generator: :func:`writer_from_settings`'s when answers are written by default
+    (:func:`writes_by_default`), else None."""
+    return writer_from_settings(settings, judge=judge) if writes_by_default(settings) else None
+
+
+def writer_from_settings(settings: Settings, *, judge: Judge | None = None) -> Generator | None:
+    """The generator of a written answer, whatever the default mode: the server's of
+    ``RAG_LLM_BASE_URL`` when set (raises ``ValueError`` when its settings are invalid); else the
+    local model's, given its ``judge``; else None (no model can write)."""
     if settings.llm_base_url:
         return _shared_generator(
             settings.llm_base_url, settings.llm_model, settings.llm_api_key, settings.llm_timeout_s
         )
-    if judge is not None and writes_locally(settings):
+    if judge is not None:
         from rag.llm.generate import LocalGenerator  # the same loaded model as the judge
 
         return LocalGenerator(judge.model, timeout_s=settings.llm_timeout_s)

@@ -124,6 +124,43 @@ def number_faithful(sentence: str, paragraph: str) -> bool:
 
 
 
+# A number as stated, for comparing by value: digits (with separators and a decimal part) or a
+# run of Chinese numerals, an optional magnitude word, an optional percent sign or word; or
+# 百分之 before it. Read in the default matching form (NFKC: full-width digits and ％ are ASCII).
+_VALUE = re.compile(
+    r"(?P<pre>百分之)?\s*(?P<num>\d[\d,]*(?:\.\d+)?|[零〇一二两三四五六七八九十百千万亿]+)"
+    r"(?:\s*(?P<scale>hundred\s+thousand|hundred\s+million|thousand|million|billion|trillion"
+    r"|万亿|百万|千万|万|亿)(?![a-z]))?"
+    r"(?:\s*(?P<pct>%|percent\b|per\s+cent\b))?")
+
+
+def stated_values(text: str) -> frozenset[tuple[Decimal, bool]]:
+    """The numbers of ``text`` by value, each with whether it is a percentage: ``330億``,
+    ``330 亿``, ``33,000,000,000`` and ``33 billion`` -> ``(33000000000, False)``; ``2.5萬`` and
+    ``25,000`` -> ``(25000, False)``; ``25%``, ``25 percent`` and ``百分之二十五`` -> ``(25, True)``.
+    A run of Chinese numerals counts from two characters (一 alone is a word more often than a
+    number), or one with a magnitude word or a percent before or after it."""
+    out: set[tuple[Decimal, bool]] = set()
+    for m in _VALUE.finditer(matching_form(text)):
+        num, scale, pct = m.group("num"), m.group("scale"), bool(m.group("pre") or m.group("pct"))
+        if num[0].isdigit():
+            try:
+                value = Decimal(num.replace(",", ""))
+            except InvalidOperation:
+                continue
+        else:
+            if len(num) < 2 and not (scale or pct):
+                continue
+            cn = chinese_numeral(num)
+            if cn is None:
+                continue
+            value = Decimal(cn)
+        if scale:
+            value *= _SCALE[re.sub(r"\s+", " ", scale)]
+        out.add((value.normalize() if value != value.to_integral() else Decimal(int(value)), pct))
+    return frozenset(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # Numbers in English: a number as the source writes it (330億, 超過50條, 百分之三十, HK$2.5萬),
 # said the way an English reader reads it (33 billion, more than 50, 30%, HK$25,000). Only what

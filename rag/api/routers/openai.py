@@ -5,7 +5,8 @@ lists its sources in the message text and carries them structured in a top-level
 ``citations`` field (on the response, or on the last chunk of a stream; also on the first
 chunk when no language model writes the answer). With a language model, the stream carries its
 sentences as they are written and checked (a sentence is sent once its check passed: a client
-cannot take text back), then the sources and the checks.
+cannot take text back), then the sources and the checks. ``metadata.answer_mode`` (``written``
+or ``extractive``) picks the answer for the request, like ``answer_mode`` of ``POST /api/ask``.
 """
 
 
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.answer.steps import Draft, Final, Piece, Step
 from rag.api.deps import Service
-from rag.api.schemas import ERRORS, ChatBody, RequestModels, check_history
+from rag.api.schemas import BUSY, ERRORS, ChatBody, RequestModels, check_history
 from rag.errors import InputError
 
 MODEL_ID = "rag-bilingual"
@@ -153,14 +154,16 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
         return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-bilingual"}]}
 
     @router.post("/chat/completions", summary="OpenAI-compatible chat (set stream=true for SSE)",
-                 response_model=None, responses={200: _COMPLETION_RESPONSES})
+                 response_model=None, responses={200: _COMPLETION_RESPONSES, **BUSY})
     async def chat_completions(body: ChatCompletionRequest, service: Service) -> Any:
         question, history = split_messages(body.messages, max_chars)
+        mode = (body.metadata or {}).get("answer_mode")  # checked by the service (422 when unknown)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         model = body.model or MODEL_ID
         if not body.stream:
-            answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script)
+            answer = await run_in_threadpool(service.ask, question, body.k, history=history, script=body.script,
+                                             answer_mode=mode)
             data = answer.to_dict()
             reply = data["answer"] + sources_text(data["citations"]) + checks_text(data["warnings"])
             return {
@@ -170,7 +173,7 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
                 "citations": data["citations"],
                 **_extra(data),
             }
-        steps = _Steps(service.ask_steps(question, body.k, history=history, script=body.script))
+        steps = _Steps(service.ask_steps(question, body.k, history=history, script=body.script, answer_mode=mode))
         # The first step (validation, retrieval) before the first byte: bad input still gets a 4xx JSON error.
         first = await steps.next()
         head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}

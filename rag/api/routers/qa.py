@@ -7,6 +7,7 @@ from fastapi import APIRouter
 
 from rag.api.deps import Service
 from rag.api.schemas import (
+    BUSY,
     ERRORS,
     AnswerOut,
     AskBody,
@@ -29,11 +30,12 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
         SearchRequest = models.search
 
     @router.post("/ask", summary="Answer a question with cited source paragraphs",
-                 responses={200: {"model": AnswerOut}})
+                 responses={200: {"model": AnswerOut}, **BUSY})
     def ask(body: AskRequest, service: Service) -> dict[str, Any]:
         history = [m.model_dump() for m in body.history]
         check_history(history, max_chars)
-        answer = service.ask(body.question, body.k, history=history, script=body.script)
+        answer = service.ask(body.question, body.k, history=history, script=body.script,
+                             answer_mode=body.answer_mode)
         return answer.to_dict()
 
     @router.post("/search", summary="Rank paragraphs for a query (no answer)",
