@@ -27,6 +27,21 @@ _LOADED = pytest.StashKey[list[str]]()  # what a test without the marker tried t
 MODEL_FIXTURES = frozenset({"encoder", "st_encoder", "corpus_service", "local_judge"})
 
 
+def _profile_for_the_fakes() -> None:
+    """The tests' hashing encoder (tests/fakes.py) is served with the default model's relevance
+    model and floor, so that their abstention tests keep the product's numbers; a model id the
+    product does not know stays uncalibrated (tests/test_calibration.py)."""
+    from dataclasses import replace
+
+    import rag.profiles as profiles
+
+    fake = replace(profiles.E5_SMALL, model="test-hashing-encoder")
+    profiles.PROFILES = (*profiles.PROFILES, ("test-hashing-encoder", fake))
+
+
+_profile_for_the_fakes()
+
+
 class RealModelInUnmarkedTest(AssertionError):
     """A test without the ``model`` marker (or a fixture it uses) loaded a real model."""
 

@@ -70,8 +70,8 @@ def _table_rows() -> list[tuple[list[str], list[str], str]]:
 def _matches(default: object, shown: str) -> bool:
     if shown.startswith("see "):
         return True  # described in its own section
-    if shown in ("unset", "calibrated"):
-        return default in (None, "")
+    if shown in ("unset", "calibrated") or shown.startswith("the model's"):
+        return default in (None, "")  # unset: the embedding model's tuned value (rag/profiles.py)
     if isinstance(default, bool):
         return shown == str(default).lower()
     if isinstance(default, (int, float)):

@@ -18,7 +18,7 @@ import re
 
 from rag.answer.written.numbers import english_number, number_faithful
 from rag.text.normalise import Normaliser
-from rag.text.sentences import MARKER, matching_form, split_sentences
+from rag.text.sentences import CLAUSE_ENDS, MARKER, SENTENCE_ENDS, matching_form, split_sentences
 
 # "Who is X?", "What are X?", "What's X?": X is what the question asks about.
 _COPULAR = re.compile(r"^(?:who|what)(?:\s+(?:is|are|was|were)|'s|’s)\s+(?P<topic>.+)$", re.IGNORECASE)
@@ -129,7 +129,7 @@ def widen_number_span(text: str, start: int, end: int) -> tuple[int, int]:
 # "Which X …?" / "In which fields …?": a question that asks for things, not a count.
 _WHICH_THINGS = re.compile(r"^(?:(?:in|on|for|from|at|to|with|by|of)\s+)?(?:which|what)\b(?!\s+(?:is|was)\s+the\s+"
                            r"(?:number|amount|total|value|figure)\b)", re.IGNORECASE)
-_CLAUSE = re.compile(r"[^，。；！？,;!?：:\n]+")
+_CLAUSE = re.compile(f"[^{re.escape('，,' + SENTENCE_ENDS + CLAUSE_ENDS)}\n]+")  # a clause: up to a comma or an end
 _LIST_LEAD = re.compile(r"包括|包含|涵蓋|涵盖|例如|比如|如|在|有|為|为|是|於|于")
 _LIST_END = re.compile(r"等等|等")
 _COUNT = re.compile(r"\s*(?:超過|超过|逾|約|约|近)?[\d〇零一二兩两三四五六七八九十百千]")
