@@ -302,7 +302,13 @@ def mcp_cmd(index: str | None) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
     svc = _service(index)
-    build_server(lambda: svc).run("stdio")
+
+    def one(collection: str | None) -> Any:
+        if collection not in (None, "default"):
+            raise NotFoundError(f"`rag mcp` serves one index (--index): no collection {collection!r}")
+        return svc
+
+    build_server(one).run("stdio")
 
 
 @main.command("serve")
@@ -323,6 +329,7 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     # imported: starting the load before those imports (to overlap them) was measured slower to
     # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
     # file reads, queue behind the loader.
+    settings = settings.model_copy(update={"host": host})  # what the app checks (MCP, uploads) is the bind
     holder = ServiceHolder(settings)
     import uvicorn
 
