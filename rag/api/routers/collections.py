@@ -88,7 +88,13 @@ def _job_body(job: Any) -> dict[str, Any]:
     return {**job.to_dict(), "url": f"/api/jobs/{job.id}"}
 
 
-@admin.post("/collections/{name}/documents", status_code=202,
+_MULTIPART = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["files"],
+    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                             "description": "txt, md, html, pdf, docx or jsonl files; the same name again replaces"}}}}}}}
+
+
+@admin.post("/collections/{name}/documents", status_code=202, openapi_extra=_MULTIPART,
             summary="Upload files into a collection (multipart, field `files`, several at once): a job")
 async def upload(name: str, request: Request, jobs: AllJobs) -> JSONResponse:
     settings: Settings = request.app.state.settings
