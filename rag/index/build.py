@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -485,7 +486,9 @@ def _stage(name: str) -> None:
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(name + "\n")
     if os.environ.get("_RAG_TEST_BUILD_PAUSE") == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # Sent to this thread: the whole process stops before this thread's next step (sent to
+        # the process, another thread of a server may take it while this one renames on).
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:
