@@ -203,11 +203,11 @@ class Jobs:
         return job
 
     def recent(self, collection: str | None = None) -> list[Job]:
-        jobs = [j for j in self._jobs.values() if collection is None or j.collection == collection]
+        jobs = [j for j in list(self._jobs.values()) if collection is None or j.collection == collection]
         return sorted(jobs, key=lambda j: j.created, reverse=True)
 
     def busy(self, collection: str) -> bool:
-        return any(j.collection == collection and j.status in ("queued", "running") for j in self._jobs.values())
+        return any(j.collection == collection and j.status in ("queued", "running") for j in list(self._jobs.values()))
 
     # -- submitting -----------------------------------------------------------------------
     def writable(self, name: str, *, create: bool) -> IndexHolder:
@@ -312,6 +312,8 @@ class Jobs:
         shutil.rmtree(pending, ignore_errors=True)
         job.stage = "opening"
         holder.refresh(wait=True)  # done means answerable: the new index is open before the job says so
+        if holder.reload_error or holder.error:  # swapped in, but this server cannot open it
+            raise RagError(f"the index was updated but does not open: {holder.reload_error or holder.error}")
         job.result = {"documents": summary.documents, "paragraphs": summary.paragraphs,
                       "new": summary.new_docs, "changed": summary.changed_docs, "deleted": summary.deleted_docs,
                       "skipped": [{"file": s.path, "reason": s.reason} for s in summary.skipped]}
