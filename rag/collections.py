@@ -164,7 +164,13 @@ class IndexHolder:
     def refresh(self, *, wait: bool = False) -> None:
         """One ``stat``: a manifest other than the one opened is opened (in the background, or
         here with ``wait``, or here when the models are already loaded and nothing is served yet)."""
-        if manifest_stamp(self.index_dir) == self._stamp or self.loading:
+        stamp = manifest_stamp(self.index_dir)
+        if stamp == self._stamp or self.loading:
+            return
+        if self._stamp == _NEVER and self.service is not None:  # a service set from outside: adopt it
+            self._stamp = stamp
+            if self.models.base is None:
+                self.models.base = self.service
             return
         if wait or (self.service is None and self.models.loaded):
             self.load()

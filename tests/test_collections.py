@@ -486,3 +486,26 @@ def test_fuzz_the_upload_route(client, files, collection):
     else:
         error(r, r.status_code)
     assert client.post("/api/search", json={"query": "香港"}).status_code == 200
+
+
+def test_collections_share_the_models_and_the_one_model_queue(tiny):
+    """A collection's service is a sibling of the first one opened: the same encoder, judge,
+    writer and bounded queue, so questions about every collection wait in one queue."""
+    from rag.collections import Collections, IndexHolder, Models
+    from rag.service import RagService
+    from tests.test_model_queue import BlockingJudge
+
+    settings, plain = tiny
+    judged = RagService(plain.index, plain.encoder, settings, judge=BlockingJudge(), on_request_thread=None)
+    every = Collections(settings, IndexHolder(settings, judged))
+    assert every.models.base is judged
+    folder = settings.collections_root() / "shared-models"
+    (folder / "sources").mkdir(parents=True)
+    (folder / "sources" / "s.txt").write_text("觀塘海濱花園。", encoding="utf-8")
+    build_index([folder / "sources"], folder / "index", settings, encoder=plain.encoder)
+    other = every.holder("shared-models").get()  # opened on first use, synchronously: the models are loaded
+    assert other.index.index_dir == folder / "index" and other is not judged
+    for svc in (other, judged.sibling(plain.index)):
+        assert svc.encoder is judged.encoder and svc.judge is judged.judge
+        assert svc.model_queue is judged.model_queue is not None and svc.writer is judged.writer
+    assert Models(settings).loaded is False
