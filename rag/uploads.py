@@ -294,6 +294,7 @@ class Jobs:
             holder.index_dir.mkdir(parents=True, exist_ok=True)
             _apply(pending, sources, changes)
         except OSError as exc:
+            _roll_back(pending, sources)  # whatever had moved goes back
             raise storage_error(exc, sources) from None
 
         def report(stage: str, counts: dict[str, int]) -> None:

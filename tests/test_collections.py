@@ -509,3 +509,37 @@ def test_collections_share_the_models_and_the_one_model_queue(tiny):
         assert svc.encoder is judged.encoder and svc.judge is judged.judge
         assert svc.model_queue is judged.model_queue is not None and svc.writer is judged.writer
     assert Models(settings).loaded is False
+
+
+def test_a_failure_while_moving_files_puts_everything_back(tmp_path, monkeypatch):
+    """The disk fills up half-way through moving an upload's files into sources/: the files
+    already moved go back, those replaced come back, and the job's journal is gone (the writer
+    calls _roll_back on any OSError of _apply)."""
+    import os as os_
+
+    import rag.uploads
+    from rag.uploads import PENDING, _apply, _Change, _roll_back
+
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "a.txt").write_text("old a", encoding="utf-8")
+    staged = [tmp_path / "a.txt.new", tmp_path / "b.txt.new"]
+    for p, text in zip(staged, ("new a", "new b"), strict=True):
+        p.write_text(text, encoding="utf-8")
+    real = os_.replace
+    moves = {"n": 0}
+
+    def replace(src: Any, dst: Any) -> None:
+        moves["n"] += 1
+        if moves["n"] == 4:  # journal, backup of a.txt, new a.txt, then b.txt: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(rag.uploads.os, "replace", replace)
+    pending = tmp_path / PENDING / "job"
+    with pytest.raises(OSError):
+        _apply(pending, sources, [_Change("a.txt", staged[0]), _Change("b.txt", staged[1])])
+    monkeypatch.setattr(rag.uploads.os, "replace", real)
+    _roll_back(pending, sources)
+    assert sorted(p.name for p in sources.iterdir()) == ["a.txt"]
+    assert (sources / "a.txt").read_text(encoding="utf-8") == "old a" and not pending.exists()
