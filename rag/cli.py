@@ -293,7 +293,7 @@ def brief_cmd(questions: Path, output: Path, script: str, k: int, title: str | N
 @main.command("mcp")
 @index_option
 def mcp_cmd(index: str | None) -> None:
-    """Serve the corpus as an MCP server over stdio (tools: search, ask, get_paragraph, list_documents).
+    """Serve the corpus as an MCP server over stdio (tools: search, ask, get_paragraph, list_documents, list_collections).
 
     Point an MCP client at `rag mcp --index DIR`; the index and model load before it answers."""
     import logging
@@ -308,7 +308,11 @@ def mcp_cmd(index: str | None) -> None:
             raise NotFoundError(f"`rag mcp` serves one index (--index): no collection {collection!r}")
         return svc
 
-    build_server(one).run("stdio")
+    def listed() -> list[dict[str, Any]]:
+        return [{"name": "default", "ready": True, "documents": len(svc.index.documents),
+                 "paragraphs": len(svc.index.paragraphs)}]
+
+    build_server(one, listed).run("stdio")
 
 
 @main.command("serve")

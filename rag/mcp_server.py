@@ -176,7 +176,7 @@ def build_server(get_service: Callable[[str | None], Any],
     @server.tool(description="The collections this server answers from: name, ready, document and paragraph counts.")
     def list_collections() -> CollectionList:
         found: list[dict[str, Any]] = collections() if collections is not None else [
-            {"name": "default", "ready": True, "documents": 0, "paragraphs": 0}]
+            {"name": "default", "ready": True}]
         items = [CollectionInfo(name=c["name"], ready=bool(c["ready"]), documents=int(c.get("documents") or 0),
                                 paragraphs=int(c.get("paragraphs") or 0)) for c in found]
         return CollectionList(count=len(items), collections=items)
