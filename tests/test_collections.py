@@ -543,3 +543,24 @@ def test_a_failure_while_moving_files_puts_everything_back(tmp_path, monkeypatch
     _roll_back(pending, sources)
     assert sorted(p.name for p in sources.iterdir()) == ["a.txt"]
     assert (sources / "a.txt").read_text(encoding="utf-8") == "old a" and not pending.exists()
+
+
+def test_the_builder_reports_its_progress(tmp_path):
+    """build_index's on_progress: the stages in order, and the encoder's count rising to its total."""
+    sources = tmp_path / "src"
+    sources.mkdir()
+    for i in range(6):
+        (sources / f"d{i}.txt").write_text("\n\n".join(f"第{i}篇第{j}段：進度測試文字。" for j in range(50)),
+                                           encoding="utf-8")
+    settings = Settings(_env_file=None, index_dir=tmp_path / "index", cache_dir=tmp_path / "cache",
+                        embed_model="test-hashing")
+    seen: list[tuple[str, dict[str, int]]] = []
+    build_index([sources], settings.index_dir, settings, encoder=HashingEncoder(),
+                on_progress=lambda stage, counts: seen.append((stage, dict(counts))))
+    stages = list(dict.fromkeys(stage for stage, _ in seen))
+    assert stages == ["read", "encoding", "writing", "swapped"]
+    assert seen[0][1] == {"files_read": 6, "documents": 6, "paragraphs": 300}
+    encoded = [c["encoded"] for s, c in seen if s == "encoding"]
+    total = next(c["to_encode"] for s, c in seen if s == "encoding")
+    assert total >= 300 and encoded[0] == 0 and encoded[-1] == total and encoded == sorted(encoded)
+    assert len(encoded) > 3  # reported as it goes, not only at the end

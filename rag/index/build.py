@@ -52,6 +52,7 @@ from rag.types import Document, SkippedFile
 # "read" {"files_read", "documents", "paragraphs"}; "encoding" {"to_encode", "encoded"} (chunk and
 # sentence texts that go through the model, after the embedding cache); "writing"; "swapped".
 Progress = Callable[[str, dict[str, int]], None]
+PROGRESS_EVERY = 128  # texts encoded between two progress reports
 
 
 def _no_progress(stage: str, counts: dict[str, int]) -> None:
@@ -315,11 +316,16 @@ def _embed_new_rows(rows: NextRows, settings: Settings, encoder: Any, progress: 
             report("encoding", {"to_encode": to_encode, "encoded": 0})
 
             def encode(batch: list[str]) -> np.ndarray:
+                # In parts of PROGRESS_EVERY texts, each reported (the encoder batches within them).
                 nonlocal done
-                vectors = encoder.encode(batch, kind="passage", show_progress=progress)
-                done += len(batch)
-                report("encoding", {"to_encode": to_encode, "encoded": done})
-                return vectors
+                if not batch:
+                    return encoder.encode(batch, kind="passage", show_progress=progress)
+                parts = []
+                for i in range(0, len(batch), PROGRESS_EVERY):
+                    parts.append(encoder.encode(batch[i : i + PROGRESS_EVERY], kind="passage", show_progress=progress))
+                    done += len(parts[-1])
+                    report("encoding", {"to_encode": to_encode, "encoded": done})
+                return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
             new_vectors, n_encoded = encode_cached(
                 new_texts, model_id=space, kind="passage", encode=encode,
