@@ -377,6 +377,12 @@ Exit codes:
 @click.option("--gold-sample", type=int, default=None,
               help="Run a fixed-seed sample of about N gold questions, the same share of each language "
                    "(CI's RAG_LLM=local run).")
+@click.option("--answers", "answers", is_flag=True,
+              help="Also score the answers on each external set: a fixed-seed sample asked through the answer "
+                   "path (answer in text, by value too, CMRC 2018 EM/F1, answer in citations) and asked again "
+                   "against an index without its gold paragraphs (near-miss abstention). Measured, not gated.")
+@click.option("--answer-sample", type=int, default=None, metavar="N",
+              help="Questions per external set for --answers (fixed seed; implies --answers) [default: 100].")
 @click.option("--baseline", type=click.Path(path_type=Path), default=None,
               help="Stored run to compare with, question by question [default: evals/baseline/results.json "
                    "of the project].")
@@ -396,19 +402,24 @@ Exit codes:
 @index_option
 def eval_cmd(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
              gold_sample: int | None, baseline: Path | None, thresholds: Path | None, junit: Path | None,
-             summary: Path | None, update_baseline: bool, index: str | None) -> None:
+             summary: Path | None, update_baseline: bool, answers: bool, answer_sample: int | None,
+             index: str | None) -> None:
     """Run the gold set and the external dev sets through the answer path and gate the result.
 
     Exits 1 when a threshold rule fails or a metric dropped significantly against the baseline.
     Under CI (CI=true) a skipped set or a missing baseline also fails. --junit and --summary
     write what CI shows (a test report, a job summary); when the run cannot complete they say why.
     """
+    if answers and answer_sample is None:
+        from rag.evaluation.answers import DEFAULT_ANSWER_SAMPLE
+
+        answer_sample = DEFAULT_ANSWER_SAMPLE
     summary_path, append = summary, False
     if summary_path is None and os.environ.get("GITHUB_STEP_SUMMARY"):
         summary_path, append = Path(os.environ["GITHUB_STEP_SUMMARY"]), True
     try:
         code = _eval(gold, report_dir, sets, max_queries, gold_sample, baseline, thresholds, junit,
-                     (summary_path, append), update_baseline, index)
+                     (summary_path, append), update_baseline, index, answer_sample)
     except (ValidationError, InputError, NotFoundError) as exc:
         code = _eval_failed(settings_error(exc) if isinstance(exc, ValidationError) else str(exc),
                             EvalExit.BAD_INPUT, junit, (summary_path, append))
@@ -434,7 +445,8 @@ def _eval_failed(message: str, code: EvalExit, junit: Path | None, summary: tupl
 
 def _eval(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_queries: int | None,
           gold_sample: int | None, baseline: Path | None, thresholds: Path | None, junit: Path | None,
-          summary: tuple[Path | None, bool], update_baseline: bool, index: str | None) -> EvalExit:
+          summary: tuple[Path | None, bool], update_baseline: bool, index: str | None,
+          answer_sample: int | None = None) -> EvalExit:
     from rag.evaluation import ci
     from rag.evaluation.report import write_baseline
     from rag.evaluation.runner import default_baseline, default_sets, eval_mode, in_ci, run_eval
@@ -455,6 +467,7 @@ def _eval(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_querie
         thresholds=thresholds,
         settings=settings,
         strict=in_ci(),
+        answer_sample=answer_sample,
     )
     for line in result.summary_lines():
         click.echo(line)

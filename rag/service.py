@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
@@ -26,6 +27,7 @@ from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
+    from rag.answer.lexicon import Lexicon
     from rag.answer.steps import Step
     from rag.answer.written.client import Generator as TextGenerator
     from rag.embedding import Encoder
@@ -344,8 +346,10 @@ class RagService:
         t1 = time.perf_counter()
         yield Retrieved(hits)
         retrieve = round((t1 - t0) * 1000, 2)
+        writes = mode == "written" and self.writer is not None
         for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge, mode=mode,
-                                 generator=self.writer if mode == "written" else None, encoder=self.encoder):
+                                 generator=self.writer if mode == "written" else None, encoder=self.encoder,
+                                 lexicon=self.lexicon if writes else None):
             if isinstance(step, Final):
                 t2 = time.perf_counter()
                 timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),
@@ -355,6 +359,15 @@ class RagService:
                         timings[key] = round(timings[key] + retrieve, 2)
                 step = Final(replace(step.answer, timings_ms=timings))
             yield step
+
+    @cached_property
+    def lexicon(self) -> Lexicon:
+        """The English of Chinese spans in English answers: the glossaries and mined pairs this
+        index was built with, then CC-CEDICT (read on first use)."""
+        from rag.answer.lexicon import Lexicon
+
+        report = self.index.gloss.report if self.index.gloss is not None else None
+        return Lexicon.from_report(report, self.normaliser, cache_dir=self.settings.cache_dir)
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

@@ -34,6 +34,14 @@ SUMMARY_FAILURES = 20
 SUMMARY_METRICS = ("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text")
 SUMMARY_HEADERS = {"recall@1": "R@1", "recall@5": "R@5", "mrr@10": "MRR@10",
                    "answer_in_citations": "answer in citations", "answer_in_text": "answer in text"}
+ANSWERS_CASE = "answers (reported, not gated)"  # --answers: a passing case carrying the metrics
+ANSWER_METRICS = ("answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match", "f1",
+                  "best_sentence_f1", "best_sentence_containment", "false_abstention_rate",
+                  "near_miss_abstention_recall")
+ANSWER_HEADERS = {"answer_in_text": "in text", "answer_in_text_or_value": "in text or by value",
+                  "answer_in_citations": "in citations", "exact_match": "EM", "f1": "F1",
+                  "best_sentence_f1": "best-sentence F1", "best_sentence_containment": "best sentence holds it",
+                  "false_abstention_rate": "false abstention", "near_miss_abstention_recall": "near-miss abstention"}
 # a threshold rule's metric (results.json's group metrics) -> the gated per-question metric
 _GATED_AS = {"false_abstention_rate": "false_abstention"}
 
@@ -50,8 +58,13 @@ class _Cases:
         self.suites: dict[str, list[ET.Element]] = {}
 
     def add(self, suite: str, name: str, *, failure: tuple[str, str, str] | None = None,
-            skipped: str | None = None, error: tuple[str, str] | None = None) -> None:
+            skipped: str | None = None, error: tuple[str, str] | None = None,
+            properties: dict[str, str] | None = None, output: str | None = None) -> None:
         case = ET.Element("testcase", {"classname": f"{SUITES}.{suite}", "name": name, "time": "0"})
+        if properties:
+            props = ET.SubElement(case, "properties")
+            for key, value in properties.items():
+                ET.SubElement(props, "property", {"name": key, "value": value})
         if failure is not None:
             message, kind, text = failure
             ET.SubElement(case, "failure", {"message": message, "type": kind}).text = text
@@ -59,6 +72,8 @@ class _Cases:
             ET.SubElement(case, "error", {"message": error[0], "type": "error"}).text = error[1]
         elif skipped is not None:
             ET.SubElement(case, "skipped", {"message": skipped})
+        if output:
+            ET.SubElement(case, "system-out").text = output
         self.suites.setdefault(suite, []).append(case)
 
     def xml(self, *, times: dict[str, float], timestamp: str | None) -> bytes:
@@ -135,6 +150,23 @@ def _rule_case(cases: _Cases, check: RuleCheck, result: EvalResult,
         cases.add(suite, name, skipped="; ".join(check.notes) or check.status)
 
 
+def _answers_case(cases: _Cases, name: str, block: dict[str, Any], changes: Sequence[PairedChange]) -> None:
+    """The ``--answers`` block of a set as a passing case that carries its metrics (per group, as
+    properties ``<group>.<metric>``) and the paired changes against the baseline: reported, not gated."""
+    props: dict[str, str] = {}
+    lines = []
+    for group, metrics in block.get("groups", {}).items():
+        cells = []
+        for m in ANSWER_METRICS:
+            if metrics.get(m) is not None:
+                props[f"{group}.{m}"] = f"{metrics[m]:.4f}"
+                cells.append(f"{m}={format_metric(metrics[m], m)}")
+        lines.append(f"[{group}] n={metrics.get('n')} near misses={metrics.get('n_near_miss')} " + " ".join(cells))
+    moved = [c for c in changes if c.set == name and (c.worse or c.better)]
+    lines += [f"vs baseline ({c.verdict}, not gated): {c.line()}" for c in moved]
+    cases.add(name, ANSWERS_CASE, properties=props, output="\n".join(lines))
+
+
 def junit_xml(result: EvalResult) -> bytes:
     """The run as JUnit XML: one suite per set, cases for gated metrics, rules and skipped sets."""
     res = result.results
@@ -154,6 +186,9 @@ def junit_xml(result: EvalResult) -> bytes:
             cases.add(name, "vs baseline", skipped=why)
     for c in result.changes:
         _regression_case(cases, c, moves)
+    for name, data in res.get("sets", {}).items():
+        if data.get("answers"):
+            _answers_case(cases, name, data["answers"], result.answer_changes)
     for name, why in res.get("skipped", {}).items():
         cases.add(name, "run the set", skipped=f"set not run: {why}")
     for check in result.rule_checks:
@@ -213,6 +248,31 @@ def _metric_table(result: EvalResult) -> list[str]:
     return lines
 
 
+_PAIRED_AS = {"false_abstention_rate": "false_abstention", "near_miss_abstention_recall": "near_miss_abstention"}
+
+
+def _answer_table(result: EvalResult) -> list[str]:
+    """The ``--answers`` blocks: each set and group, with the change against the baseline."""
+    by_key = {(c.set, c.group, c.metric): c for c in result.answer_changes}
+    sets = {n: d["answers"] for n, d in result.results.get("sets", {}).items() if d.get("answers")}
+    if not sets:
+        return []
+    lines = ["### Answers (measured, not gated)", "",
+             "| set | group | n | " + " | ".join(ANSWER_HEADERS[m] for m in ANSWER_METRICS) + " |",
+             "|---|---|---:|" + "---:|" * len(ANSWER_METRICS)]
+    for name, block in sets.items():
+        for group, metrics in block.get("groups", {}).items():
+            cells = []
+            for m in ANSWER_METRICS:
+                change = by_key.get((name, group, _PAIRED_AS.get(m, m)))
+                shown = format_metric(metrics.get(m), m)
+                if change is not None and (change.worse or change.better):
+                    shown += f" ({change.after - change.before:+.3f})"
+                cells.append(shown)
+            lines.append(f"| {name} | {group} | {metrics.get('n', '')} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render_summary(result: EvalResult) -> str:
     """The run as a Markdown job summary (GitHub's ``$GITHUB_STEP_SUMMARY``, a merge request note)."""
     res = result.results
@@ -227,6 +287,7 @@ def render_summary(result: EvalResult) -> str:
              "same questions; ❌ a significant drop).", ""]
     if sets:
         lines += [*_metric_table(result), ""]
+    lines += _answer_table(result)
     if failures:
         lines += [f"### Failures ({len(failures)})", ""]
         lines += [f"- {f}" for f in failures[:SUMMARY_FAILURES]]

@@ -161,6 +161,32 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``k / n`` (95% with the default ``z``); (0, 1)
+    when ``n`` is 0. Better than the normal interval for small samples and rates near 0 or 1."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, draws: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap interval of the mean of ``values`` (fixed seed: reproducible)."""
+    import numpy as np
+
+    xs = np.asarray(values, dtype=np.float64)
+    if xs.size == 0:
+        return 0.0, 1.0
+    rng = np.random.default_rng(seed)
+    means = xs[rng.integers(0, xs.size, size=(draws, xs.size))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
 def mean(values: Iterable[float | None]) -> float | None:
     """Mean of the values that are not None; None when there are none."""
     xs = [v for v in values if v is not None]
@@ -172,7 +198,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
 
     A row has ``answerable``, optional ``retrieval`` (per-question scores), optional ``abstained``,
     ``answer_in_citations`` (an answer string in a cited paragraph), ``answer_in_text`` (one in the
-    answer text itself), ``citation_precision`` and ``latency_ms``.
+    answer text itself), optional ``answer_in_text_or_value`` (that, or a numeric answer stated by
+    value), ``citation_precision`` and ``latency_ms``.
     """
     out: dict[str, float | int | None] = {"n": len(rows)}
     answerable = [r for r in rows if r.get("answerable")]
@@ -189,6 +216,9 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
             1.0 if r.get("answer_in_citations") else 0.0 for r in asked_answerable
         )
         out["answer_in_text"] = mean(1.0 if r.get("answer_in_text") else 0.0 for r in asked_answerable)
+        if any("answer_in_text_or_value" in r for r in asked_answerable):  # or a number of it stated by value
+            out["answer_in_text_or_value"] = mean(1.0 if r.get("answer_in_text_or_value") else 0.0
+                                                  for r in asked_answerable)
         out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)
         counts = abstention_counts((bool(r.get("answerable")), bool(r["abstained"])) for r in asked)
         out.update(abstention_scores(counts))

@@ -152,8 +152,10 @@ def _groups(o: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapping[str, Any]]) -> list[PairedChange]:
-    """Paired changes of one set; questions are paired by id (and question text, when both have it)."""
+def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapping[str, Any]],
+                metrics: Mapping[str, bool] = GATED_METRICS) -> list[PairedChange]:
+    """Paired changes of one set; questions are paired by id (and question text, when both have it).
+    ``metrics``: metric -> higher is better (the gated ones unless told)."""
     before = {o["id"]: o for o in base}
     pairs = []
     for o in now:
@@ -170,7 +172,7 @@ def compare_set(name: str, now: Iterable[Mapping[str, Any]], base: Iterable[Mapp
                 continue  # a one-language set: its language group is the overall group
             groups.setdefault(g, []).append((b, o))
     for g, members in groups.items():
-        for metric, higher_better in GATED_METRICS.items():
+        for metric, higher_better in metrics.items():
             vals = [(o["id"], b["values"][metric], o["values"][metric]) for b, o in members
                     if metric in b.get("values", {}) and metric in o.get("values", {})]
             if not vals:

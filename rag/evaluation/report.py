@@ -8,17 +8,22 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import InputError
+from rag.evaluation.answers import for_json as answers_for_json
 from rag.evaluation.results import EvalResult
 from rag.evaluation.results import format_metric as _fmt
 
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
-                 "answer_in_text", "citation_precision", "abstention_precision", "abstention_recall",
+                 "answer_in_text", "answer_in_text_or_value", "citation_precision", "abstention_precision", "abstention_recall",
                  "false_abstention_rate", "latency_p50_ms", "latency_p95_ms", "judge_p50_ms", "judge_p95_ms",
                  "generated_share", "english_answers_in_english", "removed_sentences", "repaired_sentences",
                  "answer_in_own_words", "generate_p50_ms", "generate_p95_ms", "first_token_p50_ms",
                  "first_token_p95_ms", "first_shown_p50_ms", "first_shown_p95_ms", "generated_answer_p50_ms",
                  "generated_answer_p95_ms")
 EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10", "ndcg@10", "latency_p50_ms")
+# --answers: the answers block of an external set (rag/evaluation/answers.py); 95% intervals beside
+ANSWER_TABLE = ("n", "answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match", "f1",
+                "best_sentence_f1", "best_sentence_containment", "false_abstention_rate", "n_near_miss",
+                "near_miss_abstention_recall", "near_miss_answer_elsewhere", "answer_chars_p50", "latency_p50_ms")
 MAX_FAILURES_LISTED = 40
 MAX_MOVES_LISTED = 30  # per set and direction in report.md
 
@@ -50,6 +55,61 @@ def _table(groups: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> list[
     lines = ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for g, m in groups.items():
         lines.append(f"| {g} | " + " | ".join(_fmt(m.get(c), c) for c in cols) + " |")
+    return lines
+
+
+def _with_interval(m: dict[str, Any], metric: str) -> str:
+    shown = _fmt(m.get(metric), metric)
+    ci = (m.get("intervals") or {}).get(metric)
+    return f"{shown} ({ci[0]:.2f}–{ci[1]:.2f})" if ci and m.get(metric) is not None else shown
+
+
+def answer_table(groups: dict[str, dict[str, Any]]) -> list[str]:
+    """The answers block's metrics per group, rates and means with their 95% intervals."""
+    cols = [c for c in ANSWER_TABLE if any(c in m for m in groups.values())]
+    lines = ["| group | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for g, m in groups.items():
+        lines.append(f"| {g} | " + " | ".join(_with_interval(m, c) for c in cols) + " |")
+    return lines
+
+
+def _answers_section(data: dict[str, Any]) -> list[str]:
+    block = data.get("answers")
+    if not block:
+        return []
+    lines = ["### Answers (measured, not gated)", "",
+             f"A fixed-seed sample of {block['n_sample']} questions asked through `ask` against the set's index, "
+             "then as near-miss unanswerables against an index without their gold paragraphs "
+             f"({len(block.get('near_miss_indexes', []))} index(es)). 95% intervals: Wilson (rates), bootstrap "
+             "(F1). EM and F1 are CMRC 2018's, of the whole answer text: an extractive answer quotes whole "
+             "sentences, so they are low by construction; `best_sentence_*` score its best sentence.", "",
+             *answer_table(block["groups"]), ""]
+    misses = block.get("misses", block.get("rows", []))
+    misses = [r for r in misses if not r.get("answer_in_text_or_value")]
+    if misses:
+        lines += [f"Answers without a gold answer in their text ({len(misses)}, first 10):", ""]
+        for r in misses[:10]:
+            answer = (r.get("answer") or "").replace("\n", " ")
+            lines.append(f"- `{r['id']}` {r['question']} — gold {' / '.join(r.get('answers', []))}; "
+                         f"{'abstained' if r.get('abstained') else 'answered'}: {answer[:120]!r}")
+        lines.append("")
+    return lines
+
+
+def _answer_changes_section(result: EvalResult) -> list[str]:
+    moved = [c for c in result.answer_changes if c.worse or c.better]
+    if not result.answer_changes:
+        return []
+    lines = ["### Answers against the baseline (reported, not gated)", ""]
+    if moved:
+        lines += ["| set | group | metric | baseline | this run | worse | better | n | p (drop) | verdict |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+        for c in sorted(moved, key=lambda c: (c.set, c.group, c.metric)):
+            lines.append(f"| {c.set} | {c.group} | {c.metric} | {c.before:.3f} | {c.after:.3f} | {c.worse} "
+                         f"| {c.better} | {c.n} | {c.p:.3g} | {c.verdict} |")
+        lines.append("")
+    lines += [f"{len(result.answer_changes) - len(moved)} of {len(result.answer_changes)} compared answer "
+              "metrics are identical question by question.", ""]
     return lines
 
 
@@ -146,6 +206,7 @@ def render_markdown(result: EvalResult) -> str:
     lines += [f"- FAIL {f}" for f in result.gate_failures]
     lines.append("")
     lines += _changes_section(result)
+    lines += _answer_changes_section(result)
     lines += ["## Gate notes", ""]
     notes = gate.get("not_checked", [])
     lines += [f"- {n}" if n.startswith(("TARGET", "baseline")) else f"- not checked: {n}" for n in notes]
@@ -168,6 +229,7 @@ def render_markdown(result: EvalResult) -> str:
                          + (" (fixed-seed sample)" if data.get("sampled") else "")
                          + f"; corpus sha256 {data['corpus_sha256']}.")
             lines += ["", *_table(data["groups"], EXTERNAL_TABLE), ""]
+            lines += _answers_section(data)
         lines += ["### Failures", "", *_failure_lines(data.get("rows", data.get("failures", []))), ""]
     if (Path(result.report_dir or ".") / "comparison.png").is_file():
         lines += ["![this run vs baseline, per set and language](comparison.png)", ""]
@@ -232,6 +294,8 @@ def _for_json(results: dict[str, Any]) -> dict[str, Any]:
         data = dict(data)
         if data.get("kind") != "gold" and "rows" in data:
             data["failures"] = [r for r in data.pop("rows") if _is_failure(r)][:200]
+        if data.get("answers"):
+            data["answers"] = answers_for_json(data["answers"])
         out["sets"][name] = data
     return out
 
@@ -245,6 +309,12 @@ def _dump_lines(data: dict[str, Any]) -> str:
             bodies[f"@@outcomes-{i}@@"] = "[\n" + ",\n".join(
                 "    " + json.dumps(r, ensure_ascii=False, separators=(",", ":")) for r in d["outcomes"]) + "\n   ]"
             d["outcomes"] = f"@@outcomes-{i}@@"
+        if isinstance(d.get("answers"), dict) and "outcomes" in d["answers"]:
+            d["answers"] = dict(d["answers"])
+            bodies[f"@@answers-{i}@@"] = "[\n" + ",\n".join(
+                "     " + json.dumps(r, ensure_ascii=False, separators=(",", ":"))
+                for r in d["answers"]["outcomes"]) + "\n    ]"
+            d["answers"]["outcomes"] = f"@@answers-{i}@@"
     text = json.dumps({**data, "sets": sets}, ensure_ascii=False, indent=1)
     for key, body in bodies.items():
         text = text.replace(json.dumps(key), body, 1)
@@ -256,6 +326,8 @@ def write_report(result: EvalResult, baseline: dict[str, Any] | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     data = _for_json(result.results)
     data["changes"] = [c.__dict__ | {"verdict": c.verdict} for c in result.changes]
+    if result.answer_changes:  # --answers against the baseline: reported, not gated
+        data["answer_changes"] = [c.__dict__ | {"verdict": c.verdict} for c in result.answer_changes]
     (folder / "results.json").write_text(_dump_lines(data), encoding="utf-8")
     write_plot(result.results, baseline, folder / "comparison.png")
     (folder / "report.md").write_text(render_markdown(result), encoding="utf-8")
@@ -269,6 +341,9 @@ def write_baseline(result: EvalResult, path: Path) -> None:
             "max_queries": res.get("max_queries"),
             "seconds": res.get("seconds"),
             "sets": {name: {k: d[k] for k in keep if k in d} for name, d in res.get("sets", {}).items()}}
+    for name, d in res.get("sets", {}).items():  # --answers: metrics and per-question outcomes
+        if d.get("answers"):
+            data["sets"][name]["answers"] = {k: d["answers"][k] for k in ("n_sample", "groups", "outcomes")}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(_dump_lines(data), encoding="utf-8")

@@ -10,6 +10,10 @@ from typing import Any, Literal
 
 from rag.evaluation.regression import PairedChange
 
+# --answers: the answers block's metrics in the printed summary (reported, not gated)
+ANSWER_SUMMARY = ("answer_in_text", "answer_in_text_or_value", "exact_match", "f1", "best_sentence_f1",
+                  "answer_in_citations", "false_abstention_rate", "near_miss_abstention_recall")
+
 RuleStatus = Literal["passed", "failed", "not met", "not checked", "other mode"]
 
 
@@ -46,6 +50,7 @@ class EvalResult:
     baseline: dict[str, Any] | None = None
     rule_failures: list[str] = field(default_factory=list)  # thresholds.toml and the gold set's validity
     rule_checks: list[RuleCheck] = field(default_factory=list)  # each rule of thresholds.toml, in file order
+    answer_changes: list[PairedChange] = field(default_factory=list)  # --answers vs the baseline: reported, not gated
 
     @property
     def passed(self) -> bool:
@@ -64,6 +69,8 @@ def format_metric(v: Any, metric: str = "") -> str:
         return str(v)
     if metric.endswith("_sentences"):
         return f"{v:g}"
+    if metric.startswith("answer_chars"):
+        return f"{v:.0f}"
     return f"{v:.1f}" if metric.startswith(("latency", "judge", "generate_")) else f"{v:.3f}"
 
 
@@ -74,12 +81,15 @@ def summary_lines(result: EvalResult) -> list[str]:
     for name, data in res.get("sets", {}).items():
         for g, m in data["groups"].items():
             keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
-                     "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
+                     "answer_in_text_or_value", "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
                      "judge_p50_ms", "generated_share", "english_answers_in_english", "removed_sentences",
                      "generate_p50_ms")
                     if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))
             cells = "  ".join(f"{k}={format_metric(m.get(k), k)}" for k in keys if k in m)
             lines.append(f"{name:<16} {g:<9} n={m['n']:<5} {cells}")
+        for g, m in (data.get("answers") or {}).get("groups", {}).items():
+            cells = "  ".join(f"{k}={format_metric(m.get(k), k)}" for k in ANSWER_SUMMARY if k in m)
+            lines.append(f"{name:<16} {g:<9} answers n={m['n']:<4} {cells}")
         if "seconds" in data:
             lines.append(f"{name:<16} ran in {data['seconds']} s")
     for name, why in res.get("skipped", {}).items():

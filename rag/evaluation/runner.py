@@ -26,9 +26,16 @@ from rag.answer.written.factory import writes_locally
 from rag.answer.written.markers import strip_markers
 from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
+from rag.evaluation.answers import PAIRED_METRICS, answer_by_value, run_answers
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
-from rag.evaluation.regression import PairedChange, compare_runs, outcome, regression_failures
+from rag.evaluation.regression import (
+    PairedChange,
+    compare_runs,
+    compare_set,
+    outcome,
+    regression_failures,
+)
 from rag.evaluation.report import load_thresholds, write_report
 from rag.evaluation.results import EvalResult, RuleCheck, RuleStatus
 from rag.files import sha256_file
@@ -182,7 +189,8 @@ def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | N
                     row[f"{key}_ms"] = timings[key]
     except RagError as e:  # a question the service refuses is a failure, not a crash
         row.update(ranked=[], error=str(e), abstained=False, answer="", cited=[],
-                   answer_in_citations=False, answer_in_text=False, citation_precision=None)
+                   answer_in_citations=False, answer_in_text=False, answer_in_text_or_value=False,
+                   citation_precision=None)
         if item.answerable:
             row["retrieval"] = retrieval_scores([], item.gold)
         return row
@@ -198,6 +206,8 @@ def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | N
         and answer_in_texts(item.answers, [ans.answer], normaliser),
         citation_precision=citation_precision(cited, item.gold) if item.answerable else None,
     )
+    row["answer_in_text_or_value"] = row["answer_in_text"] or (
+        bool(item.answers) and not ans.abstained and answer_by_value(item.answers, ans.answer))
     if item.answerable:
         row["retrieval"] = retrieval_scores(ranked, item.gold)
     return row
@@ -338,7 +348,10 @@ def run_gold(svc: EvalService, items: list[GoldItem], normaliser: Normaliser | N
             "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
 
 
-def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None) -> dict[str, Any]:
+def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None,
+                 answer_sample: int | None = None) -> dict[str, Any]:
+    """An external set's retrieval metrics; with ``answer_sample``, also its ``answers`` block
+    (``rag.evaluation.answers``: a fixed-seed sample asked through ``ask``, and as near misses)."""
     folder = root / name
     corpus = folder / "corpus.jsonl"
     digest = sha256_file(corpus)[:16]
@@ -347,10 +360,18 @@ def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, 
     queries = _read_jsonl(folder / "queries.jsonl")
     chosen = sample_queries(queries, max_queries)
     rows = score_retrieval_set(svc, chosen)
-    return {"kind": "retrieval", "corpus_sha256": digest, "index_dir": str(index_dir),
+    data = {"kind": "retrieval", "corpus_sha256": digest, "index_dir": str(index_dir),
             "n_queries_total": len(queries), "sampled": len(chosen) < len(queries),
             "groups": group_metrics(rows, gold=False), "rows": rows,
             "outcomes": [outcome(r) for r in rows]}
+    if answer_sample is not None:
+        asked = sample_queries(queries, answer_sample)
+        print(f"eval: {name}: answers of {len(asked)} questions", file=sys.stderr)
+        data["answers"] = run_answers(
+            svc, asked, name=name, corpus=corpus, corpus_digest=digest, cache=Path(settings.cache_dir),
+            open_or_build=lambda d, sources: _open_or_build(target, d, sources, settings),
+            normaliser=Normaliser(settings.opencc_config))
+    return data
 
 
 # ------------------------------------------------------------------------------- entry point
@@ -386,6 +407,7 @@ def run_eval(
     target: EvalTarget | None = None,
     external_dir: Path | None = None,
     strict: bool = False,
+    answer_sample: int | None = None,
 ) -> EvalResult:
     """Run the chosen sets, write ``results.json``, ``report.md`` and ``comparison.png``, gate.
 
@@ -398,6 +420,9 @@ def run_eval(
     ``thresholds``: None uses ``evals/thresholds.toml`` of the project when it exists.
     ``strict`` (the CLI sets it under CI): a skipped set, or a set missing from the baseline,
     fails the run instead of being a note.
+    ``answer_sample`` (``--answers``): each external set also scores the answers of a fixed-seed
+    sample of that many questions and their near-miss unanswerables (``rag.evaluation.answers``),
+    measured and compared with the baseline, never gated.
     """
     settings = settings or get_settings()
     target = target or default_target()
@@ -405,6 +430,8 @@ def run_eval(
         raise InputError(f"max_queries must be >= 1, got {max_queries}")
     if gold_sample is not None and gold_sample < 1:
         raise InputError(f"gold_sample must be >= 1, got {gold_sample}")
+    if answer_sample is not None and answer_sample < 1:
+        raise InputError(f"answer_sample must be >= 1, got {answer_sample}")
     root = external_dir if external_dir is not None else external_root()
     if root is not None and not root.is_dir():
         root = None
@@ -412,11 +439,12 @@ def run_eval(
     mode = eval_mode(settings)
     t0 = time.perf_counter()
     results = _new_results(settings, mode, max_queries)
+    results["answer_sample"] = answer_sample
     for name in _resolve_sets(sets, available, default_sets(mode)):
         if name == GOLD_SET:
             results["sets"][GOLD_SET] = _run_gold_set(target, settings, gold_paths, gold_sample, index_dir)
         elif root is not None and name in available:
-            results["sets"][name] = _run_timed_external(target, root, name, settings, max_queries)
+            results["sets"][name] = _run_timed_external(target, root, name, settings, max_queries, answer_sample)
         else:
             results["skipped"][name] = _why_skipped(root, available)
     for name, why in results["skipped"].items():
@@ -458,11 +486,12 @@ def _run_gold_set(
 
 
 def _run_timed_external(
-    target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None
+    target: EvalTarget, root: Path, name: str, settings: Settings, max_queries: int | None,
+    answer_sample: int | None = None,
 ) -> dict[str, Any]:
     print(f"eval: external set {name}", file=sys.stderr)
     t1 = time.perf_counter()
-    data = run_external(target, root, name, settings, max_queries)
+    data = run_external(target, root, name, settings, max_queries, answer_sample)
     data["seconds"] = round(time.perf_counter() - t1, 1)
     return data
 
@@ -487,10 +516,12 @@ def _gate_and_report(
     if strict:
         failures += [f"set {name} not run under CI: {why}" for name, why in results["skipped"].items()]
     base, changes = _against_baseline(results, baseline, strict, failures, notes)
+    answer_changes = compare_answers(results, base) if base is not None else []
     results["gate"] = {"thresholds": str(thresholds) if thresholds else None, "passed": not failures,
                        "failures": failures, "not_checked": notes}
     results["baseline"] = str(baseline) if base is not None else None
-    result = EvalResult(results, failures, changes, report_dir, base, rule_failures, rule_checks)
+    result = EvalResult(results, failures, changes, report_dir, base, rule_failures, rule_checks,
+                        answer_changes)
     write_report(result, base)
     return result
 
@@ -520,6 +551,18 @@ def _against_baseline(
         else:
             notes.append(f"baseline: {note}")
     return base, changes
+
+
+def compare_answers(results: dict[str, Any], base: dict[str, Any]) -> list[PairedChange]:
+    """The ``answers`` blocks paired question by question with the baseline's (report-only: a
+    drop is shown, never a failure); sets without a block on either side are left out."""
+    changes: list[PairedChange] = []
+    for name, data in results.get("sets", {}).items():
+        now = (data.get("answers") or {}).get("outcomes")
+        before = ((base.get("sets", {}).get(name) or {}).get("answers") or {}).get("outcomes")
+        if now and before:
+            changes += compare_set(name, now, before, PAIRED_METRICS)
+    return changes
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
