@@ -240,6 +240,24 @@ class RagService:
         svc.llm_load_seconds = judge_seconds
         return svc
 
+    def sibling(self, index: LoadedIndex) -> RagService:
+        """A service over another index (a collection, or this index rebuilt) that shares this
+        one's models: the encoder, the language model and its one bounded queue, the writer."""
+        svc = RagService(index, self.encoder, self.settings, on_request_thread=self.on_request_thread)
+        svc.judge, svc.rewriter, svc.model_queue = self.judge, self.rewriter, self.model_queue
+        svc.writer, svc.generator, svc.default_answer_mode = self.writer, self.generator, self.default_answer_mode
+        svc.encoder_load_seconds, svc.llm_load_seconds = self.encoder_load_seconds, self.llm_load_seconds
+        return svc
+
+    @staticmethod
+    def open_index(index_dir: Path, settings: Settings) -> LoadedIndex:
+        """The index in ``index_dir`` checked against the settings, as :meth:`open` opens it."""
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
+        require_fit(manifest, settings, index_dir)
+        return LoadedIndex(index_dir, manifest, settings=settings)
+
     # -- retrieval ------------------------------------------------------------------------
     def _request(self) -> None:
         if self.on_request_thread is not None:
