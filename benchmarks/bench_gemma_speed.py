@@ -109,7 +109,7 @@ def main() -> None:
     print(f"int8 vs float32 question cosine: min {min(cos):.4f}, mean {statistics.mean(cos):.4f}")
     print(f"paragraphs/s ({len(paragraphs)} drcd paragraphs): float32 {rates['float32']:.2f}, int8 {rates['int8']:.2f}")
 
-    for name in args.sets.split(","):
+    for name in [n for n in args.sets.split(",") if n]:  # --sets '' skips the quality part
         corpus = jsonl(EXTERNAL / name / "corpus.jsonl")
         queries = jsonl(EXTERNAL / name / "queries.jsonl")
         ids = [p["id"] for p in corpus]
