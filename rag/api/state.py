@@ -49,7 +49,7 @@ class ServiceHolder:
             try:
                 from rag.service import RagService
 
-                self.service = RagService.open(self.settings.index_dir, self.settings)
+                self.service = RagService.open(self.settings.index_dir, self.settings, lean_fallback=True)
                 self.error = None
             except RagError as exc:
                 self.error = str(exc)
@@ -92,10 +92,11 @@ class ServiceHolder:
         judge = svc.judge
         llm: dict[str, Any] = {"mode": "off"}
         if judge is not None:
-            llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
-                   "judge_top_k": judge.top_k, "load_s": round(svc.llm_load_seconds, 2)}
+            llm = {**judge.describe(), "load_s": round(svc.llm_load_seconds, 2)}
             if svc.model_queue is not None:
                 llm["queue"] = svc.model_queue.stats()
+        elif svc.llm_error is not None:  # RAG_LLM=local asked for it; the service runs lean
+            llm = {"mode": "off", "lean": True, "requested": svc.settings.llm, "error": svc.llm_error}
         return {
             "llm": llm,
             # What a request's answer_mode can choose: written needs a model that writes.
