@@ -143,6 +143,10 @@ def test_the_service_judges_on_the_server_without_loading_a_model(tiny):
         svc = RagService.open(shared.index_dir, shared, encoder=HashingEncoder(), on_request_thread=None)
         assert isinstance(svc.judge, ServerJudge) and svc.llm_error is None
         assert svc.model_queue is None and svc.rewriter is None  # nothing of a local model in this process
+        from rag.api.state import ServiceHolder
+
+        llm = ServiceHolder(shared, svc).info()["llm"]  # what /readyz shows: not the server's address
+        assert llm["mode"] == "server" and llm["judge_floor"] == svc.judge.floor and "url" not in llm
         ans = svc.ask("新型工業化辦公室由哪個部門成立？", 3, answer_mode="extractive")
         assert not ans.abstained and ans.citations
         assert all(c.judge is not None and c.judge >= svc.judge.floor for c in ans.citations)

@@ -79,9 +79,8 @@ class ServerJudge:
         self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport)
 
     def describe(self) -> dict[str, object]:
-        """What /readyz shows of the judge."""
-        return {"mode": "server", "url": self.url, "model": self.model, "judge_floor": self.floor,
-                "judge_top_k": self.top_k}
+        """What /readyz shows of the judge (not the server's address: /readyz is open to all)."""
+        return {"mode": "server", "model": self.model, "judge_floor": self.floor, "judge_top_k": self.top_k}
 
     def body(self, question: str, title: str, text: str) -> dict[str, Any]:
         """The request for one (question, paragraph): the local judge's messages, one token, its logprobs."""
