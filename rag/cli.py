@@ -296,7 +296,7 @@ def brief_cmd(questions: Path, output: Path, script: str, k: int, title: str | N
 @main.command("mcp")
 @index_option
 def mcp_cmd(index: str | None) -> None:
-    """Serve the corpus as an MCP server over stdio (tools: search, ask, get_paragraph, list_documents).
+    """Serve the corpus as an MCP server over stdio (tools: search, ask, get_paragraph, list_documents, list_collections).
 
     Point an MCP client at `rag mcp --index DIR`; the index and model load before it answers."""
     import logging
@@ -305,7 +305,17 @@ def mcp_cmd(index: str | None) -> None:
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)  # stdout carries the protocol
     svc = _service(index)
-    build_server(lambda: svc).run("stdio")
+
+    def one(collection: str | None) -> Any:
+        if collection not in (None, "default"):
+            raise NotFoundError(f"`rag mcp` serves one index (--index): no collection {collection!r}")
+        return svc
+
+    def listed() -> list[dict[str, Any]]:
+        return [{"name": "default", "ready": True, "documents": len(svc.index.documents),
+                 "paragraphs": len(svc.index.paragraphs)}]
+
+    build_server(one, listed).run("stdio")
 
 
 @main.command("serve")
@@ -326,6 +336,7 @@ def serve_cmd(host: str | None, port: int | None, index: str | None) -> None:
     # imported: starting the load before those imports (to overlap them) was measured slower to
     # /readyz (benchmarks/README.md, "Start-up"): both need the GIL, and the imports, many small
     # file reads, queue behind the loader.
+    settings = settings.model_copy(update={"host": host})  # what the app checks (MCP, uploads) is the bind
     holder = ServiceHolder(settings)
     import uvicorn
 

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
                            "besides the one it serves; past them a question gets 503 with Retry-After")
 
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
+    admin_keys: str | None = Field(None, description="Comma-separated admin keys for uploading and deleting "
+                                   "documents over HTTP; unset = those routes are off")
+    collections_dir: Path | None = Field(None, description="Folder of the named collections (one folder each, "
+                                         "its index/ and sources/); unset = collections/ beside the index folder")
+    max_upload_mb: int = Field(50, ge=1, le=50, description="Largest uploaded file in MB (50 is also the "
+                               "loader's own limit)")
+    max_upload_files: int = Field(20, ge=1, le=1000, description="Files one upload request may carry")
     cors_origins: str | None = Field(None, description="Comma-separated origins; unset = CORS off")
 
     # Vector store (docs/operations.md). milvus_uri: a file path (Milvus Lite) or
@@ -104,6 +111,11 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 7860
+
+
+    def collections_root(self) -> Path:
+        """Where the named collections live (``RAG_COLLECTIONS_DIR``, else beside the index folder)."""
+        return self.collections_dir or self.index_dir.parent / "collections"
 
 
 @lru_cache(maxsize=1)

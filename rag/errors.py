@@ -68,3 +68,58 @@ class ModelBusyError(RagError):
     def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class NotReadyError(IndexStateError):
+    """The index is not (yet) loaded: /api and /v1 answer 503 until it is."""
+
+    code = "index_not_loaded"
+    http_status = 503
+
+
+class ForbiddenError(RagError):
+    """Authenticated, or not, but this server does not allow the action (uploads off)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class ConflictError(RagError):
+    """The request is valid but clashes with the state (a collection that cannot take it)."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class UploadTooLargeError(InputError):
+    """An uploaded file or request over ``RAG_MAX_UPLOAD_MB`` / ``RAG_MAX_UPLOAD_FILES``."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedTypeError(InputError):
+    """An uploaded file of a type the loader does not read."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class StorageFullError(RagError):
+    """The disk is full (ENOSPC) or over quota: nothing was stored."""
+
+    code = "insufficient_storage"
+    http_status = 507
+
+
+class UnreadableFileError(InputError):
+    """An uploaded file the loader cannot read (corrupt, undecodable, no text): the loader's reason."""
+
+    code = "unreadable_file"
+    http_status = 422
+
+
+class UploadsDisabledError(ForbiddenError):
+    """The upload and delete routes on a server without admin keys (RAG_ADMIN_KEYS)."""
+
+    code = "uploads_disabled"

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
@@ -26,6 +27,7 @@ from rag.threads import limit_this_thread
 from rag.types import Answer, Hit, Paragraph
 
 if TYPE_CHECKING:
+    from rag.answer.lexicon import Lexicon
     from rag.answer.steps import Step
     from rag.answer.written.client import Generator as TextGenerator
     from rag.embedding import Encoder
@@ -262,6 +264,25 @@ class RagService:
         svc.llm_error = llm_error
         return svc
 
+    def sibling(self, index: LoadedIndex) -> RagService:
+        """A service over another index (a collection, or this index rebuilt) that shares this
+        one's models: the encoder, the language model and its one bounded queue, the writer."""
+        svc = RagService(index, self.encoder, self.settings, on_request_thread=self.on_request_thread)
+        svc.judge, svc.rewriter, svc.model_queue = self.judge, self.rewriter, self.model_queue
+        svc.writer, svc.generator, svc.default_answer_mode = self.writer, self.generator, self.default_answer_mode
+        svc.encoder_load_seconds, svc.llm_load_seconds = self.encoder_load_seconds, self.llm_load_seconds
+        svc.llm_error = self.llm_error
+        return svc
+
+    @staticmethod
+    def open_index(index_dir: Path, settings: Settings) -> LoadedIndex:
+        """The index in ``index_dir`` checked against the settings, as :meth:`open` opens it."""
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
+        require_fit(manifest, settings, index_dir)
+        return LoadedIndex(index_dir, manifest, settings=settings)
+
     # -- retrieval ------------------------------------------------------------------------
     def _request(self) -> None:
         if self.on_request_thread is not None:
@@ -356,8 +377,10 @@ class RagService:
         t1 = time.perf_counter()
         yield Retrieved(hits)
         retrieve = round((t1 - t0) * 1000, 2)
+        writes = mode == "written" and self.writer is not None
         for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge, mode=mode,
-                                 generator=self.writer if mode == "written" else None, encoder=self.encoder):
+                                 generator=self.writer if mode == "written" else None, encoder=self.encoder,
+                                 lexicon=self.lexicon if writes else None):
             if isinstance(step, Final):
                 t2 = time.perf_counter()
                 timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),
@@ -367,6 +390,15 @@ class RagService:
                         timings[key] = round(timings[key] + retrieve, 2)
                 step = Final(replace(step.answer, timings_ms=timings))
             yield step
+
+    @cached_property
+    def lexicon(self) -> Lexicon:
+        """The English of Chinese spans in English answers: the glossaries and mined pairs this
+        index was built with, then CC-CEDICT (read on first use)."""
+        from rag.answer.lexicon import Lexicon
+
+        report = self.index.gloss.report if self.index.gloss is not None else None
+        return Lexicon.from_report(report, self.normaliser, cache_dir=self.settings.cache_dir)
 
     # -- browsing -------------------------------------------------------------------------
     def documents(self) -> list[DocumentInfo]:

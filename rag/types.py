@@ -126,6 +126,9 @@ FALLBACK_GENERATOR_FAILED = "fallback.generator_failed"  # the generator failed 
 FALLBACK_MISCONFIGURED = "fallback.misconfigured"  # RAG_LLM_BASE_URL & co. do not make a generator
 FALLBACK_NO_WRITER = "fallback.no_writer"  # a written answer was asked for; no model writes on this server
 GENERATOR_INCOMPLETE = "generator.incomplete"  # the generator failed after a checked sentence
+FALLBACK_NO_SPAN = "fallback.no_span"  # the answer the model copied is not in the paragraphs word for word
+# An English answer over Chinese text whose frame is the template, not the model's sentence:
+FRAME_TEMPLATE = "frame.template"
 # The answerability judge (a model server's) failed for this question: cited without it
 JUDGE_UNAVAILABLE = "judge.unavailable"
 # A notice read back from its JSON text, which does not carry the code:

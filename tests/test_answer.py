@@ -170,7 +170,8 @@ def test_english_question_over_chinese_text_gets_chinese_sentences_in_an_english
         Question.make("What does the productivity council chairman say about industrialisation?"), hits, settings()
     )
     assert not ans.abstained
-    assert ans.answer.startswith("The sources (in Chinese")
+    assert ans.answer.startswith("On the question “What does the productivity council chairman say about "
+                                 "industrialisation?”, the source")
     assert "生產力局主席陳祖恒表示" in ans.answer
     assert_consistent(ans, hits)
     assert ans.citations[0].para_id == HKPC.para_id
@@ -178,7 +179,7 @@ def test_english_question_over_chinese_text_gets_chinese_sentences_in_an_english
 
 def test_english_question_prefers_a_sentence_sharing_its_number():
     ans = answer_from_hits(Question.make("Which programme funds up to 2 (億) per project?"), [ITIB], settings())
-    assert "最多2億元。 [1]" in ans.answer
+    assert "最多2億元。」[1]" in ans.answer
 
 
 # -- abstention -------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def test_stream_pieces_rejoin_and_separate_markers():
     assert "".join(pieces) == ans.answer
     assert len(pieces) >= 2
     assert any(p.strip() == "[1]" for p in pieces)
-    text = "The sources (in Chinese, untranslated) say: 甲。 [1] Second one. [2]"
+    text = "On the chairman, the sources say: 甲。 [1] Second one. [2]"
     assert "".join(stream_pieces(text)) == text
     assert list(stream_pieces("")) == []
 

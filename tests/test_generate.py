@@ -314,7 +314,7 @@ def test_check_splits_english_sentences_with_markers_before_the_full_stop():
 
 def test_english_answer_over_chinese_sources_is_kept(stub, gen_settings):
     stub.reply = "The Productivity Council will invest HK$5 hundred million this year [1]."
-    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings)
+    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings, english_frame=False)
     # the English sentence, then the source's sentence that supports it (the one with its number)
     assert ans.answer == stub.reply + " 「他指出，生產力局今年將投入5億元，協助本地企業引入智能生產線。」[1]"
     assert ans.warnings == ()
@@ -455,20 +455,20 @@ def test_openai_generator_streams_server_sent_pieces(stub):
 def test_english_sentence_quotes_its_source_once(stub, gen_settings):
     stub.reply = ("The Productivity Council will invest HK$5 hundred million this year [1]. "
                   "It will spend the 5 hundred million on smart production lines [1].")
-    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings)
+    ans = answer_from_hits(Question.make("How much will the Productivity Council invest?"), HITS, gen_settings, english_frame=False)
     assert ans.answer.count("「他指出，生產力局今年將投入5億元") == 1  # the second sentence rests on the same one
     assert ans.answer.startswith("The Productivity Council will invest")
 
 
 def test_a_marker_on_the_wrong_source_moves_to_the_one_that_supports_it(stub, gen_settings):
     stub.reply = "The scheme funds each project with up to 2億元 [1]."  # the figure is in source 2
-    ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings)
+    ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings, english_frame=False)
     assert ans.mode == "generated" and [c.para_id for c in ans.citations] == [ITIB.para_id]
     assert ans.answer.startswith("The scheme funds each project with up to 2億元 [1].")
     assert any("moved the marker" in w for w in _texts(ans.warnings))
     assert _codes(ans.warnings) == [CITATION_MARKER_MOVED]
     stub.reply = "The scheme funds each project with up to 9億元 [1]."  # in no source: removed
-    ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings)
+    ans = answer_from_hits(Question.make("How much does the scheme fund per project?"), HITS, gen_settings, english_frame=False)
     assert ans.mode == "extractive" and any("not supported" in w for w in _texts(ans.warnings))
 
 

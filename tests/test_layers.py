@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("rag.llm",),
     ("rag.answer",),
     ("rag.service",),
-    ("rag.briefing", "rag.evaluation", "rag.mcp_server", "rag.api", "rag.cli", "rag.ui", "rag"),
+    ("rag.briefing", "rag.evaluation", "rag.mcp_server", "rag.api", "rag.cli", "rag.ui", "rag.collections",
+     "rag.uploads", "rag"),
 ]
 
 

@@ -15,7 +15,7 @@ from tests.server_utils import ROOT, serve_app, tiny_index
 
 pytestmark = [pytest.mark.slow, pytest.mark.model]
 KEY = "mcp-test-key"
-TOOLS = {"search", "ask", "get_paragraph", "list_documents"}
+TOOLS = {"search", "ask", "get_paragraph", "list_documents", "list_collections"}
 CITED = {"para_id", "title", "date", "source", "text"}
 
 

@@ -318,7 +318,7 @@ async def _mcp_ask(svc: RagService, args: dict[str, Any]) -> Any:
 
     from rag.mcp_server import build_server
 
-    async with Client(build_server(lambda: svc)) as client:
+    async with Client(build_server(lambda _collection: svc)) as client:
         return await client.call_tool("ask", args)
 
 

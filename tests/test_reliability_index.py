@@ -1,9 +1,9 @@
 """Crash safety of the index: real `rag index` processes killed with SIGKILL, tampering, the lock.
 
-How the server sees a rebuild: `rag serve` loads the index once at start-up (in its lifespan)
-and serves that loaded copy until it is restarted; it never reloads while running. A build
-writes a new ``data-*`` folder and then replaces ``manifest.json`` with one atomic rename, so
-whenever the server (re)starts it reads either the old manifest or the new one, each naming a
+How the server sees a rebuild: `rag serve` loads the index at start-up (in its lifespan), and
+opens it again when its ``manifest.json`` changes (``rag.collections``). A build writes a new
+``data-*`` folder and then replaces ``manifest.json`` with one atomic rename, so whenever the
+server opens the index it reads either the old manifest or the new one, each naming a
 complete, checksummed data folder: it can never load a half-swapped index. The previous data
 folder is kept by the next build, so a server started just before a swap keeps working too.
 

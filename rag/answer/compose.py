@@ -17,6 +17,7 @@ from rag.answer.extractive import extractive_answer
 from rag.answer.steps import Draft, Final, Pending, Piece, Step, final_answer
 from rag.answer.written.client import Generator, describe_failure
 from rag.answer.written.factory import writer_from_settings
+from rag.answer.written.framed import FramedWriter, frames_english
 from rag.answer.written.markers import cited_numbers
 from rag.answer.written.prompt import answer_messages
 from rag.answer.written.stream import CheckedStream, UnusableGeneration
@@ -36,6 +37,7 @@ from rag.types import (
 )
 
 if TYPE_CHECKING:
+    from rag.answer.lexicon import Lexicon
     from rag.embedding import Encoder
     from rag.llm.judge import AnswerJudge
 
@@ -45,14 +47,17 @@ NO_WRITER = ("a written answer was asked for, but no language model writes answe
 
 
 class AnswerOptions(TypedDict, total=False):
-    """How to answer: the display script, the generator that writes, the judge, the encoder, and
-    the request's answer mode."""
+    """How to answer: the display script, the generator that writes, the request's answer mode,
+    the judge, the encoder, the lexicon that glosses Chinese spans in English answers, and whether
+    English answers over Chinese paragraphs are extracted then framed (default) or written freely."""
 
     script: str | None
     generator: Generator | None
     mode: str | None
     judge: AnswerJudge | None
     encoder: Encoder | None
+    lexicon: Lexicon | None
+    english_frame: bool
 
 
 def answer_from_hits(question: Question, hits: list[Hit], settings: Settings,
@@ -71,6 +76,8 @@ def answer_steps(
     judge: AnswerJudge | None = None,
     encoder: Encoder | None = None,
     mode: str | None = None,
+    lexicon: Lexicon | None = None,
+    english_frame: bool = True,
 ) -> Iterator[Step]:
     """The cited answer to ``question`` from ranked ``hits``, step by step.
 
@@ -86,8 +93,11 @@ def answer_steps(
     ``encoder`` (the retrieval embedder) finds the paragraph and the sentence that support a
     generated sentence. ``mode`` is the request's choice: ``"extractive"`` leaves the generator
     out; ``"written"`` without a generator (none given, no ``RAG_LLM_BASE_URL``) gives the
-    extractive answer with a notice; None writes when there is a generator. Every answer is
-    converted to the display ``script`` last.
+    extractive answer with a notice; None writes when there is a generator. With
+    ``english_frame``, an English question over Chinese paragraphs is answered by extracting the
+    answer span, then framing it in one English sentence
+    (:class:`~rag.answer.written.framed.FramedWriter`; ``lexicon`` glosses the span). Every
+    answer is converted to the display ``script`` last.
     """
     t0 = time.perf_counter()
     config = script_config(script)  # a bad script name fails before any work
@@ -135,8 +145,48 @@ def answer_steps(
         yield Final(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
         return
     yield Draft(in_script(replace(extractive, timings_ms={**judged_ms, "extract": _ms(t0)}), script))
+    if english_frame and frames_english(question, above[:MAX_GEN_PARAGRAPHS]):
+        yield from _framed_steps(question, above, generator, extractive, lexicon=lexicon, encoder=encoder,
+                                 script=script, config=config, judged_ms=judged_ms, t0=t0)
+        return
     yield from _written_steps(question, above, generator, extractive, encoder=encoder, script=script,
                               config=config, judged_ms=judged_ms, t0=t0)
+
+
+def _framed_steps(
+    question: Question, above: list[Hit], generator: Generator, extractive: Answer, *, lexicon: Lexicon | None,
+    encoder: Encoder | None, script: str | None, config: str | None, judged_ms: dict[str, float], t0: float,
+) -> Iterator[Step]:
+    """The steps of an English answer over Chinese paragraphs, extracted then framed: a
+    :class:`Pending` after every token of the frame, one :class:`Piece` (the checked sentence
+    and its quoted source sentence), then :class:`Final` (the ``extractive`` answer with the
+    reason when no span was found or nothing cited is left)."""
+    t1 = time.perf_counter()
+    writer = FramedWriter(question, above[:MAX_GEN_PARAGRAPHS], generator, lexicon=lexicon, encoder=encoder,
+                          config=config)
+    timings: dict[str, float] = {}
+    steps = writer.steps()
+    answer: Answer | None = None
+    try:
+        while True:
+            step = next(steps)
+            if isinstance(step, Piece):
+                timings.setdefault("first_shown", _ms(t0))
+            yield step
+    except StopIteration as done:
+        answer = done.value
+    except UnusableGeneration as exc:
+        warnings = [*extractive.warnings, *writer.warnings, *exc.warnings]
+    except Exception as exc:  # never an error page: a generator failure -> the extractive answer
+        warnings = [*extractive.warnings, *writer.warnings, describe_failure(exc)]
+    if writer.first_token is not None:
+        timings["first_token"] = round((writer.first_token - t0) * 1000, 2)
+    if answer is None:
+        answer = replace(extractive, warnings=tuple(warnings))
+        yield Final(in_script(replace(answer, timings_ms={**judged_ms, **timings, "extract": _ms(t0)}), script))
+        return
+    yield Final(replace(answer, warnings=(*extractive.warnings, *answer.warnings),
+                        timings_ms={**judged_ms, **timings, "generate": _ms(t1)}))
 
 
 def _written_steps(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rag.answer.abstain import abstain
 from rag.answer.citations import make_citation
+from rag.answer.frame import lead_in
 from rag.question import Question
 from rag.text.headlines import label_lines
 from rag.text.language import is_chinese_text
@@ -31,7 +32,6 @@ MIN_SENTENCE_CHARS = 6  # shorter lines (headings, bylines) are not candidate se
 MIN_OVERLAP = 0.2  # weighted share of the question's units a sentence needs for the lexical mode
 RELATIVE_OVERLAP = 0.6  # a further sentence needs this share of the best sentence's overlap
 SEARCH_HIGHLIGHTS = 2  # highlighted sentences per search hit
-_FRAME_EN_OVER_ZH = "The sources (in Chinese, untranslated) say: "
 _FRAME_ZH_OVER_EN = {"zh-Hant": "來源（英文原文）：", "zh-Hans": "来源（英文原文）："}
 _CHUNK_START = re.compile(r"@(\d+)$")
 
@@ -230,14 +230,16 @@ def extractive_answer(
         make_citation(number[rank], hits[rank], [(a, b) for r, a, b in order if r == rank], config)
         for rank in ranks
     ]
-    parts: list[str] = []
-    for cit in citations:  # highlights are the picked sentences of that paragraph, in order
-        parts.extend(f"{cit.text[a:b]} [{cit.n}]" for a, b in cit.highlights)
-    body = " ".join(parts)
-    quoted_cjk = is_chinese_text(body)
+    quoted = [(cit.text[a:b], cit.n) for cit in citations for a, b in cit.highlights]  # in paragraph order
+    quoted_cjk = is_chinese_text(" ".join(text for text, _ in quoted))
     if lang == "en" and quoted_cjk:
-        body = _FRAME_EN_OVER_ZH + body
-    elif lang != "en" and not quoted_cjk:
+        # The system's own words are English (one lead-in built from the question); the source's
+        # sentences follow verbatim, quoted and cited, as a written answer quotes its evidence.
+        return Answer(lead_in(question.standalone, len(citations))
+                      + " ".join(f"「{text.strip()}」[{n}]" for text, n in quoted),
+                      False, tuple(citations), {}, tuple(warnings))
+    body = " ".join(f"{text} [{n}]" for text, n in quoted)
+    if lang != "en" and not quoted_cjk:
         frame = _FRAME_ZH_OVER_EN[lang]
         body = (convert_script(frame, config) if config else frame) + body
     return Answer(body, False, tuple(citations), {}, tuple(warnings))

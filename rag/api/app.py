@@ -14,10 +14,12 @@ from starlette.routing import Match, Mount, Route
 
 from rag.api import auth
 from rag.api.errors import error_response, install_error_handlers
-from rag.api.routers import briefing, documents, health, openai, qa
+from rag.api.routers import briefing, collections, documents, health, openai, qa
 from rag.api.schemas import request_models
 from rag.api.state import ServiceHolder
+from rag.collections import Collections
 from rag.config import Settings, get_settings
+from rag.uploads import Jobs, recover
 
 log = logging.getLogger("rag.api")
 
@@ -29,7 +31,12 @@ Errors are always `{"error": {"code": ..., "message": ...}}`. When `RAG_API_KEYS
 `/api`, `/v1` and `/mcp` need `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 
 `/mcp` is a Model Context Protocol server (streamable HTTP) with the tools `search`, `ask`,
-`get_paragraph` and `list_documents`; `rag mcp` serves the same over stdio.
+`get_paragraph`, `list_documents` and `list_collections`; `rag mcp` serves the same over stdio.
+
+Collections: `GET /api/collections` lists them; `collection` in a request body (or `?collection=`
+on the document routes, or the model `rag-bilingual:<collection>` on `/v1`) picks one; unset is
+`default`. Uploads and deletes (`/api/collections/{c}/documents`, `/api/jobs`) need one of
+`RAG_ADMIN_KEYS`; without admin keys they are off (403 `uploads_disabled`).
 """
 
 
@@ -41,9 +48,12 @@ def create_app(
     ``holder``: one already loading (``rag serve`` starts it before importing the web stack)."""
     settings = settings or get_settings()
     holder = holder or ServiceHolder(settings, service)
+    every = Collections(settings, holder)
+    recover(every)  # jobs a killed server left half-done: rolled back, or kept when indexed
+    jobs = Jobs(every, settings)
     from rag.mcp_server import McpEndpoint, build_server
 
-    mcp = build_server(holder.get)
+    mcp = build_server(every.service, every.summaries)
     mcp_endpoint = McpEndpoint(mcp, host=settings.host)
 
     @contextlib.asynccontextmanager
@@ -62,8 +72,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.holder = holder
+    app.state.collections = every
+    app.state.jobs = jobs
     app.state.settings = settings
     app.state.api_keys = auth.parse_keys(settings.api_keys)
+    app.state.admin_keys = auth.parse_keys(settings.admin_keys)
     install_error_handlers(app)
 
     origins = auth.parse_keys(settings.cors_origins)  # same comma-separated format
@@ -71,7 +84,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key"],
         )
 
@@ -80,9 +93,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(qa.build_router(models, settings.max_question_chars), dependencies=keyed)
     app.include_router(documents.router, dependencies=keyed)
+    app.include_router(collections.router, dependencies=keyed)
+    app.include_router(collections.admin)
     app.include_router(openai.build_router(models, settings.max_question_chars), dependencies=keyed)
     app.include_router(briefing.build_router(models), dependencies=keyed)
-    app.router.routes.append(Route("/mcp", endpoint=auth.KeyGuard(mcp_endpoint, app.state.api_keys)))
+    app.router.routes.append(Route("/mcp", endpoint=auth.KeyGuard(mcp_endpoint, app.state.api_keys,
+                                                                  app.state.admin_keys)))
     _add_offline_docs(app)
     _add_json_fallbacks(app)
 
@@ -133,7 +149,7 @@ def _add_json_fallbacks(app: FastAPI) -> None:
 
     async def unknown(request: Request, rest: str) -> Any:
         # Which methods would a real API route take here? (Not the UI mounted at /.)
-        allowed = [m for m in ("GET", "POST") if m != request.method and any(
+        allowed = [m for m in ("GET", "POST", "DELETE") if m != request.method and any(
             r not in fallbacks and not isinstance(r, Mount) and r.matches({**request.scope, "method": m})[0] == Match.FULL
             for r in app.router.routes)]
         if allowed:

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from rag.errors import UnauthorizedError
+from rag.errors import UnauthorizedError, UploadsDisabledError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 # auto_error=False: the dependency decides, so an open API (no keys set) needs no header,
 # while /docs still shows both schemes under "Authorize".
@@ -40,8 +42,35 @@ def require_api_key(
     given = (bearer.credentials if bearer else None) or header
     if not given:
         raise UnauthorizedError("an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`")
-    if not key_matches(given, keys):
+    # an admin key opens what an API key opens
+    if not (key_matches(given, keys) | key_matches(given, request.app.state.admin_keys)):
         raise UnauthorizedError("invalid API key")
+
+
+def uploads_off_reason(admin_keys: list[str], host: str) -> str | None:
+    """Why the upload and delete routes are off, or None when they are on (admin keys set)."""
+    if admin_keys:
+        return None
+    where = "" if host in LOOPBACK else f" (this server listens on {host}, beyond this machine: it never opens them without keys)"
+    return f"document uploads and deletes are off on this server: set RAG_ADMIN_KEYS to turn them on{where}"
+
+
+def require_admin_key(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> None:
+    """The upload, delete and job routes: an admin key (RAG_ADMIN_KEYS); none set: 403, routes off."""
+    keys: list[str] = request.app.state.admin_keys
+    off = uploads_off_reason(keys, request.app.state.settings.host)
+    if off is not None:
+        raise UploadsDisabledError(off)
+    given = (bearer.credentials if bearer else None) or header
+    if not given:
+        raise UnauthorizedError("an admin key is required (RAG_ADMIN_KEYS): send `Authorization: Bearer <key>` "
+                                "or `X-API-Key: <key>`")
+    if not key_matches(given, keys):
+        raise UnauthorizedError("invalid admin key: uploads and deletes need one of RAG_ADMIN_KEYS")
 
 
 class KeyGuard:
@@ -49,16 +78,17 @@ class KeyGuard:
 
     For endpoints that are not FastAPI routes (the MCP server at /mcp)."""
 
-    def __init__(self, app: Any, keys: list[str]) -> None:
+    def __init__(self, app: Any, keys: list[str], admin_keys: list[str] | None = None) -> None:
         self.app = app
         self.keys = keys
+        self.admin_keys = admin_keys or []
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and self.keys:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             bearer = headers.get("authorization", "")
             given = (bearer[7:].strip() if bearer[:7].lower() == "bearer " else "") or headers.get("x-api-key", "")
-            if not given or not key_matches(given, self.keys):
+            if not given or not (key_matches(given, self.keys) | key_matches(given, self.admin_keys)):
                 from rag.api.errors import error_response
 
                 message = ("invalid API key" if given else

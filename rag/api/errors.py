@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag.errors import IndexStateError, ModelBusyError, RagError
+from rag.errors import ModelBusyError, NotReadyError, RagError
 
 log = logging.getLogger("rag.api")
 
@@ -21,19 +21,17 @@ _STATUS_CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "rate_limited",
     503: "unavailable",
+    507: "insufficient_storage",
 }
 
 
-class NotReadyError(IndexStateError):
-    """The index is not (yet) loaded: /api and /v1 answer 503 until it is."""
-
-    code = "index_not_loaded"
-    http_status = 503
+__all__ = ["NotReadyError", "error_body", "error_response", "install_error_handlers", "validation_message"]
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ MAX_BRIEFING = 50  # items of one briefing (rag.briefing.MAX_ITEMS)
 Script = Literal["original", "hant", "hans", "hk", "tw"]
 SCRIPT_HELP = "Script of the shown answer and paragraphs: original, hant (繁體), hans (简体), hk (香港), tw (台灣)"
 AnswerMode = Literal["extractive", "written", "generated"]
+COLLECTION_HELP = "The collection to answer from (GET /api/collections lists them); unset: default"
 ANSWER_MODE_HELP = ("How to answer this question: written (the language model writes it from the cited paragraphs, "
                     "checked; generated is taken for written) or extractive (quoted sentences). Unset: the server's "
                     "default (RAG_LLM_ANSWERS). written without a model on the server gives the extractive answer "
@@ -133,6 +134,8 @@ class AskBody(Protocol):
     def script(self) -> Script: ...
     @property
     def answer_mode(self) -> AnswerMode | None: ...
+    @property
+    def collection(self) -> str | None: ...
 
 
 class SearchBody(Protocol):
@@ -144,6 +147,8 @@ class SearchBody(Protocol):
     def k(self) -> int: ...
     @property
     def script(self) -> Script: ...
+    @property
+    def collection(self) -> str | None: ...
 
 
 class ChatMessageBody(Protocol):
@@ -187,6 +192,8 @@ class BriefingBody(Protocol):
     def k(self) -> int: ...
     @property
     def title(self) -> str | None: ...
+    @property
+    def collection(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,7 @@ def request_models(max_chars: int) -> RequestModels:
     """Build the request bodies with the configured question limit (RAG_MAX_QUESTION_CHARS)."""
     Text = Annotated[str, Field(min_length=1, max_length=max_chars)]
     K = Annotated[int, Field(ge=1, le=MAX_K, strict=True)]
+    Collection = Annotated[str | None, Field(max_length=64)]
 
     class AskRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -213,6 +221,7 @@ def request_models(max_chars: int) -> RequestModels:
                                               description="Earlier turns, oldest first")
         script: Script = Field("original", description=SCRIPT_HELP)
         answer_mode: AnswerMode | None = Field(None, description=ANSWER_MODE_HELP)
+        collection: Collection = Field(None, description=COLLECTION_HELP)
 
     class SearchRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={
@@ -220,6 +229,7 @@ def request_models(max_chars: int) -> RequestModels:
         query: Text
         k: K = Field(10, description=f"Paragraphs to return, 1..{MAX_K}")
         script: Script = Field("original", description=SCRIPT_HELP)
+        collection: Collection = Field(None, description=COLLECTION_HELP)
 
     class ChatMessage(BaseModel):
         model_config = ConfigDict(extra="ignore")
@@ -231,7 +241,8 @@ def request_models(max_chars: int) -> RequestModels:
         # Unknown OpenAI parameters (temperature, top_p, ...) are accepted and ignored.
         model_config = ConfigDict(extra="ignore", json_schema_extra={
             "examples": [{"model": "rag-bilingual", "messages": [{"role": "user", "content": "What is new industrialisation?"}]}]})
-        model: str | None = None
+        model: str | None = Field(None, max_length=200, description="rag-bilingual (the default collection) or "
+                                  "rag-bilingual:<collection> (GET /v1/models lists them); another name: default")
         messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_HISTORY + 1)
         stream: bool = False
         k: K = Field(5, description="Extension: paragraphs to consider")
@@ -267,6 +278,7 @@ def request_models(max_chars: int) -> RequestModels:
         script: Script = Field("original", description=SCRIPT_HELP)
         k: K = Field(5, description="Paragraphs to consider per question")
         title: str | None = Field(None, max_length=200, description="Document title (default 簡報 Briefing)")
+        collection: Collection = Field(None, description=COLLECTION_HELP + " (every question and cited para_id)")
 
         @model_validator(mode="after")
         def _one_source(self) -> BriefingRequest:

@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +47,16 @@ from rag.store.bm25state import BM25State
 from rag.store.factory import BuildRows, build_backend
 from rag.text.normalise import Normaliser
 from rag.types import Document, SkippedFile
+
+# A build's progress, for a caller that shows it (an upload job): the stage and its counts so far.
+# "read" {"files_read", "documents", "paragraphs"}; "encoding" {"to_encode", "encoded"} (chunk and
+# sentence texts that go through the model, after the embedding cache); "writing"; "swapped".
+Progress = Callable[[str, dict[str, int]], None]
+PROGRESS_EVERY = 128  # texts encoded between two progress reports
+
+
+def _no_progress(stage: str, counts: dict[str, int]) -> None:
+    pass
 
 
 @dataclass
@@ -113,6 +124,7 @@ def build_index(
     encoder: Any = None,
     progress: bool = False,
     full: bool = False,
+    on_progress: Progress | None = None,
 ) -> IndexSummary:
     """Build or update the index in ``index_dir`` from files/folders; atomic and incremental.
 
@@ -123,9 +135,11 @@ def build_index(
     the whole corpus, and a new data folder is swapped in with one atomic manifest rename.
     A change of settings in the build key (model, precision, chunking, normaliser, store)
     rebuilds everything. ``full``: rebuild everything regardless (vectors still come from the
-    embedding cache).
+    embedding cache). ``on_progress(stage, counts)`` is told each stage and the encoder's progress
+    (:data:`Progress`), on the building thread.
     """
     settings = settings or get_settings()
+    report = on_progress or _no_progress
     index_dir = Path(index_dir)
     paths = [Path(p) for p in paths]
     for p in paths:
@@ -142,7 +156,7 @@ def build_index(
         for _ in range(2):  # twice only when the model, once loaded, has another id than predicted
             try:
                 summary = _attempt(paths, index_dir, settings, encoder, progress, full,
-                                   IndexSummary(index_dir=index_dir), old_manifest, t0)
+                                   IndexSummary(index_dir=index_dir), old_manifest, t0, report)
                 break
             except _IdentityChanged as changed:
                 encoder = changed.encoder
@@ -159,7 +173,8 @@ class _IdentityChanged(Exception):
 
 
 def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool, full: bool,
-             summary: IndexSummary, old_manifest: dict[str, Any] | None, t0: float) -> IndexSummary:
+             summary: IndexSummary, old_manifest: dict[str, Any] | None, t0: float,
+             report: Progress = _no_progress) -> IndexSummary:
     model_id, passage_dtype = _identity(settings, encoder)
     space = vector_space(model_id, passage_dtype)
     key = compat.build_key(settings, passage_dtype=passage_dtype, model_id=model_id)
@@ -180,7 +195,7 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
             prev = None  # damaged: build afresh
     try:
         summary = _build(paths, index_dir, settings, encoder, progress, summary, old_manifest, prev,
-                         key, space, sources)
+                         key, space, sources, report)
     finally:
         if prev is not None:
             prev.close()
@@ -189,23 +204,28 @@ def _attempt(paths: list[Path], index_dir: Path, settings: Settings, encoder: An
 
 def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any, progress: bool,
            summary: IndexSummary, old_manifest: dict[str, Any] | None, prev: PreviousIndex | None,
-           key: dict[str, Any], space: str, sources: dict[str, Any]) -> IndexSummary:
+           key: dict[str, Any], space: str, sources: dict[str, Any],
+           report: Progress = _no_progress) -> IndexSummary:
     """The steps of a build that has something to do, in order; each step is one function below."""
     previous = _live_data_name(index_dir, old_manifest)  # read before the swap replaces it
     corpus = _read_corpus(paths, settings, prev, summary)
     _stage("read")
+    report("read", {"files_read": len(set(corpus.origins)) - (prev.files_reused if prev is not None else 0),
+                    "documents": len(corpus.docs), "paragraphs": len(corpus.para_texts)})
     rows, changed_docs = plan_rows(corpus.docs, prev, settings)
     if prev is not None and not changed_docs and _same_gloss(prev, corpus) and unchanged(prev, corpus.docs, rows, settings):
         return _renew(index_dir, paths, sources, corpus, prev, summary)
-    new = _embed_new_rows(rows, settings, encoder, progress, space, prev)
+    new = _embed_new_rows(rows, settings, encoder, progress, space, prev, report)
     tables = _assemble(corpus.docs, rows, new, prev)
     bm25_state, new_tokens = _bm25_state(rows, prev, corpus.normaliser)
     store, bm25, chunk_vectors = _backend(settings, index_dir, corpus.docs, rows, new, tables, bm25_state,
                                           new_tokens, space, prev)
     gloss = corpus.gloss_plan.build(corpus.para_texts)
+    report("writing", {})
     data_name = _write_data(index_dir, settings, paths, sources, corpus, rows, tables, new.dim,
                             (store, bm25, gloss, chunk_vectors), key, space)
     _stage("swapped")
+    report("swapped", {})
     # The live folder and its predecessor stay (a reader may be between reading the manifest and
     # opening it); older ones go once no reader holds them.
     remove_unused_data(index_dir, keep={data_name, previous})
@@ -272,7 +292,7 @@ class _NewVectors:
 
 
 def _embed_new_rows(rows: NextRows, settings: Settings, encoder: Any, progress: bool, space: str,
-                    prev: PreviousIndex | None) -> _NewVectors:
+                    prev: PreviousIndex | None, report: Progress = _no_progress) -> _NewVectors:
     """Vectors of the new rows: the embedding cache, the live index, else the model (loaded only then)."""
     new_texts = rows.new_chunk_texts + [c.text for c in rows.new_sentences]
     new_keys = [text_key(space, "passage", t) for t in new_texts]
@@ -291,9 +311,24 @@ def _embed_new_rows(rows: NextRows, settings: Settings, encoder: Any, progress: 
             elif dim is None:  # everything cached: the model need not load
                 dim = len(next(iter(found.values())))
             _stage("encoding")
+            to_encode = len(set(new_keys) - set(found) - set(known))
+            done = 0
+            report("encoding", {"to_encode": to_encode, "encoded": 0})
+
+            def encode(batch: list[str]) -> np.ndarray:
+                # In parts of PROGRESS_EVERY texts, each reported (the encoder batches within them).
+                nonlocal done
+                if not batch:
+                    return encoder.encode(batch, kind="passage", show_progress=progress)
+                parts = []
+                for i in range(0, len(batch), PROGRESS_EVERY):
+                    parts.append(encoder.encode(batch[i : i + PROGRESS_EVERY], kind="passage", show_progress=progress))
+                    done += len(parts[-1])
+                    report("encoding", {"to_encode": to_encode, "encoded": done})
+                return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
             new_vectors, n_encoded = encode_cached(
-                new_texts, model_id=space, kind="passage",
-                encode=lambda batch: encoder.encode(batch, kind="passage", show_progress=progress),
+                new_texts, model_id=space, kind="passage", encode=encode,
                 cache=cache, dim=dim, known={**found, **known}, keys=new_keys,
             )
         finally:
@@ -457,7 +492,9 @@ def _stage(name: str) -> None:
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(name + "\n")
     if os.environ.get("_RAG_TEST_BUILD_PAUSE") == name:
-        os.kill(os.getpid(), signal.SIGSTOP)
+        # Sent to this thread: the whole process stops before this thread's next step (sent to
+        # the process, another thread of a server may take it while this one renames on).
+        signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 def _live_data_name(index_dir: Path, manifest: dict[str, Any] | None) -> str:

@@ -28,6 +28,8 @@ from rag.ingest.clean import CleanResult, clean_document
 from rag.types import Document, Paragraph, SkippedFile
 
 MAX_BYTES = 50 * 1024 * 1024
+MAX_UNZIPPED = 256 * 1024 * 1024  # what a .docx may unpack to: past this it is a zip bomb, not a document
+MAX_ZIP_ENTRIES = 10_000
 TEXT_TYPES = {".txt", ".text", ".md", ".markdown", ".html", ".htm"}
 SUPPORTED = sorted(TEXT_TYPES | {".pdf", ".docx", ".jsonl"})
 TITLE_MAX = 120
@@ -184,7 +186,26 @@ def _read_pdf(data: bytes, name: str) -> tuple[str, str, str | None]:
     return text, "wrapped", title if title.lower() not in ("", "untitled", "anonymous") else None
 
 
+def check_docx_archive(data: bytes, name: str) -> None:
+    """Refuse a .docx that is not a zip, or that would unpack past :data:`MAX_UNZIPPED` (a zip
+    bomb): the sizes are read from the zip's directory, before anything is decompressed."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise IngestError(f"{name}: corrupt or unreadable DOCX (not a zip archive: {exc})") from exc
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise IngestError(f"{name}: DOCX holds {len(infos)} files (> {MAX_ZIP_ENTRIES}): not a document")
+    unpacked = sum(max(i.file_size, 0) for i in infos)
+    if unpacked > MAX_UNZIPPED:
+        raise IngestError(f"{name}: DOCX would unpack to {unpacked / 2**20:.0f} MB "
+                          f"(> {MAX_UNZIPPED // 2**20} MB): refused as a zip bomb")
+
+
 def _read_docx(data: bytes, name: str) -> tuple[str, str, str | None]:
+    check_docx_archive(data, name)
     try:
         import docx
 

@@ -6,6 +6,7 @@
 - :mod:`.numbers`: numbers as a reader compares them (Chinese numerals, magnitudes, bounds);
 - :mod:`.checks`: whether a paragraph supports a written sentence, and the verdict on each;
 - :mod:`.stream`: :class:`~.stream.CheckedStream`, the answer checked sentence by sentence;
+- :mod:`.framed`: English answers over Chinese paragraphs, the answer copied then framed in English;
 - :mod:`.factory`: the one place the generators and the judge are built from settings.
 
 The generator only ever sees the retrieved paragraphs, numbered and fenced as untrusted data

@@ -78,14 +78,17 @@ class CheckedStream:
     and :func:`check_sentence` kept or repaired it, its out-of-range markers removed and its
     markers renumbered by first use (the sources shown are 1..k in the order cited). With
     ``quote_sources``, an English sentence over a Chinese paragraph is followed by the
-    paragraph's sentence that supports it, quoted and cited. What is shown is final: the
+    paragraph's sentence that supports it, quoted and cited (with ``anchors``, the sentence that
+    holds the given span of that paragraph). What is shown is final: the
     streamed pieces join to :meth:`answer`'s text. A finished (or failed) stream's
     :meth:`answer` is the checked ``Answer``, with a warning for each removal and repair.
     """
 
     def __init__(self, question: Question, hits: Sequence[Hit], *, encoder: Encoder | None = None,
-                 config: str | None = None, quote_sources: bool = True) -> None:
+                 config: str | None = None, quote_sources: bool = True,
+                 anchors: dict[int, tuple[int, int]] | None = None) -> None:
         self.question = question
+        self.anchors = dict(anchors or {})  # source n -> [start, end) the quote must hold (an answer span)
         self.quote_sources = quote_sources
         self.quoted: set[tuple[int, int]] = set()
         self.hits = list(hits)
@@ -144,7 +147,9 @@ class CheckedStream:
             spans = quotable_spans(hit, normaliser)
             if not spans:
                 continue
-            a, b = self._closest(plain, hit, spans)
+            anchor = self.anchors.get(old)
+            holding = [(a, b) for a, b in spans if anchor and a <= anchor[0] < b]
+            a, b = holding[0] if holding else self._closest(plain, hit, spans)
             quote = hit.text[a:b].strip()
             if (old, a) in self.quoted or matching_form(quote, normaliser) in matching_form(plain, normaliser):
                 continue

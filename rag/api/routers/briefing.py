@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from rag.api.deps import Service
+from rag.api.deps import AllCollections
 from rag.api.schemas import ERRORS, BriefingBody, RequestModels
 
 _FILE = {"content": {"application/vnd.openxmlformats-officedocument.wordprocessingml.document": {},
@@ -25,9 +25,10 @@ def build_router(models: RequestModels) -> APIRouter:
 
     @router.post("/briefing", summary="A briefing: each question, its answer and numbered references",
                  response_class=Response, responses={200: _FILE})
-    def briefing(body: BriefingRequest, service: Service) -> Response:
+    def briefing(body: BriefingRequest, collections: AllCollections) -> Response:
         from rag import briefing as brief
 
+        service = collections.service(body.collection)
         if body.questions is not None:
             doc = brief.from_questions(service, body.questions, script=body.script, k=body.k)
         else:

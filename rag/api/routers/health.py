@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from rag.api.deps import Holder
+from rag.api.deps import AllCollections
 from rag.api.errors import NotReadyError, error_body
 
 router = APIRouter(tags=["health"])
@@ -18,10 +20,14 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="The index is loaded (503 with the reason until it is)",
-    responses={503: {"description": "index not loaded"}},
+    summary="The index (of ?collection=, default unset) is loaded (503 with the reason until it is)",
+    responses={503: {"description": "index not loaded"}, 404: {"description": "no such collection"},
+               422: {"description": "a collection name that is not a slug"}},
 )
-def readyz(holder: Holder) -> JSONResponse:
+def readyz(collections: AllCollections,
+           collection: Annotated[str | None, Query(max_length=64, description="unset: default")] = None,
+           ) -> JSONResponse:
+    holder = collections.holder(collection)
     try:
         info = holder.info()
     except NotReadyError as exc:

@@ -23,11 +23,23 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rag.answer.steps import Draft, Final, Piece, Step
-from rag.api.deps import Service
+from rag.api.deps import AllCollections
 from rag.api.schemas import BUSY, ERRORS, ChatBody, RequestModels, check_history
 from rag.errors import InputError
 
 MODEL_ID = "rag-bilingual"
+
+
+def model_collection(model: str | None) -> str | None:
+    """The collection a /v1 model name picks: ``rag-bilingual:<collection>``; any other name
+    (``rag-bilingual``, or a client's default such as ``gpt-4o``) picks the default collection."""
+    if model and model.startswith(MODEL_ID + ":"):
+        return model[len(MODEL_ID) + 1:]
+    return None
+
+
+def model_name(collection: str) -> str:
+    return MODEL_ID if collection == "default" else f"{MODEL_ID}:{collection}"
 
 
 def message_text(content: str | list[dict[str, Any]] | None) -> str:
@@ -149,13 +161,15 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
     else:
         ChatCompletionRequest = models.chat
 
-    @router.get("/models", summary="The one model this server offers")
-    def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "rag-bilingual"}]}
+    @router.get("/models", summary="One model per collection: rag-bilingual (default), rag-bilingual:<collection>")
+    def list_models(collections: AllCollections) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model_name(c), "object": "model", "created": 0,
+                                            "owned_by": "rag-bilingual"} for c in collections.names()]}
 
     @router.post("/chat/completions", summary="OpenAI-compatible chat (set stream=true for SSE)",
                  response_model=None, responses={200: _COMPLETION_RESPONSES, **BUSY})
-    async def chat_completions(body: ChatCompletionRequest, service: Service) -> Any:
+    async def chat_completions(body: ChatCompletionRequest, collections: AllCollections) -> Any:
+        service = await run_in_threadpool(collections.service, model_collection(body.model))
         question, history = split_messages(body.messages, max_chars)
         mode = (body.metadata or {}).get("answer_mode")  # checked by the service (422 when unknown)
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"

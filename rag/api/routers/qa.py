@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fastapi import APIRouter
 
-from rag.api.deps import Service
+from rag.api.deps import AllCollections
 from rag.api.schemas import (
     BUSY,
     ERRORS,
@@ -31,7 +31,8 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
 
     @router.post("/ask", summary="Answer a question with cited source paragraphs",
                  responses={200: {"model": AnswerOut}, **BUSY})
-    def ask(body: AskRequest, service: Service) -> dict[str, Any]:
+    def ask(body: AskRequest, collections: AllCollections) -> dict[str, Any]:
+        service = collections.service(body.collection)
         history = [m.model_dump() for m in body.history]
         check_history(history, max_chars)
         answer = service.ask(body.question, body.k, history=history, script=body.script,
@@ -40,9 +41,10 @@ def build_router(models: RequestModels, max_chars: int) -> APIRouter:
 
     @router.post("/search", summary="Rank paragraphs for a query (no answer)",
                  responses={200: {"model": SearchOut}})
-    def search(body: SearchRequest, service: Service) -> dict[str, Any]:
+    def search(body: SearchRequest, collections: AllCollections) -> dict[str, Any]:
         from rag.answer.display import search_body
 
+        service = collections.service(body.collection)
         question = service.question(body.query, field="query")
         hits = service.search(question, body.k)
         return search_body(question, hits, script=body.script)
