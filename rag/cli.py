@@ -166,7 +166,10 @@ def _service(index: str | None) -> RagService:
 
     settings = _settings(index)
     limit_process()  # the service applies it to every thread that asks
-    return RagService.open(settings.index_dir, settings)
+    svc = RagService.open(settings.index_dir, settings, lean_fallback=True)
+    if svc.llm_error is not None:  # RAG_LLM=local, but the model could not be had: one line, then lean
+        click.echo(f"warning: the language model is off, answering in the lean mode: {svc.llm_error}", err=True)
+    return svc
 
 
 def _read_text(text: str) -> str:

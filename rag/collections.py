@@ -80,7 +80,8 @@ class Models:
         with self._lock:
             if self.base is not None:
                 return self.base.sibling(RagService.open_index(index_dir, self.settings))
-            svc = RagService.open(index_dir, self.settings, encoder=self._encoder)
+            # The product's way: a language model that cannot be had leaves it lean, saying why.
+            svc = RagService.open(index_dir, self.settings, encoder=self._encoder, lean_fallback=True)
             self.base = svc
             return svc
 
@@ -210,10 +211,11 @@ class IndexHolder:
         judge = svc.judge
         llm: dict[str, Any] = {"mode": "off"}
         if judge is not None:
-            llm = {"mode": "local", "model": judge.model.path.name, "judge_floor": judge.floor,
-                   "judge_top_k": judge.top_k, "load_s": round(svc.llm_load_seconds, 2)}
+            llm = {**judge.describe(), "load_s": round(svc.llm_load_seconds, 2)}
             if svc.model_queue is not None:
                 llm["queue"] = svc.model_queue.stats()
+        elif svc.llm_error is not None:  # RAG_LLM=local asked for it; the service runs lean
+            llm = {"mode": "off", "lean": True, "requested": svc.settings.llm, "error": svc.llm_error}
         out = {
             "llm": llm,
             # What a request's answer_mode can choose: written needs a model that writes.

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     judge_floor: float | None = Field(None, ge=0.0, le=1.0, description="Cite a paragraph only when the "
                                       "judge's P(yes) reaches this; None = calibrated default")
     judge_top_k: int = Field(3, ge=1, le=10, description="Paragraphs the judge reads per question")
+    llm_judge: Literal["auto", "local", "server", "off"] = Field(
+        "auto", description="With RAG_LLM=local, where the answerability judge runs: local = the model in this "
+        "process; server = the first token's logprobs from RAG_LLM_BASE_URL's server; auto = server when "
+        "RAG_LLM_BASE_URL is set, else local; off = no judge")
     llm_answers: Literal["extractive", "generated"] = Field(
         "extractive", description="With RAG_LLM=local: generated = the model writes the answer from the "
         "paragraphs the judge passed (checked); extractive = quoted sentences. A request's answer_mode "

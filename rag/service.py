@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 from rag.answer.steps import Final, Retrieved, final_answer
 from rag.config import Settings, get_settings
-from rag.errors import IndexStateError, InputError, NotFoundError
+from rag.errors import IndexStateError, InputError, NotFoundError, RagError
 from rag.index.compat import require_fit, require_model_id
 from rag.index.loaded import LoadedIndex
 from rag.index.manifest import read_manifest
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rag.answer.written.client import Generator as TextGenerator
     from rag.embedding import Encoder
     from rag.llm.admission import ModelQueue
-    from rag.llm.judge import Judge
+    from rag.llm.judge import AnswerJudge
     from rag.llm.rewrite import Rewriter
 
 log = logging.getLogger(__name__)
@@ -136,16 +136,20 @@ class RagService:
 
     encoder_load_seconds: float = 0.0  # measured by open() when it loaded the model
     llm_load_seconds: float = 0.0  # the same for the language model (RAG_LLM=local)
+    # RAG_LLM=local asked for, but the model could not be had: why; the service runs lean (no judge)
+    llm_error: str | None = None
 
     def __init__(
         self, index: LoadedIndex, encoder: Encoder, settings: Settings, *,
-        on_request_thread: Callable[[], None] | None = limit_this_thread, judge: Judge | None = None,
+        on_request_thread: Callable[[], None] | None = limit_this_thread, judge: AnswerJudge | None = None,
     ) -> None:
         """``on_request_thread`` runs at the start of every search and answer, on the calling
         thread. The default applies the thread limits of a process whose edge chose them
         (:func:`rag.threads.limit_process`, called by ``rag serve`` and the CLI) to each thread
         that asks, such as a server's request threads; in any other process it does nothing.
-        ``judge`` (``RAG_LLM=local``) reads the top paragraphs before they are cited."""
+        ``judge`` (``RAG_LLM=local``) reads the top paragraphs before they are cited: this
+        process's model, which then also rewrites follow-ups and may write answers, behind the
+        bounded queue; or a model server's (its own limits, no queue here)."""
         self.settings = settings
         self.on_request_thread = on_request_thread
         self.index = index
@@ -171,31 +175,46 @@ class RagService:
         self.rewriter: Rewriter | None = None  # RAG_LLM=local: follow-ups made standalone
         # RAG_LLM=local: the bounded queue every question that uses the model passes (RAG_LLM_QUEUE)
         self.model_queue: ModelQueue | None = None
-        if judge is not None:
+        # Imported here: the factory loads httpx, which a process without a service never needs.
+        from rag.answer.written.factory import (
+            local_model_of,
+            writer_from_settings,
+            writes_by_default,
+            writes_locally,
+        )
+
+        model = local_model_of(judge)
+        if model is not None:
             from rag.llm.admission import ModelQueue
             from rag.llm.rewrite import Rewriter
 
-            self.rewriter = Rewriter(judge.model)
+            self.rewriter = Rewriter(model)
             self.model_queue = ModelQueue(settings.llm_queue)
         # RAG_LLM_BASE_URL: a server writes the answer; RAG_LLM=local: the judge's model may.
         # Built once: a request's answer_mode picks the writer or leaves it out, never builds one.
-        # Imported here: the factory loads httpx, which a process without a service never needs.
-        from rag.answer.written.factory import writer_from_settings, writes_by_default
 
         self.writer: TextGenerator | None = None  # what answer_mode="written" gets
         try:
             self.writer = writer_from_settings(settings, judge=judge)
         except ValueError:  # misconfigured: each answer says so (rag.answer.compose) and is extractive
             pass
-        self.default_answer_mode = "written" if writes_by_default(settings) else "extractive"
+        # The local model writes by default only when it loaded (else the lean mode quotes).
+        lean = writes_locally(settings) and self.writer is None
+        self.default_answer_mode = "written" if writes_by_default(settings) and not lean else "extractive"
         self.generator: TextGenerator | None = self.writer if self.default_answer_mode == "written" else None
 
     @classmethod
     def open(
         cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None,
-        on_request_thread: Callable[[], None] | None = limit_this_thread,
+        on_request_thread: Callable[[], None] | None = limit_this_thread, lean_fallback: bool = False,
     ) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
+
+        When ``RAG_LLM=local`` asks for the language model and it cannot be had (not built, too
+        little memory, a corrupt file, a server without logprobs), the error is raised; with
+        ``lean_fallback`` (the product's edges: ``rag serve``, ``rag ask``, the chat) the service
+        runs without it instead, as with ``RAG_LLM=off``, and ``llm_error`` says why. ``rag eval``
+        and the benchmarks keep the error: a lean run must not be measured as the model's.
 
         The service returned answers its first question about as fast as the next ones. The
         warm-up runs after the loads, not beside them: it is pure Python, and three threads
@@ -208,17 +227,18 @@ class RagService:
         if manifest is None:
             raise IndexStateError(f"no index in {index_dir}: build one with `rag index --index {index_dir}`")
         require_fit(manifest, settings, index_dir)
-        svc = cls._open(index_dir, manifest, settings, encoder)
+        svc = cls._open(index_dir, manifest, settings, encoder, lean_fallback=lean_fallback)
         svc.on_request_thread = on_request_thread
         warm_up(settings)
         return svc
 
     @classmethod
-    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None) -> RagService:
+    def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None, *,
+              lean_fallback: bool = False) -> RagService:
         # The models load in threads while the index opens: start-up is the longest, not the sum.
         judge_ready = None
         if settings.llm != "off":
-            def load_judge() -> Judge | None:
+            def load_judge() -> AnswerJudge | None:
                 from rag.answer.written.factory import judge_from_settings
 
                 return judge_from_settings(settings)
@@ -233,11 +253,21 @@ class RagService:
         encoder_seconds = 0.0
         if encoder_ready is not None:
             encoder, encoder_seconds = encoder_ready()
-        judge, judge_seconds = judge_ready() if judge_ready is not None else (None, 0.0)
+        judge: AnswerJudge | None = None
+        judge_seconds, llm_error = 0.0, None
+        if judge_ready is not None:
+            try:
+                judge, judge_seconds = judge_ready()
+            except Exception as exc:  # noqa: BLE001 - whatever stops the model, the product runs lean
+                if not lean_fallback:
+                    raise
+                llm_error = str(exc) if isinstance(exc, RagError) else f"{type(exc).__name__}: {exc}"
+                log.warning("the language model is off (lean mode): %s", llm_error)
         assert encoder is not None  # given, or loaded above
         svc = cls(index, encoder, settings, judge=judge)
         svc.encoder_load_seconds = encoder_seconds
         svc.llm_load_seconds = judge_seconds
+        svc.llm_error = llm_error
         return svc
 
     def sibling(self, index: LoadedIndex) -> RagService:
@@ -247,6 +277,7 @@ class RagService:
         svc.judge, svc.rewriter, svc.model_queue = self.judge, self.rewriter, self.model_queue
         svc.writer, svc.generator, svc.default_answer_mode = self.writer, self.generator, self.default_answer_mode
         svc.encoder_load_seconds, svc.llm_load_seconds = self.encoder_load_seconds, self.llm_load_seconds
+        svc.llm_error = self.llm_error
         return svc
 
     @staticmethod

@@ -129,6 +129,8 @@ GENERATOR_INCOMPLETE = "generator.incomplete"  # the generator failed after a ch
 FALLBACK_NO_SPAN = "fallback.no_span"  # the answer the model copied is not in the paragraphs word for word
 # An English answer over Chinese text whose frame is the template, not the model's sentence:
 FRAME_TEMPLATE = "frame.template"
+# The answerability judge (a model server's) failed for this question: cited without it
+JUDGE_UNAVAILABLE = "judge.unavailable"
 # A notice read back from its JSON text, which does not carry the code:
 UNKNOWN = "unknown"
 

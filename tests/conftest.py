@@ -19,6 +19,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 EXTERNAL = Path(os.environ.get("RAG_EXTERNAL_DIR", SHARED / "data" / "external"))
 
+# The suite runs in the lean mode whatever the environment or .env says (run.sh's default is
+# RAG_LLM=local): a test of the language model asks for it in its own settings.
+os.environ["RAG_LLM"] = "off"
+
 # A model folder holding a file this large holds real weights; the tests' tiny models are a few KB.
 REAL_WEIGHTS_BYTES = 8 << 20
 _running: list[pytest.Item] = []  # the test being run (set up, called, torn down)

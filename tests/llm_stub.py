@@ -9,6 +9,8 @@
         stub.status = 500                                  # an HTTP error
         ... settings.llm_base_url = stub.base_url ...
         stub.requests[-1]["messages"]                      # what the client sent
+        stub.logprobs = {"yes": -0.1, "no": -2.4}          # first-token candidates, sent when a
+                                                           # request asks for logprobs (or a callable)
 
 Runs ``http.server`` in a background thread on a free port of 127.0.0.1: no network, no
 dependency beyond the standard library.
@@ -25,12 +27,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = str | Callable[[dict[str, Any]], str]
+Logprobs = dict[str, float] | Callable[[dict[str, Any]], dict[str, float]] | None
 HOLD_LIMIT_S = 120.0  # a held reply goes on by itself after this, so a failed test cannot hang
 
 
 class LLMStub:
     def __init__(self) -> None:
         self.reply: Reply = "OK"
+        self.logprobs: Logprobs = None  # None: a server that returns no logprobs
         self.delay_s = 0.0
         self.piece_delay_s = 0.0  # between streamed pieces (stream: true)
         self.hold_at: list[str] = []  # a streamed reply pauses after sending each, in order
@@ -71,19 +75,24 @@ class LLMStub:
                 if body.get("stream"):
                     self._send_stream(text)
                     return
+                choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                          "finish_reason": "stop", "logprobs": None}
+                found = stub.logprobs(body) if callable(stub.logprobs) else stub.logprobs
+                if body.get("logprobs") and found:  # OpenAI's shape, as llama_cpp.server 0.3 sends it
+                    top = sorted(found.items(), key=lambda kv: -kv[1])[: int(body.get("top_logprobs") or 0)]
+                    first = top[0] if top else next(iter(found.items()))
+                    choice["message"]["content"] = first[0]
+                    choice["logprobs"] = {"content": [{
+                        "token": first[0], "logprob": first[1], "bytes": None,
+                        "top_logprobs": [{"token": t, "logprob": v, "bytes": None} for t, v in top]}],
+                        "refusal": None}
                 self._send(
                     200,
                     {
                         "id": "chatcmpl-stub",
                         "object": "chat.completion",
                         "model": body.get("model", "stub"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop",
-                            }
-                        ],
+                        "choices": [choice],
                     },
                 )
 

@@ -45,6 +45,27 @@ def wait_until(url: str, *, status: int | None = 200, timeout: float = 60.0, pro
     raise TimeoutError(f"{url} did not answer {status} within {timeout}s (last: {last})")
 
 
+@contextlib.contextmanager
+def llama_cpp_server(model_path: Path, *, threads: int | None = None, timeout: float = 120.0) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server (``python -m llama_cpp.server``) on
+    ``model_path`` in a child process; yields its ``/v1`` base URL. Its default ``--logits_all
+    True`` is what gives logprobs."""
+    port = free_port()
+    env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
+         "--n_threads", str(threads or os.cpu_count() or 2), "--seed", "0", "--verbose", "False"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_until(f"{base}/models", timeout=timeout, proc=proc)
+        yield base
+    finally:
+        stop(proc, timeout=20)
+
+
 @dataclass
 class Server:
     base_url: str

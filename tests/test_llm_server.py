@@ -6,10 +6,7 @@ process; the answer path sends it the numbered paragraphs and checks what comes 
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
@@ -20,22 +17,10 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def llama_server(local_model_path):
-    from tests.server_utils import free_port, stop, wait_until
+    from tests.server_utils import llama_cpp_server
 
-    port = free_port()
-    env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(local_model_path),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096",
-         "--n_threads", str(os.cpu_count() or 2), "--seed", "0", "--verbose", "False"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_until(f"{base}/models", timeout=120, proc=proc)
+    with llama_cpp_server(local_model_path) as base:
         yield base
-    finally:
-        stop(proc, timeout=20)
 
 
 def test_a_generated_answer_from_a_real_server_cites_its_sources(llama_server, corpus_service):

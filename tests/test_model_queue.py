@@ -83,11 +83,15 @@ class BlockingJudge:
 
     floor = 0.5
     top_k = 3
+    kind = "local"
 
     def __init__(self) -> None:
         self.model = _StandInModel()
         self.release = threading.Event()
         self.calls = 0
+
+    def describe(self) -> dict[str, object]:
+        return {"mode": "local", "model": self.model.path.name, "judge_floor": self.floor, "judge_top_k": self.top_k}
 
     def judge(self, question: str, hits: Any) -> list[Verdict]:
         self.calls += 1

@@ -256,8 +256,13 @@ class ChatUI:
                 return LOADING
             return f"⚠️ {escape_md(self.holder.not_ready_reason())}"
         model = info.get("model", {}).get("id") or info.get("model", {}).get("name") or "?"
-        return (f"就緒 Ready · 索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
+        line = (f"就緒 Ready · 索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
                 f" · model `{escape_md(str(model))}` · [API docs](/docs)")
+        llm = info.get("llm", {})
+        if llm.get("lean"):  # the language model was asked for but could not be had: say so, and why
+            line += (" · ⚠️ 語言模型未能載入，以精簡模式運行 The language model is off (lean mode): "
+                     f"{escape_md(str(llm.get('error')))}")
+        return line
 
     def status_tick(self) -> tuple[str, Any, Any]:
         """The status line, polled while the index loads; the timer stops once it is settled.

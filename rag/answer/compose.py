@@ -22,6 +22,7 @@ from rag.answer.written.markers import cited_numbers
 from rag.answer.written.prompt import answer_messages
 from rag.answer.written.stream import CheckedStream, UnusableGeneration
 from rag.config import Settings
+from rag.errors import ModelError
 from rag.profiles import E5_SMALL, UNCALIBRATED_NOTICE, ModelProfile, uncalibrated_text
 from rag.question import Question
 from rag.text.normalise import convert_script
@@ -30,6 +31,7 @@ from rag.types import (
     FALLBACK_MISCONFIGURED,
     FALLBACK_NO_WRITER,
     GENERATOR_INCOMPLETE,
+    JUDGE_UNAVAILABLE,
     Answer,
     Hit,
     Notice,
@@ -38,7 +40,7 @@ from rag.types import (
 if TYPE_CHECKING:
     from rag.answer.lexicon import Lexicon
     from rag.embedding import Encoder
-    from rag.llm.judge import Judge
+    from rag.llm.judge import AnswerJudge
 
 MAX_GEN_PARAGRAPHS = 5  # paragraphs shown to the generator
 NO_WRITER = ("a written answer was asked for, but no language model writes answers on this server "
@@ -53,7 +55,7 @@ class AnswerOptions(TypedDict, total=False):
     script: str | None
     generator: Generator | None
     mode: str | None
-    judge: Judge | None
+    judge: AnswerJudge | None
     encoder: Encoder | None
     lexicon: Lexicon | None
     english_frame: bool
@@ -73,7 +75,7 @@ def answer_steps(
     *,
     script: str | None = None,
     generator: Generator | None = None,
-    judge: Judge | None = None,
+    judge: AnswerJudge | None = None,
     encoder: Encoder | None = None,
     mode: str | None = None,
     lexicon: Lexicon | None = None,
@@ -116,20 +118,29 @@ def answer_steps(
                                       reason=abstain_reason(hits, floor)), script))
         return
     judged_ms: dict[str, float] = {}
+    unjudged: Notice | None = None
     if judge is not None:
         from rag.llm.judge import reason as judge_reason
 
         t1 = time.perf_counter()
         read = above[: judge.top_k]
-        verdicts = judge.judge(question.standalone, read)
+        try:
+            verdicts = judge.judge(question.standalone, read)
+        except ModelError as exc:  # a model server that fails now: cite as without the judge, and say so
+            verdicts = None
+            unjudged = Notice(JUDGE_UNAVAILABLE, f"the language model's check is unavailable ({exc}); "
+                                                 "the paragraphs are cited without it")
         judged_ms = {"judge": _ms(t1)}
-        above = [replace(h, judge=round(v.p_yes, 4)) for h, v in zip(read, verdicts, strict=True)
-                 if v.p_yes >= judge.floor]
-        if not above:
+        if verdicts is not None:
+            above = [replace(h, judge=round(v.p_yes, 4)) for h, v in zip(read, verdicts, strict=True)
+                     if v.p_yes >= judge.floor]
+        if verdicts is not None and not above:
             best = max(v.p_yes for v in verdicts)
             yield Final(in_script(abstain(lang, None, warnings, timings={**judged_ms, "answer": _ms(t0)},
                                           reason=judge_reason(lang, len(read), best, judge.floor)), script))
             return
+    if unjudged is not None:
+        warnings.append(unjudged)
     if mode == "extractive":
         generator = None
     elif generator is None and settings.llm_base_url:

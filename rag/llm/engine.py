@@ -67,6 +67,7 @@ class LocalModel:
         self._lib = llama_cpp
         self.path = Path(path)
         self.threads = threads
+        check_memory(self.path)
         t0 = time.perf_counter()
         try:
             self.llm = llama_cpp.Llama(
@@ -232,6 +233,37 @@ class LocalModel:
     def _greedy(self) -> int:
         ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
         return int(np.argmax(np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))))
+
+
+WORKING_MB = 700  # besides the weights: the KV cache of N_CTX tokens, compute buffers (1.5B: RSS ~1.8 GB)
+
+
+def check_memory(path: Path, available: int | None = None) -> None:
+    """Refuse to load a model that does not fit in the memory available (``MemAvailable``, or the
+    cgroup's limit when lower), with a message, instead of being killed for it later."""
+    need = path.stat().st_size + (WORKING_MB << 20)
+    have = available if available is not None else memory_available()
+    if have is not None and have < need:
+        raise ModelError(
+            f"too little memory for the language model: {path.name} needs about {need / 2**30:.1f} GB, "
+            f"{have / 2**30:.1f} GB is available; free some, or run without it (RAG_LLM=off)")
+
+
+def memory_available() -> int | None:
+    """Bytes this process can still use: /proc/meminfo's MemAvailable, capped by a cgroup v2 limit."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            have = next(int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit != "max":
+            have = min(have, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return have
 
 
 def _decodable(data: bytes) -> str:

@@ -1,5 +1,9 @@
 """The answerability judge: does this paragraph answer this question? P(yes) from the model.
 
+Two engines read the same prompt and give the same P(yes): :class:`Judge`, the local model's
+logits (``RAG_LLM=local``), and ``rag.llm.server_judge.ServerJudge``, the first token's logprobs
+from an OpenAI-compatible server (``RAG_LLM_BASE_URL``).
+
 The relevance model scores a near miss (a paragraph on the right topic that lacks the asked-for
 fact) as high as an answer; the judge *reads* the paragraph against the question. One prompt-only
 pass per paragraph: the model's chat template around
@@ -22,6 +26,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -36,6 +41,9 @@ MAX_PARAGRAPH_CHARS = 1200  # a longer paragraph is judged on its first 1,200 ch
 SYSTEM = "You check whether a passage answers a question. Reply with one word: yes or no."
 _SLOT = "\u241fQUESTION\u241f"  # a marker no question contains: where the question goes
 USER = "Passage:\n{passage}\n\nQuestion: " + _SLOT + "\n\nDoes the passage answer the question? Reply yes or no."
+
+YES_WORDS = ("yes", "Yes", "YES")  # the first answer token's "yes" set (each a single token)
+NO_WORDS = ("no", "No", "NO")
 
 REASONS = {
     "en": "none of the {n} best paragraphs answers the question, according to the language model's "
@@ -54,6 +62,23 @@ class Verdict:
     seconds: float
 
 
+class AnswerJudge(Protocol):
+    """What the answer path needs of a judge: :class:`Judge` (this process's model) or
+    ``rag.llm.server_judge.ServerJudge`` (a model server's logprobs)."""
+
+    floor: float
+    top_k: int
+
+    @property
+    def kind(self) -> str:
+        """``"local"`` or ``"server"``."""
+        ...
+
+    def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]: ...
+
+    def describe(self) -> dict[str, object]: ...
+
+
 class Judge:
     """P(yes) for (question, paragraph) pairs on one :class:`LocalModel`."""
 
@@ -68,15 +93,20 @@ class Judge:
         head, rest = rendered.split("\u241fPASSAGE\u241f")
         between, tail = rest.split(_SLOT)
         self._head, self._between, self._tail = head, between, tail
-        self._yes = _single_tokens(model, ("yes", "Yes", "YES"))
-        self._no = _single_tokens(model, ("no", "No", "NO"))
+        self._yes = _single_tokens(model, YES_WORDS)
+        self._no = _single_tokens(model, NO_WORDS)
         if not self._yes or not self._no:
             raise ValueError(f"{model.path.name}: 'yes'/'no' are not single tokens; the judge needs them")
 
+    kind = "local"
+
+    def describe(self) -> dict[str, object]:
+        """What /readyz shows of the judge."""
+        return {"mode": "local", "model": self.model.path.name, "judge_floor": self.floor, "judge_top_k": self.top_k}
+
     def prompt(self, question: str, title: str, text: str) -> tuple[list[int], list[int]]:
         """(prefix, suffix) tokens: the prefix holds the paragraph, the suffix the question."""
-        passage = (f"{title}\n" if title else "") + text[:MAX_PARAGRAPH_CHARS]
-        prefix = self.model.tokenize(self._head + passage + self._between)
+        prefix = self.model.tokenize(self._head + passage(title, text) + self._between)
         suffix = self.model.tokenize(question.strip() + self._tail)
         return prefix, suffix
 
@@ -85,9 +115,7 @@ class Judge:
         return self.probability(self.model.next_token_logits(prefix, suffix))
 
     def probability(self, logits: np.ndarray) -> float:
-        yes = _logsumexp(logits[self._yes])
-        no = _logsumexp(logits[self._no])
-        return 1.0 / (1.0 + math.exp(no - yes))
+        return p_yes(logits[self._yes], logits[self._no])
 
     def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]:
         """A verdict for each of ``hits``, in order."""
@@ -97,6 +125,26 @@ class Judge:
             p = self.p_yes(question, hit.title, hit.text)
             out.append(Verdict(hit.para_id, p, time.perf_counter() - t0))
         return out
+
+
+def passage(title: str, text: str) -> str:
+    """The paragraph as the judge reads it: its title, then its first MAX_PARAGRAPH_CHARS characters."""
+    return (f"{title}\n" if title else "") + text[:MAX_PARAGRAPH_CHARS]
+
+
+def messages(question: str, title: str, text: str) -> list[dict[str, str]]:
+    """The judge's chat messages for one (question, paragraph): what :class:`Judge` renders with the
+    model's template (in two parts, to cache the paragraph) and what a server is sent."""
+    user = USER.format(passage=passage(title, text)).replace(_SLOT, question.strip())
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def p_yes(yes: Sequence[float] | np.ndarray, no: Sequence[float] | np.ndarray) -> float:
+    """P(yes) against "no" from the first token's logits (or log-probabilities: the same up to a
+    constant) of the "yes" tokens and of the "no" tokens."""
+    a = _logsumexp(np.asarray(yes, dtype=np.float64))
+    b = _logsumexp(np.asarray(no, dtype=np.float64))
+    return 1.0 / (1.0 + math.exp(min(b - a, 700.0)))
 
 
 def reason(lang: str, n: int, best: float, floor: float) -> str:
