@@ -92,6 +92,10 @@ class Settings(BaseSettings):
         "extractive", description="With RAG_LLM=local: generated = the model writes the answer from the "
         "paragraphs the judge passed (checked); extractive = quoted sentences. A request's answer_mode "
         "(written or extractive) overrides it for that question")
+    llm_english_frame: bool = Field(
+        False, description="Written answers to English questions over Chinese paragraphs: the model extracts "
+        "the answer span, then frames it in one English sentence (a template where it fails); off: written "
+        "freely. Off until measured better than the free answers (benchmarks/english_answers.py)")
     llm_queue: int = Field(8, ge=0, le=10000, description="Questions that may wait for the local model "
                            "besides the one it serves; past them a question gets 503 with Retry-After")
 

@@ -386,7 +386,8 @@ class RagService:
         writes = mode == "written" and self.writer is not None
         for step in answer_steps(asked, hits, self.settings, script=script, judge=self.judge, mode=mode,
                                  generator=self.writer if mode == "written" else None, encoder=self.encoder,
-                                 lexicon=self.lexicon if writes else None, calibration=self.calibration):
+                                 lexicon=self.lexicon if writes else None, calibration=self.calibration,
+                                 english_frame=self.settings.llm_english_frame):
             if isinstance(step, Final):
                 t2 = time.perf_counter()
                 timings = {**step.answer.timings_ms, "retrieve": retrieve, "answer": round((t2 - t1) * 1000, 2),

@@ -241,7 +241,11 @@ WORKING_MB = 700  # besides the weights: the KV cache of N_CTX tokens, compute b
 def check_memory(path: Path, available: int | None = None) -> None:
     """Refuse to load a model that does not fit in the memory available (``MemAvailable``, or the
     cgroup's limit when lower), with a message, instead of being killed for it later."""
-    need = path.stat().st_size + (WORKING_MB << 20)
+    try:
+        need = path.stat().st_size + (WORKING_MB << 20)
+    except OSError as exc:
+        raise ModelError(f"cannot read the language model file {path}: {exc.strerror or exc}; set "
+                         "RAG_LLM_MODEL_PATH to a GGUF file, or run without it (RAG_LLM=off)") from None
     have = available if available is not None else memory_available()
     if have is not None and have < need:
         raise ModelError(
