@@ -56,13 +56,12 @@ def rank(scores: dict[str, float]) -> list[tuple[str, float]]:
 
 def external_index(name: str, settings) -> Path:
     """Index a set's corpus.jsonl once into the cache (incremental, embeddings cached)."""
-    from rag.evaluation.runner import index_variant
+    from rag.evaluation.runner import external_index_dir
     from rag.files import sha256_file
     from rag.index.build import build_index
 
     corpus = EXTERNAL / name / "corpus.jsonl"
-    index_dir = (settings.cache_dir / "eval-index"
-                 / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}{index_variant(settings)}")
+    index_dir = external_index_dir(settings, name, sha256_file(corpus)[:16])
     summary = build_index([corpus], index_dir, settings, progress=True)  # incremental: cheap when unchanged
     print("\n".join(summary.lines()), flush=True)
     return index_dir
@@ -70,11 +69,11 @@ def external_index(name: str, settings) -> Path:
 
 def gold_index(settings) -> Path:
     """The default corpus indexed with ``settings`` as `rag eval` indexes it (built when missing)."""
-    from rag.evaluation.runner import corpus_fingerprint, index_variant
+    from rag.evaluation.runner import gold_index_dir
     from rag.index.build import build_index
 
     corpus = ROOT / "corpus"
-    index_dir = settings.cache_dir / "eval-index" / f"default-{corpus_fingerprint(corpus)}{index_variant(settings)}"
+    index_dir = gold_index_dir(settings, corpus)
     build_index([corpus], index_dir, settings, progress=True)
     return index_dir
 

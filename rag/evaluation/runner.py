@@ -320,6 +320,16 @@ def index_variant(settings: Settings) -> str:
     return "-" + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def gold_index_dir(settings: Settings, corpus: Path) -> Path:
+    """Where the default corpus ``corpus`` is indexed for an eval with ``settings``."""
+    return Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}{index_variant(settings)}"
+
+
+def external_index_dir(settings: Settings, name: str, corpus_digest: str) -> Path:
+    """Where the external set ``name`` (its corpus.jsonl's sha256 prefix ``corpus_digest``) is indexed."""
+    return Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{corpus_digest}{index_variant(settings)}"
+
+
 def corpus_fingerprint(corpus_dir: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(q for q in corpus_dir.rglob("*") if q.is_file()):
@@ -343,7 +353,7 @@ def open_gold_service(target: EvalTarget, index_dir: Path, settings: Settings) -
     corpus = _local(Path(settings.corpus_dir))
     if not corpus.is_dir() or not any(corpus.iterdir()):
         raise IndexStateError(f"no index in {index_dir} and no corpus in {corpus}: run `rag index` first")
-    cached = Path(settings.cache_dir) / "eval-index" / f"default-{corpus_fingerprint(corpus)}{index_variant(settings)}"
+    cached = gold_index_dir(settings, corpus)
     print(f"eval: no index in {index_dir}; using {cached} built from {corpus}", file=sys.stderr)
     return _open_or_build(target, cached, [corpus], settings), str(cached)
 
@@ -369,7 +379,7 @@ def run_external(target: EvalTarget, root: Path, name: str, settings: Settings, 
     folder = root / name
     corpus = folder / "corpus.jsonl"
     digest = sha256_file(corpus)[:16]
-    index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{digest}{index_variant(settings)}"
+    index_dir = external_index_dir(settings, name, digest)
     svc = _open_or_build(target, index_dir, [corpus], settings)
     queries = _read_jsonl(folder / "queries.jsonl")
     chosen = sample_queries(queries, max_queries)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -119,12 +119,18 @@ class Judge:
 
     def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]:
         """A verdict for each of ``hits``, in order."""
-        out = []
-        for hit in hits:
-            t0 = time.perf_counter()
-            p = self.p_yes(question, hit.title, hit.text)
-            out.append(Verdict(hit.para_id, p, time.perf_counter() - t0))
-        return out
+        return verdicts(self.p_yes, question, hits)
+
+
+def verdicts(p_yes: Callable[[str, str, str], float], question: str, hits: Sequence[Hit]) -> list[Verdict]:
+    """A verdict for each of ``hits``, in order: ``p_yes(question, title, text)`` timed per paragraph
+    (the local engine's judge and the judge on a server read them the same way)."""
+    out = []
+    for hit in hits:
+        t0 = time.perf_counter()
+        p = p_yes(question, hit.title, hit.text)
+        out.append(Verdict(hit.para_id, p, time.perf_counter() - t0))
+    return out
 
 
 def passage(title: str, text: str) -> str:

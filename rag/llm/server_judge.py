@@ -38,7 +38,9 @@ from rag.llm.judge import (
     Verdict,
     messages,
     p_yes,
+    verdicts,
 )
+from rag.llm.openai_http import chat_client
 from rag.types import Hit
 
 TOP_LOGPROBS = 20  # candidates asked for: OpenAI's and vLLM's default maximum
@@ -63,20 +65,12 @@ class ServerJudge:
         top_logprobs: int = TOP_LOGPROBS,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not base_url or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"llm base_url must start with http:// or https://, got {base_url!r} (RAG_LLM_BASE_URL)")
-        if timeout_s <= 0:
-            raise ValueError(f"llm timeout must be > 0 seconds, got {timeout_s} (RAG_LLM_TIMEOUT_S)")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.url, self._client = chat_client(base_url, api_key=api_key, timeout_s=timeout_s, transport=transport)
         self.model = model
         self.timeout_s = timeout_s
         self.floor = floor
         self.top_k = top_k
         self.top_logprobs = top_logprobs
-        headers = {"Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport)
 
     def describe(self) -> dict[str, object]:
         """What /readyz shows of the judge (not the server's address: /readyz is open to all)."""
@@ -108,12 +102,7 @@ class ServerJudge:
 
     def judge(self, question: str, hits: Sequence[Hit]) -> list[Verdict]:
         """A verdict for each of ``hits``, in order (raises ModelError when the server fails)."""
-        out = []
-        for hit in hits:
-            t0 = time.perf_counter()
-            p = self.p_yes(question, hit.title, hit.text)
-            out.append(Verdict(hit.para_id, p, time.perf_counter() - t0))
-        return out
+        return verdicts(self.p_yes, question, hits)
 
     def check(self) -> None:
         """Once, at start-up: the server answers with first-token logprobs that hold "yes" or "no".

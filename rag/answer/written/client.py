@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 import httpx
 
 from rag.errors import GeneratorError
+from rag.llm.openai_http import chat_client
 from rag.types import FALLBACK_GENERATOR_FAILED, Notice
 
 THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
@@ -40,25 +41,11 @@ class OpenAIChatGenerator:
         temperature: float = 0.1,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not base_url or not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"llm base_url must start with http:// or https://, got {base_url!r} (RAG_LLM_BASE_URL)"
-            )
-        if timeout_s <= 0:
-            raise ValueError(
-                f"llm timeout must be > 0 seconds, got {timeout_s} (RAG_LLM_TIMEOUT_S)"
-            )
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.url, self._client = chat_client(base_url, api_key=api_key, timeout_s=timeout_s, transport=transport)
         self.model = model
         self.timeout_s = timeout_s
         self.max_tokens = max_tokens
         self.temperature = temperature
-        headers = {"Content-Type": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport
-        )
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         body = {
