@@ -251,6 +251,26 @@ def test_a_frame_that_fails_its_checks_gives_way_to_the_template(stub) -> None:
         assert FRAME_TEMPLATE in [w.code for w in ans.warnings]
 
 
+def test_the_template_is_shown_as_built_without_the_support_check(stub, monkeypatch) -> None:
+    """The template holds the verbatim span of the paragraph it cites: a support check that reads
+    the question's English words as claims (and would remove it) is not applied to it."""
+    import rag.answer.written.framed as framed
+    import rag.answer.written.stream as stream
+
+    for module in (framed, stream):
+        monkeypatch.setattr(module, "check_sentence", lambda sentence, *a, **k: (None, "removed"))
+    stub.reply = _scripted("[1] 陳祖恒", "The chairman is Chen Zuheng [1].")
+    ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?"))
+    assert ans.mode == "generated", ans.warnings
+    assert ans.answer.startswith("The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1]. 「生產力局主席陳祖恒")
+    assert [w.code for w in ans.warnings] == [FRAME_TEMPLATE]
+    assert [c.para_id for c in ans.citations] == [COUNCIL.para_id]
+    # the model's own frame still goes through the check: removed here, the template stands in for it
+    stub.reply = _scripted("[1] 陳祖恒", "The chairman of the Productivity Council is 陳祖恒 (Sunny Chan) [1].")
+    ans = final_answer(_ask(stub, "Who is the chairman of the Productivity Council?"))
+    assert [w.code for w in ans.warnings] == [FRAME_TEMPLATE]
+
+
 def test_a_list_and_a_sum_of_money_keep_the_source_words(stub) -> None:
     stub.reply = _scripted("[1] 生物科技、人工智能和微電子", "It will focus on AI [1].")
     ans = final_answer(_ask(stub, "What are the focus areas?"))

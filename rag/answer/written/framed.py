@@ -180,9 +180,11 @@ def _frame_user(question: str, answer: str, english: str | None, n: int) -> str:
             f"Marker: [{n}]")
 
 
-def frame_problem(sentence: str, span: Span, english: str | None, texts: Sequence[str], question: Question) -> str | None:
+def frame_problem(sentence: str, span: Span, english: str | None, texts: Sequence[str], question: Question,
+                  encoder: Encoder | None = None) -> str | None:
     """Why the model's frame cannot be shown (None when it can): it must be English, keep the span
-    (or its English), cite the span's paragraph alone and pass the checks of a written sentence."""
+    (or its English), cite the span's paragraph alone and pass the checks of a written sentence
+    (with ``encoder``, as the written answer's stream checks them)."""
     normaliser = question.normaliser
     plain = strip_markers(sentence)
     if not written_in_english(sentence):
@@ -194,7 +196,7 @@ def frame_problem(sentence: str, span: Span, english: str | None, texts: Sequenc
         return "it writes Chinese besides the answer"  # a mangled or second copy of the source's words
     if cited_numbers(sentence) != [span.n]:
         return "it does not cite the paragraph of the answer alone"
-    _, verdict = check_sentence(sentence, texts, question=question.standalone, normaliser=normaliser)
+    _, verdict = check_sentence(sentence, texts, encoder, question=question.standalone, normaliser=normaliser)
     if verdict != "kept":
         return "its cited paragraph does not support it" if verdict == "removed" else f"its marker was {verdict}"
     return None
@@ -272,13 +274,15 @@ class FramedWriter:
         except GeneratorError as exc:  # the span is there: the template frames it without the model
             failed = f"the model failed: {exc}"
         sentence = _first_sentence(written, span.n)
-        problem = failed or (frame_problem(sentence, span, english, checked.texts, self.question)
+        problem = failed or (frame_problem(sentence, span, english, checked.texts, self.question, self.encoder)
                              if sentence else "it is empty")
         if problem is not None:
             sentence = template_sentence(self.question.standalone, said, span.n)
             self.warnings.append(Notice(FRAME_TEMPLATE, f"English frame: the model's sentence was not used ({problem}); "
                                         "a template sentence frames the answer it copied"))
-        out = checked.feed(sentence) + checked.close()
+        # Checked once: the model's frame by frame_problem; the template holds the span verbatim, in
+        # the paragraph it cites, and is shown as built.
+        out = checked.built(sentence)
         if out:
             yield Piece(out)
         yield Pending("")

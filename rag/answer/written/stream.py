@@ -191,7 +191,22 @@ class CheckedStream:
         elif verdict == "moved":
             self.warnings.append(Notice(CITATION_MARKER_MOVED, "citation check: moved the marker to the source that "
                                         f"supports it: {plain[:120]}"))
-        kept, _, _ = check_citations(kept, n)
+        return self._admit(kept)
+
+    def built(self, sentence: str) -> str:
+        """A sentence the product built itself around a span that its cited paragraph holds word
+        for word (the template frame of an extracted answer): shown with its quoted source
+        sentence like a checked one, without the support check, which reads the question's
+        English words of the template as claims the Chinese paragraph must bear."""
+        self.raw += sentence
+        self.done = len(split_sentences(normalise_markers(self.raw.strip())))
+        self.pending = ""
+        return self._admit(sentence)
+
+    def _admit(self, kept: str) -> str:
+        """Show a kept sentence: its out-of-range markers dropped, its source sentence quoted
+        after it, its markers renumbered by first use."""
+        kept, _, _ = check_citations(kept, len(self.hits))
         evidence = self._evidence(kept) if self.quote_sources else ""
         if evidence:
             kept = f"{kept} {evidence}"
