@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -194,12 +195,50 @@ def test_english_question_prefers_a_sentence_sharing_its_number():
     ],
 )
 def test_abstains_on_no_hits_and_on_low_scores_in_the_question_language(question, lang):
-    for hits in ([], [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72, relevance=0.2)]):
+    for hits in ([], [Hit(para_id="x#p1", doc_id="x", text=HKPC.text, score=0.72, relevance=E5_SMALL.floor - 0.05)]):
         ans = answer_from_hits(Question.make(question), hits, settings())
         assert ans.abstained
         assert ans.citations == ()
         assert ans.answer == ABSTAIN_MESSAGES[lang]
         assert not MARKER.search(ans.answer)
+
+
+class _PassingJudge:
+    """A judge that passes every paragraph it reads, and records them."""
+
+    floor = 0.5
+    top_k = 3
+    kind = "local"
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def judge(self, question, hits):
+        from rag.llm.judge import Verdict
+
+        self.read += [h.para_id for h in hits]
+        return [Verdict(h.para_id, 0.9, 0.0) for h in hits]
+
+    def describe(self):
+        return {}
+
+
+def test_with_the_judge_the_floor_only_screens_off_topic_questions():
+    """Between the judged floor and the plain one, the judge decides; under both, nobody reads."""
+    assert 0 < E5_SMALL.judged_floor < E5_SMALL.floor
+    q = Question.make("生產力局今年投入多少資金？")
+    middle = Hit(para_id="m#p1", doc_id="m", text=HKPC.text, score=0.8,
+                 relevance=(E5_SMALL.judged_floor + E5_SMALL.floor) / 2)
+    assert answer_from_hits(q, [middle], settings()).abstained  # no judge: the plain floor refuses it
+    judge = _PassingJudge()
+    ans = answer_from_hits(q, [middle], settings(), judge=judge)
+    assert not ans.abstained and judge.read == ["m#p1"] and [c.para_id for c in ans.citations] == ["m#p1"]
+    off = replace(middle, para_id="o#p1", relevance=E5_SMALL.judged_floor / 2)
+    judge = _PassingJudge()
+    ans = answer_from_hits(q, [off], settings(), judge=judge)
+    assert ans.abstained and judge.read == [] and "relevance floor 0.05" in (ans.abstain_reason or "")
+    # RAG_MIN_SCORE, when set, is the floor in both modes
+    assert answer_from_hits(q, [middle], settings(min_score=0.9), judge=_PassingJudge()).abstained
 
 
 def test_min_score_setting_overrides_the_default_floor():

@@ -22,13 +22,15 @@ def relevance_of(hit: Hit) -> float:
     return hit.relevance if hit.relevance is not None else hit.score
 
 
-def relevance_floor(settings: Settings | None, calibration: ModelProfile = E5_SMALL) -> float:
+def relevance_floor(settings: Settings | None, calibration: ModelProfile = E5_SMALL, *, judged: bool = False) -> float:
     """The calibrated relevance (``Hit.relevance``, see rag/retrieval/relevance.py) below which a hit is
     not cited: ``RAG_MIN_SCORE`` when set, else the embedding model's calibrated floor (0 for a
-    model without calibration: nothing is screened)."""
+    model without calibration: nothing is screened). With the judge reading the paragraphs
+    (``judged``), the model's lower floor: it only screens off-topic questions, and the judge
+    decides the rest."""
     if settings is not None and settings.min_score is not None:
         return settings.min_score
-    return calibration.floor
+    return calibration.judged_floor if judged else calibration.floor
 
 
 def abstain(

@@ -108,7 +108,7 @@ def answer_steps(
     config = script_config(script)  # a bad script name fails before any work
     lang = question.lang
     calibration = calibration or E5_SMALL
-    floor = relevance_floor(settings, calibration)
+    floor = relevance_floor(settings, calibration, judged=judge is not None)
     above = [h for h in hits if relevance_of(h) >= floor]
     warnings: list[Notice] = []
     if not calibration.calibrated:
