@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -104,19 +104,23 @@ def from_questions(service: Any, questions: Sequence[str], *, script: str = "ori
     return Briefing(tuple(items), script)
 
 
-def from_answers(service: Any, answers: Sequence[Mapping[str, Any]], *, script: str = "original") -> Briefing:
+def from_answers(service: Any, answers: Sequence[Mapping[str, Any]], *, script: str = "original",
+                 service_of: Callable[[Mapping[str, Any]], Any] | None = None) -> Briefing:
     """Items from answers already given: ``{"question", "answer", "citations": [{"n", "para_id"}]}``.
 
     The answer text is converted to ``script``; every citation must name a paragraph of the
-    loaded index (the reference is rebuilt from it, whatever text the caller sent)."""
+    loaded index (the reference is rebuilt from it, whatever text the caller sent).
+    ``service_of(answer)``: the service of that answer's index, for answers from several
+    collections (the chat's briefing); unset, ``service`` for every answer."""
     config = script_config(script)
     _check_count("answers", len(answers))
     items = []
     for i, a in enumerate(answers):
         refs = []
+        index = service if service_of is None else service_of(a)
         for j, c in enumerate(a.get("citations") or ()):
             try:
-                refs.append(reference(service, int(c["n"]), str(c["para_id"]), config))
+                refs.append(reference(index, int(c["n"]), str(c["para_id"]), config))
             except NotFoundError as exc:
                 raise InputError(f"answers[{i}].citations[{j}]: {exc}") from None
         text = str(a.get("answer") or "")

@@ -24,6 +24,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Any
@@ -88,6 +89,26 @@ def check_size(name: str, size: int | None, settings: Settings) -> None:
                                   "RAG_MAX_UPLOAD_MB); split it")
     if size == 0:
         raise UnreadableFileError(f"{name}: empty file")
+
+
+def too_many_files(settings: Settings) -> UploadTooLargeError:
+    return UploadTooLargeError(f"at most {settings.max_upload_files} files per upload (RAG_MAX_UPLOAD_FILES)")
+
+
+def check_files(files: Sequence[tuple[Any, int | None]], settings: Settings) -> list[str]:
+    """The names of an upload's files, given as ``(name, size)``: each a bare name of a
+    supported type within the size limit, each sent once, at most ``RAG_MAX_UPLOAD_FILES``."""
+    if len(files) > settings.max_upload_files:
+        raise too_many_files(settings)
+    names: list[str] = []
+    for raw, size in files:
+        name = check_file_name(raw)
+        check_file_type(name)
+        check_size(name, size, settings)
+        if name in names:
+            raise InputError(f"{name} is sent twice in one upload: send each file once")
+        names.append(name)
+    return names
 
 
 def copy_into(src: IO[bytes], dest: Path, limit: int, name: str) -> int:
@@ -179,6 +200,9 @@ def _iso(t: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+Staged = tuple[str, Path, dict[str, Any]]  # (file name, staged file, what the loader read in it)
+
+
 @dataclass
 class _Change:
     name: str  # file name in sources/
@@ -226,7 +250,27 @@ class Jobs:
             raise storage_error(exc, folder) from None
         return job_id, folder
 
-    def upload(self, job_id: str, name: str, staged: list[tuple[str, Path, dict[str, Any]]]) -> Job:
+    def stage_files(self, name: str, files: Sequence[tuple[str, IO[bytes]]]) -> tuple[str, list[Staged]]:
+        """Copy each (checked) file to a new staging folder and read it with the loader: the job
+        id and what :meth:`upload` queues. Any failure removes the staging folder and is raised."""
+        limit = self.settings.max_upload_mb * 2**20
+        job_id, folder = self.stage(name)
+        staged: list[Staged] = []
+        try:
+            for file_name, src in files:
+                dest = folder / file_name
+                try:
+                    size = copy_into(src, dest, limit, file_name)
+                except OSError as exc:
+                    raise storage_error(exc, folder) from None
+                doc_ids, paragraphs = read_check(dest, file_name)
+                staged.append((file_name, dest, {"bytes": size, "doc_ids": doc_ids, "paragraphs": paragraphs}))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return job_id, staged
+
+    def upload(self, job_id: str, name: str, staged: list[Staged]) -> Job:
         """Queue the staged files (already checked) for the collection's writer."""
         holder = self.writable(name, create=True)
         assert holder.sources_dir is not None
@@ -234,8 +278,8 @@ class Jobs:
         job = Job(job_id, "upload", name, files)
         return self._submit(job, [_Change(n, p) for n, p, _ in staged])
 
-    def delete(self, name: str, doc_id: str) -> Job:
-        """Queue the removal of the file that holds ``doc_id`` (all of that file's documents go)."""
+    def deletion(self, name: str, doc_id: str) -> tuple[str, list[str]]:
+        """What deleting ``doc_id`` removes: the file that holds it, and every document of that file."""
         holder = self.writable(name, create=False)
         assert holder.sources_dir is not None
         service = holder.get()
@@ -244,7 +288,11 @@ class Jobs:
         if not (holder.sources_dir / file).exists():
             raise NotFoundError(f"document {doc_id!r} has no file {file!r} in the collection's sources "
                                 "(already deleted? GET /api/jobs lists the pending jobs)")
-        gone = sorted(d.doc_id for d in service.documents() if d.path == info.path)
+        return file, sorted(d.doc_id for d in service.documents() if d.path == info.path)
+
+    def delete(self, name: str, doc_id: str) -> Job:
+        """Queue the removal of the file that holds ``doc_id`` (all of that file's documents go)."""
+        file, gone = self.deletion(name, doc_id)
         job = Job(uuid.uuid4().hex[:16], "delete", name, [{"name": file, "doc_ids": gone}])
         return self._submit(job, [_Change(file, None)])
 

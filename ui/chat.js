@@ -1,7 +1,8 @@
 // Chat behaviour that Gradio components do not offer: [n] markers open their source card,
 // "copy citation" buttons put a briefing-ready citation on the clipboard, and the briefing
 // links ("add to briefing", move up/down, remove) send a command to the server through a
-// hidden textbox + button pair (#brief-cmd, #brief-cmd-btn).
+// hidden textbox + button pair (#brief-cmd, #brief-cmd-btn). On the documents page the buttons of
+// each document (view, delete, confirm, cancel) do the same through #docs-cmd, #docs-cmd-btn.
 (() => {
   if (window.__ragChat) return;
   window.__ragChat = true;
@@ -39,15 +40,36 @@
   }
 
   let nonce = 0;
-  function sendCommand(cmd) {
-    const box = document.querySelector("#brief-cmd textarea, #brief-cmd input");
-    const run = document.getElementById("brief-cmd-btn");
+  // Write a command into a hidden textbox and click its hidden button (#<id>, #<id>-btn).
+  function send(id, value) {
+    const box = document.querySelector(`#${id} textarea, #${id} input`);
+    const run = document.getElementById(`${id}-btn`);
     if (!box || !run) return false;
-    nonce += 1;
-    box.value = `${cmd}:${Date.now()}-${nonce}`; // always a new value, so Gradio sees a change
+    box.value = value;
     box.dispatchEvent(new Event("input", { bubbles: true }));
     setTimeout(() => run.click(), 30);
     return true;
+  }
+
+  function sendCommand(cmd) {
+    nonce += 1;
+    return send("brief-cmd", `${cmd}:${Date.now()}-${nonce}`); // always a new value, so Gradio sees a change
+  }
+
+  // The documents page: "<act>:<nonce>:<doc_id>" (the doc_id last: it may hold any character).
+  function sendDocCommand(act, docId) {
+    nonce += 1;
+    return send("docs-cmd", `${act}:${Date.now()}-${nonce}:${docId}`);
+  }
+
+  // Once the paragraphs of docId are shown, bring them into view (below the list on a phone).
+  function showWhenViewed(docId) {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      const view = [...document.querySelectorAll("#docs-view .doc-view")].find((el) => el.dataset.doc === docId);
+      if (view || Date.now() - started > 10000) clearInterval(timer);
+      if (view) view.scrollIntoView({ behavior: "smooth", block: "start" });
+    }, 50);
   }
 
   document.addEventListener("click", (ev) => {
@@ -82,6 +104,14 @@
         const note = document.querySelector("#sources .src-heading");
         if (note) note.classList.add("flash");
       }
+      return;
+    }
+    const docButton = target.closest("#docs-list button.doc-btn");
+    if (docButton) {
+      ev.preventDefault();
+      const act = docButton.dataset.act;
+      const docId = docButton.dataset.doc || "";
+      if (sendDocCommand(act, docId) && act === "view") showWhenViewed(docId);
       return;
     }
     const button = target.closest("button.copy-cite");

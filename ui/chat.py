@@ -26,8 +26,10 @@ import gradio as gr  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
 from rag.answer.steps import Draft, Final, Pending, Piece, Retrieved  # noqa: E402
+from rag.collections import DEFAULT, Collections  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.errors import ModelBusyError, RagError  # noqa: E402
+from rag.uploads import Jobs  # noqa: E402
 
 from .render import (  # noqa: E402
     EMPTY_SOURCES,
@@ -58,6 +60,7 @@ BUSY = ("<span class='busy-msg'>⏳ 語言模型正忙，請約 {s} 秒後再問
 MODE_CHOICES = [("引用原句 Quoted", "extractive"), ("模型撰寫 Written", "written")]
 MODE_LABEL = "下一個答案 Next answer"
 MODE_INFO = "只影響之後的提問 Applies to the questions you ask next"
+COLLECTION_LABEL = "集合 Collection"
 
 HEADER = """
 <div class="app-header">
@@ -77,24 +80,36 @@ def _k_max(settings: Settings | None) -> int:
 
 
 class ChatUI:
-    """Event handlers over one ServiceHolder; the state is per browser session.
+    """Event handlers over the default collection's holder and, when given, every collection of
+    the server (``collections``: each question goes to the one the session chose); the state
+    is per browser session.
 
-    Answers are kept in the source's own script (``state["answers"]``, by turn) and converted
-    for display, so the script toggle re-renders them without asking again."""
+    Answers are kept in the source's own script (``state["answers"]``, by turn, each with its
+    collection) and converted for display, so the script toggle re-renders them without asking again."""
 
-    def __init__(self, holder: Any) -> None:
+    def __init__(self, holder: Any, collections: Collections | None = None) -> None:
         self.holder = holder
+        self.collections = collections
+
+    def _holder(self, collection: str | None) -> Any:
+        """The holder of ``collection`` (unset or without collections: the default one)."""
+        if self.collections is None or not collection:
+            return self.holder
+        return self.collections.holder(collection)
+
+    def _service(self, collection: str | None) -> Any:
+        return self._holder(collection).get()
 
     @staticmethod
     def new_state() -> dict[str, Any]:
         return {"turns": [], "turn": 0, "answers": {}, "bubbles": [], "briefing": []}
 
     # -- rendering ----------------------------------------------------------------------------
-    def _flags(self, answer: dict[str, Any]) -> dict[str, list[str]]:
+    def _flags(self, answer: dict[str, Any], collection: str | None = None) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for c in answer.get("citations") or ():
             try:
-                out[c["doc_id"]] = list(self.holder.get().document(c["doc_id"]).flags)
+                out[c["doc_id"]] = list(self._service(collection or answer.get("collection")).document(c["doc_id"]).flags)
             except RagError:
                 pass
         return out
@@ -114,13 +129,15 @@ class ChatUI:
 
     # -- events -------------------------------------------------------------------------------
     def respond(self, question: str, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
-                script: str, k: int, answer_mode: str | None = None) -> Iterator[tuple[Any, ...]]:
+                script: str, k: int, answer_mode: str | None = None,
+                collection: str | None = None) -> Iterator[tuple[Any, ...]]:
         """Answer in steps, each shown as it happens: the question with a placeholder, the
         retrieval result, the answer. With a language model writing: the extractive answer and
         its sources first, then the model's tokens as it decodes them (each sentence final once
         checked), then the checked answer. Nothing waits between steps (no replay of a finished
         text). ``answer_mode`` (the toggle: written or extractive; None: the server's default)
-        applies to this question only. A full model queue is said plainly, with when to retry."""
+        applies to this question only; ``collection`` (the session's choice; None: default) is
+        the one asked. A full model queue is said plainly, with when to retry."""
         state = dict(state or self.new_state())
         chat = list(chat or [])
         question = (question or "").strip()
@@ -135,7 +152,8 @@ class ChatUI:
         draft: dict[str, Any] | None = None
         written, pending, shown_at = "", "", 0.0
         try:
-            for step in self.holder.get().ask_steps(question, int(k), history=history, answer_mode=answer_mode or None):
+            service = self._service(collection)
+            for step in service.ask_steps(question, int(k), history=history, answer_mode=answer_mode or None):
                 match step:
                     case Retrieved(hits):
                         chat[-1] = {"role": "assistant", "content": COMPOSING.format(n=len(hits))}
@@ -143,7 +161,7 @@ class ChatUI:
                     case Draft(extractive):  # the extractive answer and its sources, while the model writes
                         draft = self._shown(extractive.to_dict(), script)
                         chat[-1] = {"role": "assistant", "content": render_writing(draft, turn, "", "")}
-                        yield "", chat, render_sources(draft, turn, self._flags(draft)), state
+                        yield "", chat, render_sources(draft, turn, self._flags(draft, collection)), state
                     case Piece(text) | Pending(text) if draft is not None:
                         is_piece = isinstance(step, Piece)
                         if is_piece:
@@ -175,10 +193,11 @@ class ChatUI:
             **state,
             "turns": [*history, {"role": "user", "content": question}, {"role": "assistant", "content": answer["answer"]}],
             "turn": turn,
-            "answers": {**state["answers"], str(turn): {**answer, "question": question, "id": uuid.uuid4().hex}},
+            "answers": {**state["answers"], str(turn): {**answer, "question": question, "id": uuid.uuid4().hex,
+                                                        "collection": collection or DEFAULT}},
             "bubbles": [*state["bubbles"], [len(chat) - 1, turn]],
         }
-        yield "", chat, render_sources(shown, turn, self._flags(answer)), state
+        yield "", chat, render_sources(shown, turn, self._flags(answer, collection)), state
 
     def rescript(self, chat: list[dict[str, Any]] | None, state: dict[str, Any] | None,
                  script: str) -> tuple[Any, ...]:
@@ -199,6 +218,18 @@ class ChatUI:
         fresh = self.new_state()
         fresh["briefing"] = list((state or {}).get("briefing") or [])
         return [], EMPTY_SOURCES, fresh
+
+    def switch(self, collection: str | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Another collection: a new conversation with it (the briefing is kept), its status line."""
+        return (*self.clear(state), *self.status_tick(collection))
+
+    def collection_choices(self) -> Any:
+        """The chat's collection dropdown with the collections there are now (its value kept)."""
+        if self.collections is None:
+            return gr.Dropdown(visible=False)
+        from .documents import collection_choices
+
+        return gr.Dropdown(choices=collection_choices(self.collections), visible=True)
 
     # -- briefing -----------------------------------------------------------------------------
     def brief_command(self, command: str, state: dict[str, Any] | None, script: str) -> tuple[Any, ...]:
@@ -233,7 +264,8 @@ class ChatUI:
             return gr.DownloadButton(value=None, visible=False), gr.DownloadButton(value=None, visible=False), heading
         from rag import briefing
 
-        doc = briefing.from_answers(self.holder.get(), items, script=script)
+        doc = briefing.from_answers(self.holder.get(), items, script=script,
+                                    service_of=lambda a: self._service(a.get("collection")))
         folder = _export_folder()
         paths = []
         for fmt in ("docx", "md"):
@@ -248,15 +280,21 @@ class ChatUI:
         return (*self.rescript(chat, state, script), *self.exports(state, script))
 
     # -- status -------------------------------------------------------------------------------
-    def status(self) -> str:
+    def status(self, collection: str | None = None) -> str:
+        """The status line of the chosen collection's index: loading, ready (its counts), or why not."""
         try:
-            info = self.holder.info()
-        except RagError:
-            if self.holder.loading:
+            holder = self._holder(collection)
+        except RagError as exc:  # a collection deleted from disk since it was listed
+            return f"⚠️ {escape_md(str(exc))}"
+        try:
+            info = holder.info()
+        except RagError as exc:
+            if holder.loading:
                 return LOADING
-            return f"⚠️ {escape_md(self.holder.not_ready_reason())}"
+            return f"⚠️ {escape_md(holder.not_ready_reason() if holder is self.holder else str(exc))}"
         model = info.get("model", {}).get("id") or info.get("model", {}).get("name") or "?"
-        line = (f"就緒 Ready · 索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
+        named = f"集合 Collection `{escape_md(collection)}` · " if collection and collection != DEFAULT else ""
+        line = (f"就緒 Ready · {named}索引 Index: {info.get('documents')} 篇文件 documents · {info.get('paragraphs')} 段 paragraphs"
                 f" · model `{escape_md(str(model))}` · [API docs](/docs)")
         llm = info.get("llm", {})
         if llm.get("lean"):  # the language model was asked for but could not be had: say so, and why
@@ -264,11 +302,15 @@ class ChatUI:
                      f"{escape_md(str(llm.get('error')))}")
         return line
 
-    def status_tick(self) -> tuple[str, Any, Any]:
+    def status_tick(self, collection: str | None = None) -> tuple[str, Any, Any]:
         """The status line, polled while the index loads; the timer stops once it is settled.
         With it the answer-mode toggle: shown, set to the server's default, once the loaded
         service has a model that writes; hidden otherwise."""
-        return self.status(), gr.Timer(active=bool(self.holder.loading)), self.mode_toggle()
+        try:
+            loading = bool(self._holder(collection).loading)
+        except RagError:
+            loading = False
+        return self.status(collection), gr.Timer(active=loading or bool(self.holder.loading)), self.mode_toggle()
 
     def mode_toggle(self) -> Any:
         service = self.holder.service if not self.holder.loading else None
@@ -316,57 +358,77 @@ def answer_from_dict(d: dict[str, Any]) -> Any:
                   warnings, d.get("abstain_reason"), d.get("mode") or "extractive")
 
 
-def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
-    ui = ChatUI(holder)
+def build_blocks(holder: Any, settings: Settings | None = None, *, collections: Collections | None = None,
+                 jobs: Jobs | None = None, admin_keys: list[str] | None = None) -> gr.Blocks:
+    """The chat (and, given the server's ``collections`` and ``jobs``, its collection selector
+    and the documents page as a second tab)."""
+    ui = ChatUI(holder, collections)
     k_max = _k_max(settings)
     with gr.Blocks(title="港聞引證問答 · HK Press Q&A", analytics_enabled=False) as demo:
         state = gr.State(ui.new_state())
         gr.HTML(HEADER, elem_id="app-header", padding=False)
         status = gr.Markdown(LOADING, elem_id="status")
-        with gr.Row(equal_height=False, elem_id="main-row"):
-            with gr.Column(scale=3, min_width=340, elem_id="chat-col"):
-                chatbot = gr.Chatbot(
-                    elem_id="chat", show_label=False, height=560, min_height=260,
-                    buttons=[], feedback_options=None, layout="bubble",
-                    placeholder="<div class='chat-placeholder'>問一個關於香港新型工業化、新質生產力的問題<br>"
-                                "<span>Ask about Hong Kong's new industrialisation</span></div>",
-                )
-                with gr.Row(elem_id="ask-row", equal_height=True):
-                    box = gr.Textbox(
-                        elem_id="question", show_label=False, scale=5, lines=1, max_lines=4, autofocus=True,
-                        placeholder="輸入問題… 繁體 / 简体 / English", submit_btn=False, container=False,
-                    )
-                    send = gr.Button("提問 Ask", variant="primary", scale=1, min_width=88, elem_id="ask-btn")
-                with gr.Row(elem_id="examples"):
-                    gr.HTML("<span class='examples-label'>試試問 Try:</span>", padding=False, container=False)
-                    example_buttons = [
-                        (gr.Button(f"{tag} · {q}", size="sm", elem_classes=["example-q"]), q) for tag, q in EXAMPLES
-                    ]
-                with gr.Row(elem_id="options", equal_height=True):
-                    script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script",
-                                      scale=3)
-                    # Hidden until the loaded service has a model that writes (status_tick), and
-                    # unset until then: a question asked meanwhile gets the server's default.
-                    answer_mode = gr.Radio(MODE_CHOICES, value=None, label=MODE_LABEL, info=MODE_INFO,
-                                           elem_id="answer-mode", scale=2, min_width=220, visible=False,
-                                           interactive=False)
-                    k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2, min_width=240,
-                                  label="答案最多引用段落 Paragraphs an answer may cite (k)")
-            with gr.Column(scale=2, min_width=320, elem_id="src-col"):
-                sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", padding=False)
-                with gr.Group(elem_id="briefing"):
-                    brief_heading = gr.Markdown("### 簡報 Briefing · 0", elem_id="brief-heading")
-                    brief_panel = gr.HTML(render_briefing([]), elem_id="brief-panel", padding=False)
-                    with gr.Row(elem_id="brief-export"):
-                        dl_docx = gr.DownloadButton("⬇ 匯出 Export .docx", visible=False, size="sm",
-                                                    elem_id="brief-docx", variant="primary")
-                        dl_md = gr.DownloadButton("⬇ 匯出 Export .md", visible=False, size="sm", elem_id="brief-md")
-                # chat.js writes "add:<turn>", "up:<i>", ... here and clicks the button.
-                command = gr.Textbox(visible="hidden", elem_id="brief-cmd")
-                run_command = gr.Button(visible="hidden", elem_id="brief-cmd-btn")
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("問答 Chat", id="chat-tab", elem_id="chat-tab") as chat_tab:
+                with gr.Row(equal_height=False, elem_id="main-row"):
+                    with gr.Column(scale=3, min_width=340, elem_id="chat-col"):
+                        # The session's collection: every question goes to it (hidden without collections).
+                        with gr.Row(elem_id="collection-row", equal_height=True, visible=collections is not None):
+                            gr.HTML(f"<label class='collection-label' for='collection'>{COLLECTION_LABEL}</label>",
+                                    padding=False, container=False)
+                            collection = gr.Dropdown([("default 預設", DEFAULT)], value=DEFAULT, show_label=False,
+                                                     label=COLLECTION_LABEL, elem_id="collection", container=False,
+                                                     interactive=True, min_width=160)
+                        chatbot = gr.Chatbot(
+                            elem_id="chat", show_label=False, height=560, min_height=260,
+                            buttons=[], feedback_options=None, layout="bubble",
+                            placeholder="<div class='chat-placeholder'>問一個關於香港新型工業化、新質生產力的問題<br>"
+                                        "<span>Ask about Hong Kong's new industrialisation</span></div>",
+                        )
+                        with gr.Row(elem_id="ask-row", equal_height=True):
+                            box = gr.Textbox(
+                                elem_id="question", show_label=False, scale=5, lines=1, max_lines=4, autofocus=True,
+                                placeholder="輸入問題… 繁體 / 简体 / English", submit_btn=False, container=False,
+                            )
+                            send = gr.Button("提問 Ask", variant="primary", scale=1, min_width=88, elem_id="ask-btn")
+                        with gr.Row(elem_id="examples"):
+                            gr.HTML("<span class='examples-label'>試試問 Try:</span>", padding=False, container=False)
+                            example_buttons = [
+                                (gr.Button(f"{tag} · {q}", size="sm", elem_classes=["example-q"]), q) for tag, q in EXAMPLES
+                            ]
+                        with gr.Row(elem_id="options", equal_height=True):
+                            script = gr.Radio(SCRIPT_CHOICES, value="original", label="顯示文字 Script", elem_id="script",
+                                              scale=3)
+                            # Hidden until the loaded service has a model that writes (status_tick), and
+                            # unset until then: a question asked meanwhile gets the server's default.
+                            answer_mode = gr.Radio(MODE_CHOICES, value=None, label=MODE_LABEL, info=MODE_INFO,
+                                                   elem_id="answer-mode", scale=2, min_width=220, visible=False,
+                                                   interactive=False)
+                            k = gr.Slider(1, k_max, value=k_max, step=1, elem_id="k", scale=2, min_width=240,
+                                          label="答案最多引用段落 Paragraphs an answer may cite (k)")
+                    with gr.Column(scale=2, min_width=320, elem_id="src-col"):
+                        sources = gr.HTML(EMPTY_SOURCES, elem_id="sources", padding=False)
+                        with gr.Group(elem_id="briefing"):
+                            brief_heading = gr.Markdown("### 簡報 Briefing · 0", elem_id="brief-heading")
+                            brief_panel = gr.HTML(render_briefing([]), elem_id="brief-panel", padding=False)
+                            with gr.Row(elem_id="brief-export"):
+                                dl_docx = gr.DownloadButton("⬇ 匯出 Export .docx", visible=False, size="sm",
+                                                            elem_id="brief-docx", variant="primary")
+                                dl_md = gr.DownloadButton("⬇ 匯出 Export .md", visible=False, size="sm",
+                                                          elem_id="brief-md")
+                        # chat.js writes "add:<turn>", "up:<i>", ... here and clicks the button.
+                        command = gr.Textbox(visible="hidden", elem_id="brief-cmd")
+                        run_command = gr.Button(visible="hidden", elem_id="brief-cmd-btn")
+            docs_page = None
+            if collections is not None and jobs is not None and settings is not None:
+                from .documents import DocumentsUI, build_page
+
+                docs = DocumentsUI(collections, jobs, settings, admin_keys or [])
+                with gr.Tab("文件 Documents", id="docs-tab", elem_id="docs-tab") as docs_tab:
+                    docs_page = build_page(docs, collection)
         timer = gr.Timer(1.0, active=True)
 
-        ask_io = {"fn": ui.respond, "inputs": [box, chatbot, state, script, k, answer_mode],
+        ask_io: dict[str, Any] = {"fn": ui.respond, "inputs": [box, chatbot, state, script, k, answer_mode, collection],
                   "outputs": [box, chatbot, sources, state], "show_progress": "hidden"}
         box.submit(**ask_io)
         send.click(**ask_io)
@@ -378,8 +440,19 @@ def build_blocks(holder: Any, settings: Settings | None = None) -> gr.Blocks:
         run_command.click(ui.brief_command, [command, state, script], [brief_panel, state, *exports],
                           show_progress="hidden")
         chatbot.clear(ui.clear, state, [chatbot, sources, state], queue=False)
-        demo.load(ui.status_tick, None, [status, timer, answer_mode])
-        timer.tick(ui.status_tick, None, [status, timer, answer_mode], show_progress="hidden")
+        ticked = [status, timer, answer_mode]
+        # .input: the user's choice (a handler refreshing the choices must not start a new conversation).
+        collection.input(ui.switch, [collection, state], [chatbot, sources, state, *ticked], show_progress="hidden")
+        demo.load(ui.status_tick, collection, ticked, show_progress="hidden")
+        timer.tick(ui.status_tick, collection, ticked, show_progress="hidden")
+        if collections is not None:
+            demo.load(ui.collection_choices, None, collection, show_progress="hidden")
+            chat_tab.select(ui.collection_choices, None, collection, show_progress="hidden")
+        if docs_page is not None:
+            page_io = ([docs_page["collection"], docs_page["state"]],
+                       [docs_page["notice"], docs_page["collection"], docs_page["listing"]])
+            demo.load(docs.open_page, *page_io)
+            docs_tab.select(docs.open_page, *page_io, show_progress="hidden")
     demo.queue(default_concurrency_limit=4)
     return demo
 
@@ -396,16 +469,18 @@ def _theme() -> gr.themes.Base:
 
 def mount_ui(app: FastAPI, holder: Any, settings: Settings) -> FastAPI:
     """Mount the chat at ``/``; routes registered on ``app`` before this keep precedence."""
-    demo = build_blocks(holder, settings)
+    from rag.api.auth import key_matches, parse_keys
+
+    admin_keys = parse_keys(settings.admin_keys)
+    demo = build_blocks(holder, settings, collections=getattr(app.state, "collections", None),
+                        jobs=getattr(app.state, "jobs", None), admin_keys=admin_keys)
     js = (HERE / "chat.js").read_text(encoding="utf-8")
     auth = None
     if settings.api_keys:
-        from rag.api.auth import key_matches, parse_keys
-
         keys = parse_keys(settings.api_keys)
 
-        def auth(username: str, password: str) -> bool:  # any user name, an API key as password
-            return key_matches(password, keys)
+        def auth(username: str, password: str) -> bool:  # any user name, an API (or admin) key as password
+            return key_matches(password, keys) | key_matches(password, admin_keys)
 
     return gr.mount_gradio_app(
         app, demo, path="/", theme=_theme(), css_paths=[HERE / "chat.css"],

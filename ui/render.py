@@ -210,3 +210,157 @@ EMPTY_SOURCES = (
     "<p>答案引用的原文段落會顯示在這裏。點擊答案中的 [1]、[2] 可打開對應來源。</p>"
     "<p>The paragraphs an answer cites appear here; click a [n] marker to open one.</p></div>"
 )
+
+
+# -- the documents page ------------------------------------------------------------------------
+
+# What a job is doing (rag.uploads.Job.stage, and the builder's own stages), bilingual.
+JOB_STAGES = {
+    "queued": "排隊中 Queued", "storing": "儲存檔案 Storing the files", "reading": "讀取檔案 Reading the files",
+    "read": "讀取檔案 Reading the files", "encoding": "編碼段落 Encoding the paragraphs",
+    "writing": "寫入索引 Writing the index", "swapped": "開啟新索引 Opening the new index",
+    "opening": "開啟新索引 Opening the new index", "done": "完成 Done", "failed": "失敗 Failed",
+}
+# Where each stage starts on the bar (reading fills 2-10, encoding 10-90).
+_STAGE_AT = {"queued": 0, "storing": 2, "reading": 2, "read": 10, "encoding": 10, "writing": 92, "swapped": 96,
+             "opening": 98, "done": 100}
+
+
+def job_percent(job: Mapping[str, Any]) -> int:
+    """How far a job is, 0-100, from its stage and counts (files read, paragraphs encoded)."""
+    stage, p = job.get("stage") or "queued", job.get("progress") or {}
+    if job.get("status") == "done":
+        return 100
+    at = _STAGE_AT.get(stage, 0)
+    if stage in ("storing", "reading") and p.get("files_total"):
+        return at + int(8 * min(1.0, p.get("files_read", 0) / p["files_total"]))
+    if stage == "encoding" and p.get("to_encode"):
+        return at + int(80 * min(1.0, p.get("encoded", 0) / p["to_encode"]))
+    return at
+
+
+def render_message(text: str, kind: str = "error") -> str:
+    """A message box on the documents page: ``error``, ``ok`` or ``info``; the text escaped."""
+    icon = {"error": "⚠️", "ok": "✓", "info": "ℹ"}.get(kind, "")
+    return f'<div class="docs-msg docs-msg-{kind}" role="{"alert" if kind == "error" else "status"}">{icon} {html.escape(text)}</div>'
+
+
+def render_job(job: Mapping[str, Any]) -> str:
+    """A job as a progress bar with its stage and counts; when finished, what it did or why it failed."""
+    status = str(job.get("status") or "queued")
+    stage = str(job.get("stage") or status)
+    p = job.get("progress") or {}
+    files = [str(f.get("name", "")) for f in job.get("files") or ()]
+    what = "上載 Upload" if job.get("kind") == "upload" else "刪除 Delete"
+    pct = job_percent(job)
+    counts = []
+    if job.get("kind") == "upload":
+        counts.append(f"已讀檔案 Files read {p.get('files_read', 0)}/{p.get('files_total', len(files))}")
+    if p.get("to_encode"):
+        counts.append(f"已編碼段落 Paragraphs encoded {p.get('encoded', 0)}/{p['to_encode']}")
+    if p.get("paragraphs"):
+        counts.append(f"集合共 {p['paragraphs']} 段 paragraphs in the collection")
+    out = [f'<div class="job job-{html.escape(status)}" data-status="{html.escape(status)}" '
+           f'data-stage="{html.escape(stage)}" data-percent="{pct}">',
+           f'<div class="job-head"><span class="job-what">{what} · {html.escape(", ".join(files))}</span>'
+           f'<span class="job-stage">{html.escape(JOB_STAGES.get(stage, stage))}</span></div>',
+           f'<progress class="job-bar" max="100" value="{pct}" aria-label="{what}">{pct}%</progress>',
+           f'<div class="job-counts">{html.escape(" · ".join(counts))}</div>']
+    if status == "done":
+        r = job.get("result") or {}
+        done = [f"{label} {', '.join(map(str, r[key]))}" for key, label in
+                (("new", "新增 Added:"), ("changed", "更新 Replaced:"), ("deleted", "刪除 Removed:")) if r.get(key)]
+        done.append(f"集合現有 {r.get('documents', 0)} 篇文件 documents、{r.get('paragraphs', 0)} 段 paragraphs")
+        out.append(f'<div class="job-result">{html.escape(" · ".join(done))}</div>')
+        for s in r.get("skipped") or ():
+            out.append(f'<div class="job-skipped">⚠️ 略過 Skipped {html.escape(str(s.get("file")))}: '
+                       f'{html.escape(str(s.get("reason")))}</div>')
+    elif status == "failed":
+        out.append(f'<div class="job-error" role="alert">⚠️ {html.escape(str(job.get("error") or ""))}<br>'
+                   "集合沒有改變 The collection is as it was before.</div>")
+    out.append("</div>")
+    return "".join(out)
+
+
+def _doc_button(act: str, doc_id: str, label: str, title: str) -> str:
+    return (f'<button type="button" class="doc-btn doc-{act}" data-act="{act}" data-doc="{html.escape(doc_id, quote=True)}" '
+            f'title="{title}">{label}</button>')
+
+
+def render_documents(collection: str, docs: Sequence[Mapping[str, Any]], *, can_delete: bool = False,
+                     pending: Mapping[str, Any] | None = None) -> str:
+    """A collection's documents: title, doc_id, file, paragraph count, what cleaning flagged or
+    removed; a "view" button each, a "delete" button where ``can_delete``. ``pending``
+    (``{"doc_id", "file", "doc_ids"}``) asks to confirm that delete in its row."""
+    paragraphs = sum(int(d.get("paragraphs") or 0) for d in docs)
+    head = (f'<div class="docs-heading"><span class="docs-name">{html.escape(collection)}</span>'
+            f'<span class="docs-count">{len(docs)} 篇文件 documents · {paragraphs} 段 paragraphs</span></div>')
+    if not docs:
+        return (f'<div class="docs-list" data-collection="{html.escape(collection, quote=True)}">{head}'
+                '<div class="docs-empty">這個集合還沒有文件。 No documents in this collection yet.</div></div>')
+    rows = []
+    for d in docs:
+        doc_id = str(d["doc_id"])
+        flags = [str(f) for f in d.get("flags") or ()]
+        removed = int(d.get("removed") or 0)
+        notes = "".join(f'<span class="doc-flag" title="清理時的標記 flagged while cleaning">⚑ {html.escape(f)}</span>'
+                        for f in flags)
+        if removed:
+            notes += (f'<span class="doc-removed" title="清理時移除的雜訊 boilerplate removed while cleaning">'
+                      f"✂ 清理移除 {removed} 項 removed while cleaning</span>")
+        if not notes:
+            notes = '<span class="doc-clean">✓ 無清理標記 No cleaning flags</span>'
+        meta = " · ".join(html.escape(str(x)) for x in (d.get("file"), d.get("date")) if x)
+        actions = _doc_button("view", doc_id, "查看段落 View paragraphs", "查看索引中的段落 The paragraphs as indexed")
+        confirm = ""
+        if can_delete:
+            actions += _doc_button("delete", doc_id, "刪除 Delete", "刪除這份文件 Delete this document")
+        if pending is not None and pending.get("doc_id") == doc_id:
+            also = [x for x in pending.get("doc_ids") or () if x != doc_id]
+            with_ = f"（連同 with {', '.join(also)}）" if also else ""
+            confirm = (f'<div class="doc-confirm" role="alertdialog"><span>確定刪除檔案 Delete the file '
+                       f'<code>{html.escape(str(pending.get("file")))}</code>{html.escape(with_)}? '
+                       "索引會更新，無法復原。 The index is updated without it; this cannot be undone.</span>"
+                       + _doc_button("confirm", doc_id, "確認刪除 Yes, delete", "確認刪除 Delete it")
+                       + _doc_button("cancel", doc_id, "取消 Cancel", "保留 Keep it") + "</div>")
+        rows.append(
+            f'<li class="doc-row{" doc-pending" if confirm else ""}" data-doc="{html.escape(doc_id, quote=True)}">'
+            f'<div class="doc-main"><span class="doc-title">{html.escape(str(d.get("title") or doc_id))}</span>'
+            f'<span class="doc-meta"><code class="doc-id">{html.escape(doc_id)}</code>{" · " + meta if meta else ""}</span></div>'
+            f'<div class="doc-stats"><span class="doc-paras">{int(d.get("paragraphs") or 0)} 段 paragraphs</span>{notes}</div>'
+            f'<div class="doc-actions">{actions}</div>{confirm}</li>'
+        )
+    return (f'<div class="docs-list" data-collection="{html.escape(collection, quote=True)}">{head}'
+            f'<ul class="doc-rows">{"".join(rows)}</ul></div>')
+
+
+def render_document(detail: Mapping[str, Any]) -> str:
+    """One document's paragraphs as indexed (``para_id``, heading, text), with what cleaning
+    flagged and removed."""
+    doc_id = str(detail["doc_id"])
+    meta = [f'<code class="doc-id">{html.escape(doc_id)}</code>']
+    meta += [html.escape(str(x)) for x in (detail.get("path"), detail.get("date")) if x]
+    link = _source_link(str(detail.get("source") or ""))
+    if link and detail.get("source") != detail.get("path"):
+        meta.append(link)
+    parts = [f'<div class="doc-view" data-doc="{html.escape(doc_id, quote=True)}">',
+             f'<div class="doc-view-head"><span class="doc-title">{html.escape(str(detail.get("title") or doc_id))}</span>'
+             f'<span class="doc-meta">{" · ".join(meta)}</span></div>']
+    parts += [f'<p class="src-flag">⚑ {html.escape(str(f))}</p>' for f in detail.get("flags") or ()]
+    removed = detail.get("removed") or ()
+    if removed:
+        items = "".join(f'<li><span class="rm-kind">{html.escape(str(r.get("kind")))}</span> '
+                        f'{html.escape(str(r.get("text")))}</li>' for r in removed)
+        parts.append(f'<details class="doc-removed-list"><summary>清理時移除 {len(removed)} 項 Removed while cleaning'
+                     f"</summary><ul>{items}</ul></details>")
+    paras = detail.get("paragraphs") or ()
+    parts.append(f'<div class="para-count">{len(paras)} 段 paragraphs, 如索引所存 as indexed</div><ol class="para-list">')
+    for p in paras:
+        parts.append(f'<li class="para"><code class="para-id">{html.escape(str(p["para_id"]))}</code>'
+                     f'<p class="para-text">{html.escape(str(p["text"]))}</p></li>')
+    parts.append("</ol></div>")
+    return "".join(parts)
+
+
+EMPTY_DOCUMENT = ('<div class="doc-view-empty">按「查看段落」看一份文件如何被切成段落。'
+                  "<br>Use “View paragraphs” to see a document as it was indexed.</div>")

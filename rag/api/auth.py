@@ -61,11 +61,17 @@ def require_admin_key(
     header: Annotated[str | None, Depends(_header)],
 ) -> None:
     """The upload, delete and job routes: an admin key (RAG_ADMIN_KEYS); none set: 403, routes off."""
-    keys: list[str] = request.app.state.admin_keys
-    off = uploads_off_reason(keys, request.app.state.settings.host)
+    given = (bearer.credentials if bearer else None) or header
+    check_admin_key(given, request.app.state.admin_keys, request.app.state.settings.host)
+
+
+def check_admin_key(given: str | None, keys: list[str], host: str) -> None:
+    """``given`` is one of the admin keys ``keys``, else the error that says why not: uploads
+    are off (no keys set), no key was given, or it is not one of them. The API and the chat's
+    documents page both ask here."""
+    off = uploads_off_reason(keys, host)
     if off is not None:
         raise UploadsDisabledError(off)
-    given = (bearer.credentials if bearer else None) or header
     if not given:
         raise UnauthorizedError("an admin key is required (RAG_ADMIN_KEYS): send `Authorization: Bearer <key>` "
                                 "or `X-API-Key: <key>`")

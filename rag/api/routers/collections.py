@@ -8,15 +8,13 @@ files are staged, and a job moves them into the collection's sources and updates
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.api import auth
@@ -26,16 +24,7 @@ from rag.api.schemas import ERRORS, DocumentDetailOut
 from rag.collections import check_name
 from rag.config import Settings
 from rag.errors import InputError, UploadTooLargeError
-from rag.uploads import (
-    Jobs,
-    check_file_name,
-    check_file_type,
-    check_size,
-    check_writable,
-    copy_into,
-    read_check,
-    storage_error,
-)
+from rag.uploads import check_files, check_writable, too_many_files
 
 router = APIRouter(prefix="/api", tags=["collections"], responses=ERRORS)
 admin = APIRouter(prefix="/api", tags=["collections"], dependencies=[Depends(auth.require_admin_key)],
@@ -117,55 +106,24 @@ async def upload(name: str, request: Request, jobs: AllJobs) -> JSONResponse:
     except StarletteHTTPException as exc:  # a malformed body, or too many files or fields
         detail = str(exc.detail)
         if "Too many files" in detail:
-            raise UploadTooLargeError(f"at most {settings.max_upload_files} files per upload "
-                                      "(RAG_MAX_UPLOAD_FILES)") from None
+            raise too_many_files(settings) from None
         raise InputError(f"the multipart body could not be read: {detail}") from None
     try:
         files = _files(form, settings)
-        job_id, staged = await run_in_threadpool(_stage, jobs, name, files, limit)
+        job_id, staged = await run_in_threadpool(jobs.stage_files, name, files)
     finally:
         await form.close()
     job = jobs.upload(job_id, name, staged)
     return JSONResponse(_job_body(job), status_code=202, headers={"Location": f"/api/jobs/{job.id}"})
 
 
-def _files(form: FormData, settings: Settings) -> list[tuple[str, UploadFile]]:
+def _files(form: FormData, settings: Settings) -> list[tuple[str, IO[bytes]]]:
     """The uploaded files, each name, type and size checked (nothing read yet)."""
     uploads = [v for _, v in form.multi_items() if not isinstance(v, str)]
     if not uploads:
         raise InputError("no files: send them as multipart/form-data, each in a field named `files`")
-    out: list[tuple[str, UploadFile]] = []
-    seen: set[str] = set()
-    for up in uploads:
-        file_name = check_file_name(up.filename)
-        check_file_type(file_name)
-        check_size(file_name, up.size, settings)
-        if file_name in seen:
-            raise InputError(f"{file_name} is sent twice in one upload: send each file once")
-        seen.add(file_name)
-        out.append((file_name, up))
-    return out
-
-
-def _stage(jobs: Jobs, name: str, files: list[tuple[str, UploadFile]],
-           limit: int) -> tuple[str, list[tuple[str, Path, dict[str, Any]]]]:
-    """Copy each file to the staging folder and read it with the loader; any failure removes
-    the staging folder and is the request's answer."""
-    job_id, folder = jobs.stage(name)
-    staged: list[tuple[str, Path, dict[str, Any]]] = []
-    try:
-        for file_name, up in files:
-            dest = folder / file_name
-            try:
-                size = copy_into(up.file, dest, limit, file_name)
-            except OSError as exc:
-                raise storage_error(exc, folder) from None
-            doc_ids, paragraphs = read_check(dest, file_name)
-            staged.append((file_name, dest, {"bytes": size, "doc_ids": doc_ids, "paragraphs": paragraphs}))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return job_id, staged
+    names = check_files([(up.filename, up.size) for up in uploads], settings)
+    return [(name, up.file) for name, up in zip(names, uploads, strict=True)]
 
 
 @admin.delete("/collections/{name}/documents/{doc_id:path}", status_code=202,
