@@ -219,7 +219,7 @@ def test_an_admin_key_also_reads_when_api_keys_are_set(tiny):
 # -- bad input: a 4xx, nothing stored, the live index untouched ---------------------------------
 
 
-def _blank_pdf() -> bytes:
+def blank_pdf() -> bytes:
     from pypdf import PdfWriter
 
     w = PdfWriter()
@@ -246,7 +246,7 @@ BAD_FILES = [
     ("big.txt", ("一" * 400_000).encode(), 413, "RAG_MAX_UPLOAD_MB"),
     ("program.exe", b"MZ\x90\x00", 415, "unsupported file type '.exe'"),
     ("noext", b"abc", 415, "unsupported file type '(none)'"),
-    ("scan.pdf", _blank_pdf(), 422, "PDF has no extractable text (scanned images? run OCR first)"),
+    ("scan.pdf", blank_pdf(), 422, "PDF has no extractable text (scanned images? run OCR first)"),
     ("broken.pdf", b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R\nthis is not a pdf", 422,
      "corrupt or unreadable PDF"),
     ("bomb.docx", _zip_bomb_docx(), 422, "refused as a zip bomb"),

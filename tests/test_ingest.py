@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,11 @@ ZH_T = "新型工業化發展中心在香港正式成立，將聚焦企業升級
 ZH_S = "新型工业化发展中心在香港正式成立，将聚焦企业升级转型时面临的技术、人才和资源等方面的痛点。"
 
 
-def _pdf_bytes() -> bytes:
+PDF_LINES = ("Productivity in Hong Kong.", "", ZH_T[:30], ZH_T[30:])
+
+
+def pdf_bytes(lines: Sequence[str] = PDF_LINES) -> bytes:
+    """A one-page PDF with a text layer: a line each (Chinese in a CID font), "" a paragraph gap."""
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfgen import canvas
@@ -30,23 +35,26 @@ def _pdf_bytes() -> bytes:
     pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
     buf = io.BytesIO()
     c = canvas.Canvas(buf)
-    c.setFont("Helvetica", 12)
-    c.drawString(72, 800, "Productivity in Hong Kong.")
-    c.setFont("STSong-Light", 12)
-    c.drawString(72, 760, ZH_T[:30])
-    c.drawString(72, 745, ZH_T[30:])
+    y = 800
+    for line in lines:
+        if not line:
+            y -= 25
+            continue
+        c.setFont("Helvetica" if line.isascii() else "STSong-Light", 12)
+        c.drawString(72, y, line)
+        y -= 15
     c.showPage()
     c.save()
     return buf.getvalue()
 
 
-def _docx_bytes() -> bytes:
+def docx_bytes(heading: str = "新型工業化", paragraphs: Sequence[str] = (ZH_T, "Second paragraph in English.")) -> bytes:
     import docx
 
     d = docx.Document()
-    d.add_heading("新型工業化", level=1)
-    d.add_paragraph(ZH_T)
-    d.add_paragraph("Second paragraph in English.")
+    d.add_heading(heading, level=1)
+    for text in paragraphs:
+        d.add_paragraph(text)
     buf = io.BytesIO()
     d.save(buf)
     return buf.getvalue()
@@ -63,7 +71,7 @@ def _one(path: Path, **kw):
 
 def test_pdf_with_chinese_text(tmp_path):
     f = tmp_path / "report.pdf"
-    f.write_bytes(_pdf_bytes())
+    f.write_bytes(pdf_bytes())
     doc = _one(f)
     text = "\n".join(p.text for p in doc.paragraphs)
     assert "Productivity in Hong Kong." in text
@@ -73,7 +81,7 @@ def test_pdf_with_chinese_text(tmp_path):
 
 def test_docx(tmp_path):
     f = tmp_path / "note.docx"
-    f.write_bytes(_docx_bytes())
+    f.write_bytes(docx_bytes())
     doc = _one(f)
     assert doc.paragraphs[0].heading == "新型工業化"
     assert doc.paragraphs[0].text == "新型工業化\n" + ZH_T
@@ -130,7 +138,7 @@ def test_decode_text_prefers_strict_utf8():
 
 def test_bad_files_are_reported_and_the_rest_loads(tmp_path):
     (tmp_path / "good.txt").write_text(ZH_T, encoding="utf-8")
-    (tmp_path / "broken.pdf").write_bytes(_pdf_bytes()[:300])
+    (tmp_path / "broken.pdf").write_bytes(pdf_bytes()[:300])
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blob.txt").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n")

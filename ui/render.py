@@ -242,7 +242,7 @@ def job_percent(job: Mapping[str, Any]) -> int:
 def render_message(text: str, kind: str = "error") -> str:
     """A message box on the documents page: ``error``, ``ok`` or ``info``; the text escaped."""
     icon = {"error": "⚠️", "ok": "✓", "info": "ℹ"}.get(kind, "")
-    return f'<div class="docs-msg docs-msg-{kind}" role="{"alert" if kind == "error" else "status"}">{icon} {html.escape(text)}</div>'
+    return f'<div class="docs-msg docs-msg-{kind}" role="{"alert" if kind == "error" else "status"}">{icon} {html.escape(text, quote=False)}</div>'
 
 
 def render_job(job: Mapping[str, Any]) -> str:
@@ -258,6 +258,8 @@ def render_job(job: Mapping[str, Any]) -> str:
         counts.append(f"已讀檔案 Files read {p.get('files_read', 0)}/{p.get('files_total', len(files))}")
     if p.get("to_encode"):
         counts.append(f"已編碼段落 Paragraphs encoded {p.get('encoded', 0)}/{p['to_encode']}")
+    elif job.get("kind") == "upload" and _STAGE_AT.get(stage, 0) > _STAGE_AT["encoding"]:
+        counts.append("段落向量取自快取 Paragraph vectors reused from the cache")
     if p.get("paragraphs"):
         counts.append(f"集合共 {p['paragraphs']} 段 paragraphs in the collection")
     out = [f'<div class="job job-{html.escape(status)}" data-status="{html.escape(status)}" '
@@ -318,7 +320,7 @@ def render_documents(collection: str, docs: Sequence[Mapping[str, Any]], *, can_
         if pending is not None and pending.get("doc_id") == doc_id:
             also = [x for x in pending.get("doc_ids") or () if x != doc_id]
             with_ = f"（連同 with {', '.join(also)}）" if also else ""
-            confirm = (f'<div class="doc-confirm" role="alertdialog"><span>確定刪除檔案 Delete the file '
+            confirm = (f'<div class="doc-ask" role="alertdialog"><span>確定刪除檔案 Delete the file '
                        f'<code>{html.escape(str(pending.get("file")))}</code>{html.escape(with_)}? '
                        "索引會更新，無法復原。 The index is updated without it; this cannot be undone.</span>"
                        + _doc_button("confirm", doc_id, "確認刪除 Yes, delete", "確認刪除 Delete it")
