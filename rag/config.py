@@ -101,7 +101,7 @@ class Settings(BaseSettings):
 
     api_keys: str | None = Field(None, description="Comma-separated API keys; unset = open API")
     admin_keys: str | None = Field(None, description="Comma-separated admin keys for uploading and deleting "
-                                   "documents over HTTP; unset = those routes are off")
+                                   "documents (HTTP and the chat's documents page); unset = those are off")
     collections_dir: Path | None = Field(None, description="Folder of the named collections (one folder each, "
                                          "its index/ and sources/); unset = collections/ beside the index folder")
     max_upload_mb: int = Field(50, ge=1, le=50, description="Largest uploaded file in MB (50 is also the "

@@ -163,7 +163,9 @@ def test_upload_view_and_delete_through_the_handlers(docs_ui, tmp_path):
     row = final[1].split('data-doc="solar"')[1]
     assert f"{len(solar.paragraph_ids)} 段 paragraphs" in row and len(solar.paragraph_ids) == len(SOLAR[1])
     assert final[2].value == "handled" and ("handled", "handled") in final[3].choices
-    assert final[4] is None  # the file picker is emptied
+    assert final[4] is None  # the file picker is emptied, and the browser's copies are gone (staged)
+    assert not any(Path(f).exists() for f in paths)
+    assert "Choose the files again" in _last(docs_ui.upload("handled", paths, state))[0][0]
 
     (_, _, view, _, _), = _last(docs_ui.command("view:1:solar", "handled", state))
     assert "solar#p1" in view and SOLAR[1][0] in view

@@ -220,8 +220,9 @@ class ChatUI:
         return [], EMPTY_SOURCES, fresh
 
     def switch(self, collection: str | None, state: dict[str, Any] | None) -> tuple[Any, ...]:
-        """Another collection: a new conversation with it (the briefing is kept), its status line."""
-        return (*self.clear(state), *self.status_tick(collection))
+        """Another collection: a new conversation with it (the briefing is kept), its status line;
+        the example questions (about the default corpus) only with the default collection."""
+        return (*self.clear(state), *self.status_tick(collection), gr.Row(visible=(collection or DEFAULT) == DEFAULT))
 
     def collection_choices(self) -> Any:
         """The chat's collection dropdown with the collections there are now (its value kept)."""
@@ -391,7 +392,7 @@ def build_blocks(holder: Any, settings: Settings | None = None, *, collections: 
                                 placeholder="輸入問題… 繁體 / 简体 / English", submit_btn=False, container=False,
                             )
                             send = gr.Button("提問 Ask", variant="primary", scale=1, min_width=88, elem_id="ask-btn")
-                        with gr.Row(elem_id="examples"):
+                        with gr.Row(elem_id="examples") as examples:
                             gr.HTML("<span class='examples-label'>試試問 Try:</span>", padding=False, container=False)
                             example_buttons = [
                                 (gr.Button(f"{tag} · {q}", size="sm", elem_classes=["example-q"]), q) for tag, q in EXAMPLES
@@ -442,7 +443,8 @@ def build_blocks(holder: Any, settings: Settings | None = None, *, collections: 
         chatbot.clear(ui.clear, state, [chatbot, sources, state], queue=False)
         ticked = [status, timer, answer_mode]
         # .input: the user's choice (a handler refreshing the choices must not start a new conversation).
-        collection.input(ui.switch, [collection, state], [chatbot, sources, state, *ticked], show_progress="hidden")
+        collection.input(ui.switch, [collection, state], [chatbot, sources, state, *ticked, examples],
+                         show_progress="hidden")
         demo.load(ui.status_tick, collection, ticked, show_progress="hidden")
         timer.tick(ui.status_tick, collection, ticked, show_progress="hidden")
         if collections is not None:
@@ -486,5 +488,7 @@ def mount_ui(app: FastAPI, holder: Any, settings: Settings) -> FastAPI:
         app, demo, path="/", theme=_theme(), css_paths=[HERE / "chat.css"],
         head=f"<script>{js}</script>", footer_links=[], run_history=False,
         auth=auth, auth_message="Log in with any user name and an API key (RAG_API_KEYS) as the password.",
+        # Files the browser sends (the documents page) stop at the upload limit, before they are stored.
+        max_file_size=settings.max_upload_mb * 2**20,
         show_error=False, ssr_mode=False, mcp_server=False,
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,6 +33,8 @@ log = logging.getLogger("rag.ui")
 POLL_S = 0.2  # how often the page redraws a running job's progress
 INTERNAL = "內部錯誤 Internal error; the server log has the details."
 OFF_LEAD = "上載及刪除已關閉，文件只供瀏覽。"
+REFUSED = "上載被拒，沒有儲存任何檔案 Upload refused, nothing was stored: "
+NOT_DELETED = "未能刪除 Not deleted: "
 
 
 def collection_choices(collections: Collections, extra: str | None = None) -> list[tuple[str, str]]:
@@ -44,10 +45,11 @@ def collection_choices(collections: Collections, extra: str | None = None) -> li
     return [("default 預設" if n == DEFAULT else n, n) for n in names]
 
 
-def _message(exc: Exception) -> str:
-    """A refusal as the page shows it: the product's own message, or a generic one (logged)."""
+def _message(exc: Exception, lead: str = "") -> str:
+    """A refusal as the page shows it: ``lead`` and the product's own message, or a generic one
+    (the error logged)."""
     if isinstance(exc, RagError):
-        return render_message(str(exc))
+        return render_message(f"{lead}{exc}")
     log.error("the documents page failed", exc_info=exc)
     return render_message(INTERNAL)
 
@@ -168,19 +170,24 @@ class DocumentsUI:
             name = check_writable(name)
             if not paths:
                 raise InputError(f"請先選擇檔案 Choose files first ({', '.join(SUPPORTED)}).")
-            names = check_files([(p.name, os.path.getsize(p)) for p in paths], self.settings)
+            if not all(p.is_file() for p in paths):
+                raise InputError("請重新選擇檔案 Choose the files again: the server no longer has them.")
+            names = check_files([(p.name, p.stat().st_size) for p in paths], self.settings)
             with contextlib.ExitStack() as stack:
                 opened = [(n, stack.enter_context(open(p, "rb"))) for n, p in zip(names, paths, strict=True)]
                 job_id, staged = self.jobs.stage_files(name, opened)
             job = self.jobs.upload(job_id, name, staged)
         except Exception as exc:
-            yield _message(exc), skip, skip, skip, skip
+            yield _message(exc, REFUSED), skip, skip, skip, skip
             return
+        for path in paths:  # staged: the browser's copies (in Gradio's cache) are no longer needed
+            with contextlib.suppress(OSError):
+                path.unlink()
         for body in self._follow(job.id):
             yield render_job(body), skip, skip, skip, skip
         choices = collection_choices(self.collections)
         yield (render_job(body), self.listing(name, state), gr.Dropdown(choices=choices, value=name),
-               gr.Dropdown(choices=choices), None if body["status"] == "done" else skip)
+               gr.Dropdown(choices=choices), None)
 
     def command(self, raw: str, collection: str | None, state: dict[str, Any] | None) -> Iterator[tuple[Any, ...]]:
         """``<act>:<nonce>:<doc_id>`` from chat.js: ``view``, ``delete`` (asks to confirm),
@@ -213,7 +220,8 @@ class DocumentsUI:
             state["pending"] = None
             job = self.jobs.delete(name, doc_id)
         except Exception as exc:
-            yield _message(exc), self.listing(name, state), skip, state, skip
+            lead = NOT_DELETED if act in ("delete", "confirm") else ""
+            yield _message(exc, lead), self.listing(name, state), skip, state, skip
             return
         for body in self._follow(job.id):
             yield render_job(body), skip, skip, state, skip

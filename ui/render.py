@@ -260,7 +260,7 @@ def render_job(job: Mapping[str, Any]) -> str:
         counts.append(f"已編碼段落 Paragraphs encoded {p.get('encoded', 0)}/{p['to_encode']}")
     elif job.get("kind") == "upload" and _STAGE_AT.get(stage, 0) > _STAGE_AT["encoding"]:
         counts.append("段落向量取自快取 Paragraph vectors reused from the cache")
-    if p.get("paragraphs"):
+    if p.get("paragraphs") and status != "done":  # (when done, the result says it)
         counts.append(f"集合共 {p['paragraphs']} 段 paragraphs in the collection")
     out = [f'<div class="job job-{html.escape(status)}" data-status="{html.escape(status)}" '
            f'data-stage="{html.escape(stage)}" data-percent="{pct}">',
