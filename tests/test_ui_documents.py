@@ -185,6 +185,32 @@ def test_upload_view_and_delete_through_the_handlers(docs_ui, tmp_path):
     assert [d.doc_id for d in docs_ui.collections.service("handled").documents()] == ["centre"]
 
 
+def test_the_chat_asks_the_chosen_collection_and_briefs_across_collections(docs_ui, tmp_path):
+    """A question goes to the session's collection; a briefing may hold answers from several."""
+    from rag.ui.chat import ChatUI
+
+    state = _admin(docs_ui)
+    paths = _files(tmp_path, ("memo.txt", "光伏電池廠在元朗落成。\n\n元朗光伏電池廠年產量達到五千萬片。".encode()))
+    assert 'data-status="done"' in _last(docs_ui.upload("asked", paths, state))[-1][0]
+    ui = ChatUI(docs_ui.collections.default, docs_ui.collections)
+    chat_state = None
+    for collection, question in (("asked", "元朗光伏電池廠年產量多少？"), (None, "香港如何推動新型工業化？")):
+        *_, (_, _, sources, chat_state) = ui.respond(question, [], chat_state, "original", 3, None, collection)
+        want = docs_ui.collections.service(collection).ask(question, 3).to_dict()
+        assert chat_state["answers"][str(chat_state["turn"])]["citations"] == want["citations"] != []
+        assert want["citations"][0]["para_id"] in sources
+        chat_state = ui.brief_command(f"add:{chat_state['turn']}", chat_state, "original")[1]
+    assert [a["collection"] for a in chat_state["briefing"]] == ["asked", "default"]
+    assert chat_state["briefing"][0]["citations"][0]["para_id"].startswith("memo#")
+    _, md, heading = ui.exports(chat_state, "original")
+    text = Path(md.value["path"]).read_text(encoding="utf-8")
+    for item in chat_state["briefing"]:
+        assert item["citations"][0]["para_id"] in text
+    assert heading.endswith("· 2")
+    assert "No source found" not in ui.status("asked") and "`asked`" in ui.status("asked")
+    assert "no collection named 'gone'" in ui.status("gone")
+
+
 # -- the browser, the real model (slow) ------------------------------------------------------------
 
 
