@@ -360,7 +360,10 @@ def test_chat_in_three_languages(ui_server, browser, monkeypatch, width):
 
     # A question the corpus cannot answer shows the "no source found" state.
     chat.clear()
-    q = "What will the weather be like on Mars next Tuesday?"
+    # (Lean mode, no judge: many off-topic English questions, such as the weather on Mars, reach
+    # e5's floor 0.12 on this small corpus; the judge is what refuses those, tests/test_llm_judge.py.
+    # This one stays under it: the abstention's display is what is tested here.)
+    q = "How many goals did Messi score in 2012?"
     expected = service.ask(q, 5).to_dict()
     assert expected["abstained"], expected
     chat.ask(q, "找不到可引用的來源 · No source found" + expected["answer"])
@@ -462,7 +465,7 @@ def test_k_and_the_briefing(ui_server, browser, width, tmp_path):
     _assert_cards(chat, three)
 
     # Collect three answers (one unanswered) into the briefing, reorder, remove, export.
-    questions = [q, "什么是新质生产力？", "What will the weather be like on Mars next Tuesday?"]
+    questions = [q, "什么是新质生产力？", "How many goals did Messi score in 2012?"]
     chat.clear()
     for i, question in enumerate(questions, 1):
         expected = service.ask(question, 3, history=_history(service, questions[: i - 1])).to_dict()
