@@ -18,6 +18,8 @@ import numpy as np
 from rag.config import Settings
 from rag.errors import IndexStateError
 from rag.index import freshness
+from rag.index.gloss import GLOSS_DIR
+from rag.index.glossrows import GlossRows
 from rag.index.loaded import LoadedIndex
 from rag.index.tables import ROW_KEYS
 from rag.ingest.chunking import chunk_documents, sentence_chunks
@@ -38,7 +40,8 @@ def embed_text(chunk: Chunk, doc: Document, settings: Settings) -> str:
 
 class PreviousIndex:
     """The live index, opened to take over what is still valid: documents of unchanged files,
-    and the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents."""
+    the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents,
+    and the English gloss's records of known paragraphs."""
 
     def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
                  sources: dict[str, Any]) -> None:
@@ -56,6 +59,14 @@ class PreviousIndex:
         if len(self.bm25) != len(self.index.chunk_ids):
             raise IndexStateError(f"the BM25 state in {self.data_dir} does not match its chunks")
         self.keys = np.load(self.data_dir / ROW_KEYS)
+        # The English gloss's per-paragraph records (None in an index written before they were kept,
+        # or when they cannot be read: the gloss is then built in full, once).
+        try:
+            self.gloss: GlossRows | None = GlossRows.load(self.data_dir / GLOSS_DIR)
+        except IndexStateError:
+            self.gloss = None
+        if self.gloss is not None and len(self.gloss) != len(self.index.paragraphs):
+            self.gloss = None
         self._key_row: dict[bytes, int] | None = None
         old = manifest.get("sources", {})
         # A changed metadata.json may retitle any file: then every file is read again.

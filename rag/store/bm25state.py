@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -43,18 +44,19 @@ class BM25State:
         return cls([], np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32))
 
     # -- building --------------------------------------------------------------------------
-    def with_rows(self, tokens: Sequence[Sequence[str]]) -> BM25State:
+    def with_rows(self, tokens: Iterable[Sequence[str]]) -> BM25State:
         """A state over this vocabulary (extended by unseen terms) holding only rows of ``tokens``.
 
         Its term ids agree with this state's, so :meth:`concat` can join it with rows taken from
-        this state.
+        this state. ``tokens`` is read one row at a time (each kept only as its term counts).
         """
         vocab = list(self.vocab)
         ids = {t: i for i, t in enumerate(vocab)}
-        indptr = np.zeros(len(tokens) + 1, dtype=np.int64)
-        terms: list[int] = []
-        counts: list[int] = []
-        for r, row in enumerate(tokens):
+        # arrays, not lists: 4 or 8 bytes an entry (a list holds a pointer and an int object)
+        indptr = array("q", [0])
+        terms = array("i")
+        counts = array("i")
+        for row in tokens:
             tally: dict[int, int] = {}
             for tok in row:
                 tid = ids.get(tok)
@@ -64,11 +66,11 @@ class BM25State:
                 tally[tid] = tally.get(tid, 0) + 1
             terms.extend(tally)
             counts.extend(tally.values())
-            indptr[r + 1] = len(terms)
-        return BM25State(vocab, indptr, np.asarray(terms, np.int32), np.asarray(counts, np.int32))
+            indptr.append(len(terms))
+        return BM25State(vocab, np.frombuffer(indptr, np.int64), _int32(terms), _int32(counts))
 
     @classmethod
-    def from_tokens(cls, tokens: Sequence[Sequence[str]]) -> BM25State:
+    def from_tokens(cls, tokens: Iterable[Sequence[str]]) -> BM25State:
         return cls.empty().with_rows(tokens)
 
     def take(self, rows: np.ndarray) -> BM25State:
@@ -95,6 +97,35 @@ class BM25State:
         np.cumsum(lengths, out=indptr[1:])
         return BM25State(vocab, indptr, np.concatenate([p.terms for p in parts]),
                          np.concatenate([p.counts for p in parts]))
+
+    @staticmethod
+    def interleave(old: BM25State, old_rows: np.ndarray, new: BM25State) -> BM25State:
+        """Row ``i`` is ``old``'s row ``old_rows[i]`` where that is >= 0, else ``new``'s next row.
+
+        ``new`` must come from ``old.with_rows`` (its vocabulary extends ``old``'s) and hold one
+        row for each negative entry of ``old_rows``.
+        """
+        old_rows = np.asarray(old_rows, dtype=np.int64)
+        kept = old_rows >= 0
+        if int((~kept).sum()) != len(new):
+            raise ValueError(f"{int((~kept).sum())} rows to fill from {len(new)} new rows")
+        if new.vocab[: len(old.vocab)] != old.vocab:
+            raise ValueError("BM25 states over unrelated vocabularies")
+        src = old_rows[kept]
+        lengths = np.empty(len(old_rows), dtype=np.int64)
+        lengths[kept] = old.indptr[src + 1] - old.indptr[src]
+        lengths[~kept] = np.diff(new.indptr)
+        indptr = np.zeros(len(old_rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        terms = np.empty(int(indptr[-1]), dtype=np.int32)
+        counts = np.empty(int(indptr[-1]), dtype=np.int32)
+        if kept.any():
+            picks = _ranges(old.indptr[src], old.indptr[src + 1])
+            places = _ranges(indptr[:-1][kept], indptr[1:][kept])
+            terms[places], counts[places] = old.terms[picks], old.counts[picks]
+        places = _ranges(indptr[:-1][~kept], indptr[1:][~kept])
+        terms[places], counts[places] = new.terms, new.counts
+        return BM25State(new.vocab, indptr, terms, counts)
 
     def compact(self) -> BM25State:
         """The same rows over only the terms they use (terms of removed rows dropped)."""
@@ -155,18 +186,24 @@ class BM25State:
         return list(STATE_FILES)
 
     @classmethod
-    def load(cls, folder: Path) -> BM25State:
+    def load(cls, folder: Path, *, mmap: bool = False) -> BM25State:
+        """The state saved in ``folder``; ``mmap``: the arrays memory-mapped (read as rows are taken)."""
         folder = Path(folder)
+        mode: Literal["r"] | None = "r" if mmap else None
         try:
-            indptr = np.load(folder / STATE_FILES[0])
-            terms = np.load(folder / STATE_FILES[1])
-            counts = np.load(folder / STATE_FILES[2])
+            indptr = np.load(folder / STATE_FILES[0], mmap_mode=mode)
+            terms = np.load(folder / STATE_FILES[1], mmap_mode=mode)
+            counts = np.load(folder / STATE_FILES[2], mmap_mode=mode)
             vocab = json.loads((folder / STATE_FILES[3]).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise IndexStateError(f"cannot read the BM25 state in {folder}: {exc}; rebuild with `rag index`") from exc
         if len(terms) != len(counts) or indptr[-1] != len(terms) or (len(terms) and terms.max() >= len(vocab)):
             raise IndexStateError(f"the BM25 state in {folder} is inconsistent; rebuild with `rag index`")
         return cls(vocab, indptr, terms, counts)
+
+
+def _int32(values: array) -> np.ndarray:
+    return np.frombuffer(values, np.int32) if len(values) else np.zeros(0, np.int32)
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
