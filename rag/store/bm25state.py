@@ -146,6 +146,7 @@ class BM25State:
     def retriever(self, k1: float, b: float) -> Any:  # bm25s is untyped
         """A ``bm25s.BM25`` (lucene variant) whose score matrix is computed from these rows."""
         import bm25s
+        from scipy.sparse import csr_matrix
 
         state = self.compact()
         n_docs, n_vocab = len(state), len(state.vocab)
@@ -156,16 +157,17 @@ class BM25State:
         for t, d in enumerate(df.tolist()):  # math.log as bm25s, value by value
             if d:
                 idf[t] = math.log(1 + (n_docs - d + 0.5) / (d + 0.5))
-        rows = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(state.indptr))
         tf = state.counts.astype(np.float32).astype(np.float64)
-        denom = k1 * ((1 - b) + b * dl[rows] / avg_doc_len) + tf
+        # k1 * ((1 - b) + b * dl / avgdl) per row, then per entry: the same float64 operations as
+        # bm25s makes entry by entry.
+        denom = np.repeat(k1 * ((1 - b) + b * dl / avg_doc_len), np.diff(state.indptr)) + tf
         scores = (idf[state.terms].astype(np.float64) * (tf / denom)).astype(np.float32)
-        order = np.argsort(state.terms, kind="stable")  # by column; rows stay ascending in each
-        indptr = np.zeros(n_vocab + 1, dtype=np.int64)
-        np.cumsum(df, out=indptr[1:])
+        # By column (term), rows ascending in each, as bm25s stores them: CSR -> CSC is one
+        # counting pass (a stable argsort of 26M entries, the gloss at 100k paragraphs, takes seconds).
+        csc = csr_matrix((scores, state.terms, state.indptr), shape=(n_docs, n_vocab)).tocsc()
         retriever = bm25s.BM25(k1=k1, b=b)
-        retriever.scores = {"data": scores[order], "indices": rows[order].astype(np.int32), "indptr": indptr,
-                            "num_docs": n_docs}
+        retriever.scores = {"data": csc.data, "indices": csc.indices.astype(np.int32, copy=False),
+                            "indptr": csc.indptr.astype(np.int64, copy=False), "num_docs": n_docs}
         vocab_dict = {t: i for i, t in enumerate(state.vocab)}
         if "" not in vocab_dict:
             vocab_dict[""] = n_vocab  # as bm25s.BM25.index(create_empty_token=True)
