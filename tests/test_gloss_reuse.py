@@ -168,6 +168,8 @@ def test_interleave_equals_take_and_concat():
                              for r in src.tolist()])
     assert row_counts(got) == row_counts(want)
     np.testing.assert_array_equal(got.indptr, want.indptr)
+    assert row_counts(old.take(np.arange(5, 12))) == row_counts(old)[5:12]  # one run: sliced
+    assert len(BM25State.interleave(old, np.zeros(0, np.int64), old.with_rows([]))) == 0
     with pytest.raises(ValueError, match="rows to fill"):
         BM25State.interleave(old, src, old.with_rows(toks[30:32]))
 

@@ -39,7 +39,7 @@ from rag.index.manifest import (
     seal_manifest,
     write_json_atomic,
 )
-from rag.index.rows import NextRows, PreviousIndex, concat_parts, plan_rows, unchanged
+from rag.index.rows import NextRows, PreviousIndex, concat_parts, copy_rows, plan_rows, unchanged
 from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, SENTENCE_DTYPE, write_tables
 from rag.ingest.corpus import load_corpus
 from rag.store.base import LexicalIndex, VectorWriter
@@ -369,10 +369,10 @@ def _assemble(docs: list[Document], rows: NextRows, new: _NewVectors, prev: Prev
     chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
     chunk_docs = [para_doc[p] for p in chunk_table[:, 0].tolist()]
 
-    sentence_vectors = np.zeros((len(sentence_table), new.dim), dtype=SENTENCE_DTYPE)
+    sentence_vectors = np.empty((len(sentence_table), new.dim), dtype=SENTENCE_DTYPE)
     old_s = sentence_src >= 0
     if prev is not None and old_s.any():
-        sentence_vectors[old_s] = prev.index.sentence_vectors[sentence_src[old_s]]
+        copy_rows(sentence_vectors, prev.index.sentence_vectors, sentence_src)
     sentence_vectors[~old_s] = new.vectors[n_new_chunks:]
     new_key_arr = np.frombuffer(b"".join(new.keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
     row_keys = np.zeros((len(chunk_table) + len(sentence_table), KEY_BYTES), dtype=np.uint8)

@@ -76,6 +76,9 @@ class BM25State:
     def take(self, rows: np.ndarray) -> BM25State:
         """The given rows, in that order (same vocabulary)."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and (len(rows) == 1 or np.all(np.diff(rows) == 1)):
+            a, b = int(self.indptr[rows[0]]), int(self.indptr[rows[-1] + 1])  # one run: slices, no gather
+            return BM25State(self.vocab, self.indptr[rows[0] : rows[-1] + 2] - a, self.terms[a:b], self.counts[a:b])
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
         lengths = ends - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -119,12 +122,23 @@ class BM25State:
         np.cumsum(lengths, out=indptr[1:])
         terms = np.empty(int(indptr[-1]), dtype=np.int32)
         counts = np.empty(int(indptr[-1]), dtype=np.int32)
-        if kept.any():
-            picks = _ranges(old.indptr[src], old.indptr[src + 1])
-            places = _ranges(indptr[:-1][kept], indptr[1:][kept])
-            terms[places], counts[places] = old.terms[picks], old.counts[picks]
-        places = _ranges(indptr[:-1][~kept], indptr[1:][~kept])
-        terms[places], counts[places] = new.terms, new.counts
+        # Runs of consecutive old rows (or of new rows) are copied as slices: an update keeps
+        # long runs, and a slice copy is several times faster than a gather of every entry.
+        step = np.diff(old_rows)
+        breaks = np.flatnonzero((kept[1:] != kept[:-1]) | (kept[1:] & (step != 1))) + 1
+        fresh_start = 0
+        starts = [0, *breaks.tolist()] if len(old_rows) else []
+        for a, b in zip(starts, [*starts[1:], len(old_rows)][: len(starts)], strict=True):
+            out_a, out_b = int(indptr[a]), int(indptr[b])
+            if kept[a]:
+                src_a = int(old.indptr[old_rows[a]])
+                terms[out_a:out_b] = old.terms[src_a : src_a + out_b - out_a]
+                counts[out_a:out_b] = old.counts[src_a : src_a + out_b - out_a]
+            else:
+                src_a = int(new.indptr[fresh_start])
+                terms[out_a:out_b] = new.terms[src_a : src_a + out_b - out_a]
+                counts[out_a:out_b] = new.counts[src_a : src_a + out_b - out_a]
+                fresh_start += b - a
         return BM25State(new.vocab, indptr, terms, counts)
 
     def compact(self) -> BM25State:
@@ -157,11 +171,17 @@ class BM25State:
         for t, d in enumerate(df.tolist()):  # math.log as bm25s, value by value
             if d:
                 idf[t] = math.log(1 + (n_docs - d + 0.5) / (d + 0.5))
-        tf = state.counts.astype(np.float32).astype(np.float64)
-        # k1 * ((1 - b) + b * dl / avgdl) per row, then per entry: the same float64 operations as
-        # bm25s makes entry by entry.
-        denom = np.repeat(k1 * ((1 - b) + b * dl / avg_doc_len), np.diff(state.indptr)) + tf
-        scores = (idf[state.terms].astype(np.float64) * (tf / denom)).astype(np.float32)
+        # bm25s: idf * (tf / (k1 * ((1 - b) + b * dl / avgdl) + tf)) in float64 (tf and idf as
+        # float32 first), then float32. The same operations on the same values, done in place,
+        # with the length factor made once per row: the same bits, a third of the memory traffic.
+        tf = state.counts.astype(np.float64)  # counts are exact in float32
+        work = np.repeat(k1 * ((1 - b) + b * dl / avg_doc_len), np.diff(state.indptr))
+        work += tf
+        np.divide(tf, work, out=work)
+        del tf
+        work *= idf.astype(np.float64)[state.terms]
+        scores = work.astype(np.float32)
+        del work
         # By column (term), rows ascending in each, as bm25s stores them: CSR -> CSC is one
         # counting pass (a stable argsort of 26M entries, the gloss at 100k paragraphs, takes seconds).
         csc = csr_matrix((scores, state.terms, state.indptr), shape=(n_docs, n_vocab)).tocsc()
@@ -182,8 +202,9 @@ class BM25State:
         folder.mkdir(parents=True, exist_ok=True)
         state = self.compact()
         np.save(folder / STATE_FILES[0], state.indptr)
-        np.save(folder / STATE_FILES[1], state.terms)
-        np.save(folder / STATE_FILES[2], state.counts)
+        # The smallest integer type that holds them (read back as int32): less to write and hash.
+        np.save(folder / STATE_FILES[1], _narrow(state.terms, len(state.vocab) - 1))
+        np.save(folder / STATE_FILES[2], _narrow(state.counts, int(state.counts.max()) if len(state.counts) else 0))
         (folder / STATE_FILES[3]).write_text(json.dumps(state.vocab, ensure_ascii=False), encoding="utf-8")
         return list(STATE_FILES)
 
@@ -202,6 +223,13 @@ class BM25State:
         if len(terms) != len(counts) or indptr[-1] != len(terms) or (len(terms) and terms.max() >= len(vocab)):
             raise IndexStateError(f"the BM25 state in {folder} is inconsistent; rebuild with `rag index`")
         return cls(vocab, indptr, terms, counts)
+
+
+def _narrow(values: np.ndarray, largest: int) -> np.ndarray:
+    for dtype in (np.uint8, np.uint16):
+        if largest <= np.iinfo(dtype).max:
+            return values.astype(dtype)
+    return values
 
 
 def _int32(values: array) -> np.ndarray:
