@@ -39,7 +39,7 @@ from rag.index.manifest import (
     seal_manifest,
     write_json_atomic,
 )
-from rag.index.rows import NextRows, PreviousIndex, concat_parts, plan_rows, unchanged
+from rag.index.rows import NextRows, PreviousIndex, concat_parts, copy_rows, plan_rows, unchanged
 from rag.index.tables import DOCUMENTS_FILE, KEY_BYTES, SENTENCE_DTYPE, write_tables
 from rag.ingest.corpus import load_corpus
 from rag.store.base import LexicalIndex, VectorWriter
@@ -80,6 +80,7 @@ class IndexSummary:
     rebuilt: bool = True  # everything redone (no usable previous index, or its settings differ)
     files_read: int = 0  # files read and cleaned (the others' documents were taken over)
     documents_redone: int = 0  # documents chunked and tokenised (new or changed)
+    glossed: int = 0  # paragraphs glossed into English (the others' gloss was taken over)
 
     def lines(self) -> list[str]:
         if self.up_to_date or self.renewed:
@@ -95,6 +96,9 @@ class IndexSummary:
             + ("full build" if self.rebuilt else
                f"update: {self.files_read} files read, {self.documents_redone} documents redone"),
         ]
+        if not self.rebuilt:
+            out.append(f"  English gloss: {self.glossed} paragraphs glossed, "
+                       f"{self.paragraphs - self.glossed} taken over")
         if self.removed_by_kind:
             kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.removed_by_kind.items()))
             out.append(f"  cleaning removed: {kinds} (see `rag index --report`)")
@@ -231,6 +235,7 @@ def _build(paths: list[Path], index_dir: Path, settings: Settings, encoder: Any,
     remove_unused_data(index_dir, keep={data_name, previous})
     _summarise(summary, _old_documents(index_dir, old_manifest, prev), corpus, rows, changed_docs, tables,
                new.encoded, prev)
+    summary.glossed = gloss.glossed
     return summary
 
 
@@ -253,9 +258,11 @@ def _read_corpus(paths: list[Path], settings: Settings, prev: PreviousIndex | No
     docs, origins = _dedupe(docs, origins, summary)
     normaliser = Normaliser(settings.opencc_config)
     # The English gloss is corpus-wide (pairs mined from every text feed every paragraph's gloss):
-    # its glossaries are read first (one that cannot be read fails the build before the encoder).
+    # its glossaries are read first (one that cannot be read fails the build before the encoder);
+    # known paragraphs' pairs and term counts come from the live index's records.
     para_texts = [p.text for d in docs for p in d.paragraphs]
-    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary, cache_dir=settings.cache_dir)
+    gloss_plan = plan_gloss_index(paths, para_texts, normaliser, settings.glossary, cache_dir=settings.cache_dir,
+                                  previous=prev.gloss if prev is not None else None)
     summary.skipped += [SkippedFile(*problem.split(": ", 1)) for problem in gloss_plan.report["problems"]]
     return _Corpus(docs, origins, normaliser, para_texts, gloss_plan)
 
@@ -362,10 +369,10 @@ def _assemble(docs: list[Document], rows: NextRows, new: _NewVectors, prev: Prev
     chunk_ids = [f"{para_ids[p]}@{s}" for p, s in chunk_table[:, :2].tolist()]
     chunk_docs = [para_doc[p] for p in chunk_table[:, 0].tolist()]
 
-    sentence_vectors = np.zeros((len(sentence_table), new.dim), dtype=SENTENCE_DTYPE)
+    sentence_vectors = np.empty((len(sentence_table), new.dim), dtype=SENTENCE_DTYPE)
     old_s = sentence_src >= 0
     if prev is not None and old_s.any():
-        sentence_vectors[old_s] = prev.index.sentence_vectors[sentence_src[old_s]]
+        copy_rows(sentence_vectors, prev.index.sentence_vectors, sentence_src)
     sentence_vectors[~old_s] = new.vectors[n_new_chunks:]
     new_key_arr = np.frombuffer(b"".join(new.keys), dtype=np.uint8).reshape(-1, KEY_BYTES)
     row_keys = np.zeros((len(chunk_table) + len(sentence_table), KEY_BYTES), dtype=np.uint8)

@@ -30,7 +30,9 @@ FORMAT_VERSION = 3
 # unchanged files are otherwise taken over as the previous build made them (a full rebuild).
 PIPELINE_VERSION = 1
 # How paragraphs are glossed into English (rag.index.gloss, which reads it from here): part of
-# the build key, and recorded in the manifest's ``gloss`` entry that a server checks.
+# the build key, and recorded in the manifest's ``gloss`` entry that a server checks. Bump it
+# when glossing or pair mining changes what a text becomes: an update takes over the gloss term
+# counts and mined pairs of every known paragraph text (rag/index/glossrows.py).
 GLOSS_VERSION = 1
 STORE_KINDS = ("faiss", "milvus")
 # Only a local FAISS store keeps its vectors in the data folder, so only its rows can be taken

@@ -41,6 +41,8 @@ from rag.errors import IndexStateError, InputError
 from rag.files import GLOSSARY_FILE
 from rag.index.compat import GLOSS_VERSION
 from rag.index.freshness import split_glossaries
+from rag.index.glossrows import CHAR_BITS, GlossRows, Pair, char_set, text_keys
+from rag.store.bm25state import BM25State
 from rag.text.cedict import load_forward
 from rag.text.english import english_terms, stemmer_name
 from rag.text.normalise import Normaliser, _jieba, has_cjk
@@ -243,7 +245,7 @@ class Glosser:
         self.senses = senses if senses is not None else load_senses(cache_dir)
         self.rule = rule
         self._matcher = self.glossary.matcher()
-        self._alias_terms = {t: english_terms(" ".join(a)) for t, a in self.glossary.entries.items()}
+        self._alias_terms = {t: alias_terms(a) for t, a in self.glossary.entries.items()}
         self._word_cache: dict[str, tuple[str, ...]] = {}
 
     def config(self) -> dict[str, Any]:
@@ -277,9 +279,17 @@ class Glosser:
             self._word_cache[word] = out
         return out
 
+    def reuse_key(self) -> dict[str, Any]:
+        """What a paragraph's terms depend on besides its text and the glossary: a build takes over
+        the counts of an index made with the same key (``rag/index/glossrows.py``)."""
+        return {"gloss": self.config(), "normaliser": self.normaliser.config()}
+
     def terms(self, text: str) -> list[str]:
         """The gloss of one paragraph as BM25 terms."""
-        norm = self.normaliser.normalise(text)
+        return self.normalised_terms(self.normaliser.normalise(text))
+
+    def normalised_terms(self, norm: str) -> list[str]:
+        """The gloss of one paragraph's normalised text (:meth:`Normaliser.normalise`) as BM25 terms."""
         out: list[str] = []
         for term in self._matcher.find(norm):
             out.extend(self._alias_terms[term])
@@ -296,64 +306,62 @@ class Glosser:
         return [self.terms(t) for t in texts]
 
 
+def alias_terms(aliases: Sequence[str]) -> list[str]:
+    """The gloss terms a glossary entry's English names add for each occurrence of its term."""
+    return english_terms(" ".join(aliases))
+
+
+def changed_terms(old: dict[str, list[str]], new: dict[str, list[str]]) -> list[str]:
+    """Glossary terms whose occurrences gloss differently under ``new`` than under ``old`` (added,
+    removed, or other English terms; the order of the names does not count)."""
+    out = []
+    for term in sorted(old.keys() | new.keys()):
+        a, b = old.get(term), new.get(term)
+        if a != b and (a is None or b is None or sorted(alias_terms(a)) != sorted(alias_terms(b))):
+            out.append(term)
+    return out
+
+
 def build_glossary(paths: Sequence[Path], texts: Sequence[str], normaliser: Normaliser,
-                   extra: str | None) -> tuple[Glossary, list[tuple[str, str]]]:
-    """Glossary files first (they win on order), then the pairs mined from the texts."""
+                   extra: str | None, *, mined: list[Pair] | None = None) -> tuple[Glossary, list[Pair]]:
+    """Glossary files first (they win on order), then the pairs mined from the texts (``mined``:
+    already mined, ``mine_pairs(texts)``)."""
     glossary = Glossary()
     for f in glossary_files(paths, extra):
         read_glossary(f, glossary, normaliser)
-    mined = mine_pairs(texts)
+    mined = mine_pairs(texts) if mined is None else mined
     for term, english in mined:
         glossary.add(term, [english], "mined", normaliser)
     return glossary, mined
 
 
-class _Bag:
-    """One document for bm25s as distinct term ids and their counts: it iterates and measures
-    like the full token-id list bm25s reads (``len`` = document length), without holding it."""
-
-    __slots__ = ("ids", "counts", "_len")
-
-    def __init__(self, ids: np.ndarray, counts: np.ndarray) -> None:
-        self.ids, self.counts = ids, counts
-        self._len = int(counts.sum())
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(np.repeat(self.ids, self.counts).tolist())
-
-
 class GlossIndex:
-    """BM25 (bm25s) over the gloss documents, one row per paragraph, in paragraph order."""
+    """BM25 (bm25s) over the gloss documents, one row per paragraph, in paragraph order.
 
-    def __init__(self, retriever: Any, rows: int, config: dict[str, Any], report: dict[str, Any]) -> None:
+    A built index also holds its per-paragraph records (:class:`GlossRows`), saved with it for
+    the next build, and how many paragraphs it glossed (the others were taken over).
+    """
+
+    def __init__(self, retriever: Any, rows: int, config: dict[str, Any], report: dict[str, Any], *,
+                 records: GlossRows | None = None, glossed: int | None = None) -> None:
         self._bm25 = retriever
         self.rows = rows
         self.config = config
         self.report = report
+        self.records = records
+        self.glossed = rows if glossed is None else glossed
+
+    @classmethod
+    def from_state(cls, state: BM25State, config: dict[str, Any], report: dict[str, Any], *,
+                   records: GlossRows | None = None, glossed: int | None = None) -> GlossIndex:
+        """BM25 over the term counts of ``state`` (bm25s' own scores, see ``rag/store/bm25state.py``)."""
+        retriever = state.retriever(K1, B) if len(state.terms) else None
+        return cls(retriever, len(state), config, report, records=records, glossed=glossed)
 
     @classmethod
     def build(cls, tokens: Iterable[list[str]], config: dict[str, Any], report: dict[str, Any]) -> GlossIndex:
-        """BM25 over the term lists (consumed one at a time: each is kept only as its distinct
-        term ids and counts, a quarter of the memory of the list at 100k paragraphs)."""
-        import bm25s
-
-        vocab: dict[str, int] = {}
-        bags: list[_Bag] = []
-        for terms in tokens:
-            counts: dict[int, int] = {}
-            for t in terms:
-                i = vocab.setdefault(t, len(vocab))
-                counts[i] = counts.get(i, 0) + 1
-            bags.append(_Bag(np.fromiter(counts.keys(), np.int32, len(counts)),
-                             np.fromiter(counts.values(), np.int32, len(counts))))
-        retriever = None
-        if vocab:
-            retriever = bm25s.BM25(k1=K1, b=B)
-            retriever.index((bags, vocab), show_progress=False)
-        return cls(retriever, len(bags), config, report)
+        """BM25 over the term lists (consumed one at a time: each is kept only as its term counts)."""
+        return cls.from_state(BM25State.from_tokens(tokens), config, report)
 
     def __len__(self) -> int:
         return self.rows
@@ -380,6 +388,8 @@ class GlossIndex:
         )
         if self._bm25 is not None:
             self._bm25.save(str(sub), show_progress=False)
+        if self.records is not None:
+            self.records.save(sub)
         return sorted(f"{GLOSS_DIR}/{p.name}" for p in sub.iterdir() if p.is_file())
 
     @classmethod
@@ -413,25 +423,81 @@ def report_lines(gloss: GlossIndex) -> list[str]:
 
 @dataclass
 class GlossPlan:
-    """The glossaries read and the pairs mined for one build; ``build`` glosses the paragraphs."""
+    """The glossaries read and the pairs mined for one build; ``build`` glosses the paragraphs.
+
+    With the live index's records (``previous``), a paragraph of a known text is neither mined
+    nor glossed again unless it contains a glossary term that changed (:func:`changed_terms`).
+    """
 
     glosser: Glosser
     report: dict[str, Any]
+    keys: np.ndarray  # the key of each text (rag.index.glossrows.text_keys)
+    pairs: list[list[Pair]]  # the pairs mined from each text
+    known: np.ndarray  # the previous records' row of each text, -1 for a new text
+    previous: GlossRows | None = None
 
     @property
     def digest(self) -> str:
         return self.report["digest"]
 
     def build(self, texts: Sequence[str]) -> GlossIndex:
-        return GlossIndex.build((self.glosser.terms(t) for t in texts), self.glosser.config(), self.report)
+        """The gloss BM25 of ``texts`` (those of the plan, in row order) and its records."""
+        src, norms = self._taken_over(texts)
+        fresh = np.flatnonzero(src < 0)
+        kept = src >= 0
+        chars = np.zeros((len(texts), CHAR_BITS // 8), dtype=np.uint8)
+        if self.previous is not None and kept.any():
+            chars[kept] = self.previous.chars[src[kept]]
+        normalise = self.glosser.normaliser.normalise
+
+        def glossed() -> Iterator[list[str]]:
+            for i in fresh.tolist():
+                norm = norms.pop(i, None)
+                norm = normalise(texts[i]) if norm is None else norm
+                chars[i] = char_set(norm)
+                yield self.glosser.normalised_terms(norm)
+
+        if self.previous is not None and kept.any():
+            base = self.previous.state
+            state = BM25State.interleave(base, src, base.with_rows(glossed()))
+        else:
+            state = BM25State.from_tokens(glossed())
+        records = GlossRows(self.keys, chars, self.pairs, state, dict(self.glosser.glossary.entries),
+                            self.glosser.reuse_key())
+        return GlossIndex.from_state(state, self.glosser.config(), self.report, records=records, glossed=len(fresh))
+
+    def _taken_over(self, texts: Sequence[str]) -> tuple[np.ndarray, dict[int, str]]:
+        """The previous records' row whose counts each text takes over (-1: gloss it), and the
+        normalised texts already made while deciding."""
+        prev = self.previous
+        if prev is None or prev.reuse_key != self.glosser.reuse_key():
+            return np.full(len(texts), -1, dtype=np.int64), {}
+        src = self.known.copy()
+        changed = changed_terms(prev.entries, self.glosser.glossary.entries)
+        norms: dict[int, str] = {}
+        kept = np.flatnonzero(src >= 0)
+        if changed and len(kept):
+            for i in kept[prev.may_contain(src[kept], changed)].tolist():
+                norm = self.glosser.normaliser.normalise(texts[i])
+                if any(term in norm for term in changed):
+                    src[i] = -1
+                    norms[i] = norm
+        return src, norms
 
 
 def plan_gloss_index(paths: Sequence[Path], texts: Sequence[str], normaliser: Normaliser,
                      extra_glossaries: str | None, *, rule: str = SENSE_RULE,
-                     cache_dir: Path | None = None) -> GlossPlan:
+                     cache_dir: Path | None = None, previous: GlossRows | None = None) -> GlossPlan:
     """Read the glossaries found for ``paths`` and mine the pairs of ``texts`` (no glossing yet);
-    ``cache_dir`` keeps CC-CEDICT's parse."""
-    glossary, mined = build_glossary(paths, texts, normaliser, extra_glossaries)
+    ``cache_dir`` keeps CC-CEDICT's parse. ``previous``: the live index's records, whose pairs
+    stand for those of the texts they hold."""
+    keys = text_keys(texts)
+    known = previous.rows_of(keys) if previous is not None else np.full(len(texts), -1, dtype=np.int64)
+    # mine_pairs over all texts = each text's pairs in order, each pair kept where it first appears
+    pairs = [previous.pairs[r] if previous is not None and r >= 0 else mine_pairs([t])
+             for t, r in zip(texts, known.tolist(), strict=True)]
+    mined = list(dict.fromkeys(p for ps in pairs for p in ps))
+    glossary, mined = build_glossary(paths, texts, normaliser, extra_glossaries, mined=mined)
     files = [str(f) for f in glossary_files(paths, extra_glossaries)]
     report = {
         "files": files,
@@ -440,7 +506,8 @@ def plan_gloss_index(paths: Sequence[Path], texts: Sequence[str], normaliser: No
         "problems": glossary.problems,
         "digest": glossary.digest(),
     }
-    return GlossPlan(Glosser(normaliser, glossary, rule=rule, cache_dir=cache_dir), report)
+    return GlossPlan(Glosser(normaliser, glossary, rule=rule, cache_dir=cache_dir), report, keys, pairs, known,
+                     previous)
 
 
 def build_gloss_index(paths: Sequence[Path], paragraphs: Sequence[Any], normaliser: Normaliser,

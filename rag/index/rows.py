@@ -18,6 +18,8 @@ import numpy as np
 from rag.config import Settings
 from rag.errors import IndexStateError
 from rag.index import freshness
+from rag.index.gloss import GLOSS_DIR
+from rag.index.glossrows import GlossRows
 from rag.index.loaded import LoadedIndex
 from rag.index.tables import ROW_KEYS
 from rag.ingest.chunking import chunk_documents, sentence_chunks
@@ -38,7 +40,8 @@ def embed_text(chunk: Chunk, doc: Document, settings: Settings) -> str:
 
 class PreviousIndex:
     """The live index, opened to take over what is still valid: documents of unchanged files,
-    and the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents."""
+    the chunk and sentence rows (vectors, row keys, BM25 term counts) of unchanged documents,
+    and the English gloss's records of known paragraphs."""
 
     def __init__(self, index_dir: Path, manifest: dict[str, Any], settings: Settings,
                  sources: dict[str, Any]) -> None:
@@ -56,6 +59,14 @@ class PreviousIndex:
         if len(self.bm25) != len(self.index.chunk_ids):
             raise IndexStateError(f"the BM25 state in {self.data_dir} does not match its chunks")
         self.keys = np.load(self.data_dir / ROW_KEYS)
+        # The English gloss's per-paragraph records (None in an index written before they were kept,
+        # or when they cannot be read: the gloss is then built in full, once).
+        try:
+            self.gloss: GlossRows | None = GlossRows.load(self.data_dir / GLOSS_DIR)
+        except IndexStateError:
+            self.gloss = None
+        if self.gloss is not None and len(self.gloss) != len(self.index.paragraphs):
+            self.gloss = None
         self._key_row: dict[bytes, int] | None = None
         old = manifest.get("sources", {})
         # A changed metadata.json may retitle any file: then every file is read again.
@@ -98,15 +109,31 @@ class PreviousIndex:
             return None
         return r
 
-    def vectors_for_keys(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
-        """Vectors the live index holds for these row keys (a cleared cache costs nothing)."""
+    def _rows_of_keys(self, keys: Sequence[bytes]) -> dict[bytes, int]:
+        """The row of each of ``keys`` the live index holds. A few keys (the new text of an update)
+        are found by their first 8 bytes with one vectorised pass; many, through a dict of all rows."""
+        if self._key_row is None and len(keys) <= 4096:
+            first = np.ascontiguousarray(self.keys[:, :8]).view(np.uint64).ravel()
+            want = np.frombuffer(b"".join(k[:8] for k in keys), dtype=np.uint64)
+            wanted = set(keys)
+            found = {}
+            for i in np.flatnonzero(np.isin(first, want)).tolist():
+                k = self.keys[i].tobytes()
+                if k in wanted:
+                    found[k] = i
+            return found
         if self._key_row is None:
             self._key_row = {k.tobytes(): i for i, k in enumerate(self.keys)}
+        return {k: self._key_row[k] for k in keys if k in self._key_row}
+
+    def vectors_for_keys(self, keys: Sequence[bytes]) -> dict[bytes, np.ndarray]:
+        """Vectors the live index holds for these row keys (a cleared cache costs nothing)."""
+        rows = self._rows_of_keys(keys)
         n_chunks = len(self.index.chunk_ids)
         out: dict[bytes, np.ndarray] = {}
         chunk_rows: dict[bytes, int] = {}
         for k in keys:
-            i = self._key_row.get(k)
+            i = rows.get(k)
             if i is None:
                 continue
             if i < n_chunks:
@@ -168,6 +195,21 @@ class NextRows:
         self.new_chunk_texts.extend(embed_text(c, doc, settings) for c in chunks)
         self.bm25_parts.append(("new", (a, len(self.new_chunks))))
         self.para_count += len(doc.paragraphs)
+
+
+def copy_rows(out: np.ndarray, source: np.ndarray, rows: np.ndarray) -> None:
+    """``out[i] = source[rows[i]]`` wherever ``rows[i] >= 0``, run by run: an update takes over long
+    runs of consecutive rows, and a slice copy is several times faster than a gather."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if not len(rows):
+        return
+    kept = rows >= 0
+    breaks = np.flatnonzero((kept[1:] != kept[:-1]) | (np.diff(rows) != 1)) + 1
+    starts = [0, *breaks.tolist()]
+    for a, b in zip(starts, [*starts[1:], len(rows)], strict=True):
+        if kept[a]:
+            first = int(rows[a])
+            out[a:b] = source[first : first + b - a]
 
 
 def concat_parts(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:

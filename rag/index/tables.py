@@ -167,7 +167,9 @@ class ParagraphTable(_RowTable[Paragraph]):
         self._doc_ids = doc_ids
         self._n = n
         self._headings = headings
-        self._text = text
+        # A plain view of the memory map: slicing a np.memmap makes a memmap object each time
+        # (~30 us), which dominated reading 100k paragraphs back for an update.
+        self._text = text.view(np.ndarray)
         self._offsets = offsets
 
     def at(self, i: int) -> Paragraph:
