@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # the engine loads only when drafting runs
     from rag.answer.written.client import Generator
     from rag.llm.judge import Judge
 
-MIN_PARAGRAPH_CHARS = 30  # letters, digits, ideographs: shorter paragraphs (headings, credits) are not asked about
+MIN_PARAGRAPH_CHARS = 20  # letters, digits, ideographs: shorter paragraphs (headings, credits) are not asked about
 MAX_PASSAGE_CHARS = 900  # of a paragraph shown to the model (the prompt stays short on 2 cores)
 LONG_ANSWER_CHARS = 30  # a longer answer is kept and flagged: gold answers are short spans
 MAX_OTHER_PARAGRAPHS = 3  # other paragraphs holding the answer that are judged; more: flagged instead
