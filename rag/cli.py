@@ -565,7 +565,8 @@ def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_do
 
     def progress(i: int, n: int, task: drafting.Task, outcome: str, seconds: float) -> None:
         said = outcome if outcome in ("kept", "flagged") else f"dropped: {drafting.DROPPED[outcome]}"
-        click.echo(f"[{i}/{n}] {task.lang:7} {task.kind[:6]} {task.para_id}: {said} ({seconds:.1f} s)", err=True)
+        kind = "near miss, " if task.kind == "unanswerable" else ""
+        click.echo(f"[{i}/{n}] {kind}{task.lang} {task.para_id}: {said} ({seconds:.1f} s)", err=True)
 
     t0 = time.perf_counter()
     try:

@@ -232,7 +232,15 @@ def test_the_tally_counts_each_reason_for_dropping(tmp_path):
     tally = write_drafts(drafter, [Task("answerable", f"d1#p{n}", "en") for n in (1, 2, 3)], tmp_path / "d.jsonl")
     assert tally.dropped == {"bad_json": 1, "span_not_in_paragraph": 1} and tally.kept == {"answerable": 1}
     lines = "\n".join(tally.lines(tmp_path / "d.jsonl", 0.45))
-    assert "dropped 2 drafts" in lines and drafting.DROPPED["bad_json"] in lines
+    assert "dropped 2 drafts" in lines and drafting.DROPPED["bad_json"] in lines and "d.dropped.jsonl" in lines
+    lost = [json.loads(line) for line in (tmp_path / "d.dropped.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(row["para_id"], row["dropped"], row["reply"]) for row in lost] == [
+        ("d1#p1", "bad_json", "not json"), ("d1#p2", "span_not_in_paragraph", _reply("林鄭月娥", "Who chairs it?"))]
+    # a rerun asks the model for none of them again, dropped or kept
+    again = write_drafts(Drafter(_corpus([CHAIR, BUDGET, STAFF]), ReplyStub(lambda m: pytest.fail("asked again")),
+                                 floor=0.45, normaliser=T2S),
+                         [Task("answerable", f"d1#p{n}", "en") for n in (1, 2, 3)], tmp_path / "d.jsonl")
+    assert again.already == 3
 
 
 # ------------------------------------------------------------------------------- the commands
@@ -273,7 +281,7 @@ def test_draft_writes_checked_drafts_with_progress_and_a_summary(scripted, tmp_p
     # the same command again: everything is there already, the model is not asked
     calls = model.calls
     again = _draft(str(corpus), "--out", str(out), "--sample", "6", "--near-misses", "2", "--seed", "3")
-    assert again.exit_code == 0 and model.calls == calls and "8 were there from an earlier run" in again.stdout
+    assert again.exit_code == 0 and model.calls == calls and "8 were made (or dropped) by an earlier run" in again.stdout
 
 
 def test_ctrl_c_keeps_the_drafts_written_and_says_how_to_go_on(scripted, tmp_path, monkeypatch):

@@ -352,8 +352,9 @@ class Tally:
         head = (f"wrote {made} drafts to {out} ({self.kept['answerable']} answerable, {self.kept['unanswerable']} "
                 f"near misses); {self.flagged} flagged (self-check below {floor:.2f} or other notes)")
         if self.already:
-            head += f"; {self.already} were there from an earlier run"
-        lines = [head, f"dropped {sum(self.dropped.values())} drafts" + (":" if self.dropped else "")]
+            head += f"; {self.already} were made (or dropped) by an earlier run"
+        lines = [head, f"dropped {sum(self.dropped.values())} drafts"
+                 + (f" (replies and reasons in {dropped_path(out)}):" if self.dropped else "")]
         lines += [f"  {n:4d}  {DROPPED[why]}" for why, n in self.dropped.most_common()]
         return lines
 
@@ -367,6 +368,7 @@ class Drafter:
         self.floor = floor
         self.normaliser = normaliser
         self.seen: set[str] = set()  # matching forms of the questions drafted so far
+        self.last_reply = ""  # the model's reply for the last draft (kept with a dropped one)
 
     def draft(self, task: Task) -> tuple[dict[str, Any] | None, str]:
         """(the draft, "kept" or "flagged") or (None, the DROPPED reason)."""
@@ -374,8 +376,9 @@ class Drafter:
             return self._near_miss(task)
         text = self.corpus.texts[task.para_id]
         title = self.corpus.titles.get(task.para_id, "")
+        self.last_reply = ""
         try:
-            reply = self.model.complete(question_messages(task.lang, text))
+            reply = self.last_reply = self.model.complete(question_messages(task.lang, text))
         except GeneratorError:
             return None, "no_reply"
         parsed = parse_reply(reply, ("question", "answer"))
@@ -423,8 +426,9 @@ class Drafter:
     def _near_miss(self, task: Task) -> tuple[dict[str, Any] | None, str]:
         text = self.corpus.texts[task.para_id]
         title = self.corpus.titles.get(task.para_id, "")
+        self.last_reply = ""
         try:
-            reply = self.model.complete(near_miss_messages(task.lang, text))
+            reply = self.last_reply = self.model.complete(near_miss_messages(task.lang, text))
         except GeneratorError:
             return None, "no_reply"
         parsed = parse_reply(reply, ("question",))
@@ -460,6 +464,11 @@ class Drafter:
 Progress = Callable[[int, int, Task, str, float], None]
 
 
+def dropped_path(out: Path) -> Path:
+    """Where the drafts dropped on the way to ``out`` are kept, with the reply and the reason."""
+    return out.with_name(f"{out.stem}.dropped{out.suffix or '.jsonl'}")
+
+
 def drafted_ids(out: Path) -> set[str]:
     """The ids of the drafts ``out`` holds already (an earlier, interrupted run)."""
     if not out.exists():
@@ -478,18 +487,24 @@ def drafted_ids(out: Path) -> set[str]:
 
 def write_drafts(drafter: Drafter, tasks: Sequence[Task], out: Path, *, progress: Progress | None = None) -> Tally:
     """Make ``tasks``' drafts, appending each to ``out`` as it is made (an interrupted run keeps
-    what it wrote); tasks whose draft ``out`` already holds are skipped."""
+    what it wrote) and each dropped one, with the model's reply and the reason, to
+    :func:`dropped_path`; tasks that either file holds already are skipped."""
     tally = Tally()
-    done = drafted_ids(out)
+    dropped = dropped_path(out)
+    done = drafted_ids(out) | drafted_ids(dropped)
     todo = [t for t in tasks if t.id not in done]
     tally.already = len(tasks) - len(todo)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as fh:
+    with out.open("a", encoding="utf-8") as fh, dropped.open("a", encoding="utf-8") as lost:
         for i, task in enumerate(todo, start=1):
             t0 = time.perf_counter()
             record, outcome = drafter.draft(task)
             if record is None:
                 tally.dropped[outcome] += 1
+                lost.write(json.dumps({"id": task.id, "lang": task.lang, "kind": task.kind, "para_id": task.para_id,
+                                       "dropped": outcome, "why": DROPPED[outcome], "reply": drafter.last_reply},
+                                      ensure_ascii=False) + "\n")
+                lost.flush()
             else:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 fh.flush()
