@@ -558,6 +558,9 @@ def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_do
     tasks = drafting.plan(corpus, per_doc=per_doc, sample=sample, langs=chosen, near_misses=near_misses, seed=seed)
     if not tasks:
         raise InputError("no paragraph long enough to ask about")
+    asked = sum(t.kind == "answerable" for t in tasks)
+    if sample is not None and asked < sample:
+        click.echo(f"note: only {asked} paragraphs are long enough to ask about", err=True)
     floor = floor if floor is not None else settings.judge_floor if settings.judge_floor is not None else DEFAULT_FLOOR
     click.echo(f"loading the local language model ({len(tasks)} drafts to make)...", err=True)
     model = drafting.local_draft_model(settings)

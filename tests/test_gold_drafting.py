@@ -271,6 +271,7 @@ def test_draft_writes_checked_drafts_with_progress_and_a_summary(scripted, tmp_p
     result = _draft(str(corpus), "--out", str(out), "--sample", "6", "--near-misses", "2", "--seed", "3")
     assert result.exit_code == 0, result.output
     assert "[8/8]" in result.stderr and "wrote 8 drafts" in result.stdout and "dropped 0 drafts" in result.stdout
+    assert not (tmp_path / "drafts.dropped.jsonl").exists()
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["lang"] for r in rows] == ["zh-Hant", "zh-Hans", "en"] * 2 + ["zh-Hant", "zh-Hans"]
     facts = [f for _, _, facts in DOCS.values() for f in facts]
@@ -282,6 +283,8 @@ def test_draft_writes_checked_drafts_with_progress_and_a_summary(scripted, tmp_p
     calls = model.calls
     again = _draft(str(corpus), "--out", str(out), "--sample", "6", "--near-misses", "2", "--seed", "3")
     assert again.exit_code == 0 and model.calls == calls and "8 were made (or dropped) by an earlier run" in again.stdout
+    more = _draft(str(corpus), "--out", str(tmp_path / "all.jsonl"), "--sample", "99")
+    assert more.exit_code == 0 and "note: only 15 paragraphs are long enough to ask about" in more.stderr
 
 
 def test_ctrl_c_keeps_the_drafts_written_and_says_how_to_go_on(scripted, tmp_path, monkeypatch):

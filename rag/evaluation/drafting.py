@@ -495,16 +495,16 @@ def write_drafts(drafter: Drafter, tasks: Sequence[Task], out: Path, *, progress
     todo = [t for t in tasks if t.id not in done]
     tally.already = len(tasks) - len(todo)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a", encoding="utf-8") as fh, dropped.open("a", encoding="utf-8") as lost:
+    with out.open("a", encoding="utf-8") as fh:
         for i, task in enumerate(todo, start=1):
             t0 = time.perf_counter()
             record, outcome = drafter.draft(task)
             if record is None:
                 tally.dropped[outcome] += 1
-                lost.write(json.dumps({"id": task.id, "lang": task.lang, "kind": task.kind, "para_id": task.para_id,
-                                       "dropped": outcome, "why": DROPPED[outcome], "reply": drafter.last_reply},
-                                      ensure_ascii=False) + "\n")
-                lost.flush()
+                with dropped.open("a", encoding="utf-8") as lost:
+                    lost.write(json.dumps({"id": task.id, "lang": task.lang, "kind": task.kind, "para_id": task.para_id,
+                                           "dropped": outcome, "why": DROPPED[outcome], "reply": drafter.last_reply},
+                                          ensure_ascii=False) + "\n")
             else:
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
                 fh.flush()
