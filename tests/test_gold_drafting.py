@@ -24,6 +24,7 @@ from rag.evaluation.drafting import (
     write_drafts,
 )
 from rag.evaluation.goldset import load_gold, validate_gold
+from rag.evaluation.review import show
 from rag.text.normalise import Normaliser
 from tests.drafting_fakes import DOCS, ReplyStub, ScriptedDraftModel, passage_in, write_corpus
 
@@ -171,6 +172,11 @@ def test_other_paragraphs_holding_the_answer_join_gold_when_the_judge_says_they_
     path = tmp_path / "drafted.jsonl"
     path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
     assert validate_gold(load_gold(path), {"d1#p1": CHAIR, "d2#p1": other}) == []
+    # the review shows each paragraph, the answer marked in each, and which are gold
+    shown = "\n".join(show(load_gold(path)[0], 1, 1, T2S, styled=False))
+    assert "--- d1#p1 (drafted from it: Doc 1)" in shown and "主席⟦陳祖恒⟧表示" in shown
+    assert "--- d2#p1 (also holds the answer, judge P(yes) 0.80: in gold)" in shown
+    assert "--- d2#p2 (also holds the answer, judge P(yes) 0.10: not in gold)" in shown and "⟦陈祖恒⟧昨日" in shown
 
 
 # ------------------------------------------------------------------------------- near misses

@@ -173,10 +173,15 @@ def show(draft: GoldItem, n: int, total: int, normaliser: Normaliser, *, styled:
         lines.append("  accept it only if no paragraph of the corpus answers it")
     lines += [f"  ! {flag}" for flag in extra.get("flags") or []]
     texts = _gold_texts(draft)
-    source = extra.get("para_id")
+    judged = {str(o.get("para_id")): o.get("p_yes") for o in extra.get("also") or [] if isinstance(o, dict)}
     for pid, text in texts.items():
-        title = extra.get("title") if pid == source else ""
-        lines.append(f"  --- {pid}" + (f"  {title}" if title else ""))
+        if pid == extra.get("para_id"):
+            about = f"drafted from it{': ' + str(extra['title']) if extra.get('title') else ''}"
+        else:
+            p = judged.get(pid)
+            about = ("also holds the answer" + (f", judge P(yes) {p:.2f}" if isinstance(p, (int, float)) else "")
+                     + (": in gold" if pid in draft.gold else ": not in gold"))
+        lines.append(f"  --- {pid} ({about})")
         lines.append("  " + highlight(text, draft.answers, normaliser, styled=styled).replace("\n", "\n  "))
     if not texts:
         lines.append("  (the drafts file does not carry the paragraph)")
