@@ -158,7 +158,9 @@ class ReplyStub:
 
 
 def passage_in(messages: list[dict[str, str]]) -> str:
-    """The passage of the last user message of a drafting prompt."""
-    m = re.search(r"Passage:\n(.*?)\n\n", messages[-1]["content"], re.DOTALL)
-    assert m is not None
-    return m.group(1)
+    """The passage a drafting prompt asks about: the last one given (the first is the example)."""
+    for message in reversed(messages):
+        m = re.search(r"Passage:\n(.*?)\n\n", message["content"], re.DOTALL)
+        if m is not None and message["role"] == "user":
+            return m.group(1)
+    raise AssertionError("no passage in the prompt")

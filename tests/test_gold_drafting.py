@@ -233,20 +233,40 @@ def test_drafts_are_written_as_made_and_a_rerun_continues_after_an_interruption(
 
 
 def test_the_tally_counts_each_reason_for_dropping(tmp_path):
-    replies = iter(["not json", _reply("林鄭月娥", "Who chairs it?"), _reply("約七百人", "How many staff does the Council have?")])
-    drafter = Drafter(_corpus([CHAIR, BUDGET, STAFF]), ReplyStub(lambda m: next(replies)), floor=0.45, normaliser=T2S)
+    replies = {CHAIR: "not json", BUDGET: _reply("林鄭月娥", "Who chairs it?"),
+               STAFF: _reply("約七百人", "How many staff does the Council have?")}
+    stub = ReplyStub(lambda m: replies[passage_in(m)])
+    drafter = Drafter(_corpus([CHAIR, BUDGET, STAFF]), stub, floor=0.45, normaliser=T2S)
     tally = write_drafts(drafter, [Task("answerable", f"d1#p{n}", "en") for n in (1, 2, 3)], tmp_path / "d.jsonl")
     assert tally.dropped == {"bad_json": 1, "span_not_in_paragraph": 1} and tally.kept == {"answerable": 1}
+    assert (tally.retried, tally.rescued) == (1, 0) and len(stub.asked) == 4  # the bad span was sent back once
     lines = "\n".join(tally.lines(tmp_path / "d.jsonl", 0.45))
     assert "dropped 2 drafts" in lines and drafting.DROPPED["bad_json"] in lines and "d.dropped.jsonl" in lines
+    assert "1 replies sent back once" in lines
     lost = [json.loads(line) for line in (tmp_path / "d.dropped.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [(row["para_id"], row["dropped"], row["reply"]) for row in lost] == [
-        ("d1#p1", "bad_json", "not json"), ("d1#p2", "span_not_in_paragraph", _reply("林鄭月娥", "Who chairs it?"))]
+    assert [(row["para_id"], row["dropped"]) for row in lost] == [("d1#p1", "bad_json"), ("d1#p2", "span_not_in_paragraph")]
+    assert lost[0]["reply"] == "not json" and lost[1]["reply"].count("林鄭月娥") == 2
     # a rerun asks the model for none of them again, dropped or kept
     again = write_drafts(Drafter(_corpus([CHAIR, BUDGET, STAFF]), ReplyStub(lambda m: pytest.fail("asked again")),
                                  floor=0.45, normaliser=T2S),
                          [Task("answerable", f"d1#p{n}", "en") for n in (1, 2, 3)], tmp_path / "d.jsonl")
     assert again.already == 3
+
+
+@pytest.mark.parametrize("first, told", [
+    (_reply("陳祖恒", "陳祖恒是誰？"), "「陳祖恒」 is in the question itself"),
+    (_reply("林鄭月娥", "生產力局主席是誰？"), "「林鄭月娥」 is not in the passage"),
+])
+def test_a_reply_whose_answer_fails_its_check_is_sent_back_once_saying_why(first, told):
+    replies = iter([first, _reply("陳祖恒", "生產力局主席是誰？")])
+    stub = ReplyStub(lambda m: next(replies))
+    drafter = Drafter(_corpus([CHAIR]), stub, floor=0.45, normaliser=T2S)
+    record, outcome = drafter.draft(Task("answerable", "d1#p1", "zh-Hant"))
+    assert outcome == "kept" and record is not None and record["question"] == "生產力局主席是誰？"
+    assert record["answers"] == ["陳祖恒"] and (drafter.retried, drafter.rescued) == (1, 1)
+    again = stub.asked[1]
+    assert again[:-2] == stub.asked[0] and again[-2] == {"role": "assistant", "content": first}
+    assert again[-1]["role"] == "user" and again[-1]["content"].startswith(told)
 
 
 # ------------------------------------------------------------------------------- the commands

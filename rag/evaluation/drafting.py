@@ -63,9 +63,10 @@ LANG_NAMES = {"zh-Hant": "Traditional Chinese (繁體中文)", "zh-Hans": "Simpl
 SCRIPT_OF = {"zh-Hant": script_config("hant"), "zh-Hans": script_config("hans")}
 
 QUESTION_SYSTEM = (
-    "You write quiz questions about a passage. Pick one fact from the passage, copy a short answer for it from "
-    "the passage word for word, and ask for it with a question that names its subject. The question must not "
-    'contain the answer. Reply with JSON only: {"answer": ..., "question": ...}.'
+    "You write quiz questions about a passage. Pick one specific fact of the passage, copy a short answer for it "
+    "from the passage word for word, and ask for it with a question that names its subject, so that a reader who "
+    'has not seen the passage understands it. The question must not contain the answer. Reply with JSON only: '
+    '{"answer": ..., "question": ...}.'
 )
 NEAR_MISS_SYSTEM = (
     "You write quiz questions that a passage cannot answer. Ask about the passage's subject for a detail the "
@@ -345,6 +346,8 @@ class Tally:
     kept: Counter[str] = field(default_factory=Counter)  # kind -> drafts written
     flagged: int = 0
     already: int = 0  # drafts the output held from an earlier run
+    retried: int = 0  # replies sent back once, saying what was wrong
+    rescued: int = 0  # ... whose second reply passed
     dropped: Counter[str] = field(default_factory=Counter)  # reason (a DROPPED key) -> count
 
     def lines(self, out: Path, floor: float) -> list[str]:
@@ -353,10 +356,21 @@ class Tally:
                 f"near misses); {self.flagged} flagged (self-check below {floor:.2f} or other notes)")
         if self.already:
             head += f"; {self.already} were made (or dropped) by an earlier run"
+        if self.retried:
+            head += f"; {self.retried} replies sent back once (answer not in the paragraph or in the question), " \
+                    f"{self.rescued} of them mended"
         lines = [head, f"dropped {sum(self.dropped.values())} drafts"
                  + (f" (replies and reasons in {dropped_path(out)}):" if self.dropped else "")]
         lines += [f"  {n:4d}  {DROPPED[why]}" for why, n in self.dropped.most_common()]
         return lines
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A reply that failed a check the model can fix: why (a DROPPED key) and what to tell it."""
+
+    reason: str
+    text: str
 
 
 class Drafter:
@@ -369,30 +383,31 @@ class Drafter:
         self.normaliser = normaliser
         self.seen: set[str] = set()  # matching forms of the questions drafted so far
         self.last_reply = ""  # the model's reply for the last draft (kept with a dropped one)
+        self.retried = 0  # replies sent back once (answer not in the paragraph, or in the question)
+        self.rescued = 0  # ... whose second reply passed those checks
 
     def draft(self, task: Task) -> tuple[dict[str, Any] | None, str]:
-        """(the draft, "kept" or "flagged") or (None, the DROPPED reason)."""
+        """(the draft, "kept" or "flagged") or (None, the DROPPED reason). A reply whose answer is
+        not in the paragraph, or is in its own question, is sent back once, saying so."""
         if task.kind == "unanswerable":
             return self._near_miss(task)
         text = self.corpus.texts[task.para_id]
         title = self.corpus.titles.get(task.para_id, "")
+        messages = question_messages(task.lang, text)
         self.last_reply = ""
-        try:
-            reply = self.last_reply = self.model.complete(question_messages(task.lang, text))
-        except GeneratorError:
-            return None, "no_reply"
-        parsed = parse_reply(reply, ("question", "answer"))
-        if parsed is None:
-            return None, "bad_json"
-        question = fit_question(parsed["question"], task.lang)
-        if question is None:
-            return None, "wrong_language"
-        found = locate_span(trim_span(parsed["answer"]), text, self.normaliser)
-        if found is None:
-            return None, "span_not_in_paragraph"
-        answer = text[found[0]:found[1]]
-        if matching_form(answer, self.normaliser) in matching_form(question, self.normaliser):
-            return None, "answer_in_question"
+        got = self._propose(messages, task.lang, text)
+        if isinstance(got, Correction):
+            self.retried += 1
+            first = self.last_reply
+            got = self._propose([*messages, {"role": "assistant", "content": first},
+                                 {"role": "user", "content": got.text}], task.lang, text)
+            self.last_reply = f"{first}\n--- told why, asked again:\n{self.last_reply}"
+            if isinstance(got, Correction):
+                return None, got.reason
+            self.rescued += not isinstance(got, str)
+        if isinstance(got, str):
+            return None, got
+        question, answer = got
         if not self._new(question):
             return None, "duplicate"
         p = self.model.p_yes(question, title, text)
@@ -422,6 +437,31 @@ class Drafter:
         if also:
             record["also"] = also
         return record, "flagged" if flags else "kept"
+
+    def _propose(self, messages: list[dict[str, str]], lang: str, text: str) -> tuple[str, str] | str | Correction:
+        """The (question, answer) of the model's reply to ``messages``, the answer as ``text``
+        writes it; else the DROPPED reason, or a :class:`Correction` to send back."""
+        try:
+            reply = self.last_reply = self.model.complete(messages)
+        except GeneratorError:
+            return "no_reply"
+        parsed = parse_reply(reply, ("question", "answer"))
+        if parsed is None:
+            return "bad_json"
+        question = fit_question(parsed["question"], lang)
+        if question is None:
+            return "wrong_language"
+        said = trim_span(parsed["answer"])
+        found = locate_span(said, text, self.normaliser)
+        if found is None:
+            return Correction("span_not_in_paragraph", f"「{said}」 is not in the passage. Copy the answer from the "
+                                                       "passage word for word. Reply with JSON only.")
+        answer = text[found[0]:found[1]]
+        if matching_form(answer, self.normaliser) in matching_form(question, self.normaliser):
+            return Correction("answer_in_question", f"「{answer}」 is in the question itself, so it cannot be its answer. "
+                                                    "Copy from the passage the words that answer the question, or ask "
+                                                    "about another fact. Reply with JSON only.")
+        return question, answer
 
     def _near_miss(self, task: Task) -> tuple[dict[str, Any] | None, str]:
         text = self.corpus.texts[task.para_id]
@@ -512,4 +552,5 @@ def write_drafts(drafter: Drafter, tasks: Sequence[Task], out: Path, *, progress
                 tally.flagged += outcome == "flagged"
             if progress is not None:
                 progress(i, len(todo), task, outcome, time.perf_counter() - t0)
+            tally.retried, tally.rescued = drafter.retried, drafter.rescued
     return tally
