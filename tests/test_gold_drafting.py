@@ -239,10 +239,10 @@ def test_the_tally_counts_each_reason_for_dropping(tmp_path):
     drafter = Drafter(_corpus([CHAIR, BUDGET, STAFF]), stub, floor=0.45, normaliser=T2S)
     tally = write_drafts(drafter, [Task("answerable", f"d1#p{n}", "en") for n in (1, 2, 3)], tmp_path / "d.jsonl")
     assert tally.dropped == {"bad_json": 1, "span_not_in_paragraph": 1} and tally.kept == {"answerable": 1}
-    assert (tally.retried, tally.rescued) == (1, 0) and len(stub.asked) == 4  # the bad span was sent back once
+    assert (tally.retried, tally.rescued) == (1, 0) and len(stub.asked) == 4  # the bad span was asked for again
     lines = "\n".join(tally.lines(tmp_path / "d.jsonl", 0.45))
     assert "dropped 2 drafts" in lines and drafting.DROPPED["bad_json"] in lines and "d.dropped.jsonl" in lines
-    assert "1 replies sent back once" in lines
+    assert "1 asked for again" in lines and "0 of them mended" in lines
     lost = [json.loads(line) for line in (tmp_path / "d.dropped.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(row["para_id"], row["dropped"]) for row in lost] == [("d1#p1", "bad_json"), ("d1#p2", "span_not_in_paragraph")]
     assert lost[0]["reply"] == "not json" and lost[1]["reply"].count("林鄭月娥") == 2
@@ -254,19 +254,19 @@ def test_the_tally_counts_each_reason_for_dropping(tmp_path):
 
 
 @pytest.mark.parametrize("first, told", [
-    (_reply("陳祖恒", "陳祖恒是誰？"), "「陳祖恒」 is in the question itself"),
-    (_reply("林鄭月娥", "生產力局主席是誰？"), "「林鄭月娥」 is not in the passage"),
+    (_reply("陳祖恒", "陳祖恒是誰？"), "Do not ask about 「陳祖恒」 itself"),
+    (_reply("林鄭月娥", "生產力局主席是誰？"), "Not 「林鄭月娥」: it is not in the passage"),
 ])
-def test_a_reply_whose_answer_fails_its_check_is_sent_back_once_saying_why(first, told):
+def test_a_draft_whose_answer_fails_its_check_is_asked_for_again_saying_what_to_avoid(first, told):
     replies = iter([first, _reply("陳祖恒", "生產力局主席是誰？")])
     stub = ReplyStub(lambda m: next(replies))
     drafter = Drafter(_corpus([CHAIR]), stub, floor=0.45, normaliser=T2S)
     record, outcome = drafter.draft(Task("answerable", "d1#p1", "zh-Hant"))
     assert outcome == "kept" and record is not None and record["question"] == "生產力局主席是誰？"
     assert record["answers"] == ["陳祖恒"] and (drafter.retried, drafter.rescued) == (1, 1)
-    again = stub.asked[1]
-    assert again[:-2] == stub.asked[0] and again[-2] == {"role": "assistant", "content": first}
-    assert again[-1]["role"] == "user" and again[-1]["content"].startswith(told)
+    again = stub.asked[1]  # the same request, afresh, with what to avoid after it
+    assert again[:-1] == stub.asked[0][:-1] and again[-1]["role"] == "user"
+    assert again[-1]["content"].startswith(f"{stub.asked[0][-1]['content']} {told}")
 
 
 # ------------------------------------------------------------------------------- the commands

@@ -346,7 +346,7 @@ class Tally:
     kept: Counter[str] = field(default_factory=Counter)  # kind -> drafts written
     flagged: int = 0
     already: int = 0  # drafts the output held from an earlier run
-    retried: int = 0  # replies sent back once, saying what was wrong
+    retried: int = 0  # drafts asked for once more, saying what to avoid
     rescued: int = 0  # ... whose second reply passed
     dropped: Counter[str] = field(default_factory=Counter)  # reason (a DROPPED key) -> count
 
@@ -357,7 +357,7 @@ class Tally:
         if self.already:
             head += f"; {self.already} were made (or dropped) by an earlier run"
         if self.retried:
-            head += f"; {self.retried} replies sent back once (answer not in the paragraph or in the question), " \
+            head += f"; {self.retried} asked for again (answer not in the paragraph or in the question), " \
                     f"{self.rescued} of them mended"
         lines = [head, f"dropped {sum(self.dropped.values())} drafts"
                  + (f" (replies and reasons in {dropped_path(out)}):" if self.dropped else "")]
@@ -367,7 +367,8 @@ class Tally:
 
 @dataclass(frozen=True)
 class Correction:
-    """A reply that failed a check the model can fix: why (a DROPPED key) and what to tell it."""
+    """A reply that failed a check the model may pass at a second try: why (a DROPPED key) and
+    what to avoid, added to the request."""
 
     reason: str
     text: str
@@ -383,12 +384,12 @@ class Drafter:
         self.normaliser = normaliser
         self.seen: set[str] = set()  # matching forms of the questions drafted so far
         self.last_reply = ""  # the model's reply for the last draft (kept with a dropped one)
-        self.retried = 0  # replies sent back once (answer not in the paragraph, or in the question)
+        self.retried = 0  # drafts asked for once more (answer not in the paragraph, or in the question)
         self.rescued = 0  # ... whose second reply passed those checks
 
     def draft(self, task: Task) -> tuple[dict[str, Any] | None, str]:
         """(the draft, "kept" or "flagged") or (None, the DROPPED reason). A reply whose answer is
-        not in the paragraph, or is in its own question, is sent back once, saying so."""
+        not in the paragraph, or is in its own question, is asked for once more, saying what to avoid."""
         if task.kind == "unanswerable":
             return self._near_miss(task)
         text = self.corpus.texts[task.para_id]
@@ -397,11 +398,13 @@ class Drafter:
         self.last_reply = ""
         got = self._propose(messages, task.lang, text)
         if isinstance(got, Correction):
+            # Asked afresh, told what to avoid: shown its own reply in a conversation, the small
+            # model repeated it word for word (5 of 5 on the default corpus).
             self.retried += 1
             first = self.last_reply
-            got = self._propose([*messages, {"role": "assistant", "content": first},
-                                 {"role": "user", "content": got.text}], task.lang, text)
-            self.last_reply = f"{first}\n--- told why, asked again:\n{self.last_reply}"
+            again = {**messages[-1], "content": f"{messages[-1]['content']} {got.text}"}
+            got = self._propose([*messages[:-1], again], task.lang, text)
+            self.last_reply = f"{first}\n--- asked again:\n{self.last_reply}"
             if isinstance(got, Correction):
                 return None, got.reason
             self.rescued += not isinstance(got, str)
@@ -454,13 +457,12 @@ class Drafter:
         said = trim_span(parsed["answer"])
         found = locate_span(said, text, self.normaliser)
         if found is None:
-            return Correction("span_not_in_paragraph", f"「{said}」 is not in the passage. Copy the answer from the "
-                                                       "passage word for word. Reply with JSON only.")
+            return Correction("span_not_in_paragraph", f"Not 「{said}」: it is not in the passage; copy the answer "
+                                                       "word for word.")
         answer = text[found[0]:found[1]]
         if matching_form(answer, self.normaliser) in matching_form(question, self.normaliser):
-            return Correction("answer_in_question", f"「{answer}」 is in the question itself, so it cannot be its answer. "
-                                                    "Copy from the passage the words that answer the question, or ask "
-                                                    "about another fact. Reply with JSON only.")
+            return Correction("answer_in_question", f"Do not ask about 「{answer}」 itself: pick another fact, whose "
+                                                    "answer is not in the question.")
         return question, answer
 
     def _near_miss(self, task: Task) -> tuple[dict[str, Any] | None, str]:
