@@ -506,5 +506,113 @@ def _eval(gold: tuple[Path, ...], report_dir: Path, sets: str | None, max_querie
     return EvalExit.PASSED
 
 
+@main.group("gold")
+def gold_group() -> None:
+    """Build a gold set for your own corpus: `draft` questions with the local model, then `review` them.
+
+    The reviewed file is a gold set for `rag eval FILE --index DIR --sets gold` (evals/README.md)."""
+
+
+@gold_group.command("draft")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@index_option
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("drafts.jsonl"),
+              show_default=True, help="The drafts file (JSONL), written as drafts are made; an existing one is "
+                                      "continued (delete it to start over).")
+@click.option("--per-doc", type=int, default=None, metavar="N", help="Draft from N paragraphs of each document.")
+@click.option("--sample", type=int, default=None, metavar="N",
+              help="Draft from N paragraphs in all, the documents in turn [default: 30, unless --per-doc].")
+@click.option("--langs", default=",".join(("zh-Hant", "zh-Hans", "en")), show_default=True,
+              help="Languages of the questions, taken in turn (one question per paragraph).")
+@click.option("--near-misses", type=int, default=0, show_default=True, metavar="M",
+              help="Also draft M unanswerable questions on the sampled paragraphs' topics, kept when the judge "
+                   "finds them unanswered by the paragraph and its neighbours.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paragraph sample.")
+@click.option("--floor", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Self-check floor: drafts whose judge P(yes) is below it are flagged, near misses at or above "
+                   "it dropped [default: the judge's floor, RAG_JUDGE_FLOOR or 0.45].")
+def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_doc: int | None, sample: int | None,
+                   langs: str, near_misses: int, seed: int, floor: float | None) -> None:
+    """Draft candidate gold questions from the corpus of an index (or of PATHS) with the local model.
+
+    Each draft: a question in one of --langs, the answer copied from its paragraph (checked to be
+    there, script-blind), the paragraph's para_id as gold, and a self-check (the judge's P(yes)
+    that the paragraph answers). Progress goes to standard error; Ctrl-C keeps what was written
+    and the same command continues it. Review the drafts with `rag gold review`."""
+    import time
+
+    from rag.evaluation import drafting
+    from rag.llm.judge import DEFAULT_FLOOR
+    from rag.text.normalise import Normaliser
+
+    settings = _settings(index)
+    chosen = drafting.parse_langs(langs)
+    if paths:
+        corpus = drafting.CorpusText.from_paths(list(paths))
+        opencc = settings.opencc_config
+    else:
+        from rag.index.manifest import read_manifest
+
+        corpus = drafting.CorpusText.from_index(settings.index_dir)
+        opencc = (read_manifest(settings.index_dir) or {}).get("normaliser", {}).get("opencc", settings.opencc_config)
+    tasks = drafting.plan(corpus, per_doc=per_doc, sample=sample, langs=chosen, near_misses=near_misses, seed=seed)
+    if not tasks:
+        raise InputError("no paragraph long enough to ask about")
+    asked = sum(t.kind == "answerable" for t in tasks)
+    if sample is not None and asked < sample:
+        click.echo(f"note: only {asked} paragraphs are long enough to ask about", err=True)
+    floor = floor if floor is not None else settings.judge_floor if settings.judge_floor is not None else DEFAULT_FLOOR
+    click.echo(f"loading the local language model ({len(tasks)} drafts to make)...", err=True)
+    model = drafting.local_draft_model(settings)
+    drafter = drafting.Drafter(corpus, model, floor=floor, normaliser=Normaliser(opencc))
+
+    def progress(i: int, n: int, task: drafting.Task, outcome: str, seconds: float) -> None:
+        said = outcome if outcome in ("kept", "flagged") else f"dropped: {drafting.DROPPED[outcome]}"
+        kind = "near miss, " if task.kind == "unanswerable" else ""
+        click.echo(f"[{i}/{n}] {kind}{task.lang} {task.para_id}: {said} ({seconds:.1f} s)", err=True)
+
+    t0 = time.perf_counter()
+    try:
+        tally = drafting.write_drafts(drafter, tasks, out, progress=progress)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the drafts made so far are in {out}; run the same command to continue", err=True)
+        sys.exit(130)
+    for line in tally.lines(out, floor):
+        click.echo(line)
+    made = sum(tally.kept.values()) + sum(tally.dropped.values())
+    if made:
+        click.echo(f"{time.perf_counter() - t0:.0f} s, {(time.perf_counter() - t0) / made:.1f} s per draft tried; "
+                   f"next: rag gold review {out} --out gold_mine.jsonl")
+
+
+@gold_group.command("review")
+@click.argument("drafts", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The gold file accepted drafts are appended to (the input of `rag eval OUT`).")
+@click.option("--accept-all", is_flag=True, help="Accept every draft not decided yet, without asking (scripts).")
+def gold_review_cmd(drafts: Path, out: Path, accept_all: bool) -> None:
+    """Review DRAFTS one by one: [a]ccept, [e]dit question/answer, [d]rop, [s]kip for later, [q]uit.
+
+    Each draft is shown with its paragraph (the answer highlighted) and its self-check. Decisions
+    are saved as they are made (OUT and OUT.review.json): a rerun goes on with the drafts not
+    decided yet, the skipped ones among them."""
+    from rag.evaluation.review import Review, run_review
+    from rag.text.normalise import Normaliser
+
+    if drafts.resolve() == out.resolve():
+        raise click.UsageError("--out must be another file than DRAFTS")
+    review = Review.open(drafts, out)
+    left = len(review.pending())
+    if not left:
+        click.echo(f"nothing left to review in {drafts} (decisions: {out}.review.json)")
+    counts = run_review(review, accept_all=accept_all, normaliser=Normaliser(_settings(None).opencc_config),
+                        styled=sys.stdout.isatty())
+    click.echo(f"{out}: {counts['accepted']} accepted, {counts['dropped']} dropped, {counts['left']} left to review"
+               + (" (rerun to go on)" if counts["left"] else ""))
+    if counts["accepted"]:
+        click.echo(f"evaluate with: rag eval {out} --index DIR --sets gold --thresholds RULES.toml "
+                   f"--baseline BASELINE.json (evals/README.md)")
+
+
 if __name__ == "__main__":
     main()
