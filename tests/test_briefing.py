@@ -15,7 +15,7 @@ from rag import briefing
 from rag.text.normalise import convert_script
 
 QUESTIONS = ["香港如何推動新型工業化？", "什么是新质生产力？", "How is Hong Kong promoting new industrialisation?",
-             "What will the weather be like on Mars next Tuesday?"]
+             "How many goals did Messi score in 2012?"]
 
 
 # -- rendering (fast) ---------------------------------------------------------------------------
