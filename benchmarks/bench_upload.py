@@ -18,6 +18,7 @@ Setup, not timed: the collection's index is built in this process with the model
 vector space, so the server's update takes the corpus rows over as from any earlier build and
 encodes only the PDF. The private cache's ``models/`` is a link to the user's, so the server
 loads the real model. A PDF left by an earlier run is removed first (an incremental update).
+Needs reportlab (the ``test`` extra) for the PDF.
 """
 
 from __future__ import annotations

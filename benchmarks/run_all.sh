@@ -47,6 +47,9 @@ echo "== index updates: no-op, one document changed / added / deleted"
 $PY benchmarks/bench_index_update.py --json "$OUT/index-update.json" | tee "$OUT/index-update.md"
 $PY benchmarks/bench_index_update.py --sizes "${UPDATE_SIZES:-10000,100000}" --work "$WORK" \
   --json "$OUT/index-update-scale.json" | tee "$OUT/index-update-scale.md"
+echo "== upload of one 20-page PDF to a running server, until a search cites it (10k paragraphs)"
+$PY benchmarks/bench_upload.py --paragraphs 10000 --pages 20 --work "$WORK" \
+  --json "$OUT/upload.json" | tee "$OUT/upload.md"
 echo "== start-up: rag serve, and scripts/run.sh on an unchanged corpus"
 .venv/bin/rag index -q >/dev/null  # index/ of corpus/, so run.sh finds it unchanged
 $PY benchmarks/bench_serve_start.py --index index --json "$OUT/serve-start.json" | tee "$OUT/serve-start.md"
