@@ -166,7 +166,7 @@ def _service(index: str | None) -> RagService:
 
     settings = _settings(index)
     limit_process()  # the service applies it to every thread that asks
-    svc = RagService.open(settings.index_dir, settings, lean_fallback=True)
+    svc = RagService.open(settings.index_dir, settings, lean_fallback=True, kv_store=True)
     if svc.llm_error is not None:  # RAG_LLM=local, but the model could not be had: one line, then lean
         click.echo(f"warning: the language model is off, answering in the lean mode: {svc.llm_error}", err=True)
     return svc

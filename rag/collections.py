@@ -26,6 +26,7 @@ from rag.index.freshness import MANIFEST, read_manifest_quick
 
 if TYPE_CHECKING:  # `rag serve` imports this module before the service, to load it in a thread
     from rag.embedding import Encoder
+    from rag.llm.preread import PreRead
     from rag.service import RagService
 
 log = logging.getLogger("rag.collections")
@@ -65,6 +66,7 @@ class Models:
         self.base = base
         self._encoder: Encoder | None = None
         self._lock = threading.Lock()
+        self._prereads: dict[Path, PreRead] = {}
 
     @property
     def loaded(self) -> bool:
@@ -76,14 +78,29 @@ class Models:
 
         base = self.base
         if base is not None:
-            return base.sibling(RagService.open_index(index_dir, self.settings))
+            return self._preread(base.sibling(RagService.open_index(index_dir, self.settings)))
         with self._lock:
             if self.base is not None:
-                return self.base.sibling(RagService.open_index(index_dir, self.settings))
-            # The product's way: a language model that cannot be had leaves it lean, saying why.
-            svc = RagService.open(index_dir, self.settings, encoder=self._encoder, lean_fallback=True)
+                return self._preread(self.base.sibling(RagService.open_index(index_dir, self.settings)))
+            # The product's way: a language model that cannot be had leaves it lean, saying why;
+            # the judge's paragraph states are kept on disk beside each index.
+            svc = RagService.open(index_dir, self.settings, encoder=self._encoder, lean_fallback=True, kv_store=True)
             self.base = svc
+            return self._preread(svc)
+
+    def _preread(self, svc: RagService) -> RagService:
+        """Start reading ``svc``'s paragraphs for the judge (``RAG_LLM_PREREAD``), one index at a
+        time: the pre-read of an index opened again (rebuilt) replaces the one running for it."""
+        if not self.settings.llm_preread:
             return svc
+        key = Path(svc.index.index_dir).resolve()
+        old = self._prereads.pop(key, None)
+        if old is not None:
+            old.stop(timeout=30)
+        pre = svc.start_preread()
+        if pre is not None:
+            self._prereads[key] = pre
+        return svc
 
     def encoder(self) -> Encoder:
         """The shared encoder (a build needs it before any index is open: it is loaded then)."""
@@ -214,6 +231,10 @@ class IndexHolder:
             llm = {**judge.describe(), "load_s": round(svc.llm_load_seconds, 2)}
             if svc.model_queue is not None:
                 llm["queue"] = svc.model_queue.stats()
+            if svc.preread is not None:
+                llm["preread"] = svc.preread.describe()
+            elif svc.kv_store is not None:
+                llm["kv_store"] = svc.kv_store.describe()
         elif svc.llm_error is not None:  # RAG_LLM=local asked for it; the service runs lean
             llm = {"mode": "off", "lean": True, "requested": svc.settings.llm, "error": svc.llm_error}
         out = {

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     llm_model_path: Path | None = Field(None, description="A GGUF file to use instead of the bundled model")
     llm_threads: int | None = Field(None, ge=1, le=256, description="Threads for the model; unset = all cores")
     llm_cache_mb: int = Field(512, ge=0, le=65536, description="Memory for paragraphs' KV caches (judge)")
+    llm_kv_disk_mb: int = Field(4096, ge=0, le=1048576, description="Disk beside each index for the judge's "
+                                "paragraph KV caches, kept across restarts (rag serve, rag ask); 0 = none")
+    llm_preread: bool = Field(True, description="rag serve: at start-up, read the index's paragraphs for the "
+                              "judge in the background, most asked-for first, into that disk cache")
     judge_floor: float | None = Field(None, ge=0.0, le=1.0, description="Cite a paragraph only when the "
                                       "judge's P(yes) reaches this; None = calibrated default")
     judge_top_k: int = Field(3, ge=1, le=10, description="Paragraphs the judge reads per question")

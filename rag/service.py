@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from rag.embedding import Encoder
     from rag.llm.admission import ModelQueue
     from rag.llm.judge import AnswerJudge
+    from rag.llm.kvstore import PrefixStore
+    from rag.llm.preread import PreRead
     from rag.llm.rewrite import Rewriter
 
 log = logging.getLogger(__name__)
@@ -172,6 +174,8 @@ class RagService:
             calibration=self.calibration,
         )
         self.judge = judge  # RAG_LLM=local: the language model's answerability check
+        self.kv_store: PrefixStore | None = None  # the judge's paragraph states beside this index
+        self.preread: PreRead | None = None  # reading this index's paragraphs ahead of questions
         self.rewriter: Rewriter | None = None  # RAG_LLM=local: follow-ups made standalone
         # RAG_LLM=local: the bounded queue every question that uses the model passes (RAG_LLM_QUEUE)
         self.model_queue: ModelQueue | None = None
@@ -207,6 +211,7 @@ class RagService:
     def open(
         cls, index_dir: Path | None = None, settings: Settings | None = None, *, encoder: Encoder | None = None,
         on_request_thread: Callable[[], None] | None = limit_this_thread, lean_fallback: bool = False,
+        kv_store: bool = False,
     ) -> RagService:
         """Open the index and load the model (in parallel), then warm up what questions use first.
 
@@ -215,6 +220,8 @@ class RagService:
         ``lean_fallback`` (the product's edges: ``rag serve``, ``rag ask``, the chat) the service
         runs without it instead, as with ``RAG_LLM=off``, and ``llm_error`` says why. ``rag eval``
         and the benchmarks keep the error: a lean run must not be measured as the model's.
+        ``kv_store`` (the product's edges) keeps the judge's paragraph states on disk beside the
+        index (:meth:`attach_kv_store`).
 
         The service returned answers its first question about as fast as the next ones. The
         warm-up runs after the loads, not beside them: it is pure Python, and three threads
@@ -229,8 +236,42 @@ class RagService:
         require_fit(manifest, settings, index_dir)
         svc = cls._open(index_dir, manifest, settings, encoder, lean_fallback=lean_fallback)
         svc.on_request_thread = on_request_thread
+        if kv_store:
+            svc.attach_kv_store()
         warm_up(settings)
         return svc
+
+    def attach_kv_store(self) -> PrefixStore | None:
+        """Keep the local judge's paragraph states on disk beside this index
+        (``<index>/llm-kv/``, ``RAG_LLM_KV_DISK_MB``; ``rag.llm.kvstore``): read there before a
+        paragraph is evaluated, saved there after. None without a local judge or with a budget of 0."""
+        from rag.answer.written.factory import local_model_of
+
+        model = local_model_of(self.judge)
+        if model is None or self.settings.llm_kv_disk_mb <= 0:
+            return None
+        from rag.llm.kvstore import store_for
+
+        try:
+            store = store_for(self.index.index_dir, model.path, self.settings.llm_kv_disk_mb)
+        except OSError as exc:  # the model file moved under us: the memory cache still serves
+            log.warning("no KV store beside %s: %s", self.index.index_dir, exc)
+            return None
+        if store is not None:
+            self.kv_store = model.attach_store(store)
+        return self.kv_store
+
+    def start_preread(self, *, limit: int | None = None) -> PreRead | None:
+        """Read this index's paragraphs for the judge in the background, most asked-for first,
+        into the store beside the index (``RAG_LLM_PREREAD``; ``rag.llm.preread``). None when there
+        is no store, or the judge is not this process's model."""
+        if self.kv_store is None or self.judge is None or self.judge.kind != "local":
+            return None
+        from rag.llm.preread import PreRead
+
+        self.preread = PreRead(self.judge, self.index, self.kv_store, queue=self.model_queue,  # type: ignore[arg-type]
+                               limit=limit).start()
+        return self.preread
 
     @classmethod
     def _open(cls, index_dir: Path, manifest: dict[str, Any], settings: Settings, encoder: Encoder | None, *,
@@ -278,6 +319,8 @@ class RagService:
         svc.writer, svc.generator, svc.default_answer_mode = self.writer, self.generator, self.default_answer_mode
         svc.encoder_load_seconds, svc.llm_load_seconds = self.encoder_load_seconds, self.llm_load_seconds
         svc.llm_error = self.llm_error
+        if self.kv_store is not None:  # the product's edges: this index's states are kept beside it
+            svc.attach_kv_store()
         return svc
 
     @staticmethod

@@ -10,6 +10,10 @@ cache. Two kinds of work:
   only the question's tokens.
 - :meth:`LocalModel.stream`: greedy generation, token by token.
 
+Prefix states are also looked up in stores on disk beside the indexes (``rag.llm.kvstore``,
+``RAG_LLM_KV_DISK_MB``); a prefix evaluated for a question is saved in the first one attached,
+and :meth:`LocalModel.preread` fills a store ahead of the questions (``rag.llm.preread``).
+
 Thread counts are the caller's (``RAG_LLM_THREADS``). OpenMP's wait policy is the process's:
 with the default (spinning) policy and two cores, any other busy thread made generation 5-10x
 slower, so `rag serve`/`rag ask`/`rag eval` set ``OMP_WAIT_POLICY=passive`` at start when the
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelError
+from rag.llm.kvstore import PrefixStore, prefix_key
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class EngineStats:
     generate_seconds: float = 0.0
     prefix_hits: int = 0
     prefix_misses: int = 0
+    disk_hits: int = 0  # prefixes restored from a store on disk (rag.llm.kvstore)
     cache_bytes: int = 0
 
 
@@ -82,6 +88,8 @@ class LocalModel:
         self.n_ctx = n_ctx
         self._cache: OrderedDict[bytes, bytes] = OrderedDict()
         self._cache_cap = cache_mb << 20
+        self.stores: list[PrefixStore] = []  # on disk, beside indexes (rag.llm.kvstore)
+        self.state_bytes_per_token = 0.0  # of a saved prefix state, once one was measured
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
         self._formatter: Callable[..., Any] | None = None  # llama.cpp's Jinja2ChatFormatter, built once
         st = self.path.stat()
@@ -120,7 +128,7 @@ class LocalModel:
         if len(prefix) + len(suffix) >= self.n_ctx:
             raise ModelError(f"prompt of {len(prefix) + len(suffix)} tokens exceeds the context of {self.n_ctx}")
         with self.lock:
-            self._load_prefix(list(prefix))
+            self._load_prefix(list(prefix), asked=True)
             self._eval(list(suffix))
             ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
             return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
@@ -133,43 +141,129 @@ class LocalModel:
         self.stats.prompt_seconds += time.perf_counter() - t0
         self.stats.prompt_tokens += len(tokens)
 
-    def _load_prefix(self, prefix: list[int]) -> None:
-        """Leave the context holding exactly ``prefix`` (seq 0), from the cache when possible."""
+    def _load_prefix(self, prefix: list[int], *, asked: bool = False, save_to: PrefixStore | None = None,
+                     evict: bool = True) -> None:
+        """Leave the context holding exactly ``prefix`` (seq 0): from the context itself, the
+        memory cache or a store on disk when possible, else evaluated (and then kept in memory
+        and saved to ``save_to``, or to the first attached store). ``asked``: a question's use,
+        counted for the pre-read's order."""
         llm, lib = self.llm, self._lib
         n = len(prefix)
+        key = prefix_key(prefix)
+        if asked:
+            for store in self.stores[:1]:
+                store.note(key)
         if llm.n_tokens >= n and llm.input_ids[:n].tolist() == prefix:
             llm.n_tokens = n  # the last call's prompt starts with it: drop the rest (eval trims the KV)
             self.stats.prefix_hits += 1
             return
-        key = hashlib.sha256(np.asarray(prefix, dtype=np.int32).tobytes()).digest()
-        saved = self._cache.get(key)
         llm.reset()
         lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
+        saved = self._cache.get(key)
         if saved is not None:
-            buf = (ctypes.c_uint8 * len(saved)).from_buffer_copy(saved)
-            if lib.llama_state_seq_set_data(llm.ctx, buf, len(saved), 0):
-                llm.input_ids[:n] = prefix
-                llm.n_tokens = n
+            if self._restore(saved, prefix):
                 self._cache.move_to_end(key)
                 self.stats.prefix_hits += 1
                 return
             log.debug("a cached prefix did not load; evaluating it again")
-            lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
+        for store in self.stores:
+            data = store.get(key)
+            if data is None:
+                continue
+            if self._restore(data, prefix):
+                self.stats.disk_hits += 1
+                self._remember(key, data)
+                return
+            log.warning("a saved KV state in %s did not load; evaluating it again", store.folder)
+            store.forget(key)
         self.stats.prefix_misses += 1
         self._eval(prefix)  # from scratch: the instructions before the paragraph are few tokens
+        target = save_to if save_to is not None else (self.stores[0] if self.stores else None)
         size = lib.llama_state_seq_get_size(llm.ctx, 0)
-        if size > self._cache_cap:
+        self.state_bytes_per_token = size / max(1, n)
+        to_disk = target is not None and (evict or target.room_for(size))
+        if size > self._cache_cap and not to_disk:
             return
+        data = self._state_data(size)
+        if data is None:
+            return
+        self._remember(key, data)
+        if to_disk and target is not None:
+            target.put(key, data, evict=evict)
+
+    def _state_data(self, size: int | None = None) -> bytes | None:
+        """The KV state of seq 0 (what the context holds), as bytes; None when llama.cpp gives none."""
+        lib, ctx = self._lib, self.llm.ctx
+        size = size or lib.llama_state_seq_get_size(ctx, 0)
         buf = (ctypes.c_uint8 * size)()
-        got = lib.llama_state_seq_get_data(llm.ctx, buf, size, 0)
-        if not got:
+        got = lib.llama_state_seq_get_data(ctx, buf, size, 0)
+        return bytes(buf)[:got] if got else None
+
+    def _restore(self, data: bytes, prefix: list[int]) -> bool:
+        """Load a saved state into seq 0 of the (cleared) context; False when it does not fit."""
+        llm, lib = self.llm, self._lib
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if lib.llama_state_seq_set_data(llm.ctx, buf, len(data), 0):
+            llm.input_ids[: len(prefix)] = prefix
+            llm.n_tokens = len(prefix)
+            return True
+        lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
+        return False
+
+    def _remember(self, key: bytes, data: bytes) -> None:
+        """Keep ``data`` in the memory cache (least recently used out past ``RAG_LLM_CACHE_MB``)."""
+        if len(data) > self._cache_cap or key in self._cache:
             return
-        data = bytes(buf)[:got]
         self._cache[key] = data
         self.stats.cache_bytes += len(data)
         while self.stats.cache_bytes > self._cache_cap and self._cache:
             _, old = self._cache.popitem(last=False)
             self.stats.cache_bytes -= len(old)
+
+    # -- stores on disk -------------------------------------------------------------------
+    def attach_store(self, store: PrefixStore) -> PrefixStore:
+        """Look prefixes up in ``store`` too; the first attached also saves questions' new ones.
+        Attaching a folder twice returns the store already attached."""
+        with self.lock:
+            for have in self.stores:
+                if have.folder == store.folder:
+                    return have
+            self.stores.append(store)
+            return store
+
+    def detach_store(self, store: PrefixStore) -> None:
+        """Stop looking prefixes up in ``store`` (its files stay)."""
+        with self.lock:
+            self.stores = [s for s in self.stores if s.folder != store.folder]
+
+    def forget_memory(self) -> None:
+        """Drop the prefixes kept in memory and the context's tokens (as a restarted process has
+        none): benchmarks and tests of the stores on disk."""
+        with self.lock:
+            self._cache.clear()
+            self.stats.cache_bytes = 0
+            self.llm.n_tokens = 0
+
+    def preread(self, prefix: Sequence[int], store: PrefixStore) -> str:
+        """Evaluate ``prefix`` and save its state in ``store`` unless it is there already:
+        ``"had"`` (saved before), ``"saved"``, or ``"full"`` (the store has no room for it; nothing
+        was evaluated when its size could be told beforehand)."""
+        prefix = list(prefix)
+        key = prefix_key(prefix)
+        if key in store:
+            return "had"
+        if len(prefix) >= self.n_ctx:
+            return "full"
+        estimate = int(self.state_bytes_per_token * len(prefix))
+        if estimate and not store.room_for(estimate):
+            return "full"
+        with self.lock:
+            self._load_prefix(prefix, save_to=store, evict=False)
+            if key not in store:  # it came from memory or another store, or did not fit
+                data = self._cache.get(key) or self._state_data()
+                if data is None or not store.put(key, data, evict=False):
+                    return "full"
+        return "saved"
 
     # -- generation -----------------------------------------------------------------------
     def stream(
