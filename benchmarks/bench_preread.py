@@ -144,7 +144,7 @@ def first_sentences(srv: Server, questions: list[str]) -> dict[str, float]:
             totals.append(time.perf_counter() - t)
             firsts.append(first if first is not None else totals[-1])
     return {"first_p50": statistics.median(firsts), "first_p95": pct(firsts, 0.95),
-            "total_p50": statistics.median(totals), "n": len(firsts)}
+            "total_p50": statistics.median(totals), "n_written": len(firsts)}
 
 
 def wait_preread(srv: Server, limit_s: float) -> dict[str, Any]:
@@ -208,7 +208,7 @@ def main() -> None:
         if pre:
             print(f"\n{r['case']}: pre-read {pre.get('state')}, {pre.get('read')} of {pre.get('of')} paragraphs "
                   f"({pre.get('saved')} saved, {pre.get('had')} had) in {pre.get('seconds')} s; store "
-                  f"{pre.get('saved_mb')} MB")
+                  f"{pre.get('files')} files, {pre.get('files_mb')} MB")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")
 

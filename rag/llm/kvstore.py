@@ -198,7 +198,7 @@ class PrefixStore:
             log.debug("cannot write %s: %s", path, exc)
 
     def describe(self) -> dict[str, object]:
-        return {"folder": str(self.folder), "saved": len(self._sizes), "saved_mb": round(self.size_bytes / 2**20, 1),
+        return {"folder": str(self.folder), "files": len(self._sizes), "files_mb": round(self.size_bytes / 2**20, 1),
                 "budget_mb": self.budget >> 20, "writable": self.writable}
 
     def _path(self, key: bytes) -> Path:
