@@ -151,7 +151,7 @@ class LocalModel:
         n = len(prefix)
         key = prefix_key(prefix)
         if asked:
-            for store in self.stores[:1]:
+            for store in self.stores:  # only the store whose index holds the paragraph will ask for it
                 store.note(key)
         if llm.n_tokens >= n and llm.input_ids[:n].tolist() == prefix:
             llm.n_tokens = n  # the last call's prompt starts with it: drop the rest (eval trims the KV)

@@ -18,6 +18,7 @@ next `rag eval`, does not evaluate them again (``RAG_LLM_KV_DISK_MB``).
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -86,6 +87,7 @@ class PrefixStore:
                         self.folder, exc)
             self.writable = False
             return
+        atexit.register(self.flush)  # the counts since the last flush, at a clean exit
         uses = self.folder / USES
         try:
             if uses.exists():
