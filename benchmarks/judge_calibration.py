@@ -16,6 +16,12 @@ keeps dev false abstention at or below ``--max-false`` and maximises near-miss r
     RAG_LLM=local OMP_WAIT_POLICY=passive .venv/bin/python benchmarks/judge_calibration.py \
         --per-set 12 --out reports/judge-calibration.json
 
+``--framing question-last`` asks with the instruction before the question
+(``rag.llm.judge.USER_QUESTION_LAST``): about 12 tokens follow the cached paragraph instead of
+24, so a paragraph read before costs about half. Give it its own ``--out``; the table then shows
+whether it separates answers from near misses as well (AUC, false abstention and recall per
+floor).
+
 Verdicts are stored in ``--out`` as they are made; a rerun reuses them (``--table-only`` prints
 the table from the stored verdicts alone).
 """
@@ -57,6 +63,11 @@ def collect(args: argparse.Namespace, store: dict) -> None:
 
     settings = Settings(llm="local")
     judge = judge_from_settings(settings, cache_mb=4096)
+    if args.framing == "question-last":  # the instruction before the question: fewer tokens after the paragraph
+        from rag.llm.judge import USER_QUESTION_LAST, Judge
+
+        judge = Judge(judge.model, floor=judge.floor, top_k=judge.top_k, user=USER_QUESTION_LAST)  # type: ignore[attr-defined]
+    store["framing"] = args.framing
     root = external_root()
     if root is None:
         sys.exit("no external dev sets found (../shared/data/external)")
@@ -130,8 +141,13 @@ def table(store: dict, max_false: float) -> float:
         orec = sum(best(q["off_topic"]) < floor for q in ot)
         return (fa, len(ans)), (rec, len(nm)), (orec, len(ot))
 
-    print(f"{len(qs)} dev questions; verdict latency median "
+    print(f"{len(qs)} dev questions, framing {store.get('framing', 'product')}; verdict latency median "
           f"{sorted(store['seconds'])[len(store['seconds']) // 2]:.2f} s (new paragraph or cached)")
+    gold = [r[1] for q in qs for r in q["answerable"] if r[2]]
+    near = [best(q["near_miss"]) for q in qs if q["near_miss"]]
+    wins = sum((g > n) + 0.5 * (g == n) for g in gold for n in near)
+    print(f"AUC, gold paragraphs' P(yes) against each question's best near miss: "
+          f"{wins / max(len(gold) * len(near), 1):.3f} ({len(gold)} gold, {len(near)} near misses)")
     print("| floor | false abstention (answerable) | near-miss recall | off-topic recall |")
     print("|---:|---:|---:|---:|")
     chosen, chosen_recall = floors[0], -1.0
@@ -172,6 +188,9 @@ def main() -> None:
     ap.add_argument("--max-false", type=float, default=0.03)
     ap.add_argument("--out", type=Path, default=Path("reports/judge-calibration.json"))
     ap.add_argument("--table-only", action="store_true")
+    ap.add_argument("--framing", choices=["product", "question-last"], default="product",
+                    help="the judge's prompt: the product's, or the instruction before the question "
+                         "(rag.llm.judge.USER_QUESTION_LAST); use another --out for each")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     store = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}

@@ -41,6 +41,10 @@ MAX_PARAGRAPH_CHARS = 1200  # a longer paragraph is judged on its first 1,200 ch
 SYSTEM = "You check whether a passage answers a question. Reply with one word: yes or no."
 _SLOT = "\u241fQUESTION\u241f"  # a marker no question contains: where the question goes
 USER = "Passage:\n{passage}\n\nQuestion: " + _SLOT + "\n\nDoes the passage answer the question? Reply yes or no."
+# The instruction before the question: ~12 tokens follow the cached paragraph instead of ~24
+# (half the cost of a paragraph read before). Measured by benchmarks/judge_calibration.py
+# --framing question-last; not the product's prompt (its floor was calibrated on USER).
+USER_QUESTION_LAST = "Passage:\n{passage}\n\nDoes the passage answer the question below? Reply yes or no.\n\nQuestion: " + _SLOT
 
 YES_WORDS = ("yes", "Yes", "YES")  # the first answer token's "yes" set (each a single token)
 NO_WORDS = ("no", "No", "NO")
@@ -82,13 +86,17 @@ class AnswerJudge(Protocol):
 class Judge:
     """P(yes) for (question, paragraph) pairs on one :class:`LocalModel`."""
 
-    def __init__(self, model: LocalModel, *, floor: float = DEFAULT_FLOOR, top_k: int = DEFAULT_TOP_K) -> None:
+    def __init__(self, model: LocalModel, *, floor: float = DEFAULT_FLOOR, top_k: int = DEFAULT_TOP_K,
+                 user: str = USER) -> None:
+        """``user``: the user message's template ({passage} and the question's slot); the
+        product's is :data:`USER`, another is for experiments (``judge_calibration.py --framing``)."""
         self.model = model
         self.floor = floor
         self.top_k = top_k
+        self.user = user
         rendered = model.format_chat([
             {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": USER.format(passage="\u241fPASSAGE\u241f")},
+            {"role": "user", "content": user.format(passage="\u241fPASSAGE\u241f")},
         ])
         head, rest = rendered.split("\u241fPASSAGE\u241f")
         between, tail = rest.split(_SLOT)
