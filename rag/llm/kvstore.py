@@ -71,7 +71,7 @@ class PrefixStore:
         self._dirty = False
         self._flushed = time.monotonic()
         self.writable = True
-        self.reads = self.writes = self.dropped = 0
+        self.dropped = 0  # states pushed out by a full store
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             for f in self.folder.iterdir():
@@ -118,7 +118,6 @@ class PrefixStore:
             with self._lock:
                 self._sizes.pop(key, None)
             return None
-        self.reads += 1
         return data
 
     def forget(self, key: bytes) -> None:
@@ -153,7 +152,6 @@ class PrefixStore:
                 self.writable = False
                 return False
             self._sizes[key] = len(data)
-            self.writes += 1
             return True
 
     def _drop_oldest(self, need: int) -> None:
@@ -182,6 +180,11 @@ class PrefixStore:
 
     def uses(self, key: bytes) -> int:
         return self._uses.get(key.hex(), 0)
+
+    @property
+    def asked(self) -> bool:
+        """Whether any use was counted (else the pre-read keeps the index's order)."""
+        return bool(self._uses)
 
     def flush(self) -> None:
         """Write ``uses.json`` when it changed."""

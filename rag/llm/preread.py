@@ -76,29 +76,37 @@ class PreRead:
         return out
 
     # -- the work -------------------------------------------------------------------------
-    def order(self) -> list[tuple[int, list[int]]]:
-        """(row, prefix tokens) of every paragraph: the most asked-for first, then index order."""
-        rows = []
-        for i in range(len(self.index.paragraphs)):
-            if self._stop.is_set():
-                break
-            para = self.index.paragraphs.at(i)
-            header = self.index.documents.header(para.doc_id)
-            prefix, _ = self.judge.prompt("", header[0] if header else "", para.text)
-            rows.append((-self.store.uses(prefix_key(prefix)), i, prefix))
-        rows.sort(key=lambda r: (r[0], r[1]))
-        chosen = rows if self.limit is None else rows[: self.limit]
-        return [(i, prefix) for _, i, prefix in chosen]
+    def order(self) -> list[int]:
+        """The paragraphs' rows: the most asked-for first, then the index's order. Only the keys
+        are kept while sorting; a paragraph's tokens are made again when it is read (the store's
+        budget usually ends the read long before the last row)."""
+        rows = list(range(len(self.index.paragraphs)))
+        if self.store.asked:  # nothing asked for yet: the index's order, without a pass over it
+            uses: dict[int, int] = {}
+            for i in rows:
+                if self._stop.is_set():
+                    break
+                n = self.store.uses(prefix_key(self._prefix(i)))
+                if n:
+                    uses[i] = n
+            rows.sort(key=lambda i: -uses.get(i, 0))  # stable: ties keep the index's order
+        return rows if self.limit is None else rows[: self.limit]
+
+    def _prefix(self, row: int) -> list[int]:
+        """The judge's prefix of the paragraph at ``row``: its title and text, before any question."""
+        para = self.index.paragraphs.at(row)
+        header = self.index.documents.header(para.doc_id)
+        return self.judge.prompt("", header[0] if header else "", para.text)[0]
 
     def _run(self) -> None:
         t0 = time.perf_counter()
         self.state = "running"
         try:
             model = self.judge.model
-            for _, prefix in self.order():
+            for row in self.order():
                 if not self._idle():
                     break
-                status = model.preread(prefix, self.store)
+                status = model.preread(self._prefix(row), self.store)
                 self.done += 1
                 if status == "full":
                     self.state = "full"
