@@ -49,9 +49,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, c - h), min(1.0, c + h))
 
 
-def collect(args: argparse.Namespace, store: dict) -> None:
-    from rag.answer.written.factory import judge_from_settings
-    from rag.config import Settings
+def dev_set(name: str, settings, per_set: int, seed: int) -> tuple:
+    """(the service over dev set ``name``'s corpus, indexed as a new corpus (the eval's cached
+    index), its fixed-seed sample of ``per_set`` queries)."""
     from rag.evaluation.runner import (
         _open_or_build,
         _read_jsonl,
@@ -61,6 +61,20 @@ def collect(args: argparse.Namespace, store: dict) -> None:
     )
     from rag.files import sha256_file
 
+    root = external_root()
+    if root is None:
+        sys.exit("no external dev sets found (../shared/data/external)")
+    folder = root / name
+    corpus = folder / "corpus.jsonl"
+    index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
+    svc = _open_or_build(default_target(), index_dir, [corpus], settings)
+    return svc, sample_queries(_read_jsonl(folder / "queries.jsonl"), per_set, seed=seed)
+
+
+def collect(args: argparse.Namespace, store: dict) -> None:
+    from rag.answer.written.factory import judge_from_settings
+    from rag.config import Settings
+
     settings = Settings(llm="local")
     judge = judge_from_settings(settings, cache_mb=4096)
     if args.framing == "question-last":  # the instruction before the question: fewer tokens after the paragraph
@@ -68,10 +82,6 @@ def collect(args: argparse.Namespace, store: dict) -> None:
 
         judge = Judge(judge.model, floor=judge.floor, top_k=judge.top_k, user=USER_QUESTION_LAST)  # type: ignore[attr-defined]
     store["framing"] = args.framing
-    root = external_root()
-    if root is None:
-        sys.exit("no external dev sets found (../shared/data/external)")
-    target = default_target()
     verdicts = store.setdefault("verdicts", {})  # "qid|para_id" -> p_yes
     questions = store.setdefault("questions", {})
     k = args.k
@@ -86,11 +96,7 @@ def collect(args: argparse.Namespace, store: dict) -> None:
 
     pools: dict[str, list] = {}
     for name in SETS:
-        folder = root / name
-        corpus = folder / "corpus.jsonl"
-        index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
-        svc = _open_or_build(target, index_dir, [corpus], settings)
-        chosen = sample_queries(_read_jsonl(folder / "queries.jsonl"), args.per_set, seed=args.seed)
+        svc, chosen = dev_set(name, settings, args.per_set, args.seed)
         pools[name] = []
         for q in chosen:
             hits = svc.search(q["question"], k=10)

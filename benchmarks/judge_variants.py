@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from judge_calibration import SETS, _save, wilson  # noqa: E402
+from judge_calibration import SETS, _save, dev_set, wilson  # noqa: E402
 
 BASE = ("product", "question-last", "simplified")
 DERIVED = {"mean-framings": ("product", "question-last"), "mean-scripts": ("product", "simplified")}
@@ -51,14 +51,6 @@ FLOORS = [round(0.01 * i, 2) for i in range(1, 100)]
 def collect(args: argparse.Namespace, store: dict) -> None:
     from rag.answer.written.factory import judge_from_settings
     from rag.config import Settings
-    from rag.evaluation.runner import (
-        _open_or_build,
-        _read_jsonl,
-        default_target,
-        external_root,
-        sample_queries,
-    )
-    from rag.files import sha256_file
     from rag.llm.judge import USER_QUESTION_LAST, Judge
     from rag.text.normalise import convert_script
 
@@ -67,6 +59,7 @@ def collect(args: argparse.Namespace, store: dict) -> None:
     assert isinstance(product, Judge)
     model = product.model
     last = Judge(model, floor=product.floor, top_k=product.top_k, user=USER_QUESTION_LAST)
+
     def shared(title: str, text: str) -> list[int]:
         """The tokens both framings' prompts start with (up to about the paragraph's end)."""
         a, b = product.prompt("", title, text)[0], last.prompt("", title, text)[0]
@@ -85,18 +78,11 @@ def collect(args: argparse.Namespace, store: dict) -> None:
         "question-last": lambda q, t, x: p_of(last, q, t, x),
         "simplified": lambda q, t, x: p_of(product, convert_script(q, "t2s"), t, x),
     }
-    root = external_root()
-    if root is None:
-        sys.exit("no external dev sets found (../shared/data/external)")
-    target = default_target()
     questions = store.setdefault("questions", {})
     seconds = store.setdefault("seconds", [])
     for name in args.sets:
-        folder = root / name
-        corpus = folder / "corpus.jsonl"
-        index_dir = Path(settings.cache_dir) / "eval-index" / f"{name.replace('/', '-')}-{sha256_file(corpus)[:16]}"
-        svc = _open_or_build(target, index_dir, [corpus], settings)
-        for q in sample_queries(_read_jsonl(folder / "queries.jsonl"), args.per_set, seed=args.seed):
+        svc, chosen = dev_set(name, settings, args.per_set, args.seed)
+        for q in chosen:
             if q["id"] in questions:
                 continue
             hits = svc.search(q["question"], k=10)
