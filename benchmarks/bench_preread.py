@@ -164,8 +164,14 @@ def main() -> None:
     ap.add_argument("--written", type=int, default=0, help="also time N written answers' first checked sentence")
     ap.add_argument("--no-wait", action="store_true", help="restart while the first start's pre-read still runs")
     ap.add_argument("--preread-limit-s", type=float, default=1800)
+    ap.add_argument("--cases", default="no store,first start,restart",
+                    help="comma-separated cases to run, in this order (restart needs first start)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    known = {"no store": {"RAG_LLM_KV_DISK_MB": "0"}, "first start": {}, "restart": {}}
+    if not cases or any(c not in known for c in cases) or ("restart" in cases and "first start" not in cases):
+        ap.error(f"--cases: some of {', '.join(known)} (restart only after first start), comma-separated")
     if not (args.index / "manifest.json").exists():
         raise SystemExit(f"no index in {args.index}: run `rag index` first")
     questions = gold_questions(args.questions)
@@ -174,7 +180,7 @@ def main() -> None:
     shutil.copytree(args.index, index, ignore=shutil.ignore_patterns("llm-kv", ".lock"))
     rows: list[dict[str, Any]] = []
     try:
-        for case, env in (("no store", {"RAG_LLM_KV_DISK_MB": "0"}), ("first start", {}), ("restart", {})):
+        for case, env in ((c, known[c]) for c in cases):
             srv = Server(index, env)
             try:
                 row: dict[str, Any] = {"case": case, "ready_s": srv.ready_s, **ask_all(srv, questions)}
@@ -182,7 +188,7 @@ def main() -> None:
                     row.update(first_sentences(srv, questions[: args.written]))
                 pre = srv.llm().get("preread")
                 row["preread_at_end"] = pre
-                if case == "first start" and not args.no_wait:
+                if case == "first start" and not args.no_wait and "restart" in cases:
                     row["preread_done"] = wait_preread(srv, args.preread_limit_s)
                 rows.append(row)
                 print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -207,7 +213,8 @@ def main() -> None:
         pre = r.get("preread_done") or r.get("preread_at_end")
         if pre:
             print(f"\n{r['case']}: pre-read {pre.get('state')}, {pre.get('read')} of {pre.get('of')} paragraphs "
-                  f"({pre.get('saved')} saved, {pre.get('had')} had) in {pre.get('seconds')} s; store "
+                  f"({pre.get('saved')} saved, {pre.get('had')} had, gave way to a question {pre.get('gave_way')} times) "
+                  f"in {pre.get('seconds')} s; store "
                   f"{pre.get('files')} files, {pre.get('files_mb')} MB")
     if args.json:
         args.json.write_text(json.dumps(rows, ensure_ascii=False, indent=2), encoding="utf-8")

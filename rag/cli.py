@@ -533,7 +533,8 @@ def gold_group() -> None:
                    "it dropped [default: the judge's floor, RAG_JUDGE_FLOOR or 0.45].")
 def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_doc: int | None, sample: int | None,
                    langs: str, near_misses: int, seed: int, floor: float | None) -> None:
-    """Draft candidate gold questions from the corpus of an index (or of PATHS) with the local model.
+    """Draft candidate gold questions from the corpus of an index (or of PATHS) with the local model,
+    or with the model server of RAG_LLM_BASE_URL when it is set (it must return logprobs).
 
     Each draft: a question in one of --langs, the answer copied from its paragraph (checked to be
     there, script-blind), the paragraph's para_id as gold, and a self-check (the judge's P(yes)
@@ -562,8 +563,9 @@ def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_do
     if sample is not None and asked < sample:
         click.echo(f"note: only {asked} paragraphs are long enough to ask about", err=True)
     floor = floor if floor is not None else settings.judge_floor if settings.judge_floor is not None else DEFAULT_FLOOR
-    click.echo(f"loading the local language model ({len(tasks)} drafts to make)...", err=True)
-    model = drafting.local_draft_model(settings)
+    where = f"the model server at {settings.llm_base_url}" if settings.llm_base_url else "the local language model"
+    click.echo(f"loading {where} ({len(tasks)} drafts to make)...", err=True)
+    model = drafting.draft_model(settings)
     drafter = drafting.Drafter(corpus, model, floor=floor, normaliser=Normaliser(opencc))
 
     def progress(i: int, n: int, task: drafting.Task, outcome: str, seconds: float) -> None:

@@ -23,7 +23,7 @@ from rag.answer.frame import (
 from rag.answer.lexicon import Lexicon
 from rag.answer.steps import Draft, Final, Pending, Piece, final_answer
 from rag.answer.written.checks import check_sentence, own_words, written_in_english
-from rag.answer.written.framed import EXTRACT_SYSTEM, parse_span
+from rag.answer.written.framed import EXTRACT_SYSTEM, parse_span, unstated_names
 from rag.index.gloss import Glossary, Senses
 from rag.ingest.clean import clean_document
 from rag.llm.judge import REASONS
@@ -104,6 +104,7 @@ def _lexicon() -> Lexicon:
     glossary = Glossary()
     glossary.add("陳祖恒", ["Sunny Chan"], "test", normaliser)
     glossary.add("生產力局", ["Hong Kong Productivity Council", "HKPC"], "test", normaliser)
+    glossary.add("新型工業加速計劃", ["New Industrialisation Acceleration Scheme"], "test", normaliser)
     senses = Senses({"生物科技": ["biotechnology"], "人工智能": ["artificial intelligence; AI"],
                      "微电子": ["microelectronics"], "智能": ["intelligent"], "生产线": ["assembly line"]}, "test")
     return Lexicon(normaliser, glossary, senses=senses)
@@ -280,6 +281,58 @@ def test_a_list_and_a_sum_of_money_keep_the_source_words(stub) -> None:
     ans = final_answer(_ask(stub, "How much will the council invest this year?"))
     assert ans.answer.startswith("The council will invest HK$33 billion (330億港元) this year [1].")
     assert ans.warnings == ()
+
+
+OTHER_FUND = Hit(
+    para_id="fund#p1", doc_id="fund", title="創科產業引導基金", source="fund.txt", score=0.9,
+    text="政府將設立100億元的「創科產業引導基金」，引導市場資金投資策略性產業。",
+)
+SCHEME = Hit(
+    para_id="scheme#p1", doc_id="scheme", title="新型工業加速計劃", source="scheme.txt", score=0.9,
+    text="「新型工業加速計劃」以100億元資助企業在港設立智能生產設施。",
+)
+
+
+def test_names_of_the_glossaries_count_only_when_the_cited_paragraph_names_them() -> None:
+    lexicon = _lexicon()
+    sentence = "The new industrialisation acceleration scheme funds $10 billion [1]."
+    assert list(lexicon.names_in(sentence)) == ["new industrialisation acceleration scheme"]
+    assert unstated_names(sentence, OTHER_FUND.text, lexicon) == ["new industrialisation acceleration scheme"]
+    assert unstated_names(sentence, SCHEME.text, lexicon) == []  # named in Chinese
+    assert unstated_names(sentence, convert(SCHEME.text), lexicon) == []  # in the other script
+    assert unstated_names("HKPC and Sunny Chan [1].", PARAGRAPH, lexicon) == []
+    assert unstated_names("HKPC's HKPCs [1].", OTHER_FUND.text, lexicon) == ["HKPC"]  # whole words only
+    # the answer as shown is not a claim about the subject
+    assert unstated_names("The answer is Sunny Chan [1].", OTHER_FUND.text, lexicon, besides=["Sunny Chan"]) == []
+
+
+def convert(text: str) -> str:
+    from rag.text.normalise import convert_script
+
+    return convert_script(text, "t2s")
+
+
+def test_a_frame_naming_what_its_paragraph_does_not_gives_way_to_a_neutral_template(stub) -> None:
+    """The model restates the question's subject around a true number from a paragraph about
+    another fund: the frame is refused, and the template does not name the subject either."""
+    question = "How much does the New Industrialisation Acceleration Scheme fund?"
+    stub.reply = _scripted("[1] 100億元", "The New Industrialisation Acceleration Scheme funds $10 billion [1].")
+    ans = final_answer(_ask(stub, question, hits=[OTHER_FUND]))
+    assert ans.mode == "generated"
+    assert ans.answer.startswith("The source's answer is $10 billion (100億元) [1]. 「政府將設立100億元")
+    assert [w.code for w in ans.warnings] == [FRAME_TEMPLATE]
+    assert "New Industrialisation Acceleration Scheme" in ans.warnings[0].text
+    # the paragraph that names the scheme keeps the model's frame
+    ans = final_answer(_ask(stub, question, hits=[SCHEME]))
+    assert ans.answer.startswith("The New Industrialisation Acceleration Scheme funds $10 billion [1].")
+    assert ans.warnings == ()
+    # a template of the question's own words is neutral too when its subject is not the paragraph's
+    stub.reply = _scripted("[1] 陳祖恒", "The chairman is Chen Zuheng [1].")
+    other = Hit(para_id="x#p1", doc_id="x", title="局長", source="x.txt", score=0.9, text="局長陳祖恒表示將投入資源。")
+    ans = final_answer(_ask(stub, "Who is the chairman of the Hong Kong Productivity Council?", hits=[other]))
+    assert ans.answer.startswith("The source's answer is 陳祖恒 (Sunny Chan) [1]."), ans.answer
+    ans = final_answer(_ask(stub, "Who is the chairman of the Hong Kong Productivity Council?"))
+    assert ans.answer.startswith("The chairman of the Hong Kong Productivity Council is 陳祖恒 (Sunny Chan) [1].")
 
 
 def test_a_span_not_in_the_paragraphs_falls_back_to_the_english_extractive_answer(stub) -> None:

@@ -340,6 +340,59 @@ def test_draft_refuses_bad_input_in_one_line(scripted, args, message):
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
+def test_draft_through_a_model_server_writes_and_self_checks_with_its_logprobs(tmp_path, monkeypatch):
+    """RAG_LLM_BASE_URL: the server writes the drafts and its first token's logprobs give the
+    self-check (an OpenAI-compatible stub scripted as a competent model; the real server is in
+    tests/test_llm_server.py)."""
+    import math
+    import re
+
+    from tests.llm_stub import LLMStub
+
+    scripted = ScriptedDraftModel()
+
+    def logprobs(body: dict) -> dict[str, float]:
+        if not body.get("logprobs"):  # a draft being written
+            return {}
+        asked = body["messages"][-1]["content"]
+        m = re.search(r"Passage:\n(.*)\n\nQuestion: (.*)\n\nDoes the passage", asked, re.DOTALL)
+        assert m is not None, asked
+        p = scripted.p_yes(m.group(2), "", m.group(1))
+        return {"yes": math.log(p), "no": math.log(1 - p)}
+
+    with LLMStub() as stub:
+        stub.reply = lambda body: "yes" if body.get("logprobs") else scripted.complete(body["messages"])
+        stub.logprobs = logprobs
+        monkeypatch.setenv("RAG_LLM_BASE_URL", stub.base_url)
+        monkeypatch.setenv("RAG_LLM_MODEL", "stub-model")
+        get_settings.cache_clear()
+        try:
+            out = tmp_path / "drafts.jsonl"
+            result = _draft(str(write_corpus(tmp_path / "corpus")), "--out", str(out), "--sample", "3",
+                            "--near-misses", "1", "--seed", "3")
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        assert f"the model server at {stub.base_url}" in result.stderr and "wrote 4 drafts" in result.stdout
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        assert len(rows) == 4 and {r["model"] for r in rows} == {f"stub-model at {stub.base_url}"}
+        answerable = [r for r in rows if r["answers"]]
+        assert len(answerable) == 3 and all(r["self_check"] == pytest.approx(0.92) for r in answerable)
+        assert any(r.get("logprobs") for r in stub.requests)  # the self-check asked for them
+        # a server that returns no logprobs cannot self-check: refused at start, in one line
+        stub.logprobs = None
+        monkeypatch.setenv("RAG_LLM_BASE_URL", stub.base_url)
+        get_settings.cache_clear()
+        try:
+            result = _draft(str(write_corpus(tmp_path / "corpus")), "--out", str(tmp_path / "d2.jsonl"))
+        finally:
+            get_settings.cache_clear()
+        assert result.exit_code == 2, result.output
+        assert f"drafting through the model server at {stub.base_url} cannot start" in result.stderr
+        assert "logprob" in result.stderr and "Traceback" not in result.output
+        assert not (tmp_path / "d2.jsonl").exists() or not (tmp_path / "d2.jsonl").read_text()
+
+
 def test_draft_without_the_local_model_says_how_to_set_it_up(tmp_path, monkeypatch):
     monkeypatch.setenv("RAG_LLM_MODEL_PATH", str(tmp_path / "missing.gguf"))
     get_settings.cache_clear()

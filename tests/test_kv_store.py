@@ -87,7 +87,7 @@ class _Model:
         self.seen: list[list[int]] = []
         self.full_after = full_after
 
-    def preread(self, prefix: list[int], store: PrefixStore) -> str:
+    def preread(self, prefix: list[int], store: PrefixStore, give_way: Any = None) -> str:
         if self.full_after is not None and len(self.seen) >= self.full_after:
             return "full"
         self.seen.append(prefix)
@@ -157,6 +157,40 @@ def test_the_pre_read_gives_way_to_questions(tmp_path):
     queue.leave()
 
 
+def test_a_paragraph_cut_short_by_a_question_is_read_again_after_it(tmp_path):
+    from rag.llm.admission import ModelQueue
+
+    queue = ModelQueue(2)
+    came = threading.Event()
+
+    class Chunked(_Model):
+        """Reads a paragraph in two chunks; a question comes while the first paragraph is read."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.tries: list[str] = []
+
+        def preread(self, prefix: list[int], store: PrefixStore, give_way: Any = None) -> str:
+            self.tries.append("".join(map(chr, prefix)))
+            if not came.is_set():
+                came.set()
+                assert queue.try_enter()  # the question takes its place between the two chunks
+            if give_way is not None and give_way():
+                return "gave way"
+            return super().preread(prefix, store)
+
+    model = Chunked()
+    store = PrefixStore(tmp_path / "kv", budget_mb=1)
+    pre = PreRead(_Judge(model), _fake_index(["aaaa", "bbbb"]), store, queue=queue).start()  # type: ignore[arg-type]
+    assert came.wait(5)
+    time.sleep(0.3)
+    assert pre.state == "running" and pre.gave_way == 1 and model.seen == []  # waits for the question
+    queue.leave()
+    assert pre.wait(10) and pre.state == "done"
+    assert model.tries == ["aaaa", "aaaa", "bbbb"] and (pre.saved, pre.done) == (2, 2)
+    assert pre.describe()["gave_way"] == 1
+
+
 # -- the real model --------------------------------------------------------------------------
 
 @pytest.fixture
@@ -190,6 +224,35 @@ def test_a_restarted_process_restores_the_paragraph_and_gets_the_same_verdict(lo
     model.forget_memory()
     damaged = local_judge.p_yes("生產力局主席是誰？", TITLE, TEXT)
     assert damaged == pytest.approx(first, abs=1e-6) and model.stats.prefix_misses == misses + 1
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_a_pre_read_gives_way_between_chunks_and_the_question_is_judged_right(local_judge, real_store):
+    from rag.llm.engine import PREREAD_CHUNK
+
+    model, store = real_store
+    text = TEXT * 3  # more than one chunk
+    prefix = local_judge.prompt("", TITLE, text)[0]
+    assert len(prefix) > PREREAD_CHUNK
+    model.forget_memory()
+    asked = iter([False, True])  # a question comes after the first chunk
+    before = model.stats.gave_way
+    assert model.preread(prefix, store, give_way=lambda: next(asked)) == "gave way"
+    assert model.stats.gave_way == before + 1 and prefix_key(prefix) not in store
+    # The question gets the verdict of a paragraph read whole, not of the half-read context.
+    cut = local_judge.p_yes("生產力局主席是誰？", TITLE, text)
+    model.forget_memory()
+    store.forget(prefix_key(prefix))
+    whole = local_judge.p_yes("生產力局主席是誰？", TITLE, text)
+    assert cut == pytest.approx(whole, abs=1e-4)
+    model.forget_memory()
+    store.forget(prefix_key(prefix))
+    assert model.preread(prefix, store, give_way=lambda: False) == "saved" and prefix_key(prefix) in store
+    model.forget_memory()  # the state read in chunks, restored from disk: the same verdict
+    disk = model.stats.disk_hits
+    assert local_judge.p_yes("生產力局主席是誰？", TITLE, text) == pytest.approx(whole, abs=1e-3)
+    assert model.stats.disk_hits == disk + 1
 
 
 @pytest.mark.model
@@ -233,7 +296,7 @@ def test_the_pre_read_runs_on_its_own_thread_and_never_blocks_start(tmp_path):
     release = threading.Event()
 
     class Slow(_Model):
-        def preread(self, prefix: list[int], store: PrefixStore) -> str:
+        def preread(self, prefix: list[int], store: PrefixStore, give_way: Any = None) -> str:
             release.wait(10)
             return super().preread(prefix, store)
 

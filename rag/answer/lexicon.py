@@ -20,6 +20,7 @@ from rag.text.normalise import Normaliser, _jieba, has_cjk
 
 log = logging.getLogger(__name__)
 
+MIN_NAME_CHARS = 3  # an English name of the glossaries shorter than this is not looked for (names_in)
 MAX_DICTIONARY_WORDS = 4  # a span glossed word by word from CC-CEDICT has at most this many words
 # A list as the sources write one: 生物科技、人工智能和微電子.
 _LIST_SEPARATORS = re.compile(r"[、，,；;]|(?<=.{2})(?:以及|及|和|與|与)(?=.{2})")
@@ -37,6 +38,7 @@ class Lexicon:
         self._senses = senses
         self._cache_dir = cache_dir
         self._dictionary = dictionary  # False: glossaries and the paragraph's own pairs only
+        self._name_index: tuple[re.Pattern[str], dict[str, list[str]]] | bool | None = None  # names_in, built once
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any] | None, normaliser: Normaliser, *,
@@ -53,6 +55,33 @@ class Lexicon:
         for term, english in report.get("mined", []):
             glossary.add(term, [english], "mined", normaliser)
         return cls(normaliser, glossary, cache_dir=cache_dir)
+
+    def names_in(self, text: str) -> dict[str, list[str]]:
+        """The glossaries' English names that ``text`` states (whole words, any case), each with
+        the Chinese terms (matching form) it names: ``"Productivity Council"`` ->
+        ``["生产力局", "香港生产力促进局"]``. A longer name is taken before one inside it."""
+        found = self._names()
+        if found is None:
+            return {}
+        pattern, terms = found
+        out: dict[str, list[str]] = {}
+        for m in pattern.finditer(text):
+            out.setdefault(m.group(1), terms[m.group(1).casefold()])
+        return out
+
+    def _names(self) -> tuple[re.Pattern[str], dict[str, list[str]]] | None:
+        if self._name_index is None:
+            terms: dict[str, list[str]] = {}
+            for key, aliases in self.glossary.entries.items():
+                for alias in aliases:
+                    if len(alias) >= MIN_NAME_CHARS and not has_cjk(alias):
+                        terms.setdefault(alias.casefold(), []).append(key)
+            if not terms:
+                self._name_index = False
+            else:
+                alternatives = "|".join(re.escape(a) for a in sorted(terms, key=len, reverse=True))
+                self._name_index = (re.compile(rf"(?<!\w)({alternatives})(?!\w)", re.IGNORECASE), terms)
+        return self._name_index if isinstance(self._name_index, tuple) else None
 
     @property
     def senses(self) -> Senses | None:

@@ -1,4 +1,5 @@
-"""Candidate gold questions for a corpus, drafted by the local model (``rag gold draft``).
+"""Candidate gold questions for a corpus, drafted by a language model (``rag gold draft``): the
+local model, or the model server of ``RAG_LLM_BASE_URL`` when it is set (:func:`draft_model`).
 
 A human reviews every draft (``rag gold review``, :mod:`rag.evaluation.review`); this module
 only proposes and checks:
@@ -48,7 +49,7 @@ from rag.text.sentences import content_chars, matching_form
 
 if TYPE_CHECKING:  # the engine loads only when drafting runs
     from rag.answer.written.client import Generator
-    from rag.llm.judge import Judge
+    from rag.llm.judge import AnswerJudge, Judge
 
 MIN_PARAGRAPH_CHARS = 20  # letters, digits, ideographs: shorter paragraphs (headings, credits) are not asked about
 MAX_PASSAGE_CHARS = 900  # of a paragraph shown to the model (the prompt stays short on 2 cores)
@@ -135,6 +136,52 @@ def local_draft_model(settings: Settings) -> LocalDraftModel:
         raise ModelError("drafting needs the local language model (RAG_LLM_MODEL_PATH or `bash scripts/setup.sh --llm`)")
     writer = LocalGenerator(model, timeout_s=max(settings.llm_timeout_s, REPLY_TIMEOUT_S), max_tokens=MAX_REPLY_TOKENS)
     return LocalDraftModel(writer, judge)
+
+
+class ServerDraftModel:
+    """A model server (``RAG_LLM_BASE_URL``: llama.cpp's server, vLLM) writing drafts, and judging
+    them by its first token's log-probabilities (``rag.llm.server_judge``), as the local judge does."""
+
+    def __init__(self, writer: Generator, judge: AnswerJudge, name: str) -> None:
+        self.writer = writer
+        self.judge = judge
+        self.name = name
+
+    def complete(self, messages: list[dict[str, str]]) -> str:
+        return self.writer.complete(messages)
+
+    def p_yes(self, question: str, title: str, text: str) -> float:
+        return self.judge.judge(question, [_hit(title, text)])[0].p_yes
+
+
+def _hit(title: str, text: str) -> Any:
+    from rag.types import Hit
+
+    return Hit(para_id="draft", doc_id="draft", title=title, source="", score=0.0, text=text)
+
+
+def server_draft_model(settings: Settings) -> ServerDraftModel:
+    """The model server of ``RAG_LLM_BASE_URL`` (``RAG_LLM_MODEL``, ``RAG_LLM_API_KEY``); a
+    ``ModelError`` that says what is wrong when it cannot draft (unreachable, no logprobs)."""
+    from rag.answer.written.client import OpenAIChatGenerator
+    from rag.answer.written.factory import judge_from_settings
+
+    url = settings.llm_base_url or ""
+    on_server = settings.model_copy(update={"llm": "local", "llm_judge": "server"})
+    try:
+        judge = judge_from_settings(on_server)
+    except (ModelError, ValueError) as exc:
+        raise ModelError(f"drafting through the model server at {url} cannot start: {exc}") from None
+    assert judge is not None  # llm_judge=server always has one, or raised
+    writer = OpenAIChatGenerator(url, settings.llm_model, api_key=settings.llm_api_key,
+                                 timeout_s=max(settings.llm_timeout_s, REPLY_TIMEOUT_S), max_tokens=MAX_REPLY_TOKENS)
+    return ServerDraftModel(writer, judge, f"{settings.llm_model} at {url}")
+
+
+def draft_model(settings: Settings) -> DraftModel:
+    """The model that drafts: the server of ``RAG_LLM_BASE_URL`` when it is set, else the local
+    model (``RAG_LLM_MODEL_PATH``, else the packaged one)."""
+    return server_draft_model(settings) if settings.llm_base_url else local_draft_model(settings)
 
 
 # ------------------------------------------------------------------------------- paragraphs

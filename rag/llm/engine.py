@@ -56,7 +56,14 @@ class EngineStats:
     prefix_hits: int = 0
     prefix_misses: int = 0
     disk_hits: int = 0  # prefixes restored from a store on disk (rag.llm.kvstore)
+    gave_way: int = 0  # pre-reads stopped between chunks for a question (LocalModel.preread)
     cache_bytes: int = 0
+
+
+# The pre-read evaluates a paragraph in chunks of this many tokens and gives way to a question
+# between them: ~1.4 s a chunk on 2 AVX2 cores (~0.1 s a call + ~0.02 s a token), so a question
+# waits for one chunk instead of a whole paragraph (3-16 s), for ~7% more pre-read time.
+PREREAD_CHUNK = 64
 
 
 class LocalModel:
@@ -142,11 +149,13 @@ class LocalModel:
         self.stats.prompt_tokens += len(tokens)
 
     def _load_prefix(self, prefix: list[int], *, asked: bool = False, save_to: PrefixStore | None = None,
-                     evict: bool = True) -> None:
+                     evict: bool = True, give_way: Callable[[], bool] | None = None) -> bool:
         """Leave the context holding exactly ``prefix`` (seq 0): from the context itself, the
         memory cache or a store on disk when possible, else evaluated (and then kept in memory
         and saved to ``save_to``, or to the first attached store). ``asked``: a question's use,
-        counted for the pre-read's order."""
+        counted for the pre-read's order. ``give_way``: evaluate in chunks of
+        :data:`PREREAD_CHUNK` tokens and stop before a chunk when it returns True; then False is
+        returned and the context holds only the chunks read (the pre-read tries again later)."""
         llm, lib = self.llm, self._lib
         n = len(prefix)
         key = prefix_key(prefix)
@@ -156,7 +165,7 @@ class LocalModel:
         if llm.n_tokens >= n and llm.input_ids[:n].tolist() == prefix:
             llm.n_tokens = n  # the last call's prompt starts with it: drop the rest (eval trims the KV)
             self.stats.prefix_hits += 1
-            return
+            return True
         llm.reset()
         lib.llama_memory_clear(lib.llama_get_memory(llm.ctx), True)
         saved = self._cache.get(key)
@@ -164,7 +173,7 @@ class LocalModel:
             if self._restore(saved, prefix):
                 self._cache.move_to_end(key)
                 self.stats.prefix_hits += 1
-                return
+                return True
             log.debug("a cached prefix did not load; evaluating it again")
         for store in self.stores:
             data = store.get(key)
@@ -173,23 +182,32 @@ class LocalModel:
             if self._restore(data, prefix):
                 self.stats.disk_hits += 1
                 self._remember(key, data)
-                return
+                return True
             log.warning("a saved KV state in %s did not load; evaluating it again", store.folder)
             store.forget(key)
-        self.stats.prefix_misses += 1
-        self._eval(prefix)  # from scratch: the instructions before the paragraph are few tokens
+        if give_way is None:
+            self.stats.prefix_misses += 1
+            self._eval(prefix)  # from scratch: the instructions before the paragraph are few tokens
+        else:
+            for start in range(0, n, PREREAD_CHUNK):
+                if give_way():
+                    self.stats.gave_way += 1
+                    return False
+                self._eval(prefix[start:start + PREREAD_CHUNK])
+            self.stats.prefix_misses += 1
         target = save_to if save_to is not None else (self.stores[0] if self.stores else None)
         size = lib.llama_state_seq_get_size(llm.ctx, 0)
         self.state_bytes_per_token = size / max(1, n)
         to_disk = target is not None and (evict or target.room_for(size))
         if size > self._cache_cap and not to_disk:
-            return
+            return True
         data = self._state_data(size)
         if data is None:
-            return
+            return True
         self._remember(key, data)
         if to_disk and target is not None:
             target.put(key, data, evict=evict)
+        return True
 
     def _state_data(self, size: int | None = None) -> bytes | None:
         """The KV state of seq 0 (what the context holds), as bytes; None when llama.cpp gives none."""
@@ -244,10 +262,13 @@ class LocalModel:
             self.stats.cache_bytes = 0
             self.llm.n_tokens = 0
 
-    def preread(self, prefix: Sequence[int], store: PrefixStore) -> str:
+    def preread(self, prefix: Sequence[int], store: PrefixStore, *,
+                give_way: Callable[[], bool] | None = None) -> str:
         """Evaluate ``prefix`` and save its state in ``store`` unless it is there already:
-        ``"had"`` (saved before), ``"saved"``, or ``"full"`` (the store has no room for it; nothing
-        was evaluated when its size could be told beforehand)."""
+        ``"had"`` (saved before), ``"saved"``, ``"full"`` (the store has no room for it; nothing
+        was evaluated when its size could be told beforehand), or ``"gave way"``: ``give_way()``
+        returned True before one of its chunks of :data:`PREREAD_CHUNK` tokens, so a question
+        waits for one chunk at most, never for a whole paragraph (nothing saved; ask again)."""
         prefix = list(prefix)
         key = prefix_key(prefix)
         if key in store:
@@ -258,7 +279,8 @@ class LocalModel:
         if estimate and not store.room_for(estimate):
             return "full"
         with self.lock:
-            self._load_prefix(prefix, save_to=store, evict=False)
+            if not self._load_prefix(prefix, save_to=store, evict=False, give_way=give_way):
+                return "gave way"
             if key not in store:  # it came from memory or another store, or did not fit
                 data = self._cache.get(key) or self._state_data()
                 if data is None or not store.put(key, data, evict=False):

@@ -11,8 +11,11 @@ things instead of one large one:
    (a number through :func:`~rag.answer.written.numbers.english_number`, a name or term from the
    glossaries, the corpus or CC-CEDICT: :class:`~rag.answer.lexicon.Lexicon`). The sentence is
    checked as every written sentence is (:func:`~.checks.check_sentence`), and it must keep the
-   span (or its English), cite the span's paragraph and be English. When it fails, the template
-   frame (:func:`~rag.answer.frame.template_sentence`) stands in for it.
+   span (or its English), cite the span's paragraph and be English, and every name of the
+   glossaries it states must be named by that paragraph (:func:`unstated_names`: a frame that
+   restates the question's subject around an answer about something else is refused). When it
+   fails, the template frame (:func:`~rag.answer.frame.template_sentence`) stands in for it; a
+   template that would name what the paragraph does not says "The source's answer is …".
 
 The sentence then goes through :class:`~.stream.CheckedStream` like any written sentence, which
 quotes the paragraph's sentence that holds the span after it (``「…」[1]``).
@@ -180,11 +183,29 @@ def _frame_user(question: str, answer: str, english: str | None, n: int) -> str:
             f"Marker: [{n}]")
 
 
+def unstated_names(sentence: str, paragraph: str, lexicon: Lexicon, *, besides: Sequence[str] = ()) -> list[str]:
+    """The glossaries' English names that ``sentence`` states and ``paragraph`` does not name, in
+    Chinese (any script) or in English; names inside ``besides`` (the answer as shown) are not
+    counted. "The New Industrialisation Acceleration Scheme funds $10 billion [1]" citing a
+    paragraph about another fund -> ``["New Industrialisation Acceleration Scheme"]``."""
+    plain = strip_markers(sentence)
+    for text in besides:
+        if text:
+            plain = re.sub(re.escape(text), " ", plain, flags=re.IGNORECASE)
+    names = lexicon.names_in(plain)
+    if not names:
+        return []
+    form, folded = lexicon.normaliser.normalise(paragraph), paragraph.casefold()
+    return [name for name, terms in names.items()
+            if name.casefold() not in folded and not any(term in form for term in terms)]
+
+
 def frame_problem(sentence: str, span: Span, english: str | None, texts: Sequence[str], question: Question,
-                  encoder: Encoder | None = None) -> str | None:
+                  encoder: Encoder | None = None, lexicon: Lexicon | None = None) -> str | None:
     """Why the model's frame cannot be shown (None when it can): it must be English, keep the span
-    (or its English), cite the span's paragraph alone and pass the checks of a written sentence
-    (with ``encoder``, as the written answer's stream checks them)."""
+    (or its English), cite the span's paragraph alone, name nothing of the glossaries (``lexicon``)
+    that paragraph does not, and pass the checks of a written sentence (with ``encoder``, as the
+    written answer's stream checks them)."""
     normaliser = question.normaliser
     plain = strip_markers(sentence)
     if not written_in_english(sentence):
@@ -196,6 +217,10 @@ def frame_problem(sentence: str, span: Span, english: str | None, texts: Sequenc
         return "it writes Chinese besides the answer"  # a mangled or second copy of the source's words
     if cited_numbers(sentence) != [span.n]:
         return "it does not cite the paragraph of the answer alone"
+    if lexicon is not None:
+        unstated = unstated_names(sentence, texts[span.n - 1], lexicon, besides=(span.text, english or ""))
+        if unstated:
+            return f"it names {', '.join(unstated)}, which the paragraph it cites does not"
     _, verdict = check_sentence(sentence, texts, encoder, question=question.standalone, normaliser=normaliser)
     if verdict != "kept":
         return "its cited paragraph does not support it" if verdict == "removed" else f"its marker was {verdict}"
@@ -274,10 +299,12 @@ class FramedWriter:
         except GeneratorError as exc:  # the span is there: the template frames it without the model
             failed = f"the model failed: {exc}"
         sentence = _first_sentence(written, span.n)
-        problem = failed or (frame_problem(sentence, span, english, checked.texts, self.question, self.encoder)
-                             if sentence else "it is empty")
+        problem = failed or (frame_problem(sentence, span, english, checked.texts, self.question, self.encoder,
+                                           self.lexicon) if sentence else "it is empty")
         if problem is not None:
             sentence = template_sentence(self.question.standalone, said, span.n)
+            if unstated_names(sentence, paragraph, self.lexicon, besides=(said,)):  # the question's subject is not the paragraph's
+                sentence = template_sentence("", said, span.n)
             self.warnings.append(Notice(FRAME_TEMPLATE, f"English frame: the model's sentence was not used ({problem}); "
                                         "a template sentence frames the answer it copied"))
         # Checked once: the model's frame by frame_problem; the template holds the span verbatim, in
