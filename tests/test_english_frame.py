@@ -302,6 +302,7 @@ def test_names_of_the_glossaries_count_only_when_the_cited_paragraph_names_them(
     assert unstated_names(sentence, convert(SCHEME.text), lexicon) == []  # in the other script
     assert unstated_names("HKPC and Sunny Chan [1].", PARAGRAPH, lexicon) == []
     assert unstated_names("HKPC's HKPCs [1].", OTHER_FUND.text, lexicon) == ["HKPC"]  # whole words only
+    assert unstated_names("The hkpc funds most of it [1].", OTHER_FUND.text, lexicon) == []  # an acronym in capitals only
     # the answer as shown is not a claim about the subject
     assert unstated_names("The answer is Sunny Chan [1].", OTHER_FUND.text, lexicon, besides=["Sunny Chan"]) == []
 

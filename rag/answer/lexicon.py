@@ -66,7 +66,10 @@ class Lexicon:
         pattern, terms = found
         out: dict[str, list[str]] = {}
         for m in pattern.finditer(text):
-            out.setdefault(m.group(1), terms[m.group(1).casefold()])
+            name = m.group(1)
+            key = name if name in terms else name.casefold()
+            if key in terms:  # an acronym matches in capitals only: MOST, not "most"
+                out.setdefault(name, terms[key])
         return out
 
     def _names(self) -> tuple[re.Pattern[str], dict[str, list[str]]] | None:
@@ -75,7 +78,8 @@ class Lexicon:
             for key, aliases in self.glossary.entries.items():
                 for alias in aliases:
                     if len(alias) >= MIN_NAME_CHARS and not has_cjk(alias):
-                        terms.setdefault(alias.casefold(), []).append(key)
+                        # an acronym (HKPC, MOST) is kept as written, a name in any case
+                        terms.setdefault(alias if alias.isupper() else alias.casefold(), []).append(key)
             if not terms:
                 self._name_index = False
             else:
