@@ -26,6 +26,7 @@ a variant after the first costs only its ~20-40 tokens. Reported per variant and
 
     RAG_LLM=local OMP_WAIT_POLICY=passive .venv/bin/python benchmarks/judge_variants.py \\
         --sets drcd/dev --per-set 20 --out reports/judge-variants.json
+    ... --sets xquad/en-zh-dev,cmrc2018/dev,xquad/zh-dev --per-set 6 --out reports/judge-variants.json
 
 Verdicts are stored in ``--out`` as they are made; a rerun reuses them (``--table-only``).
 """
