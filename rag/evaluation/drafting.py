@@ -49,7 +49,8 @@ from rag.text.sentences import content_chars, matching_form
 
 if TYPE_CHECKING:  # the engine loads only when drafting runs
     from rag.answer.written.client import Generator
-    from rag.llm.judge import AnswerJudge, Judge
+    from rag.llm.judge import Judge
+    from rag.llm.server_judge import ServerJudge
 
 MIN_PARAGRAPH_CHARS = 20  # letters, digits, ideographs: shorter paragraphs (headings, credits) are not asked about
 MAX_PASSAGE_CHARS = 900  # of a paragraph shown to the model (the prompt stays short on 2 cores)
@@ -103,13 +104,14 @@ class DraftModel(Protocol):
         ...
 
 
-class LocalDraftModel:
-    """The local model (the judge's GGUF, loaded once) writing drafts and judging them."""
+class JudgingDraftModel:
+    """A generator writing drafts and a judge giving their self-check: the local model (the
+    judge's GGUF, loaded once) for both, or a model server (its first token's logprobs judge)."""
 
-    def __init__(self, writer: Generator, judge: Judge) -> None:
+    def __init__(self, writer: Generator, judge: Judge | ServerJudge, name: str) -> None:
         self.writer = writer
         self.judge = judge
-        self.name = judge.model.path.name
+        self.name = name
 
     def complete(self, messages: list[dict[str, str]]) -> str:
         return self.writer.complete(messages)
@@ -118,7 +120,7 @@ class LocalDraftModel:
         return self.judge.p_yes(question, title, text)
 
 
-def local_draft_model(settings: Settings) -> LocalDraftModel:
+def local_draft_model(settings: Settings) -> JudgingDraftModel:
     """The local model of ``settings`` (``RAG_LLM_MODEL_PATH``, else the packaged one), whatever
     ``RAG_LLM`` says; a ``ModelError`` that says how to set it up when it cannot be had."""
     from rag.answer.written.factory import judge_from_settings, local_model_of
@@ -135,36 +137,15 @@ def local_draft_model(settings: Settings) -> LocalDraftModel:
     if not isinstance(judge, Judge) or model is None:  # not with llm_judge=local; said plainly if it were
         raise ModelError("drafting needs the local language model (RAG_LLM_MODEL_PATH or `bash scripts/setup.sh --llm`)")
     writer = LocalGenerator(model, timeout_s=max(settings.llm_timeout_s, REPLY_TIMEOUT_S), max_tokens=MAX_REPLY_TOKENS)
-    return LocalDraftModel(writer, judge)
+    return JudgingDraftModel(writer, judge, judge.model.path.name)
 
 
-class ServerDraftModel:
-    """A model server (``RAG_LLM_BASE_URL``: llama.cpp's server, vLLM) writing drafts, and judging
-    them by its first token's log-probabilities (``rag.llm.server_judge``), as the local judge does."""
-
-    def __init__(self, writer: Generator, judge: AnswerJudge, name: str) -> None:
-        self.writer = writer
-        self.judge = judge
-        self.name = name
-
-    def complete(self, messages: list[dict[str, str]]) -> str:
-        return self.writer.complete(messages)
-
-    def p_yes(self, question: str, title: str, text: str) -> float:
-        return self.judge.judge(question, [_hit(title, text)])[0].p_yes
-
-
-def _hit(title: str, text: str) -> Any:
-    from rag.types import Hit
-
-    return Hit(para_id="draft", doc_id="draft", title=title, source="", score=0.0, text=text)
-
-
-def server_draft_model(settings: Settings) -> ServerDraftModel:
+def server_draft_model(settings: Settings) -> JudgingDraftModel:
     """The model server of ``RAG_LLM_BASE_URL`` (``RAG_LLM_MODEL``, ``RAG_LLM_API_KEY``); a
     ``ModelError`` that says what is wrong when it cannot draft (unreachable, no logprobs)."""
     from rag.answer.written.client import OpenAIChatGenerator
     from rag.answer.written.factory import judge_from_settings
+    from rag.llm.server_judge import ServerJudge
 
     url = settings.llm_base_url or ""
     on_server = settings.model_copy(update={"llm": "local", "llm_judge": "server"})
@@ -172,10 +153,10 @@ def server_draft_model(settings: Settings) -> ServerDraftModel:
         judge = judge_from_settings(on_server)
     except (ModelError, ValueError) as exc:
         raise ModelError(f"drafting through the model server at {url} cannot start: {exc}") from None
-    assert judge is not None  # llm_judge=server always has one, or raised
+    assert isinstance(judge, ServerJudge)  # llm_judge=server always has one, or raised
     writer = OpenAIChatGenerator(url, settings.llm_model, api_key=settings.llm_api_key,
                                  timeout_s=max(settings.llm_timeout_s, REPLY_TIMEOUT_S), max_tokens=MAX_REPLY_TOKENS)
-    return ServerDraftModel(writer, judge, f"{settings.llm_model} at {url}")
+    return JudgingDraftModel(writer, judge, f"{settings.llm_model} at {url}")
 
 
 def draft_model(settings: Settings) -> DraftModel:

@@ -185,16 +185,13 @@ class LocalModel:
                 return True
             log.warning("a saved KV state in %s did not load; evaluating it again", store.folder)
             store.forget(key)
-        if give_way is None:
-            self.stats.prefix_misses += 1
-            self._eval(prefix)  # from scratch: the instructions before the paragraph are few tokens
-        else:
-            for start in range(0, n, PREREAD_CHUNK):
-                if give_way():
-                    self.stats.gave_way += 1
-                    return False
-                self._eval(prefix[start:start + PREREAD_CHUNK])
-            self.stats.prefix_misses += 1
+        step = n if give_way is None else PREREAD_CHUNK  # from scratch, whole or in chunks
+        for start in range(0, n, max(step, 1)):
+            if give_way is not None and give_way():
+                self.stats.gave_way += 1
+                return False
+            self._eval(prefix[start:start + step])
+        self.stats.prefix_misses += 1
         target = save_to if save_to is not None else (self.stores[0] if self.stores else None)
         size = lib.llama_state_seq_get_size(llm.ctx, 0)
         self.state_bytes_per_token = size / max(1, n)

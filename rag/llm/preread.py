@@ -108,9 +108,9 @@ class PreRead:
             model = self.judge.model
             give_way = None if self.queue is None else self._question_came
             for row in self.order():
-                status = "gave way"
+                prefix, status = self._prefix(row), "gave way"
                 while status == "gave way" and self._idle():  # a paragraph a question cut short: again
-                    status = model.preread(self._prefix(row), self.store, give_way=give_way)
+                    status = model.preread(prefix, self.store, give_way=give_way)
                     self.gave_way += status == "gave way"
                 if status == "gave way":  # stopped
                     break
