@@ -39,6 +39,7 @@ from typing import Any
 
 from rag.answer.written.numbers import stated_values
 from rag.errors import RagError
+from rag.evaluation.meaning import MeaningCheck, by_meaning, meaning_check_of
 from rag.evaluation.metrics import (
     answer_in_texts,
     bootstrap_interval,
@@ -60,13 +61,13 @@ MAX_DROPPED_SHARE = 0.2
 NUMERIC_REST_MAX = 4
 
 # Reported per group; the 0/1 ones get a Wilson interval, the means a bootstrap one.
-RATES = ("answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match",
+RATES = ("answer_in_text", "answer_in_text_or_value", "answer_by_meaning", "answer_in_citations", "exact_match",
          "best_sentence_containment", "false_abstention_rate", "near_miss_abstention_recall",
          "near_miss_answer_elsewhere")
 MEANS = ("f1", "best_sentence_f1")
 # Per-question values paired with the baseline (report-only; higher is better but false abstention)
 PAIRED_METRICS: dict[str, bool] = {
-    "answer_in_text": True, "answer_in_text_or_value": True, "answer_in_citations": True,
+    "answer_in_text": True, "answer_in_text_or_value": True, "answer_by_meaning": True, "answer_in_citations": True,
     "exact_match": True, "f1": True, "false_abstention": False, "near_miss_abstention": True,
 }
 NEAR_MISS_PREFIX = "near-miss:"
@@ -187,8 +188,10 @@ def _sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in spans] or ([text] if text.strip() else [])
 
 
-def score_answer(svc: Any, query: Mapping[str, Any], normaliser: Normaliser | None = None) -> dict[str, Any]:
-    """One answerable question of an external set through ``ask``: a row of answer metrics."""
+def score_answer(svc: Any, query: Mapping[str, Any], normaliser: Normaliser | None = None,
+                 meaning: MeaningCheck | None = None) -> dict[str, Any]:
+    """One answerable question of an external set through ``ask``: a row of answer metrics
+    (``answer_by_meaning`` too when ``meaning`` is given: :mod:`rag.evaluation.meaning`)."""
     spans = [a for a in query.get("answers", []) if a]
     golds = spans + [a for a in query.get("answers_en", []) if a and a not in spans]
     row: dict[str, Any] = {"id": query["id"], "lang": query.get("lang", ""), "question": query["question"],
@@ -219,6 +222,7 @@ def score_answer(svc: Any, query: Mapping[str, Any], normaliser: Normaliser | No
         best_sentence_f1=f1s[best] if best is not None else 0.0,
         best_sentence_containment=best is not None and answer_in_texts(golds, [sentences[best]], normaliser),
     )
+    by_meaning(meaning, row, query["question"], golds, text)
     return row
 
 
@@ -303,7 +307,8 @@ def run_answers(
     """The ``answers`` block of an external set: ``chosen`` asked against ``svc`` (the set's
     index) and, as near misses, against indexes without their gold paragraphs."""
     t0 = time.perf_counter()
-    rows = [score_answer(svc, q, normaliser) for q in chosen]
+    meaning = meaning_check_of(svc)
+    rows = [score_answer(svc, q, normaliser, meaning) for q in chosen]
     with corpus.open(encoding="utf-8") as fh:
         n_paragraphs = sum(1 for line in fh if line.strip())
     near: list[dict[str, Any]] = []
@@ -328,6 +333,8 @@ def aggregate_answers(rows: Sequence[Mapping[str, Any]], near: Sequence[Mapping[
         m: [1.0 if r.get(m) else 0.0 for r in rows]
         for m in ("answer_in_text", "answer_in_text_or_value", "answer_in_citations", "best_sentence_containment")
     }
+    if any("answer_by_meaning" in r for r in rows):  # a local model checked the meaning (an abstention: not right)
+        values["answer_by_meaning"] = [1.0 if r.get("answer_by_meaning") else 0.0 for r in rows]
     values["exact_match"] = [float(r.get("exact_match") or 0.0) for r in rows]
     values["f1"] = [float(r.get("f1") or 0.0) for r in rows]
     values["best_sentence_f1"] = [float(r.get("best_sentence_f1") or 0.0) for r in rows]
@@ -336,6 +343,8 @@ def aggregate_answers(rows: Sequence[Mapping[str, Any]], near: Sequence[Mapping[
     values["near_miss_answer_elsewhere"] = [1.0 if r.get("answer_elsewhere") else 0.0 for r in near]
     intervals: dict[str, list[float]] = {}
     for m in RATES + MEANS:
+        if m not in values:
+            continue
         xs = values[m]
         out[m] = mean(xs)
         if not xs:
@@ -363,9 +372,12 @@ def answer_outcomes(rows: Sequence[Mapping[str, Any]], near: Sequence[Mapping[st
     """Per-question values for the baseline comparison (``regression.compare_set`` with
     :data:`PAIRED_METRICS`); a near miss is its own question, ``near-miss:<id>``."""
     out = []
+    checked = any("answer_by_meaning" in r for r in rows)  # a local model checked the meaning
     for r in rows:
         values = {m: float(r.get(m) or 0.0) for m in ("answer_in_text", "answer_in_text_or_value",
                                                        "answer_in_citations", "exact_match")}
+        if checked:
+            values["answer_by_meaning"] = 1.0 if r.get("answer_by_meaning") else 0.0
         values["f1"] = round(float(r.get("f1") or 0.0), 6)
         values["false_abstention"] = 1.0 if r.get("abstained") or r.get("error") else 0.0
         out.append({"id": r["id"], "lang": r.get("lang", ""), "question": r.get("question", ""), "values": values})

@@ -35,10 +35,11 @@ SUMMARY_METRICS = ("recall@1", "recall@5", "mrr@10", "answer_in_citations", "ans
 SUMMARY_HEADERS = {"recall@1": "R@1", "recall@5": "R@5", "mrr@10": "MRR@10",
                    "answer_in_citations": "answer in citations", "answer_in_text": "answer in text"}
 ANSWERS_CASE = "answers (reported, not gated)"  # --answers: a passing case carrying the metrics
-ANSWER_METRICS = ("answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match", "f1",
+ANSWER_METRICS = ("answer_in_text", "answer_in_text_or_value", "answer_by_meaning", "answer_in_citations", "exact_match", "f1",
                   "best_sentence_f1", "best_sentence_containment", "false_abstention_rate",
                   "near_miss_abstention_recall")
 ANSWER_HEADERS = {"answer_in_text": "in text", "answer_in_text_or_value": "in text or by value",
+                  "answer_by_meaning": "in text, by value or by meaning",
                   "answer_in_citations": "in citations", "exact_match": "EM", "f1": "F1",
                   "best_sentence_f1": "best-sentence F1", "best_sentence_containment": "best sentence holds it",
                   "false_abstention_rate": "false abstention", "near_miss_abstention_recall": "near-miss abstention"}
@@ -257,13 +258,15 @@ def _answer_table(result: EvalResult) -> list[str]:
     sets = {n: d["answers"] for n, d in result.results.get("sets", {}).items() if d.get("answers")}
     if not sets:
         return []
+    shown_metrics = [m for m in ANSWER_METRICS  # by meaning: only where a local model checked it
+                     if any(m in g for b in sets.values() for g in b.get("groups", {}).values())]
     lines = ["### Answers (measured, not gated)", "",
-             "| set | group | n | " + " | ".join(ANSWER_HEADERS[m] for m in ANSWER_METRICS) + " |",
-             "|---|---|---:|" + "---:|" * len(ANSWER_METRICS)]
+             "| set | group | n | " + " | ".join(ANSWER_HEADERS[m] for m in shown_metrics) + " |",
+             "|---|---|---:|" + "---:|" * len(shown_metrics)]
     for name, block in sets.items():
         for group, metrics in block.get("groups", {}).items():
             cells = []
-            for m in ANSWER_METRICS:
+            for m in shown_metrics:
                 change = by_key.get((name, group, _PAIRED_AS.get(m, m)))
                 shown = format_metric(metrics.get(m), m)
                 if change is not None and (change.worse or change.better):

@@ -199,7 +199,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
     A row has ``answerable``, optional ``retrieval`` (per-question scores), optional ``abstained``,
     ``answer_in_citations`` (an answer string in a cited paragraph), ``answer_in_text`` (one in the
     answer text itself), optional ``answer_in_text_or_value`` (that, or a numeric answer stated by
-    value), ``citation_precision`` and ``latency_ms``.
+    value), optional ``answer_by_meaning`` (that, or a local model judged that the answer states the
+gold answer: ``rag.evaluation.meaning``), ``citation_precision`` and ``latency_ms``.
     """
     out: dict[str, float | int | None] = {"n": len(rows)}
     answerable = [r for r in rows if r.get("answerable")]
@@ -219,6 +220,8 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
         if any("answer_in_text_or_value" in r for r in asked_answerable):  # or a number of it stated by value
             out["answer_in_text_or_value"] = mean(1.0 if r.get("answer_in_text_or_value") else 0.0
                                                   for r in asked_answerable)
+        if any("answer_by_meaning" in r for r in asked_answerable):  # or, a local model judged, by meaning
+            out["answer_by_meaning"] = mean(1.0 if r.get("answer_by_meaning") else 0.0 for r in asked_answerable)
         out["citation_precision"] = mean(r.get("citation_precision") for r in asked_answerable)
         counts = abstention_counts((bool(r.get("answerable")), bool(r["abstained"])) for r in asked)
         out.update(abstention_scores(counts))

@@ -13,7 +13,7 @@ from rag.evaluation.results import EvalResult
 from rag.evaluation.results import format_metric as _fmt
 
 TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", "answer_in_citations",
-                 "answer_in_text", "answer_in_text_or_value", "citation_precision", "abstention_precision", "abstention_recall",
+                 "answer_in_text", "answer_in_text_or_value", "answer_by_meaning", "citation_precision", "abstention_precision", "abstention_recall",
                  "false_abstention_rate", "latency_p50_ms", "latency_p95_ms", "judge_p50_ms", "judge_p95_ms",
                  "generated_share", "english_answers_in_english", "removed_sentences", "repaired_sentences",
                  "answer_in_own_words", "generate_p50_ms", "generate_p95_ms", "first_token_p50_ms",
@@ -21,7 +21,7 @@ TABLE_METRICS = ("n", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10", 
                  "generated_answer_p95_ms")
 EXTERNAL_TABLE = ("n", "recall@1", "recall@5", "recall@10", "recall@20", "mrr@10", "ndcg@10", "latency_p50_ms")
 # --answers: the answers block of an external set (rag/evaluation/answers.py); 95% intervals beside
-ANSWER_TABLE = ("n", "answer_in_text", "answer_in_text_or_value", "answer_in_citations", "exact_match", "f1",
+ANSWER_TABLE = ("n", "answer_in_text", "answer_in_text_or_value", "answer_by_meaning", "answer_in_citations", "exact_match", "f1",
                 "best_sentence_f1", "best_sentence_containment", "false_abstention_rate", "n_near_miss",
                 "near_miss_abstention_recall", "near_miss_answer_elsewhere", "answer_chars_p50", "latency_p50_ms")
 MAX_FAILURES_LISTED = 40

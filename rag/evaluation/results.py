@@ -11,7 +11,7 @@ from typing import Any, Literal
 from rag.evaluation.regression import PairedChange
 
 # --answers: the answers block's metrics in the printed summary (reported, not gated)
-ANSWER_SUMMARY = ("answer_in_text", "answer_in_text_or_value", "exact_match", "f1", "best_sentence_f1",
+ANSWER_SUMMARY = ("answer_in_text", "answer_in_text_or_value", "answer_by_meaning", "exact_match", "f1", "best_sentence_f1",
                   "answer_in_citations", "false_abstention_rate", "near_miss_abstention_recall")
 
 RuleStatus = Literal["passed", "failed", "not met", "not checked", "other mode"]
@@ -81,7 +81,7 @@ def summary_lines(result: EvalResult) -> list[str]:
     for name, data in res.get("sets", {}).items():
         for g, m in data["groups"].items():
             keys = (("recall@1", "recall@5", "mrr@10", "answer_in_citations", "answer_in_text",
-                     "answer_in_text_or_value", "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
+                     "answer_in_text_or_value", "answer_by_meaning", "abstention_precision", "abstention_recall", "false_abstention_rate", "latency_p95_ms",
                      "judge_p50_ms", "generated_share", "english_answers_in_english", "removed_sentences",
                      "generate_p50_ms")
                     if data.get("kind") == "gold" else ("recall@1", "recall@5", "mrr@10"))

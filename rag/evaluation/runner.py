@@ -28,6 +28,7 @@ from rag.config import Settings, get_settings
 from rag.errors import IndexStateError, InputError, RagError
 from rag.evaluation.answers import PAIRED_METRICS, answer_by_value, run_answers
 from rag.evaluation.goldset import LANGS, GoldItem, gold_counts, load_gold_files, validate_gold
+from rag.evaluation.meaning import MeaningCheck, by_meaning, meaning_check_of
 from rag.evaluation.metrics import aggregate, answer_in_texts, citation_precision, retrieval_scores
 from rag.evaluation.regression import (
     PairedChange,
@@ -153,9 +154,11 @@ def _hit_ids(hits: Iterable[Hit]) -> list[str]:
     return [h.para_id for h in hits]
 
 
-def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | None = None) -> dict[str, Any]:
+def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | None = None,
+                    meaning: MeaningCheck | None = None) -> dict[str, Any]:
     """One gold question through ``search`` and ``ask``; a row for ``metrics.aggregate`` (answers
-    matched in ``normaliser``'s form: the index's; OpenCC t2s without one)."""
+    matched in ``normaliser``'s form: the index's; OpenCC t2s without one; by meaning too with
+    ``meaning``: :mod:`rag.evaluation.meaning`)."""
     history = list(item.history) or None
     row: dict[str, Any] = {
         "id": item.id,
@@ -209,6 +212,7 @@ def score_gold_item(svc: EvalService, item: GoldItem, normaliser: Normaliser | N
     )
     row["answer_in_text_or_value"] = row["answer_in_text"] or (
         bool(item.answers) and not ans.abstained and answer_by_value(item.answers, ans.answer))
+    by_meaning(meaning, row, item.question, item.answers, ans.answer)
     if item.answerable:
         row["retrieval"] = retrieval_scores(ranked, item.gold)
     return row
@@ -367,7 +371,8 @@ def run_gold(svc: EvalService, items: list[GoldItem], normaliser: Normaliser | N
         except RagError:
             pass
     problems = validate_gold(items, paragraphs)
-    rows = [score_gold_item(svc, item, normaliser) for item in items]
+    meaning = meaning_check_of(svc)
+    rows = [score_gold_item(svc, item, normaliser, meaning) for item in items]
     return {"kind": "gold", "counts": gold_counts(items), "groups": group_metrics(rows, gold=True),
             "validation_problems": problems, "rows": rows, "outcomes": [outcome(r) for r in rows]}
 
