@@ -526,7 +526,8 @@ def gold_group() -> None:
               help="Languages of the questions, taken in turn (one question per paragraph).")
 @click.option("--near-misses", type=int, default=0, show_default=True, metavar="M",
               help="Also draft M unanswerable questions on the sampled paragraphs' topics, kept when the judge "
-                   "finds them unanswered by the paragraph and its neighbours.")
+                   "finds them unanswered by the paragraph, its neighbours and, drafting from an index, the "
+                   "3 other paragraphs a search for them finds first.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paragraph sample.")
 @click.option("--floor", type=click.FloatRange(0.0, 1.0), default=None,
               help="Self-check floor: drafts whose judge P(yes) is below it are flagged, near misses at or above "
@@ -565,8 +566,19 @@ def gold_draft_cmd(paths: tuple[Path, ...], index: str | None, out: Path, per_do
     floor = floor if floor is not None else settings.judge_floor if settings.judge_floor is not None else DEFAULT_FLOOR
     where = f"the model server at {settings.llm_base_url}" if settings.llm_base_url else "the local language model"
     click.echo(f"loading {where} ({len(tasks)} drafts to make)...", err=True)
+    search = None
+    if near_misses and not paths:  # a near miss is also judged against what a search for it finds
+        from rag.service import RagService
+
+        finder = RagService.open(settings.index_dir, settings.model_copy(update={"llm": "off"}))
+
+        def search(question: str, k: int) -> list[str]:
+            return [h.para_id for h in finder.search(question, k)]
+    elif near_misses:
+        click.echo("note: near misses are judged against their paragraph and its neighbours only; drafted "
+                   "from an index (no PATHS), they are also judged against the paragraphs a search finds", err=True)
     model = drafting.draft_model(settings)
-    drafter = drafting.Drafter(corpus, model, floor=floor, normaliser=Normaliser(opencc))
+    drafter = drafting.Drafter(corpus, model, floor=floor, normaliser=Normaliser(opencc), search=search)
 
     def progress(i: int, n: int, task: drafting.Task, outcome: str, seconds: float) -> None:
         said = outcome if outcome in ("kept", "flagged") else f"dropped: {drafting.DROPPED[outcome]}"

@@ -494,6 +494,9 @@ def test_drafted_and_reviewed_gold_gates_rag_eval_and_catches_worse_retrieval(sc
     assert built.exit_code == 0, built.output
     drafted = _draft("--index", str(index), "--out", str(drafts), "--per-doc", "3", "--near-misses", "3")
     assert drafted.exit_code == 0 and "wrote 18 drafts" in drafted.stdout, drafted.output
+    near = [d for d in map(json.loads, drafts.read_text(encoding="utf-8").splitlines()) if not d["answers"]]
+    # from an index, each near miss was also judged against the paragraphs a search for it found
+    assert len(near) == 3 and all(len(d["searched"]) == 3 and d["para_id"] not in d["searched"] for d in near)
     assert _review(str(drafts), "--out", str(mine), "--accept-all").exit_code == 0
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES, encoding="utf-8")
@@ -541,3 +544,28 @@ def test_the_local_model_drafts_questions_whose_answers_are_in_their_paragraphs(
         assert (detect_lang(row["question"]) == "en") == (row["lang"] == "en")
         assert 0.0 <= row["self_check"] <= 1.0
     assert validate_gold(load_gold(out), golden) == []
+
+
+def test_a_near_miss_drafted_from_an_index_is_also_judged_against_what_a_search_finds():
+    far = "生產力局今年的研發開支為十億元。"  # answers it; not a neighbour, but a search finds it
+    weather = "無關段落，講述香港的天氣情況。"
+    question = "生產力局今年的研發開支是多少？"
+    corpus = _corpus([CHAIR, BUDGET, STAFF, weather, far])
+    ids = {text: pid for pid, text in corpus.texts.items()}
+    searched = []
+
+    def search(q: str, k: int) -> list[str]:  # ranks the paragraph itself and a neighbour first
+        searched.append((q, k))
+        return [ids[BUDGET], ids[STAFF], ids[far], ids[weather]][:k]
+
+    def drafter(answering: set[str]) -> Drafter:
+        stub = ReplyStub(lambda m: json.dumps({"question": question}, ensure_ascii=False),
+                         judge=lambda q, title, text: 0.9 if text in answering else 0.1)
+        return Drafter(corpus, stub, floor=0.45, normaliser=T2S, search=search)
+
+    record, got = drafter({far}).draft(Task("unanswerable", "d1#p2", "zh-Hant"))
+    assert (record, got) == (None, "answered_elsewhere") and searched[-1] == (question, 3 + 3)
+    record, got = drafter(set()).draft(Task("unanswerable", "d1#p2", "zh-Hant"))
+    assert got == "kept" and record is not None
+    assert record["searched"] == {ids[far]: 0.1, ids[weather]: 0.1}  # not its own paragraph or a neighbour again
+    assert record["neighbours"] == {"d1#p1": 0.1, "d1#p3": 0.1}

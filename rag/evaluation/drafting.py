@@ -16,9 +16,11 @@ only proposes and checks:
   answers the question. Drafts below the floor are kept and flagged. Other paragraphs that hold
   the answer too are judged, and those that answer join ``gold``;
 - near misses (``--near-misses``): a question on the paragraph's topic that it does not answer,
-  kept only when the judge says no for the paragraph and for its neighbours (the paragraphs
-  before and after it in the document), written as ``rag eval`` reads an unanswerable question
-  (empty ``answers`` and ``gold``). Paragraphs further away are not checked: the review is.
+  kept only when the judge says no for the paragraph, for its neighbours (the paragraphs
+  before and after it in the document) and, drafting from an index, for the first
+  :data:`NEAR_MISS_SEARCH_K` other paragraphs a search for the question finds (``searched``);
+  written as ``rag eval`` reads an unanswerable question (empty ``answers`` and ``gold``). The
+  rest of the corpus is not checked: the review is.
 
 Each draft is a gold-set line (``rag.evaluation.goldset``) with what the review shows besides:
 ``self_check``, ``flags``, ``para_id``, ``title``, ``paragraph`` (and ``also``, ``neighbours``).
@@ -364,7 +366,11 @@ DROPPED = {
     "duplicate": "same question as an earlier draft",
     "answered_by_paragraph": "near miss the judge found answered by its paragraph",
     "answered_by_neighbour": "near miss the judge found answered by a neighbouring paragraph",
+    "answered_elsewhere": "near miss the judge found answered by a paragraph a search for it found",
 }
+# A near miss drafted from an index is also judged against the paragraphs a search for it ranks
+# first (besides its own paragraph and its neighbours): those a user asking it would be shown.
+NEAR_MISS_SEARCH_K = 3
 
 
 @dataclass
@@ -405,8 +411,12 @@ class Correction:
 class Drafter:
     """Makes one draft at a time with ``model``, checked against ``corpus``."""
 
-    def __init__(self, corpus: CorpusText, model: DraftModel, *, floor: float, normaliser: Normaliser) -> None:
+    def __init__(self, corpus: CorpusText, model: DraftModel, *, floor: float, normaliser: Normaliser,
+                 search: Callable[[str, int], list[str]] | None = None) -> None:
+        """``search(question, k)``: the para_ids a search ranks first (drafting from an index); a
+        near miss is then judged against the first :data:`NEAR_MISS_SEARCH_K` of them too."""
         self.corpus = corpus
+        self.search = search
         self.model = model
         self.floor = floor
         self.normaliser = normaliser
@@ -518,10 +528,21 @@ class Drafter:
             if q >= self.floor:
                 return None, "answered_by_neighbour"
             neighbours[pid] = round(q, 3)
+        elsewhere = {}
+        if self.search is not None:
+            skip = {task.para_id, *neighbours}
+            found = [pid for pid in self.search(question, NEAR_MISS_SEARCH_K + len(skip))
+                     if pid not in skip and pid in self.corpus.texts][:NEAR_MISS_SEARCH_K]
+            for pid in found:
+                q = self.model.p_yes(question, self.corpus.titles.get(pid, ""), self.corpus.texts[pid])
+                if q >= self.floor:
+                    return None, "answered_elsewhere"
+                elsewhere[pid] = round(q, 3)
         flags = ["the question mentions the passage: it should stand on its own"] if _PASSAGE_REFERENCE.search(question) else []
         return {"id": task.id, "question": question, "lang": task.lang, "answers": [], "gold": [],
                 "self_check": round(p, 3), "flags": flags, "para_id": task.para_id, "title": title,
-                "paragraph": text, "neighbours": neighbours, "model": self.model.name}, "flagged" if flags else "kept"
+                "paragraph": text, "neighbours": neighbours, **({"searched": elsewhere} if self.search else {}),
+                "model": self.model.name}, "flagged" if flags else "kept"
 
     def _new(self, question: str) -> bool:
         key = matching_form(question, self.normaliser)

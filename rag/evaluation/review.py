@@ -169,7 +169,9 @@ def show(draft: GoldItem, n: int, total: int, normaliser: Normaliser, *, styled:
         lines.append(f"  UNANSWERABLE question ({draft.lang}): {draft.question}")
         if isinstance(check, (int, float)):
             near = ", ".join(f"{pid} {p:.2f}" for pid, p in (extra.get("neighbours") or {}).items())
-            lines.append(f"  the judge's P(yes): this paragraph {check:.2f}" + (f"; neighbours {near}" if near else ""))
+            found = ", ".join(f"{pid} {p:.2f}" for pid, p in (extra.get("searched") or {}).items())
+            lines.append(f"  the judge's P(yes): this paragraph {check:.2f}" + (f"; neighbours {near}" if near else "")
+                         + (f"; found by a search {found}" if found else ""))
         lines.append("  accept it only if no paragraph of the corpus answers it")
     lines += [f"  ! {flag}" for flag in extra.get("flags") or []]
     texts = _gold_texts(draft)
