@@ -546,7 +546,7 @@ def test_the_local_model_drafts_questions_whose_answers_are_in_their_paragraphs(
     assert validate_gold(load_gold(out), golden) == []
 
 
-def test_a_near_miss_drafted_from_an_index_is_also_judged_against_what_a_search_finds():
+def test_a_near_miss_drafted_from_an_index_is_also_judged_against_what_a_search_finds(tmp_path):
     far = "生產力局今年的研發開支為十億元。"  # answers it; not a neighbour, but a search finds it
     weather = "無關段落，講述香港的天氣情況。"
     question = "生產力局今年的研發開支是多少？"
@@ -569,3 +569,7 @@ def test_a_near_miss_drafted_from_an_index_is_also_judged_against_what_a_search_
     assert got == "kept" and record is not None
     assert record["searched"] == {ids[far]: 0.1, ids[weather]: 0.1}  # not its own paragraph or a neighbour again
     assert record["neighbours"] == {"d1#p1": 0.1, "d1#p3": 0.1}
+    path = tmp_path / "near.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    shown = "\n".join(show(load_gold(path)[0], 1, 1, T2S, styled=False))
+    assert f"neighbours d1#p1 0.10, d1#p3 0.10; found by a search {ids[far]} 0.10, {ids[weather]} 0.10" in shown
