@@ -35,16 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
-
-
 def _external_queries() -> dict[str, dict]:
     """Every external set's questions by id (their gold answers), for english_answers.py's rows."""
     from rag.evaluation.runner import external_root
@@ -125,8 +115,10 @@ def _pr(rows: list[dict], predicted: str) -> str:
     fp = sum(1 for r in rows if r[predicted] and r["label"] != "right")
     fn = sum(1 for r in rows if not r[predicted] and r["label"] == "right")
     tn = len(rows) - tp - fp - fn
-    p_lo, p_hi = wilson(tp, tp + fp)
-    r_lo, r_hi = wilson(tp, tp + fn)
+    from rag.evaluation.metrics import wilson_interval
+
+    p_lo, p_hi = wilson_interval(tp, tp + fp)
+    r_lo, r_hi = wilson_interval(tp, tp + fn)
     prec = f"{tp}/{tp + fp} = {tp / (tp + fp):.2f} [{p_lo:.2f}, {p_hi:.2f}]" if tp + fp else "—"
     rec = f"{tp}/{tp + fn} = {tp / (tp + fn):.2f} [{r_lo:.2f}, {r_hi:.2f}]" if tp + fn else "—"
     acc = (tp + tn) / len(rows) if rows else 0.0
