@@ -12,7 +12,10 @@ RAG_SETUP_BROWSER=1 RAG_SETUP_LLM=$llm bash scripts/setup.sh
 # changes nothing here): the suite and the gate run lean; the model's tests ask for it themselves.
 RAG_LLM=off .venv/bin/python -m pytest -q "$@"
 # Each run also writes its verdict for a CI service: a JUnit file and a Markdown summary (docs/ci.md).
-RAG_LLM=off .venv/bin/rag eval --report reports/eval --junit reports/eval/junit.xml --summary reports/eval/summary.md
+# --answers: the answers of 100 questions a set, and the same questions as near misses (reported,
+# not gated; ~2 minutes, the near-miss indexes reuse the sets' cached embeddings).
+RAG_LLM=off .venv/bin/rag eval --answers --answer-sample 100 --report reports/eval --junit reports/eval/junit.xml \
+  --summary reports/eval/summary.md
 if [ "$llm" = "1" ]; then
   # The gold set with the answerability judge (RAG_LLM=local), against its own baseline.
   OMP_WAIT_POLICY=passive RAG_LLM=local RAG_LLM_JUDGE=local .venv/bin/rag eval --report reports/eval-llm \
