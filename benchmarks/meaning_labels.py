@@ -139,7 +139,6 @@ def score(path: Path, floor: float | None, show: bool) -> None:
         r["p_yes"] = check.p_yes(r["question"], r["answers"], r["answer"])
         r["model_says"] = r["p_yes"] >= check.floor
         r["by_meaning"] = r["in_text_or_value"] or r["model_says"]
-        r["by_value"] = r["in_text_or_value"]
     seconds = time.perf_counter() - t0
     missed = [r for r in rows if not r["in_text_or_value"]]
     right = sum(r["label"] == "right" for r in rows)
@@ -149,9 +148,9 @@ def score(path: Path, floor: float | None, show: bool) -> None:
     print("| answers | counted right by | precision [95%] | recall [95%] | agreement |")
     print("|---|---|---|---|---:|")
     for name, subset in (("all", rows), ("not counted by substring or value", missed)):
-        for key, label in (("in_text", "substring"), ("by_value", "substring or value"),
+        for key, label in (("in_text", "substring"), ("in_text_or_value", "substring or value"),
                            ("model_says", "the model alone"), ("by_meaning", "substring, value or model (answer_by_meaning)")):
-            if name != "all" and key in ("in_text", "by_value"):
+            if name != "all" and key in ("in_text", "in_text_or_value"):
                 continue
             print(f"| {name} ({len(subset)}) | {label} {_pr(subset, key)}")
     if show:

@@ -11,7 +11,13 @@ import pytest
 from rag.errors import RagError
 from rag.evaluation.answers import aggregate_answers, answer_outcomes
 from rag.evaluation.goldset import GoldItem
-from rag.evaluation.meaning import MEANING_FLOOR, MeaningCheck, by_meaning, meaning_check_of, references
+from rag.evaluation.meaning import (
+    MEANING_FLOOR,
+    MeaningCheck,
+    by_meaning,
+    meaning_check_of,
+    references,
+)
 from rag.evaluation.metrics import aggregate
 from rag.evaluation.runner import run_gold
 from rag.types import Answer, Citation

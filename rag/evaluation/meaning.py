@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from rag.llm.engine import LocalModel
-from rag.llm.judge import NO_WORDS, YES_WORDS, _single_tokens, p_yes
+from rag.llm.judge import NO_WORDS, YES_WORDS, p_yes, single_tokens
 from rag.text.sentences import strip_markers
 
-MEANING_VERSION = 1  # change it when the prompt changes
 # P(yes) at or above it counts the answer right by meaning. The small model says "yes" readily
 # (wrong answers on the question's topic score 0.5-0.82), so the floor is high and errs towards not
 # counting: chosen on made-up dev probes (`benchmarks/meaning_labels.py probe`, AUC 0.79: at 0.80,
@@ -68,15 +67,12 @@ class MeaningCheck:
     def __init__(self, model: LocalModel, *, floor: float = MEANING_FLOOR) -> None:
         self.model = model
         self.floor = floor
-        self._yes = _single_tokens(model, YES_WORDS)
-        self._no = _single_tokens(model, NO_WORDS)
+        self._yes = single_tokens(model, YES_WORDS)
+        self._no = single_tokens(model, NO_WORDS)
         if not self._yes or not self._no:
             raise ValueError(f"{model.path.name}: 'yes'/'no' are not single tokens; the meaning check needs them")
         rendered = model.format_chat([{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}])
         self._head, self._tail = rendered.split(_ANSWER)  # the question and gold answers go in the head
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": self.model.path.name, "floor": self.floor, "version": MEANING_VERSION}
 
     def p_yes(self, question: str, golds: Sequence[str], answer: str) -> float:
         """P(yes) that ``answer`` (citation markers are removed) states one of ``golds``."""

@@ -200,7 +200,7 @@ def aggregate(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | int | None
     ``answer_in_citations`` (an answer string in a cited paragraph), ``answer_in_text`` (one in the
     answer text itself), optional ``answer_in_text_or_value`` (that, or a numeric answer stated by
     value), optional ``answer_by_meaning`` (that, or a local model judged that the answer states the
-gold answer: ``rag.evaluation.meaning``), ``citation_precision`` and ``latency_ms``.
+    gold answer: ``rag.evaluation.meaning``), ``citation_precision`` and ``latency_ms``.
     """
     out: dict[str, float | int | None] = {"n": len(rows)}
     answerable = [r for r in rows if r.get("answerable")]

@@ -101,8 +101,8 @@ class Judge:
         head, rest = rendered.split("\u241fPASSAGE\u241f")
         between, tail = rest.split(_SLOT)
         self._head, self._between, self._tail = head, between, tail
-        self._yes = _single_tokens(model, YES_WORDS)
-        self._no = _single_tokens(model, NO_WORDS)
+        self._yes = single_tokens(model, YES_WORDS)
+        self._no = single_tokens(model, NO_WORDS)
         if not self._yes or not self._no:
             raise ValueError(f"{model.path.name}: 'yes'/'no' are not single tokens; the judge needs them")
 
@@ -166,7 +166,7 @@ def reason(lang: str, n: int, best: float, floor: float) -> str:
     return REASONS.get(lang, REASONS["en"]).format(n=n, best=best, floor=floor)
 
 
-def _single_tokens(model: LocalModel, words: Sequence[str]) -> list[int]:
+def single_tokens(model: LocalModel, words: Sequence[str]) -> list[int]:
     ids = []
     for word in words:
         toks = model.tokenize(word)
