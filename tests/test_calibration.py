@@ -87,3 +87,17 @@ def test_a_service_over_an_unknown_model_warns_and_carries_no_e5_relevance(tmp_p
     assert hits and all(h.relevance is None for h in hits)
     answer = svc.ask("What is the weather on Mars?", k=3)
     assert any(w.code == UNCALIBRATED_NOTICE for w in answer.warnings)
+
+
+def test_fusion_weights_are_the_models_own_unless_a_setting_replaces_them() -> None:
+    from rag.profiles import effective
+
+    unset = Settings()
+    # Each model keeps the lexical share tuned for it (EmbeddingGemma's was re-tuned on the dev sets).
+    assert effective(GEMMA_300M, unset).lexical_weight == GEMMA_300M.lexical_weight
+    assert effective(E5_SMALL, unset).lexical_weight == E5_SMALL.lexical_weight
+    assert GEMMA_300M.lexical_weight != E5_SMALL.lexical_weight
+    # RAG_LEXICAL_WEIGHT, when set, wins for either model; the other tuned values stay.
+    chosen = effective(GEMMA_300M, Settings(lexical_weight=0.35))
+    assert chosen.lexical_weight == 0.35
+    assert chosen.gloss_weight == GEMMA_300M.gloss_weight and chosen.coef == GEMMA_300M.coef
