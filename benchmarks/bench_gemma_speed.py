@@ -17,6 +17,10 @@ same machine:
 Then dense-only retrieval quality, exact inner product, on xquad/en-zh-dev and xquad/zh-dev
 (150 paragraphs, 711 questions each): the product's precision against int8 (questions and passages both), with
 the paired count of questions only one of them ranks first.
+
+``--search-sets``: a whole search through the service (``RagService.search``, k=10, each
+question new to the process) with EmbeddingGemma and with the default model, each on the index
+`rag eval` builds of that dev set for it (built first when missing; ``tune_fusion.external_index``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=100)
     ap.add_argument("--paragraphs", type=int, default=60)
     ap.add_argument("--sets", default="xquad/en-zh-dev,xquad/zh-dev")
+    ap.add_argument("--search-sets", default="drcd/dev,xquad/en-zh-dev", help="'' skips the service searches")
+    ap.add_argument("--searches", type=int, default=100, help="questions searched per set and model")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 
@@ -134,9 +140,41 @@ def main() -> None:
         qf, qi = out["quality"][name][base], out["quality"][name]["int8"]
         print(f"{name}: R@1 {base} {qf['r1']:.3f} int8 {qi['r1']:.3f}; R@5 {qf['r5']:.3f} / {qi['r5']:.3f}; "
               f"first only with {base} {only_f}, only with int8 {only_i}")
+
+    search_sets = [n for n in args.search_sets.split(",") if n]
+    if search_sets:
+        out["search_ms"] = search_latency(settings, search_sets, args.searches)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=2))
+
+
+def search_latency(settings, sets: list[str], n: int) -> dict:
+    """p50 / p95 ms of ``RagService.search`` per model and set, the first ``n`` questions after one
+    warm-up question (each encoded afresh: the service keeps no question vectors across calls)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from tune_fusion import external_index
+
+    from rag.config import DEFAULT_MODEL
+    from rag.modelid import GEMMA_NAME
+    from rag.service import RagService
+
+    out: dict = {}
+    print("| model | set | search p50 / p95 (ms) |\n|---|---|---:|")
+    for model in (GEMMA_NAME, DEFAULT_MODEL):  # the default model even when RAG_EMBED_MODEL is set
+        model_settings = settings.model_copy(update={"embed_model": model})
+        for name in sets:
+            svc = RagService.open(external_index(name, model_settings), model_settings)
+            questions = [q["question"] for q in jsonl(EXTERNAL / name / "queries.jsonl")][: n + 1]
+            svc.search(questions[0], k=10)
+            times = []
+            for q in questions[1:]:
+                t = time.perf_counter()
+                svc.search(q, k=10)
+                times.append((time.perf_counter() - t) * 1000)
+            out.setdefault(model, {})[name] = {"p50": pct(times, 50), "p95": pct(times, 95), "n": len(times)}
+            print(f"| {model} | {name} | {pct(times, 50):.1f} / {pct(times, 95):.1f} |", flush=True)
+    return out
 
 
 if __name__ == "__main__":
